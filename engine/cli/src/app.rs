@@ -1,0 +1,177 @@
+//! Wiring: data directory, store, sandbox and engine for the commands that run steps.
+
+use anyhow::{Context, Result};
+use medic_core::timeline::Timeline;
+use medic_core::{Engine, EnvSecrets, NewRun, RunStatus, Store, SystemClock};
+use medic_sandbox::{Sandbox, SandboxConfig};
+use medic_store::SledStore;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+pub struct Ctx {
+    pub data: PathBuf,
+    steps: Vec<PathBuf>,
+}
+
+impl Ctx {
+    pub fn new(data: Option<PathBuf>, steps: Vec<PathBuf>) -> Result<Ctx> {
+        let data = match data {
+            Some(d) => d,
+            None => default_data_dir()?,
+        };
+        Ok(Ctx { data, steps })
+    }
+
+    pub fn store(&self) -> Result<Arc<SledStore>> {
+        std::fs::create_dir_all(&self.data)
+            .with_context(|| format!("cannot create data directory {}", self.data.display()))?;
+        Ok(Arc::new(SledStore::open(self.data.join("store"))?))
+    }
+
+    pub fn sandbox(&self) -> Result<Arc<Sandbox>> {
+        Ok(Arc::new(Sandbox::new(SandboxConfig {
+            cache_dir: Some(self.data.join("cache")),
+            ..SandboxConfig::default()
+        })?))
+    }
+
+    /// Steps directories for a workflow, in search order.
+    pub fn step_dirs(&self, workflow_dir: &Path) -> Vec<PathBuf> {
+        let mut dirs = self.steps.clone();
+        if let Ok(env) = std::env::var("MEDIC_STEPS") {
+            dirs.extend(env.split(':').filter(|s| !s.is_empty()).map(PathBuf::from));
+        }
+        dirs.push(workflow_dir.join("steps"));
+        dirs.push(self.data.join("steps"));
+        dirs
+    }
+}
+
+fn default_data_dir() -> Result<PathBuf> {
+    if let Ok(x) = std::env::var("XDG_DATA_HOME")
+        && !x.is_empty()
+    {
+        return Ok(PathBuf::from(x).join("medic"));
+    }
+    let home =
+        std::env::var("HOME").context("no --data, MEDIC_DATA or HOME to put medic's data in")?;
+    Ok(PathBuf::from(home).join(".local/share/medic"))
+}
+
+/// An engine that prints each journal entry as a timeline line as soon as it is durable.
+fn engine(store: Arc<dyn Store>, sandbox: Arc<Sandbox>, prefix_run_ids: bool) -> Engine {
+    let timelines: Mutex<HashMap<String, Timeline>> = Mutex::new(HashMap::new());
+    Engine::new(store, sandbox, Arc::new(SystemClock), Arc::new(EnvSecrets)).with_observer(
+        Arc::new(move |run, entry| {
+            let mut t = timelines.lock().expect("timeline lock");
+            if let Some(line) = t.entry(run.to_string()).or_default().line(entry) {
+                if prefix_run_ids {
+                    println!("[{run}] {line}");
+                } else {
+                    println!("{line}");
+                }
+            }
+        }),
+    )
+}
+
+pub async fn run(ctx: &Ctx, workflow_path: &Path, alert_path: &Path) -> Result<ExitCode> {
+    let src = std::fs::read_to_string(workflow_path)
+        .with_context(|| format!("cannot read workflow {}", workflow_path.display()))?;
+    let shown = workflow_path.display().to_string();
+    let doc = match medic_model::parse_workflow(&shown, &src) {
+        Ok(d) => d,
+        Err(diags) => {
+            for d in diags {
+                eprintln!("{d}");
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let dir = workflow_path.parent().unwrap_or(Path::new("."));
+    let dirs = ctx.step_dirs(dir);
+    let mut components = BTreeMap::new();
+    for s in &doc.workflow.steps {
+        let p = crate::resolve::component(&s.uses, dir, &dirs)
+            .with_context(|| format!("step {}: uses {}", s.id, s.uses))?;
+        components.insert(s.id.clone(), p.display().to_string());
+    }
+    let alert = std::fs::read_to_string(alert_path)
+        .with_context(|| format!("cannot read alert {}", alert_path.display()))?;
+    let now = medic_core::clock::rfc3339(medic_core::Clock::now_ms(&SystemClock));
+    let incident = medic_model::alert::incident_from_json(&alert, &now)
+        .with_context(|| format!("alert {}", alert_path.display()))?;
+
+    let store = ctx.store()?;
+    let sandbox = ctx.sandbox()?;
+    let unfinished = Engine::new(
+        store.clone(),
+        sandbox.clone(),
+        Arc::new(SystemClock),
+        Arc::new(EnvSecrets),
+    )
+    .unfinished_runs()?;
+    let engine = Arc::new(engine(store, sandbox, !unfinished.is_empty()));
+    let mut resumed = Vec::new();
+    for id in unfinished {
+        println!("resuming unfinished run {id}");
+        let e = engine.clone();
+        resumed.push(tokio::spawn(async move { (e.drive(&id).await, id) }));
+    }
+    let id = engine.create_run(NewRun {
+        workflow: doc.workflow,
+        workflow_file: workflow_path
+            .canonicalize()
+            .unwrap_or(workflow_path.to_path_buf())
+            .display()
+            .to_string(),
+        incident,
+        components,
+        drill: false,
+    })?;
+    let status = engine.drive(&id).await?;
+    for r in resumed {
+        let (res, rid) = r.await?;
+        res.with_context(|| format!("resumed run {rid}"))?;
+    }
+    println!();
+    crate::runs::print_summary(engine.store().as_ref(), &id)?;
+    Ok(exit_for(status))
+}
+
+pub async fn resume(ctx: &Ctx) -> Result<ExitCode> {
+    let store = ctx.store()?;
+    let sandbox = ctx.sandbox()?;
+    let engine = Arc::new(engine(store, sandbox, true));
+    let ids = engine.unfinished_runs()?;
+    if ids.is_empty() {
+        println!("no unfinished runs");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut worst = RunStatus::Succeeded;
+    let handles: Vec<_> = ids
+        .into_iter()
+        .map(|id| {
+            let e = engine.clone();
+            tokio::spawn(async move { (e.drive(&id).await, id) })
+        })
+        .collect();
+    for h in handles {
+        let (res, id) = h.await?;
+        let status = res.with_context(|| format!("run {id}"))?;
+        println!("run {id}: {}", status.as_str());
+        if status == RunStatus::Failed {
+            worst = RunStatus::Failed;
+        }
+    }
+    Ok(exit_for(worst))
+}
+
+fn exit_for(status: RunStatus) -> ExitCode {
+    match status {
+        RunStatus::Succeeded => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
+}

@@ -1,0 +1,118 @@
+//! `medic`: run incident workflows whose steps are sandboxed Wasm components.
+//!
+//! ```text
+//! medic run examples/checkout-flag/workflow.yaml --alert examples/checkout-flag/alert.json
+//! medic runs
+//! medic runs show <RUN> --journal
+//! medic validate workflow.yaml
+//! medic schema > medic-workflow.schema.json
+//! ```
+
+mod app;
+mod resolve;
+mod runs;
+mod validate;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "medic",
+    version,
+    about = "Incident workflows that run themselves: detect, communicate, restore, verify, follow up."
+)]
+struct Cli {
+    /// Where medic keeps its store and compile cache.
+    #[arg(long, global = true, env = "MEDIC_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Directories searched for step components named in `uses:` (repeatable).
+    /// Also: MEDIC_STEPS (colon-separated), <workflow dir>/steps, <data>/steps.
+    #[arg(long = "steps", global = true, value_name = "DIR")]
+    steps: Vec<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a workflow for an alert, to the end. Resumes unfinished runs first.
+    Run {
+        workflow: PathBuf,
+        /// The alert: medic's alert JSON or an Alertmanager webhook payload.
+        #[arg(long, value_name = "ALERT.json")]
+        alert: PathBuf,
+    },
+    /// Resume every unfinished run (after a crash or restart).
+    Resume,
+    /// List runs, or show one.
+    Runs {
+        #[command(subcommand)]
+        show: Option<RunsCommand>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check workflow files: syntax, references, components and their params.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of the workflow file format (for editors).
+    Schema,
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// Show a run: status, steps, timeline.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        /// Print every journal entry (host calls included; secrets are never recorded).
+        #[arg(long)]
+        journal: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let result = rt.block_on(dispatch(cli));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // `{:#}` prints the cause chain on one line, without a backtrace.
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let ctx = app::Ctx::new(cli.data, cli.steps)?;
+    match cli.command {
+        Command::Run { workflow, alert } => app::run(&ctx, &workflow, &alert).await,
+        Command::Resume => app::resume(&ctx).await,
+        Command::Runs { show: None, json } => runs::list(&ctx, json),
+        Command::Runs {
+            show: Some(RunsCommand::Show { id, json, journal }),
+            json: json_outer,
+        } => runs::show(&ctx, &id, json || json_outer, journal),
+        Command::Validate { files } => validate::validate(&ctx, &files).await,
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&medic_model::workflow_schema())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! `medic runs` and `medic runs show`.
+
+use crate::app::Ctx;
+use anyhow::Result;
+use medic_core::timeline::Timeline;
+use medic_core::{RunState, Store, clock::rfc3339};
+use serde_json::json;
+use std::process::ExitCode;
+
+pub fn list(ctx: &Ctx, as_json: bool) -> Result<ExitCode> {
+    let store = ctx.store()?;
+    let runs = store.runs()?;
+    if as_json {
+        let v: Vec<_> = runs
+            .iter()
+            .map(|m| {
+                json!({"id": m.id, "workflow": m.workflow, "status": m.status.as_str(),
+                       "incident": m.incident_title, "created": rfc3339(m.created_ms),
+                       "updated": rfc3339(m.updated_ms)})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if runs.is_empty() {
+        println!("no runs yet (data: {})", ctx.data.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<22} {:<10} {:<20} {:<24} INCIDENT",
+        "RUN", "STATUS", "CREATED", "WORKFLOW"
+    );
+    for m in runs {
+        println!(
+            "{:<22} {:<10} {:<20} {:<24} {}",
+            m.id,
+            m.status.as_str(),
+            rfc3339(m.created_ms)
+                .replace('T', " ")
+                .trim_end_matches('Z'),
+            m.workflow,
+            m.incident_title
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn show(ctx: &Ctx, id: &str, as_json: bool, journal: bool) -> Result<ExitCode> {
+    let store = ctx.store()?;
+    let entries = store.entries(id)?;
+    let state = RunState::fold(id, &entries)?;
+    if as_json {
+        let mut v = run_json(&state);
+        v["timeline"] = json!(Timeline::render(&entries));
+        if journal {
+            v["journal"] = serde_json::to_value(&entries)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_summary(store.as_ref(), id)?;
+    println!("\ntimeline:");
+    for line in Timeline::render(&entries) {
+        println!("  {line}");
+    }
+    if journal {
+        println!("\njournal ({} entries):", entries.len());
+        for e in &entries {
+            println!(
+                "  #{:<4} {}  {}",
+                e.seq,
+                rfc3339(e.at_ms),
+                serde_json::to_string(&e.event)?
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_json(state: &RunState) -> serde_json::Value {
+    let steps: Vec<_> = state
+        .workflow
+        .execution_order()
+        .into_iter()
+        .map(|i| {
+            let step = &state.workflow.steps[i];
+            let s = &state.steps[&step.id];
+            json!({"id": step.id, "phase": step.phase.as_str(), "uses": step.uses,
+                   "status": s.status.as_str(), "attempts": s.attempt, "output": s.output,
+                   "error": s.last_failure.as_ref().map(|f| f.to_string())})
+        })
+        .collect();
+    json!({"id": state.id, "workflow": state.workflow.name, "status": state.status.as_str(),
+           "reason": state.reason, "incident": state.incident, "created": rfc3339(state.created_ms),
+           "steps": steps})
+}
+
+/// The run's outcome, step by step: what the person on call reads last.
+pub fn print_summary(store: &dyn Store, id: &str) -> Result<()> {
+    let entries = store.entries(id)?;
+    let state = RunState::fold(id, &entries)?;
+    println!(
+        "run {} — workflow {} — {}",
+        state.id,
+        state.workflow.name,
+        state.status.as_str().to_uppercase()
+    );
+    if let Some(r) = &state.reason {
+        println!("  reason: {r}");
+    }
+    for i in state.workflow.execution_order() {
+        let step = &state.workflow.steps[i];
+        let s = &state.steps[&step.id];
+        let detail = match (&s.output, &s.last_failure) {
+            (Some(o), _) => format!("output {o}"),
+            (None, Some(f)) => f.to_string(),
+            _ => String::new(),
+        };
+        let detail = if detail.len() > 200 {
+            let mut end = 200;
+            while !detail.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}…", &detail[..end])
+        } else {
+            detail
+        };
+        println!(
+            "  {:<11} {:<18} {:<9} {}",
+            step.phase.as_str(),
+            step.id,
+            s.status.as_str(),
+            detail
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! Time, injected. The executor never calls `now()` or `sleep` directly, so timers are
+//! durable (deadlines are wall-clock instants in the journal) and tests and drills can
+//! run in accelerated time.
+
+use async_trait::async_trait;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[async_trait]
+pub trait Clock: Send + Sync {
+    /// Wall-clock milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// Return once `now_ms() >= deadline_ms`.
+    async fn sleep_until(&self, deadline_ms: u64);
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+#[async_trait]
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    async fn sleep_until(&self, deadline_ms: u64) {
+        let now = self.now_ms();
+        if deadline_ms > now {
+            tokio::time::sleep(Duration::from_millis(deadline_ms - now)).await;
+        }
+    }
+}
+
+/// A clock that only moves when slept on: sleeping jumps straight to the deadline.
+/// For tests and accelerated drills.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<u64>,
+}
+
+impl ManualClock {
+    pub fn new(start_ms: u64) -> Self {
+        ManualClock {
+            now: Mutex::new(start_ms),
+        }
+    }
+
+    pub fn advance(&self, ms: u64) {
+        *self.now.lock().expect("clock lock") += ms;
+    }
+}
+
+#[async_trait]
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        *self.now.lock().expect("clock lock")
+    }
+
+    async fn sleep_until(&self, deadline_ms: u64) {
+        let mut now = self.now.lock().expect("clock lock");
+        if deadline_ms > *now {
+            *now = deadline_ms;
+        }
+    }
+}
+
+/// RFC 3339 (UTC, second precision) for a Unix-millisecond instant; no calendar crate needed.
+pub fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+    }
+
+    #[tokio::test]
+    async fn manual_clock_jumps_to_deadline() {
+        let c = ManualClock::new(1_000);
+        c.sleep_until(31_000).await;
+        assert_eq!(c.now_ms(), 31_000);
+        c.sleep_until(5).await;
+        assert_eq!(c.now_ms(), 31_000);
+    }
+}

@@ -1,0 +1,335 @@
+//! The executor: drives a run's state machine, writing each transition to the store
+//! (flushed) before starting the next side effect.
+
+use crate::Clock;
+use crate::host::{AttemptHost, Observer, RunJournal};
+use crate::journal::{Event, Failure, FailureKind, RetryPlan, RunStatus};
+use crate::runner::{
+    AttemptRequest, AttemptResult, Grants, Invocation, ResolvedLimits, StepRunner,
+};
+use crate::secrets::SecretSource;
+use crate::state::{Next, RunState, StateError};
+use crate::store::{RunMeta, Store, StoreError};
+use medic_model::{Incident, Workflow, expr, template};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Fatal engine errors: the run cannot continue safely. (Step failures are not errors:
+/// they are recorded in the journal and the run carries on or fails by its own rules.)
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("run {run}: journal write failed during step {step}: {message}")]
+    JournalLost {
+        run: String,
+        step: String,
+        message: String,
+    },
+}
+
+/// A run to create.
+pub struct NewRun {
+    pub workflow: Workflow,
+    pub workflow_file: String,
+    pub incident: Incident,
+    /// Step id -> component location.
+    pub components: BTreeMap<String, String>,
+    pub drill: bool,
+}
+
+/// The executor. Cheap to clone-by-Arc; drives any number of runs concurrently.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    runner: Arc<dyn StepRunner>,
+    clock: Arc<dyn Clock>,
+    secrets: Arc<dyn SecretSource>,
+    defaults: ResolvedLimits,
+    observer: Option<Observer>,
+    counter: AtomicU64,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        runner: Arc<dyn StepRunner>,
+        clock: Arc<dyn Clock>,
+        secrets: Arc<dyn SecretSource>,
+    ) -> Self {
+        Engine {
+            store,
+            runner,
+            clock,
+            secrets,
+            defaults: ResolvedLimits::default(),
+            observer: None,
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    pub fn with_defaults(mut self, defaults: ResolvedLimits) -> Self {
+        self.defaults = defaults;
+        self
+    }
+
+    /// Called after every durable journal append, e.g. to print progress.
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Creates a run (durably) and returns its id. Does not start it: call [`Engine::drive`].
+    pub fn create_run(&self, new: NewRun) -> Result<String, EngineError> {
+        let now = self.clock.now_ms();
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let digest = Sha256::digest(format!(
+            "{now}/{n}/{}/{}/{}",
+            std::process::id(),
+            new.workflow.name,
+            new.incident.id
+        ));
+        // Time-prefixed so ids sort by creation; the hash part keeps them unique.
+        let id = format!("{now:012x}-{}", &hex::encode(digest)[..8]);
+        let meta = RunMeta {
+            id: id.clone(),
+            workflow: new.workflow.name.clone(),
+            incident_title: new.incident.title.clone(),
+            status: RunStatus::Running,
+            created_ms: now,
+            updated_ms: now,
+        };
+        let first = crate::Entry {
+            seq: 0,
+            at_ms: now,
+            event: Event::RunCreated(Box::new(crate::journal::RunCreated {
+                workflow: new.workflow,
+                workflow_file: new.workflow_file,
+                incident: new.incident,
+                components: new.components,
+                drill: new.drill,
+            })),
+        };
+        self.store.create_run(&meta, &first)?;
+        if let Some(o) = &self.observer {
+            o(&id, &first);
+        }
+        Ok(id)
+    }
+
+    /// Ids of runs that have not finished (to resume at start-up).
+    pub fn unfinished_runs(&self) -> Result<Vec<String>, EngineError> {
+        Ok(self
+            .store
+            .runs()?
+            .into_iter()
+            .filter(|m| m.status == RunStatus::Running)
+            .map(|m| m.id)
+            .collect())
+    }
+
+    /// Drives a run until it finishes. Safe to call on a run that was interrupted at any
+    /// point: it continues from the journal.
+    pub async fn drive(&self, run_id: &str) -> Result<RunStatus, EngineError> {
+        let meta = self
+            .store
+            .run(run_id)?
+            .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
+        let entries = self.store.entries(run_id)?;
+        let mut state = RunState::fold(run_id, &entries)?;
+        let journal = Arc::new(RunJournal::new(
+            self.store.clone(),
+            self.clock.clone(),
+            self.observer.clone(),
+            meta,
+            state.next_seq,
+        ));
+        if state.is_finished() {
+            return Ok(state.status);
+        }
+        loop {
+            let event = match state.next(self.clock.now_ms()) {
+                Next::Finish { status, reason } => {
+                    journal.append(Event::RunFinished { status, reason })?;
+                    apply(&mut state, &journal)?;
+                    return Ok(journal.status());
+                }
+                Next::Wait { until_ms } => {
+                    self.clock.sleep_until(until_ms).await;
+                    continue;
+                }
+                Next::Skip { step, reason } => Event::StepSkipped { step, reason },
+                Next::Begin { step } => match self.condition(&state, &step) {
+                    Ok(true) => self.attempt(&state, &journal, &step, 1).await?,
+                    Ok(false) => Event::StepSkipped {
+                        step,
+                        reason: "condition is false".into(),
+                    },
+                    Err(message) => Event::AttemptFailed {
+                        step,
+                        attempt: 1,
+                        failure: Failure::new(FailureKind::Template, false, message),
+                        duration_ms: 0,
+                        retry: None,
+                    },
+                },
+                Next::Attempt { step, attempt } => {
+                    self.attempt(&state, &journal, &step, attempt).await?
+                }
+            };
+            journal.append(event)?;
+            apply(&mut state, &journal)?;
+        }
+    }
+
+    fn condition(&self, state: &RunState, step: &str) -> Result<bool, String> {
+        let Some(cond) = state.workflow.step(step).and_then(|s| s.condition.as_ref()) else {
+            return Ok(true);
+        };
+        expr::eval_condition(cond, &state.context()).map_err(|e| format!("if: {e}"))
+    }
+
+    /// Runs one attempt. Appends `attempt_started` itself (and the host calls happen
+    /// through the journal); returns the closing event for the caller to append.
+    async fn attempt(
+        &self,
+        state: &RunState,
+        journal: &Arc<RunJournal>,
+        step_id: &str,
+        attempt: u32,
+    ) -> Result<Event, EngineError> {
+        let step = state
+            .workflow
+            .step(step_id)
+            .expect("next() only names workflow steps")
+            .clone();
+        let fail = |failure: Failure, duration_ms| Event::AttemptFailed {
+            step: step_id.to_string(),
+            attempt,
+            failure,
+            duration_ms,
+            retry: None,
+        };
+        let params = match template::render(&step.with, &state.context()) {
+            Ok(p) => p,
+            Err(e) => {
+                let f = Failure::new(FailureKind::Template, false, format!("with: {e}"));
+                return Ok(fail(f, 0));
+            }
+        };
+        let idempotency_key = idempotency_key(&state.id, step_id);
+        let host = AttemptHost::new(
+            journal.clone(),
+            step_id.to_string(),
+            attempt,
+            step.secrets.clone(),
+            self.secrets.clone(),
+            state.steps[step_id].state.clone(),
+        );
+        // Params are journalled redacted; the step still gets them as rendered.
+        let started = journal.append(Event::AttemptStarted {
+            step: step_id.to_string(),
+            attempt,
+            idempotency_key: idempotency_key.clone(),
+            params: host.redactor().json(&params),
+        })?;
+        let request = AttemptRequest {
+            component: state
+                .components
+                .get(step_id)
+                .cloned()
+                .unwrap_or(step.uses.clone()),
+            invocation: Invocation {
+                run_id: state.id.clone(),
+                step_id: step_id.to_string(),
+                attempt,
+                idempotency_key,
+                phase: step.phase,
+                incident: state.incident.clone(),
+                params: params.to_string(),
+                drill: state.drill,
+            },
+            grants: Grants {
+                secrets: step.secrets.clone(),
+                allow: step.allow.clone(),
+            },
+            limits: ResolvedLimits {
+                memory_bytes: step
+                    .limits
+                    .memory_bytes
+                    .unwrap_or(self.defaults.memory_bytes),
+                timeout_ms: step.timeout_ms.unwrap_or(self.defaults.timeout_ms),
+                output_bytes: step
+                    .limits
+                    .output_bytes
+                    .unwrap_or(self.defaults.output_bytes),
+            },
+        };
+        let result = self.runner.run(request, host.clone()).await;
+        let now = self.clock.now_ms();
+        let duration_ms = now.saturating_sub(started.at_ms);
+        if let Some(message) = host.store_error() {
+            return Err(EngineError::JournalLost {
+                run: state.id.clone(),
+                step: step_id.to_string(),
+                message,
+            });
+        }
+        let redact = host.redactor();
+        // A grant violation fails the attempt whatever the step made of the refusal:
+        // guests see denials as vague client errors, the host knows exactly what happened.
+        let violations = host.violations();
+        let (failure, delay) = match result {
+            _ if !violations.is_empty() => (
+                Failure::new(FailureKind::StepError, false, violations.join("; ")),
+                None,
+            ),
+            AttemptResult::Done(output) => {
+                return Ok(Event::AttemptSucceeded {
+                    step: step_id.to_string(),
+                    attempt,
+                    output: redact.json(&output),
+                    duration_ms,
+                });
+            }
+            AttemptResult::RetryAfter { ms, reason } => (
+                Failure::new(FailureKind::NotReady, true, redact.text(&reason)),
+                Some(ms),
+            ),
+            AttemptResult::Failed(mut f) => {
+                f.message = redact.text(&f.message);
+                (f, None)
+            }
+        };
+        let retry = (failure.retryable && attempt < step.retry.attempts).then(|| RetryPlan {
+            attempt: attempt + 1,
+            not_before_ms: now + delay.unwrap_or_else(|| step.retry.delay_before(attempt + 1)),
+        });
+        Ok(Event::AttemptFailed {
+            step: step_id.to_string(),
+            attempt,
+            failure,
+            duration_ms,
+            retry,
+        })
+    }
+}
+
+fn apply(state: &mut RunState, journal: &RunJournal) -> Result<(), StateError> {
+    for e in journal.take_unapplied() {
+        state.apply(&e)?;
+    }
+    Ok(())
+}
+
+/// The same for every attempt of a step in a run, across retries and restarts.
+pub fn idempotency_key(run_id: &str, step_id: &str) -> String {
+    hex::encode(&Sha256::digest(format!("medic/{run_id}/{step_id}"))[..16])
+}

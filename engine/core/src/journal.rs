@@ -1,0 +1,253 @@
+//! The run journal: every transition of a run and every host call a step makes.
+//!
+//! A run is event-sourced: its state is the fold of its journal ([`crate::RunState`]).
+//! Entries are appended and flushed before the next side effect starts, so after a crash
+//! the journal says exactly how far the run got. Host calls are journalled through one
+//! chokepoint ([`crate::AttemptHost`]) so a later attempt can be replayed against them.
+
+use medic_model::{Incident, Workflow};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One journal record: a sequence number (dense, from 0), when it was written, and what happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: u64,
+    /// Wall-clock milliseconds since the Unix epoch, from the injected clock.
+    pub at_ms: u64,
+    pub event: Event,
+}
+
+/// What happened. Externally tagged by `type` so the encoded journal reads well.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// Always entry 0: the exact workflow and incident this run started with.
+    /// Boxed: it is much larger than every other event.
+    RunCreated(Box<RunCreated>),
+    /// The step's `if` was false, or an earlier step failed.
+    StepSkipped { step: String, reason: String },
+    /// An attempt begins. Written before the component is instantiated.
+    AttemptStarted {
+        step: String,
+        attempt: u32,
+        idempotency_key: String,
+        /// Params after templating (secrets are never templated into params).
+        params: serde_json::Value,
+    },
+    /// A host call made by the step during an attempt.
+    HostCall {
+        step: String,
+        attempt: u32,
+        call: HostCall,
+    },
+    /// The attempt returned `done`. The step succeeded.
+    AttemptSucceeded {
+        step: String,
+        attempt: u32,
+        output: serde_json::Value,
+        duration_ms: u64,
+    },
+    /// The attempt failed (or asked to be retried later). `retry` says what happens
+    /// next; `None` means the step has failed for good. Deciding in the same record
+    /// keeps "failed" and "retry scheduled" from ever being half-written.
+    AttemptFailed {
+        step: String,
+        attempt: u32,
+        failure: Failure,
+        duration_ms: u64,
+        retry: Option<RetryPlan>,
+    },
+    /// The run is over.
+    RunFinished {
+        status: RunStatus,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+}
+
+/// The payload of [`Event::RunCreated`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunCreated {
+    pub workflow: Workflow,
+    /// Where the workflow came from (for people; the snapshot above is what runs).
+    pub workflow_file: String,
+    pub incident: Incident,
+    /// Step id -> resolved component location, fixed at creation so a resumed run
+    /// uses the same components.
+    pub components: BTreeMap<String, String>,
+    #[serde(default)]
+    pub drill: bool,
+}
+
+/// When the next attempt of a step may start: a durable timer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetryPlan {
+    pub attempt: u32,
+    /// Wall-clock milliseconds since the Unix epoch.
+    pub not_before_ms: u64,
+}
+
+/// Why an attempt failed, in words for the person on call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl Failure {
+    pub fn new(kind: FailureKind, retryable: bool, message: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            message: message.into(),
+            retryable,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self.message)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// The step returned an error.
+    StepError,
+    /// The step asked to be run again later (`retry-after`).
+    NotReady,
+    /// Wall-time limit reached.
+    Timeout,
+    /// Linear memory limit reached.
+    MemoryLimit,
+    /// The guest trapped (panic, unreachable, stack overflow...).
+    Trap,
+    /// The output was larger than the step's output limit.
+    OutputTooLarge,
+    /// The output was not valid JSON.
+    InvalidOutput,
+    /// The component could not be found, compiled or linked.
+    Component,
+    /// Params could not be rendered or the condition could not be evaluated.
+    Template,
+    /// The engine stopped while the attempt was running.
+    Interrupted,
+    /// The journal could not be written: the attempt's effects are unknown.
+    Store,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::StepError => "step error",
+            FailureKind::NotReady => "not ready",
+            FailureKind::Timeout => "timed out",
+            FailureKind::MemoryLimit => "memory limit",
+            FailureKind::Trap => "trap",
+            FailureKind::OutputTooLarge => "output too large",
+            FailureKind::InvalidOutput => "invalid output",
+            FailureKind::Component => "component",
+            FailureKind::Template => "template",
+            FailureKind::Interrupted => "interrupted",
+            FailureKind::Store => "store",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Log levels, as in the WIT `level` enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
+/// A host call as journalled. Secret values are redacted before they get here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "snake_case")]
+pub enum HostCall {
+    Log {
+        level: Level,
+        message: String,
+    },
+    Annotate {
+        message: String,
+    },
+    /// That a secret was asked for: never its value.
+    SecretRead {
+        name: String,
+        granted: bool,
+        present: bool,
+    },
+    StateSet {
+        key: String,
+        value: String,
+    },
+    /// Written before the request is sent (write-ahead), so a crash mid-request is visible.
+    HttpRequest {
+        id: u32,
+        method: String,
+        url: String,
+        headers: Vec<(String, String)>,
+    },
+    /// Written once the response head arrived, or the request failed.
+    HttpResponse {
+        id: u32,
+        outcome: HttpOutcome,
+        duration_ms: u64,
+    },
+    /// A request to a host the step was not granted. Never sent.
+    HttpDenied {
+        method: String,
+        url: String,
+        host: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum HttpOutcome {
+    Response {
+        status: u16,
+        headers: Vec<(String, String)>,
+    },
+    Error {
+        message: String,
+    },
+}

@@ -1,0 +1,46 @@
+//! medic's executor core: a run is a durable state machine over three traits —
+//! [`Store`] (where the journal lives), [`StepRunner`] (what runs a step attempt) and
+//! [`Clock`] (time, injected so timers survive restarts and drills can run fast).
+//!
+//! Every transition is a journal [`Entry`] written (and flushed) before the next side
+//! effect starts; a run's state is the fold of its journal ([`RunState`]). After a
+//! crash, [`Engine::drive`] continues any run from its journal.
+//!
+//! ```no_run
+//! # async fn demo(store: std::sync::Arc<dyn medic_core::Store>,
+//! #               runner: std::sync::Arc<dyn medic_core::StepRunner>,
+//! #               new_run: medic_core::NewRun) -> Result<(), medic_core::EngineError> {
+//! use medic_core::{Engine, EnvSecrets, SystemClock};
+//! use std::sync::Arc;
+//! let engine = Engine::new(store, runner, Arc::new(SystemClock), Arc::new(EnvSecrets));
+//! let run = engine.create_run(new_run)?;
+//! let status = engine.drive(&run).await?;
+//! println!("run {run}: {}", status.as_str());
+//! # Ok(()) }
+//! ```
+
+pub mod clock;
+pub mod codec;
+mod executor;
+mod host;
+pub mod journal;
+mod memstore;
+mod runner;
+pub mod secrets;
+mod state;
+mod store;
+pub mod timeline;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use executor::{Engine, EngineError, NewRun, idempotency_key};
+pub use host::{AttemptHost, Observer, RunJournal};
+pub use journal::{
+    Entry, Event, Failure, FailureKind, HostCall, HttpOutcome, Level, RetryPlan, RunStatus,
+};
+pub use memstore::MemoryStore;
+pub use runner::{
+    AttemptRequest, AttemptResult, Grants, Invocation, ResolvedLimits, StepRunner, host_allowed,
+};
+pub use secrets::{EnvSecrets, Redactor, SecretSource, StaticSecrets};
+pub use state::{Next, RunState, StateError, StepState, StepStatus};
+pub use store::{RunMeta, Store, StoreError};

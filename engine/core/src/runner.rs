@@ -1,0 +1,115 @@
+//! The boundary between the executor and whatever runs a step (the wasmtime sandbox).
+
+use crate::Failure;
+use async_trait::async_trait;
+use medic_model::{Incident, Phase};
+
+pub use crate::host::AttemptHost;
+
+/// Everything a runner needs for one attempt.
+#[derive(Debug, Clone)]
+pub struct AttemptRequest {
+    /// Resolved component location (a path to a `.wasm` file).
+    pub component: String,
+    pub invocation: Invocation,
+    pub grants: Grants,
+    pub limits: ResolvedLimits,
+}
+
+/// Mirrors the WIT `invocation` record.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub run_id: String,
+    pub step_id: String,
+    pub attempt: u32,
+    pub idempotency_key: String,
+    pub phase: Phase,
+    pub incident: Incident,
+    /// The rendered params, as JSON text.
+    pub params: String,
+    pub drill: bool,
+}
+
+/// What the workflow grants the step.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    pub secrets: Vec<String>,
+    pub allow: Vec<String>,
+}
+
+/// Limits with engine defaults applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolvedLimits {
+    pub memory_bytes: u64,
+    pub timeout_ms: u64,
+    pub output_bytes: u64,
+}
+
+impl Default for ResolvedLimits {
+    fn default() -> Self {
+        ResolvedLimits {
+            memory_bytes: 64 << 20,
+            timeout_ms: 30_000,
+            output_bytes: 1 << 20,
+        }
+    }
+}
+
+/// How an attempt ended, as the runner saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptResult {
+    Done(serde_json::Value),
+    RetryAfter { ms: u64, reason: String },
+    Failed(Failure),
+}
+
+/// Runs one attempt of one step. Implementations must never panic or hang past
+/// `limits.timeout_ms` because of what a guest does: every guest misbehaviour becomes
+/// an [`AttemptResult::Failed`].
+#[async_trait]
+pub trait StepRunner: Send + Sync {
+    async fn run(&self, request: AttemptRequest, host: AttemptHost) -> AttemptResult;
+}
+
+/// True if `host[:port]` is covered by one of the `allow` entries
+/// (`host`, `host:port`, or `*.domain`). Case-insensitive.
+pub fn host_allowed(allow: &[String], host: &str, port: Option<u16>) -> bool {
+    let host = host.to_ascii_lowercase();
+    allow.iter().any(|entry| {
+        let entry = entry.to_ascii_lowercase();
+        let (pattern, want_port) = match entry.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') || h.starts_with('[') => {
+                (h.to_string(), p.parse::<u16>().ok())
+            }
+            _ => (entry.clone(), None),
+        };
+        if want_port.is_some() && want_port != port {
+            return false;
+        }
+        match pattern.strip_prefix("*.") {
+            Some(domain) => host.ends_with(&format!(".{domain}")),
+            None => pattern == host,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_allowed;
+
+    #[test]
+    fn allow_list_matching() {
+        let allow = vec![
+            "127.0.0.1".to_string(),
+            "flags.internal:4242".to_string(),
+            "*.example.com".to_string(),
+        ];
+        assert!(host_allowed(&allow, "127.0.0.1", Some(8080)));
+        assert!(host_allowed(&allow, "flags.internal", Some(4242)));
+        assert!(!host_allowed(&allow, "flags.internal", Some(80)));
+        assert!(host_allowed(&allow, "API.example.com", Some(443)));
+        assert!(!host_allowed(&allow, "example.com", Some(443)));
+        assert!(!host_allowed(&allow, "evil.com", None));
+        assert!(!host_allowed(&allow, "127.0.0.2", None));
+    }
+}

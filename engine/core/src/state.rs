@@ -1,0 +1,308 @@
+//! A run's state, as the fold of its journal, and the pure decision of what to do next.
+//! Keeping `next` free of I/O and time reads makes resume deterministic and testable.
+
+use crate::journal::{Entry, Event, Failure, HostCall, RetryPlan, RunStatus};
+use medic_model::{Incident, Workflow};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepStatus {
+    Pending,
+    /// An attempt started and has no result in the journal (running, or interrupted).
+    Running,
+    /// Waiting for a retry.
+    Waiting,
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Running => "running",
+            StepStatus::Waiting => "waiting",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StepState {
+    pub status: StepStatus,
+    /// The latest attempt number started (0: none).
+    pub attempt: u32,
+    pub output: Option<Value>,
+    pub retry: Option<RetryPlan>,
+    pub last_failure: Option<Failure>,
+    /// Durable per-step state (`state-set`).
+    pub state: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunState {
+    pub id: String,
+    pub workflow: Workflow,
+    pub workflow_file: String,
+    pub incident: Incident,
+    pub components: BTreeMap<String, String>,
+    pub drill: bool,
+    pub created_ms: u64,
+    pub status: RunStatus,
+    pub reason: Option<String>,
+    pub steps: BTreeMap<String, StepState>,
+    pub next_seq: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("run {0}: journal is empty")]
+    Empty(String),
+    #[error("run {run}: entry {seq}: {message}")]
+    Invalid {
+        run: String,
+        seq: u64,
+        message: String,
+    },
+}
+
+/// What the executor should do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// First attempt of a step: evaluate its condition, then start attempt 1.
+    Begin {
+        step: String,
+    },
+    /// Start (or re-run, after an interruption) this attempt.
+    Attempt {
+        step: String,
+        attempt: u32,
+    },
+    /// Nothing to do until this wall-clock instant.
+    Wait {
+        until_ms: u64,
+    },
+    Skip {
+        step: String,
+        reason: String,
+    },
+    Finish {
+        status: RunStatus,
+        reason: Option<String>,
+    },
+}
+
+impl RunState {
+    /// Rebuilds a run from its journal.
+    pub fn fold(run: &str, entries: &[Entry]) -> Result<RunState, StateError> {
+        let first = entries
+            .first()
+            .ok_or_else(|| StateError::Empty(run.to_string()))?;
+        let Event::RunCreated(created) = &first.event else {
+            return Err(StateError::Invalid {
+                run: run.to_string(),
+                seq: first.seq,
+                message: "first entry is not run_created".into(),
+            });
+        };
+        let steps = created
+            .workflow
+            .steps
+            .iter()
+            .map(|s| {
+                (
+                    s.id.clone(),
+                    StepState {
+                        status: StepStatus::Pending,
+                        attempt: 0,
+                        output: None,
+                        retry: None,
+                        last_failure: None,
+                        state: BTreeMap::new(),
+                    },
+                )
+            })
+            .collect();
+        let mut state = RunState {
+            id: run.to_string(),
+            workflow: created.workflow.clone(),
+            workflow_file: created.workflow_file.clone(),
+            incident: created.incident.clone(),
+            components: created.components.clone(),
+            drill: created.drill,
+            created_ms: first.at_ms,
+            status: RunStatus::Running,
+            reason: None,
+            steps,
+            next_seq: 1,
+        };
+        for e in &entries[1..] {
+            state.apply(e)?;
+        }
+        Ok(state)
+    }
+
+    /// Applies one journal entry (the executor calls this after each append).
+    pub fn apply(&mut self, e: &Entry) -> Result<(), StateError> {
+        if e.seq != self.next_seq {
+            return Err(self.invalid(e, format!("out of order: expected entry {}", self.next_seq)));
+        }
+        self.next_seq += 1;
+        let step_name = match &e.event {
+            Event::RunCreated(_) => return Err(self.invalid(e, "second run_created".into())),
+            Event::RunFinished { status, reason } => {
+                self.status = *status;
+                self.reason = reason.clone();
+                return Ok(());
+            }
+            Event::StepSkipped { step, .. }
+            | Event::AttemptStarted { step, .. }
+            | Event::HostCall { step, .. }
+            | Event::AttemptSucceeded { step, .. }
+            | Event::AttemptFailed { step, .. } => step.clone(),
+        };
+        let Some(s) = self.steps.get_mut(&step_name) else {
+            return Err(self.invalid(e, format!("unknown step {step_name}")));
+        };
+        match &e.event {
+            Event::StepSkipped { .. } => s.status = StepStatus::Skipped,
+            Event::AttemptStarted { attempt, .. } => {
+                s.status = StepStatus::Running;
+                s.attempt = *attempt;
+                s.retry = None;
+            }
+            Event::HostCall {
+                call: HostCall::StateSet { key, value },
+                ..
+            } => {
+                s.state.insert(key.clone(), value.clone());
+            }
+            Event::HostCall { .. } => {}
+            Event::AttemptSucceeded {
+                output, attempt, ..
+            } => {
+                s.status = StepStatus::Succeeded;
+                s.attempt = *attempt;
+                s.output = Some(output.clone());
+            }
+            Event::AttemptFailed {
+                failure,
+                retry,
+                attempt,
+                ..
+            } => {
+                s.attempt = *attempt;
+                s.last_failure = Some(failure.clone());
+                s.retry = retry.clone();
+                s.status = if retry.is_some() {
+                    StepStatus::Waiting
+                } else {
+                    StepStatus::Failed
+                };
+            }
+            Event::RunCreated(_) | Event::RunFinished { .. } => unreachable!("handled above"),
+        }
+        Ok(())
+    }
+
+    fn invalid(&self, e: &Entry, message: String) -> StateError {
+        StateError::Invalid {
+            run: self.id.clone(),
+            seq: e.seq,
+            message,
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.status != RunStatus::Running
+    }
+
+    /// The next thing to do, given the current wall-clock time.
+    pub fn next(&self, now_ms: u64) -> Next {
+        let mut failed: Option<String> = None;
+        for i in self.workflow.execution_order() {
+            let step = &self.workflow.steps[i];
+            let s = &self.steps[&step.id];
+            match s.status {
+                StepStatus::Succeeded | StepStatus::Skipped => continue,
+                StepStatus::Failed => {
+                    if !step.continue_on_error && failed.is_none() {
+                        let why = s
+                            .last_failure
+                            .as_ref()
+                            .map(|f| f.to_string())
+                            .unwrap_or_default();
+                        failed = Some(format!("step {} failed: {why}", step.id));
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            if let Some(reason) = &failed {
+                return Next::Skip {
+                    step: step.id.clone(),
+                    reason: format!("not run: {reason}"),
+                };
+            }
+            return match s.status {
+                StepStatus::Pending => Next::Begin {
+                    step: step.id.clone(),
+                },
+                StepStatus::Running => Next::Attempt {
+                    step: step.id.clone(),
+                    attempt: s.attempt,
+                },
+                StepStatus::Waiting => {
+                    let plan = s.retry.as_ref().expect("waiting step has a retry plan");
+                    if now_ms < plan.not_before_ms {
+                        Next::Wait {
+                            until_ms: plan.not_before_ms,
+                        }
+                    } else {
+                        Next::Attempt {
+                            step: step.id.clone(),
+                            attempt: plan.attempt,
+                        }
+                    }
+                }
+                _ => unreachable!("terminal statuses handled above"),
+            };
+        }
+        match failed {
+            Some(reason) => Next::Finish {
+                status: RunStatus::Failed,
+                reason: Some(reason),
+            },
+            None => Next::Finish {
+                status: RunStatus::Succeeded,
+                reason: None,
+            },
+        }
+    }
+
+    /// What templates and conditions see: `incident.*` and `steps.<id>.{status,output}`
+    /// of every step that has finished.
+    pub fn context(&self) -> Value {
+        let steps: serde_json::Map<String, Value> = self
+            .steps
+            .iter()
+            .filter(|(_, s)| {
+                matches!(
+                    s.status,
+                    StepStatus::Succeeded | StepStatus::Failed | StepStatus::Skipped
+                )
+            })
+            .map(|(id, s)| {
+                (
+                    id.clone(),
+                    json!({"status": s.status.as_str(), "output": s.output.clone().unwrap_or(Value::Null)}),
+                )
+            })
+            .collect();
+        json!({"incident": self.incident.to_context(), "steps": steps})
+    }
+}

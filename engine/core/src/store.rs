@@ -1,0 +1,56 @@
+//! The durable store the executor writes through. `medic-store` implements it on sled.
+
+use crate::{Entry, RunStatus};
+use serde::{Deserialize, Serialize};
+
+/// The index record of a run: enough to list runs and find unfinished ones without
+/// reading journals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub id: String,
+    pub workflow: String,
+    pub incident_title: String,
+    pub status: RunStatus,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be read or written. Never retried silently: the caller must
+    /// stop, because the journal no longer describes what happened.
+    #[error("store at {path}: {message}")]
+    Io { path: String, message: String },
+    #[error("store at {path}: corrupt record {key}: {source}")]
+    Corrupt {
+        path: String,
+        key: String,
+        source: crate::codec::CodecError,
+    },
+    #[error("no run with id {0}")]
+    NoSuchRun(String),
+    /// An append whose sequence number does not follow the journal's last one: two
+    /// writers, or a bug. Refused so the journal never forks.
+    #[error("run {run}: journal append out of order (expected seq {expected}, got {got})")]
+    OutOfOrder {
+        run: String,
+        expected: u64,
+        got: u64,
+    },
+}
+
+/// Durable storage of run journals.
+///
+/// Contract: when `create_run` or `append` returns `Ok`, the records are on disk
+/// (flushed), and they were applied atomically with the meta update.
+pub trait Store: Send + Sync {
+    /// Create a run: its meta and its first journal entry, atomically.
+    fn create_run(&self, meta: &RunMeta, first: &Entry) -> Result<(), StoreError>;
+    /// Append one entry (seq must be the next one) and, if given, replace the run's meta.
+    fn append(&self, run: &str, entry: &Entry, meta: Option<&RunMeta>) -> Result<(), StoreError>;
+    /// The whole journal of a run, in order.
+    fn entries(&self, run: &str) -> Result<Vec<Entry>, StoreError>;
+    fn run(&self, run: &str) -> Result<Option<RunMeta>, StoreError>;
+    /// All runs, oldest first.
+    fn runs(&self) -> Result<Vec<RunMeta>, StoreError>;
+}

@@ -1,0 +1,139 @@
+//! The human timeline of a run, derived from its journal: what the person on call reads
+//! live, and what a postmortem starts from.
+
+use crate::clock::rfc3339;
+use crate::journal::{Entry, Event, HostCall, HttpOutcome, Level};
+use medic_model::Workflow;
+
+/// Formats journal entries as timeline lines. Keeps the workflow from `run_created` to
+/// show each step's phase.
+#[derive(Default)]
+pub struct Timeline {
+    workflow: Option<Workflow>,
+    started_ms: u64,
+}
+
+impl Timeline {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Renders a whole journal.
+    pub fn render(entries: &[Entry]) -> Vec<String> {
+        let mut t = Timeline::new();
+        entries.iter().filter_map(|e| t.line(e)).collect()
+    }
+
+    /// The line for one entry, or `None` for entries people need not see (debug logs).
+    pub fn line(&mut self, entry: &Entry) -> Option<String> {
+        let text = match &entry.event {
+            Event::RunCreated(created) => {
+                let (workflow, incident) = (&created.workflow, &created.incident);
+                self.workflow = Some(workflow.clone());
+                self.started_ms = entry.at_ms;
+                format!(
+                    "run started: workflow {} for incident \"{}\" ({}, {})",
+                    workflow.name,
+                    incident.title,
+                    incident.severity,
+                    incident.status.as_str()
+                )
+            }
+            Event::StepSkipped { step, reason } => format!("{}skipped: {reason}", self.who(step)),
+            Event::AttemptStarted { step, attempt, .. } => {
+                format!("{}attempt {attempt} started", self.who(step))
+            }
+            Event::HostCall { step, call, .. } => {
+                let what = match call {
+                    HostCall::Log { level, message } if *level >= Level::Info => {
+                        format!("{}: {message}", level.as_str())
+                    }
+                    HostCall::Log { .. } => return None,
+                    HostCall::Annotate { message } => format!("note: {message}"),
+                    HostCall::SecretRead {
+                        name,
+                        granted: false,
+                        ..
+                    } => format!("DENIED secret not granted: {name}"),
+                    HostCall::SecretRead { .. } => return None,
+                    HostCall::StateSet { key, .. } => format!("state saved: {key}"),
+                    HostCall::HttpRequest { method, url, .. } => format!("http {method} {url}"),
+                    HostCall::HttpResponse {
+                        outcome,
+                        duration_ms,
+                        ..
+                    } => match outcome {
+                        HttpOutcome::Response { status, .. } => {
+                            format!("http -> {status} in {duration_ms} ms")
+                        }
+                        HttpOutcome::Error { message } => format!("http failed: {message}"),
+                    },
+                    HostCall::HttpDenied { method, url, host } => {
+                        format!("DENIED host not allowed: {host} ({method} {url})")
+                    }
+                };
+                format!("{}{what}", self.who(step))
+            }
+            Event::AttemptSucceeded {
+                step,
+                output,
+                duration_ms,
+                ..
+            } => format!(
+                "{}succeeded in {duration_ms} ms, output: {}",
+                self.who(step),
+                excerpt(&output.to_string(), 300)
+            ),
+            Event::AttemptFailed {
+                step,
+                attempt,
+                failure,
+                retry,
+                ..
+            } => {
+                let next = match retry {
+                    Some(r) => format!(
+                        "; attempt {} at {}",
+                        r.attempt,
+                        rfc3339(r.not_before_ms).replace('T', " ")
+                    ),
+                    None => "; step failed".into(),
+                };
+                format!(
+                    "{}attempt {attempt} failed: {failure}{next}",
+                    self.who(step)
+                )
+            }
+            Event::RunFinished { status, reason } => {
+                let took = entry.at_ms.saturating_sub(self.started_ms);
+                match reason {
+                    Some(r) => format!("run {} after {took} ms: {r}", status.as_str()),
+                    None => format!("run {} after {took} ms", status.as_str()),
+                }
+            }
+        };
+        let clock = &rfc3339(entry.at_ms)[11..19];
+        Some(format!("{clock}  {text}"))
+    }
+
+    fn who(&self, step: &str) -> String {
+        let phase = self
+            .workflow
+            .as_ref()
+            .and_then(|w| w.step(step))
+            .map(|s| s.phase.as_str())
+            .unwrap_or("?");
+        format!("{phase:<11} {step:<16} ")
+    }
+}
+
+fn excerpt(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &s[..end], s.len())
+}

@@ -1,0 +1,226 @@
+//! The workflow and incident types. Plain data: serde-serialisable so a run can keep a
+//! snapshot of the exact workflow it started with.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The only workflow format version this build understands.
+pub const API_VERSION: &str = "medic/v1";
+
+/// A parsed, validated workflow file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workflow {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub trigger: Trigger,
+    /// Steps in file order. Use [`Workflow::execution_order`] for run order.
+    pub steps: Vec<Step>,
+}
+
+impl Workflow {
+    /// Indices of `steps` in the order they run: by phase, then file order.
+    pub fn execution_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.steps.len()).collect();
+        // Stable sort keeps file order within a phase.
+        order.sort_by_key(|&i| self.steps[i].phase);
+        order
+    }
+
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+}
+
+/// Which alerts start this workflow (used by `medic serve`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// All must match (Alertmanager matcher semantics).
+    #[serde(default)]
+    pub matchers: Vec<Matcher>,
+    /// If non-empty, the incident severity must be one of these.
+    #[serde(default)]
+    pub severity: Vec<String>,
+    /// If non-empty, the alert source must be one of these.
+    #[serde(default)]
+    pub source: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Matcher {
+    pub label: String,
+    pub op: MatchOp,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MatchOp {
+    /// `=`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `=~` (fully anchored regex)
+    Re,
+    /// `!~`
+    NotRe,
+}
+
+/// Incident phases, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Detect,
+    Communicate,
+    Restore,
+    Verify,
+    FollowUp,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 5] = [
+        Phase::Detect,
+        Phase::Communicate,
+        Phase::Restore,
+        Phase::Verify,
+        Phase::FollowUp,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Detect => "detect",
+            Phase::Communicate => "communicate",
+            Phase::Restore => "restore",
+            Phase::Verify => "verify",
+            Phase::FollowUp => "follow-up",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// One step of a workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub id: String,
+    pub phase: Phase,
+    /// A component name (looked up in the steps directories) or a path to a `.wasm` file.
+    pub uses: String,
+    /// Parameters, possibly containing `{{ ... }}` templates; rendered just before each attempt.
+    #[serde(default)]
+    pub with: serde_json::Value,
+    /// Condition expression; the step is skipped when it evaluates to false.
+    #[serde(default, rename = "if")]
+    pub condition: Option<String>,
+    #[serde(default)]
+    pub retry: Retry,
+    /// Wall-time limit of one attempt, milliseconds. `None`: the engine default.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Secret names this step may read.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Hosts this step may call: `host`, `host:port`, or `*.domain`.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub limits: Limits,
+    /// When true, a failure of this step does not fail the run; later steps can test
+    /// `steps.<id>.status == "failed"`.
+    #[serde(default)]
+    pub continue_on_error: bool,
+}
+
+/// Retry policy of a step. `attempts` counts the first try.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retry {
+    pub attempts: u32,
+    /// Delay before the second attempt, milliseconds.
+    pub backoff_ms: u64,
+    /// Each later delay is the previous one times this factor.
+    pub factor: f64,
+    /// Upper bound on any delay, milliseconds.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 1,
+            backoff_ms: 1_000,
+            factor: 2.0,
+            max_backoff_ms: 300_000,
+        }
+    }
+}
+
+impl Retry {
+    /// Delay before attempt `next` (2 = first retry).
+    pub fn delay_before(&self, next: u32) -> u64 {
+        let exp = next.saturating_sub(2).min(64) as i32;
+        let d = self.backoff_ms as f64 * self.factor.powi(exp);
+        (d.min(self.max_backoff_ms as f64)).max(0.0) as u64
+    }
+}
+
+/// Resource limits of a step. `None`: the engine default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Linear memory limit, bytes.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    /// Largest output document accepted, bytes.
+    #[serde(default)]
+    pub output_bytes: Option<u64>,
+}
+
+/// Whether the alerts behind an incident still fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentStatus {
+    Firing,
+    Resolved,
+}
+
+impl IncidentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentStatus::Firing => "firing",
+            IncidentStatus::Resolved => "resolved",
+        }
+    }
+}
+
+/// The incident a run responds to: medic's own model, whatever the alert source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: String,
+    pub title: String,
+    pub severity: String,
+    pub status: IncidentStatus,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub source: String,
+}
+
+impl Incident {
+    /// The incident as templates and conditions see it (`incident.*`).
+    pub fn to_context(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "title": self.title,
+            "severity": self.severity,
+            "status": self.status.as_str(),
+            "labels": self.labels,
+            "annotations": self.annotations,
+            "started_at": self.started_at,
+            "source": self.source,
+        })
+    }
+}

@@ -1,0 +1,599 @@
+//! The probe's pure logic: parameter parsing and the checks on a response.
+//!
+//! Nothing here touches WIT bindings or WASI, so it compiles and is unit-tested
+//! on the host target (`cargo test -p http-probe`); `lib.rs` does the I/O.
+
+use serde_json::{Map, Value};
+
+/// JSON Schema (draft 2020-12) of the `with:` parameters. `medic validate`
+/// checks workflows against it; [`Params::parse`] enforces the same rules at
+/// run time, because a template can still produce a bad value.
+pub const PARAMS_SCHEMA: &str = r##"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "http-probe params",
+  "type": "object",
+  "properties": {
+    "url": {
+      "type": "string",
+      "pattern": "^[hH][tT][tT][pP][sS]?://[^/?#]+",
+      "description": "http:// or https:// URL to request"
+    },
+    "method": {
+      "type": "string",
+      "enum": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+      "default": "GET"
+    },
+    "headers": {
+      "type": "object",
+      "additionalProperties": {"type": "string"},
+      "description": "Extra request headers"
+    },
+    "body": {"type": "string", "description": "Request body"},
+    "expect_status": {
+      "description": "Acceptable status code(s)",
+      "default": 200,
+      "oneOf": [
+        {"type": "integer", "minimum": 100, "maximum": 599},
+        {
+          "type": "array",
+          "items": {"type": "integer", "minimum": 100, "maximum": 599},
+          "minItems": 1
+        }
+      ]
+    },
+    "body_contains": {"type": "string", "description": "Substring the response body must contain"},
+    "json_pointer": {
+      "type": "string",
+      "pattern": "^(/.*)?$",
+      "description": "RFC 6901 pointer into the JSON response body"
+    },
+    "json_equals": {"description": "Expected JSON value at json_pointer"},
+    "latency_budget_ms": {"type": "integer", "minimum": 1, "description": "Fail when the probe takes longer"},
+    "idempotency": {
+      "type": "boolean",
+      "default": false,
+      "description": "Send Idempotency-Key: <invocation idempotency key>"
+    }
+  },
+  "required": ["url"],
+  "dependentRequired": {"json_equals": ["json_pointer"]},
+  "additionalProperties": false
+}"##;
+
+/// Methods a probe may use.
+pub const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+
+/// How much of the response body the probe keeps. Checks only see this much;
+/// it bounds guest memory when a URL serves something huge.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Characters of the body echoed in the output (`body_excerpt`).
+pub const EXCERPT_CHARS: usize = 200;
+
+/// A failed attempt, before it becomes the WIT `step-error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl Failure {
+    /// Bad params never get better by retrying.
+    pub fn param(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    /// A check on the response failed: the service may still recover, which is
+    /// exactly what a verify step waits for.
+    pub fn check(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+}
+
+/// The validated `with:` parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    pub url: String,
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub expect_status: Vec<u16>,
+    pub body_contains: Option<String>,
+    pub json_pointer: Option<String>,
+    pub json_equals: Option<Value>,
+    pub latency_budget_ms: Option<u64>,
+    pub idempotency: bool,
+}
+
+impl Params {
+    /// Parses and validates the params JSON. Errors name the offending field.
+    pub fn parse(json: &str) -> Result<Self, Failure> {
+        let value: Value = serde_json::from_str(json)
+            .map_err(|e| Failure::param(format!("params are not valid JSON: {e}")))?;
+        let Value::Object(fields) = value else {
+            return Err(Failure::param("params must be a JSON object"));
+        };
+        const KNOWN: [&str; 10] = [
+            "url",
+            "method",
+            "headers",
+            "body",
+            "expect_status",
+            "body_contains",
+            "json_pointer",
+            "json_equals",
+            "latency_budget_ms",
+            "idempotency",
+        ];
+        if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+            return Err(Failure::param(format!("unknown param `{unknown}`")));
+        }
+
+        let url = match fields.get("url") {
+            None | Some(Value::Null) => return Err(Failure::param("missing required param `url`")),
+            Some(v) => string_field("url", v)?,
+        };
+        check_url(&url)?;
+
+        let method = match fields.get("method") {
+            None => "GET".to_owned(),
+            Some(v) => {
+                let method = string_field("method", v)?;
+                if !METHODS.contains(&method.as_str()) {
+                    return Err(Failure::param(format!(
+                        "param `method` must be one of {}, got {method:?}",
+                        METHODS.join(", ")
+                    )));
+                }
+                method
+            }
+        };
+
+        let headers = match fields.get("headers") {
+            None => Vec::new(),
+            Some(Value::Object(map)) => headers_field(map)?,
+            Some(_) => {
+                return Err(Failure::param(
+                    "param `headers` must be an object of strings",
+                ));
+            }
+        };
+
+        let expect_status = match fields.get("expect_status") {
+            None => vec![200],
+            Some(Value::Array(items)) if !items.is_empty() => items
+                .iter()
+                .map(status_code)
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(expect_status_error)?,
+            Some(v) => vec![status_code(v).ok_or_else(expect_status_error)?],
+        };
+
+        let json_pointer = optional_string(&fields, "json_pointer")?;
+        if let Some(pointer) = &json_pointer
+            && !pointer.is_empty()
+            && !pointer.starts_with('/')
+        {
+            return Err(Failure::param(format!(
+                "param `json_pointer` must be empty or start with '/', got {pointer:?}"
+            )));
+        }
+        let json_equals = fields.get("json_equals").cloned();
+        if json_equals.is_some() && json_pointer.is_none() {
+            return Err(Failure::param("param `json_equals` needs `json_pointer`"));
+        }
+
+        let latency_budget_ms = match fields.get("latency_budget_ms") {
+            None => None,
+            Some(v) => match v.as_u64() {
+                Some(ms) if ms >= 1 => Some(ms),
+                _ => {
+                    return Err(Failure::param(
+                        "param `latency_budget_ms` must be a positive integer",
+                    ));
+                }
+            },
+        };
+
+        let idempotency = match fields.get("idempotency") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(Failure::param("param `idempotency` must be a boolean")),
+        };
+
+        Ok(Self {
+            url,
+            method,
+            headers,
+            body: optional_string(&fields, "body")?,
+            expect_status,
+            body_contains: optional_string(&fields, "body_contains")?,
+            json_pointer,
+            json_equals,
+            latency_budget_ms,
+            idempotency,
+        })
+    }
+}
+
+fn string_field(name: &str, value: &Value) -> Result<String, Failure> {
+    value
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Failure::param(format!("param `{name}` must be a string")))
+}
+
+fn optional_string(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, Failure> {
+    fields.get(name).map(|v| string_field(name, v)).transpose()
+}
+
+fn headers_field(map: &Map<String, Value>) -> Result<Vec<(String, String)>, Failure> {
+    map.iter()
+        .map(|(name, value)| match value {
+            Value::String(v) => Ok((name.clone(), v.clone())),
+            _ => Err(Failure::param(format!(
+                "param `headers.{name}` must be a string"
+            ))),
+        })
+        .collect()
+}
+
+fn status_code(value: &Value) -> Option<u16> {
+    value
+        .as_u64()
+        .filter(|s| (100..=599).contains(s))
+        .and_then(|s| u16::try_from(s).ok())
+}
+
+fn expect_status_error() -> Failure {
+    Failure::param(
+        "param `expect_status` must be a status code (100-599) or a non-empty array of them",
+    )
+}
+
+/// Only plain web URLs: the host decides which hosts are reachable, but a
+/// `file:` or scheme-less URL is a workflow mistake worth naming early.
+fn check_url(url: &str) -> Result<(), Failure> {
+    let lower = url.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("http://")
+        .or_else(|| lower.strip_prefix("https://"))
+        .ok_or_else(|| {
+            Failure::param(format!(
+                "param `url` must start with http:// or https://, got {url:?}"
+            ))
+        })?;
+    if rest.is_empty() || rest.starts_with(['/', '?', '#']) {
+        return Err(Failure::param(format!("param `url` has no host: {url:?}")));
+    }
+    Ok(())
+}
+
+/// What the probe observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub status: u16,
+    pub latency_ms: u64,
+    pub body: Vec<u8>,
+}
+
+/// Runs the checks in the order a person would read them (status, latency,
+/// body, JSON value) and returns the step output, or the first failure.
+pub fn evaluate(params: &Params, observed: &Observed) -> Result<Value, Failure> {
+    let url = &params.url;
+    if !params.expect_status.contains(&observed.status) {
+        let expected = match params.expect_status.as_slice() {
+            [one] => one.to_string(),
+            many => {
+                let list: Vec<String> = many.iter().map(u16::to_string).collect();
+                format!("one of {}", list.join(", "))
+            }
+        };
+        return Err(Failure::check(format!(
+            "expected status {expected}, got {} from {url}",
+            observed.status
+        )));
+    }
+    if let Some(budget) = params.latency_budget_ms
+        && observed.latency_ms > budget
+    {
+        return Err(Failure::check(format!(
+            "latency {} ms over budget {budget} ms for {url}",
+            observed.latency_ms
+        )));
+    }
+    let text = String::from_utf8_lossy(&observed.body);
+    if let Some(needle) = &params.body_contains
+        && !text.contains(needle.as_str())
+    {
+        return Err(Failure::check(format!(
+            "body does not contain {needle:?} ({url})"
+        )));
+    }
+
+    let mut output = Map::new();
+    output.insert("status".into(), observed.status.into());
+    output.insert("latency_ms".into(), observed.latency_ms.into());
+    output.insert("ok".into(), true.into());
+    output.insert("url".into(), url.clone().into());
+    output.insert("body_excerpt".into(), excerpt(&text).into());
+
+    if let Some(pointer) = &params.json_pointer {
+        let document: Value = serde_json::from_str(&text)
+            .map_err(|e| Failure::check(format!("body from {url} is not JSON: {e}")))?;
+        let found = document.pointer(pointer).ok_or_else(|| {
+            Failure::check(format!(
+                "JSON pointer {pointer:?} not found in body from {url}"
+            ))
+        })?;
+        if let Some(expected) = &params.json_equals
+            && found != expected
+        {
+            return Err(Failure::check(format!(
+                "JSON at {pointer:?} is {found}, expected {expected} ({url})"
+            )));
+        }
+        output.insert("json_value".into(), found.clone());
+    }
+    Ok(Value::Object(output))
+}
+
+/// The first [`EXCERPT_CHARS`] characters, cut on a character boundary.
+pub fn excerpt(text: &str) -> String {
+    text.chars().take(EXCERPT_CHARS).collect()
+}
+
+/// The one-line timeline entry for a finished probe.
+pub fn summary_line(params: &Params, status: u16, latency_ms: u64) -> String {
+    format!(
+        "{} {} -> {status} in {latency_ms} ms",
+        params.method, params.url
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn params(json: Value) -> Params {
+        Params::parse(&json.to_string()).expect("valid params")
+    }
+
+    fn param_error(json: Value) -> Failure {
+        Params::parse(&json.to_string()).expect_err("invalid params")
+    }
+
+    fn observed(status: u16, latency_ms: u64, body: &str) -> Observed {
+        Observed {
+            status,
+            latency_ms,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn schema_is_valid_json_and_lists_every_param() {
+        let schema: Value = serde_json::from_str(PARAMS_SCHEMA).expect("schema parses");
+        assert_eq!(schema["additionalProperties"], json!(false));
+        assert_eq!(schema["required"], json!(["url"]));
+        let properties = schema["properties"].as_object().expect("properties");
+        let mut names: Vec<&str> = properties.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        let mut expected = vec![
+            "url",
+            "method",
+            "headers",
+            "body",
+            "expect_status",
+            "body_contains",
+            "json_pointer",
+            "json_equals",
+            "latency_budget_ms",
+            "idempotency",
+        ];
+        expected.sort_unstable();
+        assert_eq!(names, expected);
+        assert_eq!(schema["properties"]["method"]["enum"], json!(METHODS));
+    }
+
+    #[test]
+    fn defaults() {
+        let p = params(json!({"url": "http://svc/health"}));
+        assert_eq!(p.method, "GET");
+        assert_eq!(p.expect_status, vec![200]);
+        assert!(!p.idempotency);
+        assert!(p.headers.is_empty());
+        assert_eq!(p.latency_budget_ms, None);
+    }
+
+    #[test]
+    fn full_params() {
+        let p = params(json!({
+            "url": "https://svc:8443/x?y=1",
+            "method": "POST",
+            "headers": {"X-A": "1"},
+            "body": "{}",
+            "expect_status": [200, 204],
+            "body_contains": "ok",
+            "json_pointer": "/a/0",
+            "json_equals": {"b": true},
+            "latency_budget_ms": 500,
+            "idempotency": true
+        }));
+        assert_eq!(p.headers, vec![("X-A".to_owned(), "1".to_owned())]);
+        assert_eq!(p.expect_status, vec![200, 204]);
+        assert_eq!(p.json_equals, Some(json!({"b": true})));
+        assert_eq!(p.latency_budget_ms, Some(500));
+        assert!(p.idempotency);
+    }
+
+    #[test]
+    fn bad_params_name_the_field_and_are_not_retryable() {
+        let cases = [
+            (json!({}), "`url`"),
+            (json!({"url": 5}), "`url`"),
+            (json!({"url": "ftp://x"}), "`url`"),
+            (json!({"url": "http://"}), "`url`"),
+            (json!({"url": "http://x", "method": "BREW"}), "`method`"),
+            (
+                json!({"url": "http://x", "headers": {"a": 1}}),
+                "`headers.a`",
+            ),
+            (json!({"url": "http://x", "headers": []}), "`headers`"),
+            (
+                json!({"url": "http://x", "expect_status": "200"}),
+                "`expect_status`",
+            ),
+            (
+                json!({"url": "http://x", "expect_status": []}),
+                "`expect_status`",
+            ),
+            (
+                json!({"url": "http://x", "expect_status": [200, 700]}),
+                "`expect_status`",
+            ),
+            (
+                json!({"url": "http://x", "json_pointer": "a"}),
+                "`json_pointer`",
+            ),
+            (
+                json!({"url": "http://x", "json_equals": 1}),
+                "`json_equals`",
+            ),
+            (
+                json!({"url": "http://x", "latency_budget_ms": -1}),
+                "`latency_budget_ms`",
+            ),
+            (
+                json!({"url": "http://x", "idempotency": "yes"}),
+                "`idempotency`",
+            ),
+            (json!({"url": "http://x", "timeout": 1}), "`timeout`"),
+        ];
+        for (input, field) in cases {
+            let failure = param_error(input.clone());
+            assert!(!failure.retryable, "{input}: {failure:?}");
+            assert!(
+                failure.message.contains(field),
+                "{input}: {}",
+                failure.message
+            );
+        }
+        assert!(!Params::parse("[1]").expect_err("not an object").retryable);
+        assert!(!Params::parse("{").expect_err("not JSON").retryable);
+    }
+
+    #[test]
+    fn passing_probe_output() {
+        let p = params(json!({"url": "http://svc/health", "body_contains": "ok"}));
+        let body = format!("ok {}", "y".repeat(300));
+        let out = evaluate(&p, &observed(200, 12, &body)).expect("passes");
+        assert_eq!(out["status"], json!(200));
+        assert_eq!(out["latency_ms"], json!(12));
+        assert_eq!(out["ok"], json!(true));
+        assert_eq!(out["url"], json!("http://svc/health"));
+        assert_eq!(
+            out["body_excerpt"].as_str().map(|s| s.chars().count()),
+            Some(200)
+        );
+        assert!(out.get("json_value").is_none());
+    }
+
+    #[test]
+    fn status_mismatch_is_retryable_and_names_the_url() {
+        let p = params(json!({"url": "http://svc/health"}));
+        let f = evaluate(&p, &observed(503, 5, "")).expect_err("fails");
+        assert_eq!(
+            f,
+            Failure::check("expected status 200, got 503 from http://svc/health")
+        );
+        let p = params(json!({"url": "http://svc/health", "expect_status": [200, 204]}));
+        let f = evaluate(&p, &observed(404, 5, "")).expect_err("fails");
+        assert!(
+            f.message
+                .starts_with("expected status one of 200, 204, got 404"),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn latency_and_body_checks() {
+        let p =
+            params(json!({"url": "http://svc", "latency_budget_ms": 500, "body_contains": "ok"}));
+        let f = evaluate(&p, &observed(200, 812, "ok")).expect_err("slow");
+        assert!(f.retryable);
+        assert!(
+            f.message.starts_with("latency 812 ms over budget 500 ms"),
+            "{f:?}"
+        );
+        let f = evaluate(&p, &observed(200, 10, "degraded")).expect_err("wrong body");
+        assert!(
+            f.message.starts_with("body does not contain \"ok\""),
+            "{f:?}"
+        );
+        assert!(evaluate(&p, &observed(200, 500, "all ok")).is_ok());
+    }
+
+    #[test]
+    fn json_pointer_checks() {
+        let body = r#"{"status": {"healthy": true, "replicas": [3, 3]}}"#;
+        let p = params(
+            json!({"url": "http://svc", "json_pointer": "/status/healthy", "json_equals": true}),
+        );
+        assert_eq!(
+            evaluate(&p, &observed(200, 1, body)).expect("passes")["json_value"],
+            json!(true)
+        );
+
+        let p = params(
+            json!({"url": "http://svc", "json_pointer": "/status/replicas/1", "json_equals": 2}),
+        );
+        let f = evaluate(&p, &observed(200, 1, body)).expect_err("mismatch");
+        assert!(
+            f.message
+                .starts_with("JSON at \"/status/replicas/1\" is 3, expected 2"),
+            "{f:?}"
+        );
+
+        let p = params(json!({"url": "http://svc", "json_pointer": "/missing"}));
+        assert!(
+            evaluate(&p, &observed(200, 1, body))
+                .expect_err("missing")
+                .message
+                .contains("not found")
+        );
+
+        // Without json_equals the pointer only has to resolve; its value is reported.
+        let p = params(json!({"url": "http://svc", "json_pointer": "/status/replicas"}));
+        assert_eq!(
+            evaluate(&p, &observed(200, 1, body)).expect("passes")["json_value"],
+            json!([3, 3])
+        );
+
+        let f = evaluate(&p, &observed(200, 1, "<html>")).expect_err("not json");
+        assert!(f.retryable && f.message.contains("is not JSON"), "{f:?}");
+    }
+
+    #[test]
+    fn excerpt_respects_char_boundaries() {
+        let text = "é".repeat(250);
+        assert_eq!(excerpt(&text).chars().count(), 200);
+        assert_eq!(excerpt("short"), "short");
+    }
+
+    #[test]
+    fn summary_line_format() {
+        let p = params(json!({"url": "http://svc/health"}));
+        assert_eq!(
+            summary_line(&p, 200, 7),
+            "GET http://svc/health -> 200 in 7 ms"
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! medic end to end. Each module is one capability, exercised the way a user would:
+//! through the `medic` binary or the engine crates with the real sandbox and sled store.
+
+mod support;
+
+/// The checkout-flag example runs end to end with `medic run` against a local service.
+mod example_run;
+/// Every hostile guest fails only its own step, with a clear reason; the engine carries on.
+mod hostile_guests;
+/// Unfinished runs resume from the journal; retry timers survive a restart.
+mod resume;
+/// `medic validate` checks components and their params schemas.
+mod validate_components;
+/// Retries, conditions, templating, durable step state and secrets through real components.
+mod workflow_semantics;

@@ -1,0 +1,88 @@
+use crate::support::{medic, repo, steps_dir};
+
+fn validate(yaml: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("workflow.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let out = medic()
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .arg("--steps")
+        .arg(steps_dir())
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).replace(&file.display().to_string(), "workflow.yaml");
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_example_validates() {
+    let out = medic()
+        .arg("--steps")
+        .arg(steps_dir())
+        .arg("--data")
+        .arg(tempfile::tempdir().unwrap().path())
+        .arg("validate")
+        .arg(repo().join("examples/checkout-flag/workflow.yaml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+}
+
+#[test]
+fn params_are_checked_against_the_components_schema() {
+    let (ok, out) = validate(
+        "apiVersion: medic/v1\nkind: Workflow\nname: bad-params\nsteps:\n  - id: probe\n    phase: verify\n    uses: http-probe\n    with:\n      url: 42\n      expect_status: \"{{ incident.labels.code }}\"\n      retries: 3\n",
+    );
+    assert!(!ok, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("workflow.yaml:9:12: steps[0].with.url: http-probe params:")),
+        "{out}"
+    );
+    assert!(lines.iter().any(|l| l.contains("retries")), "{out}");
+    // The templated expect_status is only known at run time: not reported.
+    assert!(!out.contains("expect_status"), "{out}");
+}
+
+#[test]
+fn a_missing_component_is_named_with_where_it_was_looked_for() {
+    let (ok, out) = validate(
+        "apiVersion: medic/v1\nkind: Workflow\nname: missing\nsteps:\n  - id: page\n    phase: communicate\n    uses: pager-duty\n",
+    );
+    assert!(!ok);
+    assert!(out.starts_with("workflow.yaml:7:11: steps[0].uses: no component named pager-duty (looked for pager-duty.wasm) in:"), "{out}");
+}
+
+#[test]
+fn a_file_that_is_not_a_component_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("junk.wasm"), b"\0asm not really").unwrap();
+    let file = dir.path().join("wf.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: medic/v1\nkind: Workflow\nname: junk\nsteps:\n  - id: j\n    phase: verify\n    uses: ./junk.wasm\n",
+    )
+    .unwrap();
+    let out = medic()
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("junk.wasm: not a valid component"),
+        "{stdout}"
+    );
+}
