@@ -5,7 +5,7 @@
 use crate::Clock;
 use crate::journal::{Entry, Event, HostCall, HttpOutcome, Level, RunStatus};
 use crate::secrets::{Redactor, SecretSource};
-use crate::store::{RunMeta, Store, StoreError};
+use crate::store::{Durability, RunMeta, Store, StoreError};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -102,7 +102,7 @@ impl RunJournal {
             _ => None,
         };
         let run = inner.meta.id.clone();
-        self.store.append(&run, &entry, meta.as_ref())?;
+        self.store.append(&run, &entry, meta.as_ref(), Durability::Flush)?;
         inner.next_seq += 1;
         inner.unapplied.push(entry.clone());
         if let Some(m) = meta {

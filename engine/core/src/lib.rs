@@ -43,4 +43,4 @@ pub use runner::{
 };
 pub use secrets::{EnvSecrets, Redactor, SecretSource, StaticSecrets};
 pub use state::{Next, RunState, StateError, StepState, StepStatus};
-pub use store::{RunMeta, Store, StoreError};
+pub use store::{Durability, RunMeta, Store, StoreError};

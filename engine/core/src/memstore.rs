@@ -2,7 +2,7 @@
 //! durable run (`medic step test`, benchmarks), never for real runs.
 
 use crate::Entry;
-use crate::store::{RunMeta, Store, StoreError};
+use crate::store::{Durability, RunMeta, Store, StoreError};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -26,7 +26,13 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn append(&self, run: &str, entry: &Entry, meta: Option<&RunMeta>) -> Result<(), StoreError> {
+    fn append(
+        &self,
+        run: &str,
+        entry: &Entry,
+        meta: Option<&RunMeta>,
+        _durability: Durability,
+    ) -> Result<(), StoreError> {
         let mut runs = self.runs.lock().expect("memory store lock");
         let (m, entries) = runs
             .get_mut(run)

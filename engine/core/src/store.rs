@@ -39,15 +39,34 @@ pub enum StoreError {
     },
 }
 
+/// Whether an append must be on disk before `append` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Flushed before returning: transitions, state, and every record an outside effect
+    /// depends on (HTTP requests before they are sent, responses before the guest sees them).
+    Flush,
+    /// Written in order but flushed later (by the next `Flush` append, of any run):
+    /// records whose loss in a crash is harmless because a replay regenerates them
+    /// (logs, clock reads, random bytes) — see docs/durability.md.
+    Lazy,
+}
+
 /// Durable storage of run journals.
 ///
-/// Contract: when `create_run` or `append` returns `Ok`, the records are on disk
-/// (flushed), and they were applied atomically with the meta update.
+/// Contract: appends are applied in call order, each atomically with its meta update.
+/// When an append with [`Durability::Flush`] (or `create_run`) returns `Ok`, it and every
+/// earlier append are on disk.
 pub trait Store: Send + Sync {
     /// Create a run: its meta and its first journal entry, atomically.
     fn create_run(&self, meta: &RunMeta, first: &Entry) -> Result<(), StoreError>;
     /// Append one entry (seq must be the next one) and, if given, replace the run's meta.
-    fn append(&self, run: &str, entry: &Entry, meta: Option<&RunMeta>) -> Result<(), StoreError>;
+    fn append(
+        &self,
+        run: &str,
+        entry: &Entry,
+        meta: Option<&RunMeta>,
+        durability: Durability,
+    ) -> Result<(), StoreError>;
     /// The whole journal of a run, in order.
     fn entries(&self, run: &str) -> Result<Vec<Entry>, StoreError>;
     fn run(&self, run: &str) -> Result<Option<RunMeta>, StoreError>;

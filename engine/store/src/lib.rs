@@ -20,7 +20,7 @@
 //! ```
 
 use medic_core::codec::{decode_entry, decode_meta, encode_entry, encode_meta};
-use medic_core::{Entry, RunMeta, Store, StoreError};
+use medic_core::{Durability, Entry, RunMeta, Store, StoreError};
 use std::path::{Path, PathBuf};
 
 pub struct SledStore {
@@ -115,7 +115,13 @@ impl Store for SledStore {
         self.flush()
     }
 
-    fn append(&self, run: &str, entry: &Entry, meta: Option<&RunMeta>) -> Result<(), StoreError> {
+    fn append(
+        &self,
+        run: &str,
+        entry: &Entry,
+        meta: Option<&RunMeta>,
+        durability: Durability,
+    ) -> Result<(), StoreError> {
         let expected = match self.last_seq(run)? {
             Some(last) => last + 1,
             None => return Err(StoreError::NoSuchRun(run.to_string())),
@@ -133,7 +139,10 @@ impl Store for SledStore {
             batch.insert(meta_key(run), encode_meta(m));
         }
         self.db.apply_batch(batch).map_err(|e| self.io(e))?;
-        self.flush()
+        match durability {
+            Durability::Flush => self.flush(),
+            Durability::Lazy => Ok(()),
+        }
     }
 
     fn entries(&self, run: &str) -> Result<Vec<Entry>, StoreError> {
@@ -200,12 +209,12 @@ mod tests {
         {
             let s = SledStore::open(dir.path()).unwrap();
             s.create_run(&meta("a"), &skip(0)).unwrap();
-            s.append("a", &skip(1), None).unwrap();
-            let err = s.append("a", &skip(5), None).unwrap_err();
+            s.append("a", &skip(1), None, Durability::Flush).unwrap();
+            let err = s.append("a", &skip(5), None, Durability::Flush).unwrap_err();
             assert!(err.to_string().contains("expected seq 2, got 5"), "{err}");
             let mut done = meta("a");
             done.status = RunStatus::Succeeded;
-            s.append("a", &skip(2), Some(&done)).unwrap();
+            s.append("a", &skip(2), Some(&done), Durability::Flush).unwrap();
         }
         let s = SledStore::open(dir.path()).unwrap();
         let seqs: Vec<u64> = s.entries("a").unwrap().iter().map(|e| e.seq).collect();

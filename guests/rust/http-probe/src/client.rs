@@ -43,7 +43,9 @@ pub async fn send(
     max_body: usize,
 ) -> Result<Reply, SendError> {
     let request = build(params, extra_headers)?;
-    let body = request.body().map_err(|()| internal("request body already taken"))?;
+    let body = request
+        .body()
+        .map_err(|()| internal("request body already taken"))?;
 
     let options = timeout.map(|timeout| {
         let options = RequestOptions::new();
@@ -66,8 +68,12 @@ pub async fn send(
     };
     let status = response.status();
 
-    let incoming = response.consume().map_err(|()| internal("response body already taken"))?;
-    let stream = incoming.stream().map_err(|()| internal("response body stream already taken"))?;
+    let incoming = response
+        .consume()
+        .map_err(|()| internal("response body already taken"))?;
+    let stream = incoming
+        .stream()
+        .map_err(|()| internal("response body stream already taken"))?;
     let reader = AsyncInputStream::new(stream);
     let mut bytes = Vec::new();
     let mut chunk = vec![0; 16 * 1024];
@@ -85,7 +91,10 @@ pub async fn send(
     // The stream is a child of the body resource: drop it first.
     drop(reader);
     drop(incoming);
-    Ok(Reply { status, body: bytes })
+    Ok(Reply {
+        status,
+        body: bytes,
+    })
 }
 
 fn internal(message: &str) -> SendError {
@@ -94,10 +103,12 @@ fn internal(message: &str) -> SendError {
 
 fn build(params: &Params, extra_headers: &[(&str, &str)]) -> Result<OutgoingRequest, SendError> {
     let invalid = |message: String| SendError::Invalid(Failure::param(message));
-    let uri: Uri = params
-        .url
-        .parse()
-        .map_err(|e| invalid(format!("param `url` is not a valid URL ({e}): {}", params.url)))?;
+    let uri: Uri = params.url.parse().map_err(|e| {
+        invalid(format!(
+            "param `url` is not a valid URL ({e}): {}",
+            params.url
+        ))
+    })?;
     let authority = uri
         .authority()
         .ok_or_else(|| invalid(format!("param `url` has no host: {}", params.url)))?;
@@ -125,6 +136,15 @@ fn build(params: &Params, extra_headers: &[(&str, &str)]) -> Result<OutgoingRequ
     }
     for (name, value) in extra_headers {
         entries.push((name.to_ascii_lowercase(), value.as_bytes().to_vec()));
+    }
+    // Without a length the host streams the body chunked, which simple
+    // servers ignore (they read an empty body) and some refuse (411).
+    let has_length = entries.iter().any(|(name, _)| name == "content-length");
+    let sends_body =
+        params.body.is_some() || matches!(params.method.as_str(), "POST" | "PUT" | "PATCH");
+    if sends_body && !has_length {
+        let length = params.body.as_deref().map_or(0, str::len);
+        entries.push(("content-length".to_owned(), length.to_string().into_bytes()));
     }
     let fields = Fields::from_list(&entries)
         .map_err(|e| invalid(format!("param `headers` rejected by the host: {e}")))?;
