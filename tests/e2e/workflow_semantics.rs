@@ -66,21 +66,33 @@ async fn a_failed_step_stops_the_run_and_later_steps_are_not_run() {
     );
 }
 
+/// The step itself puts the secret everywhere the host records something: a log line,
+/// a note, step state, an HTTP header and body, its output and its error.
 #[tokio::test(flavor = "multi_thread")]
 async fn secret_values_never_reach_the_journal() {
+    let service = crate::support::StandIn::start();
     let t = engine_with(&[("TOKEN", "tok-1234567890")], None);
     let yaml = format!(
-        "{HEAD}  - id: leak\n    phase: communicate\n    uses: echo\n    with: {{ secret: TOKEN, log: 'using tok-1234567890', annotate: 'tok-1234567890 in a note', state_key: k, state_value: 'tok-1234567890' }}\n    secrets: [TOKEN]\n"
+        "{HEAD}  - id: leak\n    phase: communicate\n    uses: hostile\n    with: {{ mode: leak-secret, secret: TOKEN, url: '{}/chat' }}\n    secrets: [TOKEN]\n    allow: [127.0.0.1]\n",
+        service.url()
     );
     let run = t.engine.create_run(new_run(&yaml)).unwrap();
     assert_eq!(t.engine.drive(&run).await.unwrap(), RunStatus::Succeeded);
     let entries = t.store.entries(&run).unwrap();
     let journal = serde_json::to_string(&entries).unwrap();
     assert!(!journal.contains("tok-1234567890"), "{journal}");
-    assert!(journal.contains("[redacted:TOKEN]"), "{journal}");
-    let state = RunState::fold(&run, &entries).unwrap();
-    assert_eq!(
-        state.steps["leak"].output.as_ref().unwrap()["secret_present"],
-        true
-    );
+    for redacted in [
+        "the token is [redacted:TOKEN]",
+        "Bearer [redacted:TOKEN]",
+        "token=[redacted:TOKEN]",
+        r#""token":"[redacted:TOKEN]""#,
+    ] {
+        assert!(
+            journal.contains(redacted),
+            "missing {redacted} in {journal}"
+        );
+    }
+    // The service did get the real value: redaction is for records, not for the step.
+    let chat = service.get("/chat");
+    assert_eq!(chat["messages"][0], "token=tok-1234567890");
 }

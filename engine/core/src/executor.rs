@@ -2,7 +2,7 @@
 //! (flushed) before starting the next side effect.
 
 use crate::Clock;
-use crate::host::{AttemptHost, Observer, RunJournal};
+use crate::host::{AttemptHost, Entropy, HostError, HostSetup, Observer, OsEntropy, RunJournal};
 use crate::journal::{Event, Failure, FailureKind, RetryPlan, RunStatus};
 use crate::runner::{
     AttemptRequest, AttemptResult, Grants, Invocation, ResolvedLimits, StepRunner,
@@ -48,6 +48,7 @@ pub struct Engine {
     runner: Arc<dyn StepRunner>,
     clock: Arc<dyn Clock>,
     secrets: Arc<dyn SecretSource>,
+    entropy: Arc<dyn Entropy>,
     defaults: ResolvedLimits,
     observer: Option<Observer>,
     counter: AtomicU64,
@@ -65,6 +66,7 @@ impl Engine {
             runner,
             clock,
             secrets,
+            entropy: Arc::new(OsEntropy),
             defaults: ResolvedLimits::default(),
             observer: None,
             counter: AtomicU64::new(0),
@@ -73,6 +75,12 @@ impl Engine {
 
     pub fn with_defaults(mut self, defaults: ResolvedLimits) -> Self {
         self.defaults = defaults;
+        self
+    }
+
+    /// Where guests' random bytes come from (tests pin it).
+    pub fn with_entropy(mut self, entropy: Arc<dyn Entropy>) -> Self {
+        self.entropy = entropy;
         self
     }
 
@@ -225,21 +233,41 @@ impl Engine {
             }
         };
         let idempotency_key = idempotency_key(&state.id, step_id);
-        let host = AttemptHost::new(
-            journal.clone(),
-            step_id.to_string(),
-            attempt,
-            step.secrets.clone(),
-            self.secrets.clone(),
-            state.steps[step_id].state.clone(),
-        );
-        // Params are journalled redacted; the step still gets them as rendered.
-        let started = journal.append(Event::AttemptStarted {
+        let s = &state.steps[step_id];
+        // The same attempt still running in the journal: the engine stopped during it.
+        // Re-run it from the start, answering what it already did from the journal.
+        let resumed = s.status == crate::StepStatus::Running && s.attempt == attempt;
+        let host = AttemptHost::new(HostSetup {
+            journal: journal.clone(),
             step: step_id.to_string(),
             attempt,
-            idempotency_key: idempotency_key.clone(),
-            params: host.redactor().json(&params),
-        })?;
+            granted_secrets: step.secrets.clone(),
+            secrets: self.secrets.clone(),
+            entropy: self.entropy.clone(),
+            state: if resumed {
+                s.state_at_start.clone()
+            } else {
+                s.state.clone()
+            },
+            recorded: if resumed {
+                s.inflight.clone()
+            } else {
+                Default::default()
+            },
+        });
+        let started_ms = if resumed {
+            self.clock.now_ms()
+        } else {
+            // Params are journalled redacted; the step still gets them as rendered.
+            journal
+                .append(Event::AttemptStarted {
+                    step: step_id.to_string(),
+                    attempt,
+                    idempotency_key: idempotency_key.clone(),
+                    params: host.redactor().json(&params),
+                })?
+                .at_ms
+        };
         let request = AttemptRequest {
             component: state
                 .components
@@ -274,13 +302,22 @@ impl Engine {
         };
         let result = self.runner.run(request, host.clone()).await;
         let now = self.clock.now_ms();
-        let duration_ms = now.saturating_sub(started.at_ms);
-        if let Some(message) = host.store_error() {
-            return Err(EngineError::JournalLost {
-                run: state.id.clone(),
-                step: step_id.to_string(),
-                message,
-            });
+        let duration_ms = now.saturating_sub(started_ms);
+        match host.fatal() {
+            Some(HostError::Store(message)) => {
+                return Err(EngineError::JournalLost {
+                    run: state.id.clone(),
+                    step: step_id.to_string(),
+                    message,
+                });
+            }
+            Some(e @ HostError::Nondeterminism { .. }) => {
+                return Ok(fail(
+                    Failure::new(e.kind(), false, e.to_string()),
+                    duration_ms,
+                ));
+            }
+            None => {}
         }
         let redact = host.redactor();
         // A grant violation fails the attempt whatever the step made of the refusal:

@@ -3,11 +3,12 @@
 //! (flushed) before the guest sees the result.
 
 use crate::Clock;
-use crate::journal::{Entry, Event, HostCall, HttpOutcome, Level, RunStatus};
+use crate::journal::{Body, ClockKind, Entry, Event, HostCall, HttpOutcome, Level, RunStatus};
 use crate::secrets::{Redactor, SecretSource};
 use crate::store::{Durability, RunMeta, Store, StoreError};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// Called after each entry is durably appended (live progress output, metrics).
 pub type Observer = Arc<dyn Fn(&str, &Entry) + Send + Sync>;
@@ -83,6 +84,11 @@ impl RunJournal {
 
     /// Append an event; returns once it is on disk.
     pub fn append(&self, event: Event) -> Result<Entry, StoreError> {
+        self.append_with(event, Durability::Flush)
+    }
+
+    /// Append an event with the given durability (see [`Durability`]).
+    pub fn append_with(&self, event: Event, durability: Durability) -> Result<Entry, StoreError> {
         let mut inner = self.inner.lock().expect("journal lock");
         let at_ms = self.clock.now_ms();
         let entry = Entry {
@@ -102,7 +108,7 @@ impl RunJournal {
             _ => None,
         };
         let run = inner.meta.id.clone();
-        self.store.append(&run, &entry, meta.as_ref(), Durability::Flush)?;
+        self.store.append(&run, &entry, meta.as_ref(), durability)?;
         inner.next_seq += 1;
         inner.unapplied.push(entry.clone());
         if let Some(m) = meta {
@@ -126,7 +132,82 @@ impl RunJournal {
     }
 }
 
+/// Source of random bytes for guests, injected so tests can pin it.
+pub trait Entropy: Send + Sync {
+    fn fill(&self, buf: &mut [u8]);
+}
+
+/// The operating system's randomness.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsEntropy;
+
+impl Entropy for OsEntropy {
+    fn fill(&self, buf: &mut [u8]) {
+        // A machine without an entropy source cannot run anything safely anyway.
+        getrandom::fill(buf).expect("the OS provides random bytes");
+    }
+}
+
+/// Why a host call could not be served. Both are fatal for the attempt.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HostError {
+    #[error("journal write failed: {0}")]
+    Store(String),
+    /// A resumed attempt asked for something other than what its journal recorded.
+    #[error(
+        "nondeterminism at host call #{index}: the journal recorded `{recorded}`, but the step now asks for `{requested}`"
+    )]
+    Nondeterminism {
+        index: usize,
+        recorded: String,
+        requested: String,
+    },
+}
+
+impl HostError {
+    pub fn kind(&self) -> crate::FailureKind {
+        match self {
+            HostError::Store(_) => crate::FailureKind::Store,
+            HostError::Nondeterminism { .. } => crate::FailureKind::Nondeterminism,
+        }
+    }
+}
+
+/// What to do with an outgoing HTTP request.
+#[derive(Debug)]
+pub enum HttpPlan {
+    /// Send it; record the response under `id`.
+    Send { id: u32 },
+    /// Do not send it: answer from the journal.
+    Replay { id: u32, response: HttpOutcome },
+}
+
+/// What the journal recorded for the attempt being resumed.
+#[derive(Debug, Default, Clone)]
+pub struct Recorded {
+    /// Guest-initiated calls in order (HTTP responses excluded: they can arrive in any order).
+    pub calls: Vec<HostCall>,
+    /// HTTP responses by request id.
+    pub responses: HashMap<u32, HttpOutcome>,
+}
+
+impl Recorded {
+    pub fn push(&mut self, call: HostCall) {
+        match call {
+            HostCall::HttpResponse { id, outcome, .. } => {
+                self.responses.insert(id, outcome);
+            }
+            other => self.calls.push(other),
+        }
+    }
+}
+
 /// The host side of one attempt: what the sandbox calls for every host function.
+///
+/// Every call is checked against the step's grants, redacted, and appended to the
+/// run's journal before its result is returned. When the attempt is a resumption of
+/// one that was in flight at a crash, calls are first answered from the journal
+/// (`replay`), in order, and only the first unrecorded call goes live.
 #[derive(Clone)]
 pub struct AttemptHost {
     inner: Arc<HostInner>,
@@ -138,44 +219,68 @@ struct HostInner {
     attempt: u32,
     granted_secrets: Vec<String>,
     secrets: Arc<dyn SecretSource>,
+    entropy: Arc<dyn Entropy>,
     redactor: Redactor,
     state: Mutex<BTreeMap<String, String>>,
     mutable: Mutex<Mutable>,
 }
 
-#[derive(Default)]
 struct Mutable {
+    replay: VecDeque<HostCall>,
+    responses: HashMap<u32, HttpOutcome>,
+    /// How many host calls this attempt has made (replayed or live).
+    calls: usize,
     next_http_id: u32,
     violations: Vec<String>,
-    store_error: Option<String>,
+    fatal: Option<HostError>,
+    /// (value, when): the monotonic clock continues from the last value the guest saw,
+    /// so it never goes backwards across a replay.
+    monotonic: (u64, Instant),
+}
+
+/// How an attempt's host is set up.
+pub struct HostSetup {
+    pub journal: Arc<RunJournal>,
+    pub step: String,
+    pub attempt: u32,
+    pub granted_secrets: Vec<String>,
+    pub secrets: Arc<dyn SecretSource>,
+    pub entropy: Arc<dyn Entropy>,
+    /// Step state as it was when the attempt started.
+    pub state: BTreeMap<String, String>,
+    /// For a resumed attempt: what it did before the crash.
+    pub recorded: Recorded,
 }
 
 impl AttemptHost {
-    pub(crate) fn new(
-        journal: Arc<RunJournal>,
-        step: String,
-        attempt: u32,
-        granted_secrets: Vec<String>,
-        secrets: Arc<dyn SecretSource>,
-        state: BTreeMap<String, String>,
-    ) -> Self {
+    pub fn new(setup: HostSetup) -> Self {
         // Every granted secret is redacted from everything this attempt writes, whether
         // or not the step reads it through `secret()`.
         let redactor = Redactor::new(
-            granted_secrets
+            setup
+                .granted_secrets
                 .iter()
-                .filter_map(|name| secrets.get(name).map(|v| (name.clone(), v))),
+                .filter_map(|name| setup.secrets.get(name).map(|v| (name.clone(), v))),
         );
         AttemptHost {
             inner: Arc::new(HostInner {
-                journal,
-                step,
-                attempt,
-                granted_secrets,
-                secrets,
+                journal: setup.journal,
+                step: setup.step,
+                attempt: setup.attempt,
+                granted_secrets: setup.granted_secrets,
+                secrets: setup.secrets,
+                entropy: setup.entropy,
                 redactor,
-                state: Mutex::new(state),
-                mutable: Mutex::new(Mutable::default()),
+                state: Mutex::new(setup.state),
+                mutable: Mutex::new(Mutable {
+                    replay: setup.recorded.calls.into(),
+                    responses: setup.recorded.responses,
+                    calls: 0,
+                    next_http_id: 0,
+                    violations: Vec::new(),
+                    fatal: None,
+                    monotonic: (0, Instant::now()),
+                }),
             }),
         }
     }
@@ -188,14 +293,16 @@ impl AttemptHost {
         granted_secrets: Vec<String>,
         secrets: Arc<dyn SecretSource>,
     ) -> Self {
-        Self::new(
+        Self::new(HostSetup {
             journal,
-            step.to_string(),
-            1,
+            step: step.to_string(),
+            attempt: 1,
             granted_secrets,
             secrets,
-            BTreeMap::new(),
-        )
+            entropy: Arc::new(OsEntropy),
+            state: BTreeMap::new(),
+            recorded: Recorded::default(),
+        })
     }
 
     pub fn step(&self) -> &str {
@@ -206,31 +313,69 @@ impl AttemptHost {
         &self.inner.redactor
     }
 
-    fn record(&self, call: HostCall) -> Result<(), StoreError> {
-        let res = self.inner.journal.append(Event::HostCall {
-            step: self.inner.step.clone(),
-            attempt: self.inner.attempt,
-            call,
-        });
-        if let Err(e) = &res {
-            self.inner.mutable.lock().expect("host lock").store_error = Some(e.to_string());
+    fn lock(&self) -> std::sync::MutexGuard<'_, Mutable> {
+        self.inner.mutable.lock().expect("host lock")
+    }
+
+    /// The single chokepoint: replays `requested` from the journal if this attempt is
+    /// being resumed and has recorded calls left, else appends it. Returns the recorded
+    /// call when replayed.
+    fn call(
+        &self,
+        requested: HostCall,
+        durability: Durability,
+    ) -> Result<Option<HostCall>, HostError> {
+        let mut m = self.lock();
+        if let Some(e) = &m.fatal {
+            return Err(e.clone());
         }
-        res.map(|_| ())
+        m.calls += 1;
+        if let Some(recorded) = m.replay.pop_front() {
+            if recorded.same_request(&requested) {
+                return Ok(Some(recorded));
+            }
+            let e = HostError::Nondeterminism {
+                index: m.calls,
+                recorded: recorded.describe(),
+                requested: requested.describe(),
+            };
+            m.fatal = Some(e.clone());
+            return Err(e);
+        }
+        // Appending under the host lock keeps this attempt's calls in guest order.
+        let res = self.inner.journal.append_with(
+            Event::HostCall {
+                step: self.inner.step.clone(),
+                attempt: self.inner.attempt,
+                call: requested,
+            },
+            durability,
+        );
+        match res {
+            Ok(_) => Ok(None),
+            Err(e) => {
+                let e = HostError::Store(e.to_string());
+                m.fatal = Some(e.clone());
+                Err(e)
+            }
+        }
     }
 
-    pub fn log(&self, level: Level, message: &str) -> Result<(), StoreError> {
+    pub fn log(&self, level: Level, message: &str) -> Result<(), HostError> {
         let message = self.inner.redactor.text(message);
-        self.record(HostCall::Log { level, message })
+        self.call(HostCall::Log { level, message }, Durability::Lazy)
+            .map(|_| ())
     }
 
-    pub fn annotate(&self, message: &str) -> Result<(), StoreError> {
+    pub fn annotate(&self, message: &str) -> Result<(), HostError> {
         let message = self.inner.redactor.text(message);
-        self.record(HostCall::Annotate { message })
+        self.call(HostCall::Annotate { message }, Durability::Lazy)
+            .map(|_| ())
     }
 
     /// A granted secret's value, or `None`. Asking for an ungranted secret is recorded
     /// and fails the attempt once it returns (see [`AttemptHost::violations`]).
-    pub fn secret(&self, name: &str) -> Result<Option<String>, StoreError> {
+    pub fn secret(&self, name: &str) -> Result<Option<String>, HostError> {
         let granted = self.inner.granted_secrets.iter().any(|g| g == name);
         let value = if granted {
             self.inner.secrets.get(name)
@@ -238,11 +383,12 @@ impl AttemptHost {
             self.violation(format!("secret not granted: {name}"));
             None
         };
-        self.record(HostCall::SecretRead {
+        let call = HostCall::SecretRead {
             name: name.to_string(),
             granted,
             present: value.is_some(),
-        })?;
+        };
+        self.call(call, Durability::Lazy)?;
         Ok(value)
     }
 
@@ -255,12 +401,13 @@ impl AttemptHost {
             .cloned()
     }
 
-    pub fn state_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+    pub fn state_set(&self, key: &str, value: &str) -> Result<(), HostError> {
         let value = self.inner.redactor.text(value);
-        self.record(HostCall::StateSet {
+        let call = HostCall::StateSet {
             key: key.to_string(),
             value: value.clone(),
-        })?;
+        };
+        self.call(call, Durability::Flush)?;
         self.inner
             .state
             .lock()
@@ -269,21 +416,71 @@ impl AttemptHost {
         Ok(())
     }
 
-    /// Record an outgoing request before it is sent. Returns the id its response is
-    /// recorded under.
+    /// Wall-clock time since the Unix epoch, as the guest sees it.
+    pub fn wall_clock(&self, live: std::time::Duration) -> Result<std::time::Duration, HostError> {
+        let ns = live.as_nanos() as u64;
+        let call = HostCall::Clock {
+            clock: ClockKind::Wall,
+            ns,
+        };
+        Ok(match self.call(call, Durability::Lazy)? {
+            Some(HostCall::Clock { ns, .. }) => std::time::Duration::from_nanos(ns),
+            _ => live,
+        })
+    }
+
+    /// Monotonic nanoseconds, as the guest sees it.
+    pub fn monotonic_clock(&self) -> Result<u64, HostError> {
+        let live = {
+            let m = self.lock();
+            m.monotonic.0 + m.monotonic.1.elapsed().as_nanos() as u64
+        };
+        let call = HostCall::Clock {
+            clock: ClockKind::Monotonic,
+            ns: live,
+        };
+        let ns = match self.call(call, Durability::Lazy)? {
+            Some(HostCall::Clock { ns, .. }) => ns,
+            _ => live,
+        };
+        self.lock().monotonic = (ns, Instant::now());
+        Ok(ns)
+    }
+
+    /// `n` random bytes, as the guest sees them.
+    pub fn random(&self, buf: &mut [u8]) -> Result<(), HostError> {
+        self.inner.entropy.fill(buf);
+        let call = HostCall::Random {
+            hex: hex::encode(&buf),
+        };
+        if let Some(HostCall::Random { hex: recorded }) = self.call(call, Durability::Lazy)?
+            && let Ok(bytes) = hex::decode(recorded)
+            && bytes.len() == buf.len()
+        {
+            buf.copy_from_slice(&bytes);
+        }
+        Ok(())
+    }
+
+    /// Records an outgoing request before it is sent, or finds it in the journal.
     pub fn http_request(
         &self,
         method: &str,
         url: &str,
         headers: &[(String, String)],
-    ) -> Result<u32, StoreError> {
+        body: &[u8],
+    ) -> Result<HttpPlan, HostError> {
+        let r = &self.inner.redactor;
         let id = {
-            let mut m = self.inner.mutable.lock().expect("host lock");
+            let mut m = self.lock();
             m.next_http_id += 1;
             m.next_http_id
         };
-        let r = &self.inner.redactor;
-        self.record(HostCall::HttpRequest {
+        let body = match Body::from_bytes(body) {
+            Body::Text(t) => Body::Text(r.text(&t)),
+            other => other,
+        };
+        let call = HostCall::HttpRequest {
             id,
             method: method.to_string(),
             url: r.text(url),
@@ -291,46 +488,88 @@ impl AttemptHost {
                 .iter()
                 .map(|(k, v)| (k.clone(), r.text(v)))
                 .collect(),
-        })?;
-        Ok(id)
+            body,
+        };
+        match self.call(call, Durability::Flush)? {
+            Some(HostCall::HttpRequest { id: recorded, .. }) => {
+                let mut m = self.lock();
+                m.next_http_id = recorded;
+                Ok(match m.responses.remove(&recorded) {
+                    Some(response) => HttpPlan::Replay {
+                        id: recorded,
+                        response,
+                    },
+                    // Sent before the crash but never answered in the journal: send it
+                    // again. This is the one request that can arrive twice.
+                    None => HttpPlan::Send { id: recorded },
+                })
+            }
+            _ => Ok(HttpPlan::Send { id }),
+        }
     }
 
+    /// Records a response (whole body) before the guest sees it.
     pub fn http_response(
         &self,
         id: u32,
         outcome: HttpOutcome,
         duration_ms: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), HostError> {
         let r = &self.inner.redactor;
         let outcome = match outcome {
-            HttpOutcome::Response { status, headers } => HttpOutcome::Response {
+            HttpOutcome::Response {
+                status,
+                headers,
+                body,
+            } => HttpOutcome::Response {
                 status,
                 headers: headers.into_iter().map(|(k, v)| (k, r.text(&v))).collect(),
+                body: match body {
+                    Body::Text(t) => Body::Text(r.text(&t)),
+                    other => other,
+                },
             },
             HttpOutcome::Error { message } => HttpOutcome::Error {
                 message: r.text(&message),
             },
         };
-        self.record(HostCall::HttpResponse {
-            id,
-            outcome,
-            duration_ms,
+        let mut m = self.lock();
+        if let Some(e) = &m.fatal {
+            return Err(e.clone());
+        }
+        let res = self.inner.journal.append_with(
+            Event::HostCall {
+                step: self.inner.step.clone(),
+                attempt: self.inner.attempt,
+                call: HostCall::HttpResponse {
+                    id,
+                    outcome,
+                    duration_ms,
+                },
+            },
+            Durability::Flush,
+        );
+        res.map(|_| ()).map_err(|e| {
+            let e = HostError::Store(e.to_string());
+            m.fatal = Some(e.clone());
+            e
         })
     }
 
     /// A request to a host not in the step's `allow` list: recorded, never sent, and
     /// the attempt fails once it returns.
-    pub fn http_denied(&self, method: &str, url: &str, host: &str) -> Result<(), StoreError> {
+    pub fn http_denied(&self, method: &str, url: &str, host: &str) -> Result<(), HostError> {
         self.violation(format!("host not allowed: {host}"));
-        self.record(HostCall::HttpDenied {
+        let call = HostCall::HttpDenied {
             method: method.to_string(),
             url: self.inner.redactor.text(url),
             host: host.to_string(),
-        })
+        };
+        self.call(call, Durability::Flush).map(|_| ())
     }
 
     fn violation(&self, what: String) {
-        let mut m = self.inner.mutable.lock().expect("host lock");
+        let mut m = self.lock();
         if !m.violations.contains(&what) {
             m.violations.push(what);
         }
@@ -338,21 +577,11 @@ impl AttemptHost {
 
     /// Grant violations seen so far ("host not allowed: X", "secret not granted: Y").
     pub fn violations(&self) -> Vec<String> {
-        self.inner
-            .mutable
-            .lock()
-            .expect("host lock")
-            .violations
-            .clone()
+        self.lock().violations.clone()
     }
 
-    /// Set when a journal write failed: the attempt's effects are no longer recorded.
-    pub fn store_error(&self) -> Option<String> {
-        self.inner
-            .mutable
-            .lock()
-            .expect("host lock")
-            .store_error
-            .clone()
+    /// A journal write failure or a replay mismatch: the attempt cannot be trusted.
+    pub fn fatal(&self) -> Option<HostError> {
+        self.lock().fatal.clone()
     }
 }

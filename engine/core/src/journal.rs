@@ -137,6 +137,8 @@ pub enum FailureKind {
     Interrupted,
     /// The journal could not be written: the attempt's effects are unknown.
     Store,
+    /// A resumed attempt asked for a different host call than its journal recorded.
+    Nondeterminism,
 }
 
 impl FailureKind {
@@ -153,6 +155,7 @@ impl FailureKind {
             FailureKind::Template => "template",
             FailureKind::Interrupted => "interrupted",
             FailureKind::Store => "store",
+            FailureKind::Nondeterminism => "nondeterminism",
         }
     }
 }
@@ -219,14 +222,17 @@ pub enum HostCall {
         key: String,
         value: String,
     },
-    /// Written before the request is sent (write-ahead), so a crash mid-request is visible.
+    /// Written (flushed) before the request is sent, so a crash mid-request is visible.
     HttpRequest {
         id: u32,
         method: String,
         url: String,
         headers: Vec<(String, String)>,
+        #[serde(default, skip_serializing_if = "Body::is_empty")]
+        body: Body,
     },
-    /// Written once the response head arrived, or the request failed.
+    /// Written (flushed) once the whole response arrived, or the request failed, and
+    /// before the guest sees it: a replay answers the request from here.
     HttpResponse {
         id: u32,
         outcome: HttpOutcome,
@@ -238,6 +244,144 @@ pub enum HostCall {
         url: String,
         host: String,
     },
+    /// A clock read (`wasi:clocks`), so a replay sees the same time.
+    Clock {
+        clock: ClockKind,
+        ns: u64,
+    },
+    /// Random bytes handed to the guest (`wasi:random`), hex.
+    Random {
+        hex: String,
+    },
+}
+
+impl HostCall {
+    /// One line naming the call, for nondeterminism errors.
+    pub fn describe(&self) -> String {
+        match self {
+            HostCall::Log { level, message } => format!("log {} {message:?}", level.as_str()),
+            HostCall::Annotate { message } => format!("annotate {message:?}"),
+            HostCall::SecretRead { name, .. } => format!("secret {name}"),
+            HostCall::StateSet { key, .. } => format!("state-set {key}"),
+            HostCall::HttpRequest { method, url, .. } => format!("http {method} {url}"),
+            HostCall::HttpResponse { id, .. } => format!("http response #{id}"),
+            HostCall::HttpDenied { method, url, .. } => format!("http {method} {url} (denied)"),
+            HostCall::Clock { clock, .. } => format!("{} clock read", clock.as_str()),
+            HostCall::Random { hex } => format!("{} random bytes", hex.len() / 2),
+        }
+    }
+
+    /// Whether a replayed guest asking for `requested` asks for what was recorded here.
+    /// Results (clock values, random bytes, response) are not compared: they are what
+    /// the replay hands back.
+    pub fn same_request(&self, requested: &HostCall) -> bool {
+        use HostCall as H;
+        match (self, requested) {
+            (
+                H::Log {
+                    level: a,
+                    message: m,
+                },
+                H::Log {
+                    level: b,
+                    message: n,
+                },
+            ) => a == b && m == n,
+            (H::Annotate { message: a }, H::Annotate { message: b }) => a == b,
+            (H::SecretRead { name: a, .. }, H::SecretRead { name: b, .. }) => a == b,
+            (H::StateSet { key: a, value: v }, H::StateSet { key: b, value: w }) => {
+                a == b && v == w
+            }
+            (
+                H::HttpRequest {
+                    method: a,
+                    url: u,
+                    body: x,
+                    ..
+                },
+                H::HttpRequest {
+                    method: b,
+                    url: v,
+                    body: y,
+                    ..
+                },
+            ) => a == b && u == v && x == y,
+            (
+                H::HttpDenied {
+                    method: a, url: u, ..
+                },
+                H::HttpDenied {
+                    method: b, url: v, ..
+                },
+            ) => a == b && u == v,
+            (H::Clock { clock: a, .. }, H::Clock { clock: b, .. }) => a == b,
+            (H::Random { hex: a }, H::Random { hex: b }) => a.len() == b.len(),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockKind {
+    Wall,
+    Monotonic,
+}
+
+impl ClockKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockKind::Wall => "wall",
+            ClockKind::Monotonic => "monotonic",
+        }
+    }
+}
+
+/// An HTTP body as journalled: text when it is UTF-8, else base64.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Body {
+    #[default]
+    Empty,
+    Text(String),
+    Base64(String),
+}
+
+impl Body {
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Body::Empty)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Body {
+        use base64::Engine as _;
+        if bytes.is_empty() {
+            Body::Empty
+        } else {
+            match std::str::from_utf8(bytes) {
+                Ok(s) => Body::Text(s.to_string()),
+                Err(_) => Body::Base64(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            }
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        match self {
+            Body::Empty => Vec::new(),
+            Body::Text(s) => s.as_bytes().to_vec(),
+            Body::Base64(b) => base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .unwrap_or_default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Body::Empty => 0,
+            Body::Text(s) => s.len(),
+            Body::Base64(b) => b.len() / 4 * 3,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -246,6 +390,8 @@ pub enum HttpOutcome {
     Response {
         status: u16,
         headers: Vec<(String, String)>,
+        #[serde(default, skip_serializing_if = "Body::is_empty")]
+        body: Body,
     },
     Error {
         message: String,

@@ -33,9 +33,12 @@ pub mod timeline;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use executor::{Engine, EngineError, NewRun, idempotency_key};
-pub use host::{AttemptHost, Observer, RunJournal};
+pub use host::{
+    AttemptHost, Entropy, HostError, HostSetup, HttpPlan, Observer, OsEntropy, Recorded, RunJournal,
+};
 pub use journal::{
-    Entry, Event, Failure, FailureKind, HostCall, HttpOutcome, Level, RetryPlan, RunStatus,
+    Body, ClockKind, Entry, Event, Failure, FailureKind, HostCall, HttpOutcome, Level, RetryPlan,
+    RunStatus,
 };
 pub use memstore::MemoryStore;
 pub use runner::{

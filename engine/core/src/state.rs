@@ -1,6 +1,7 @@
 //! A run's state, as the fold of its journal, and the pure decision of what to do next.
 //! Keeping `next` free of I/O and time reads makes resume deterministic and testable.
 
+use crate::host::Recorded;
 use crate::journal::{Entry, Event, Failure, HostCall, RetryPlan, RunStatus};
 use medic_model::{Incident, Workflow};
 use serde_json::{Value, json};
@@ -41,6 +42,10 @@ pub struct StepState {
     pub last_failure: Option<Failure>,
     /// Durable per-step state (`state-set`).
     pub state: BTreeMap<String, String>,
+    /// The step state when the latest attempt started: what a resumed attempt must see.
+    pub state_at_start: BTreeMap<String, String>,
+    /// Host calls of the latest attempt while it has no result: replayed on resume.
+    pub inflight: Recorded,
 }
 
 #[derive(Debug, Clone)]
@@ -123,6 +128,8 @@ impl RunState {
                         retry: None,
                         last_failure: None,
                         state: BTreeMap::new(),
+                        state_at_start: BTreeMap::new(),
+                        inflight: Recorded::default(),
                     },
                 )
             })
@@ -174,14 +181,17 @@ impl RunState {
                 s.status = StepStatus::Running;
                 s.attempt = *attempt;
                 s.retry = None;
+                s.state_at_start = s.state.clone();
+                s.inflight = Recorded::default();
             }
-            Event::HostCall {
-                call: HostCall::StateSet { key, value },
-                ..
-            } => {
-                s.state.insert(key.clone(), value.clone());
+            Event::HostCall { call, attempt, .. } => {
+                if let HostCall::StateSet { key, value } = call {
+                    s.state.insert(key.clone(), value.clone());
+                }
+                if s.status == StepStatus::Running && *attempt == s.attempt {
+                    s.inflight.push(call.clone());
+                }
             }
-            Event::HostCall { .. } => {}
             Event::AttemptSucceeded {
                 output, attempt, ..
             } => {
@@ -195,6 +205,7 @@ impl RunState {
                 attempt,
                 ..
             } => {
+                s.inflight = Recorded::default();
                 s.attempt = *attempt;
                 s.last_failure = Some(failure.clone());
                 s.retry = retry.clone();

@@ -55,7 +55,9 @@ impl Timeline {
                         granted: false,
                         ..
                     } => format!("DENIED secret not granted: {name}"),
-                    HostCall::SecretRead { .. } => return None,
+                    HostCall::SecretRead { .. }
+                    | HostCall::Clock { .. }
+                    | HostCall::Random { .. } => return None,
                     HostCall::StateSet { key, .. } => format!("state saved: {key}"),
                     HostCall::HttpRequest { method, url, .. } => format!("http {method} {url}"),
                     HostCall::HttpResponse {
@@ -63,8 +65,11 @@ impl Timeline {
                         duration_ms,
                         ..
                     } => match outcome {
-                        HttpOutcome::Response { status, .. } => {
-                            format!("http -> {status} in {duration_ms} ms")
+                        HttpOutcome::Response { status, body, .. } => {
+                            format!(
+                                "http -> {status} in {duration_ms} ms ({} bytes)",
+                                body.len()
+                            )
                         }
                         HttpOutcome::Error { message } => format!("http failed: {message}"),
                     },

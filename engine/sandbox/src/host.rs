@@ -4,9 +4,10 @@
 
 use crate::bindings::v0_1_0::medic::step::{host, types};
 use http_body_util::BodyExt;
-use medic_core::{AttemptHost, HttpOutcome, Level, host_allowed};
+use medic_core::{AttemptHost, Body, HttpOutcome, HttpPlan, Level, host_allowed};
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{
     Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
@@ -30,14 +31,23 @@ impl StepData {
         allow: Vec<String>,
         memory_bytes: u64,
         timeout: Duration,
+        seed: u128,
     ) -> Self {
         // No filesystem, environment, arguments, sockets or stdin: a step talks to the
-        // world only through the host functions and the HTTP gate below.
-        let wasi = WasiCtx::builder()
-            .allow_tcp(false)
+        // world only through the host functions and the HTTP gate below. Clocks and
+        // randomness go through the journal so a resumed attempt replays identically.
+        let mut wasi = WasiCtx::builder();
+        wasi.allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
-            .build();
+            .insecure_random_seed(seed);
+        if let Some(h) = &host {
+            wasi.wall_clock(JournalClock(h.clone()))
+                .monotonic_clock(JournalClock(h.clone()))
+                .secure_random(JournalRng(h.clone()))
+                .insecure_random(JournalRng(h.clone()));
+        }
+        let wasi = wasi.build();
         let deadline = Instant::now() + timeout;
         StepData {
             wasi,
@@ -127,6 +137,55 @@ type SendResult = wasmtime_wasi_http::Result<(
     Box<dyn Future<Output = Result<(), HttpError>> + Send>,
 )>;
 
+/// Bodies are journalled whole, so they are bounded.
+const MAX_BODY_BYTES: usize = 16 << 20;
+
+fn full(bytes: bytes::Bytes) -> WasiBody {
+    http_body_util::Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn header_pairs(h: &http::HeaderMap) -> Vec<(String, String)> {
+    h.iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn collect(body: WasiBody) -> Result<bytes::Bytes, HttpError> {
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(_) => Err(HttpError::HttpRequestBodySize(Some(MAX_BODY_BYTES as u64))),
+    }
+}
+
+/// A recorded response, rebuilt for the guest.
+fn replayed(outcome: HttpOutcome) -> SendResult {
+    match outcome {
+        HttpOutcome::Response {
+            status,
+            headers,
+            body,
+        } => {
+            let mut b = http::Response::builder().status(status);
+            for (k, v) in headers {
+                b = b.header(k, v);
+            }
+            let response = b
+                .body(full(body.to_bytes().into()))
+                .map_err(|_| HttpError::HttpProtocolError)?;
+            Ok((response, Box::new(async { Ok(()) })))
+        }
+        HttpOutcome::Error { .. } => Err(HttpError::ConnectionTerminated),
+    }
+}
+
 impl WasiHttpHooks for HttpGate {
     fn send_request(
         &mut self,
@@ -136,33 +195,21 @@ impl WasiHttpHooks for HttpGate {
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         let _ = fut;
         let host = self.host.clone();
-        let method = request.method().to_string();
-        let url = request.uri().to_string();
-        let authority_host = request.uri().host().unwrap_or("").to_string();
-        let port = request
-            .uri()
-            .port_u16()
-            .or(match request.uri().scheme_str() {
-                Some("https") => Some(443),
-                Some("http") => Some(80),
-                _ => None,
-            });
+        let uri = request.uri();
+        let authority_host = uri.host().unwrap_or("").to_string();
+        let port = uri.port_u16().or(match uri.scheme_str() {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        });
         let allowed = host_allowed(&self.allow, &authority_host, port);
-        let remaining = self.deadline.saturating_duration_since(Instant::now());
-        let headers: Vec<(String, String)> = request
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        let deadline = self.deadline;
         Box::new(async move {
             let Some(host) = host else {
                 return Err(HttpError::HttpRequestDenied);
             };
+            let method = request.method().to_string();
+            let url = request.uri().to_string();
             if !allowed {
                 let shown = match port {
                     Some(p) => format!("{authority_host}:{p}"),
@@ -172,44 +219,55 @@ impl WasiHttpHooks for HttpGate {
                     .map_err(|_| HttpError::HttpRequestDenied)?;
                 return Err(HttpError::HttpRequestDenied);
             }
-            // Write-ahead: the request is in the journal before a byte leaves.
-            let id = host
-                .http_request(&method, &url, &headers)
+            let (parts, body) = request.into_parts();
+            let body = collect(body).await?;
+            // Write-ahead: the request is in the journal (flushed) before a byte leaves;
+            // on a resumed attempt it may instead be answered from the journal.
+            let plan = host
+                .http_request(&method, &url, &header_pairs(&parts.headers), &body)
                 .map_err(|_| HttpError::HttpRequestDenied)?;
+            let id = match plan {
+                HttpPlan::Replay { response, .. } => return replayed(response),
+                HttpPlan::Send { id } => id,
+            };
+            let request = http::Request::from_parts(parts, full(body));
             let started = Instant::now();
             // The epoch deadline cannot interrupt a guest parked in this host call, so
-            // the attempt's remaining time bounds the request here too.
-            let sent = tokio::time::timeout(
-                remaining,
-                wasmtime_wasi_http::default_send_request(request, options),
-            )
-            .await;
-            let ms = started.elapsed().as_millis() as u64;
-            let result = match sent {
+            // the attempt's remaining time bounds the whole exchange here.
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let exchange = async {
+                let (response, io) =
+                    wasmtime_wasi_http::default_send_request(request, options).await?;
+                // The connection future drives the body: it must run while we read it.
+                let conn = tokio::spawn(io);
+                let (parts, body) = response.into_parts();
+                let body = collect(body.map_err(Into::into).boxed_unsync()).await;
+                if body.is_err() {
+                    conn.abort();
+                }
+                Ok::<_, HttpError>((parts, body?))
+            };
+            let result = match tokio::time::timeout(remaining, exchange).await {
                 Err(_) => Err(HttpError::ConnectionTimeout),
                 Ok(r) => r,
             };
+            let ms = started.elapsed().as_millis() as u64;
             match result {
-                Ok((response, io)) => {
+                Ok((parts, body)) => {
                     let outcome = HttpOutcome::Response {
-                        status: response.status().as_u16(),
-                        headers: response
-                            .headers()
-                            .iter()
-                            .map(|(k, v)| {
-                                (
-                                    k.to_string(),
-                                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                                )
-                            })
-                            .collect(),
+                        status: parts.status.as_u16(),
+                        headers: header_pairs(&parts.headers),
+                        body: Body::from_bytes(&body),
                     };
+                    // The response is durable before the guest sees it, so a replay
+                    // never sends an answered request again.
                     host.http_response(id, outcome, ms)
                         .map_err(|_| HttpError::HttpRequestDenied)?;
-                    let response = response.map(|b| b.map_err(Into::into).boxed_unsync());
+                    let response = http::Response::from_parts(parts, full(body));
                     Ok((
                         response,
-                        Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                        Box::new(async { Ok(()) })
+                            as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
                     ))
                 }
                 Err(e) => {
@@ -222,6 +280,58 @@ impl WasiHttpHooks for HttpGate {
                 }
             }
         })
+    }
+}
+
+/// `wasi:clocks` through the journal. A journal failure cannot be reported through
+/// these infallible interfaces; the host remembers it and the attempt fails on return.
+struct JournalClock(AttemptHost);
+
+impl HostWallClock for JournalClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+
+    fn now(&self) -> Duration {
+        let live = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        self.0.wall_clock(live).unwrap_or(live)
+    }
+}
+
+impl HostMonotonicClock for JournalClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+
+    fn now(&self) -> u64 {
+        self.0.monotonic_clock().unwrap_or(0)
+    }
+}
+
+/// `wasi:random` through the journal.
+struct JournalRng(AttemptHost);
+
+impl rand_core::TryRng for JournalRng {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        // On a journal failure the bytes are still random; the attempt fails on return.
+        let _ = self.0.random(dst);
+        Ok(())
     }
 }
 

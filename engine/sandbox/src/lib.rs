@@ -194,7 +194,7 @@ impl Sandbox {
             path: path.display().to_string(),
             message,
         };
-        let mut store = self.store(None, Vec::new(), 64 << 20, Duration::from_secs(10));
+        let mut store = self.store(None, Vec::new(), 64 << 20, Duration::from_secs(10), 0);
         let m = async {
             let inst = loaded.pre.instantiate_async(&mut store).await?;
             inst.medic_step_step().call_describe(&mut store).await
@@ -219,10 +219,11 @@ impl Sandbox {
         allow: Vec<String>,
         memory_bytes: u64,
         timeout: Duration,
+        seed: u128,
     ) -> Store<StepData> {
         let mut store = Store::new(
             &self.engine,
-            StepData::new(host, allow, memory_bytes, timeout),
+            StepData::new(host, allow, memory_bytes, timeout, seed),
         );
         store.limiter(|d| &mut d.limiter);
         // Check the wall-clock deadline on every epoch tick; yield in between so the
@@ -272,11 +273,15 @@ impl StepRunner for Sandbox {
             Err(e) => return failed(FailureKind::Component, false, e.to_string()),
         };
         let timeout = Duration::from_millis(limits.timeout_ms);
+        // Deterministic per attempt, so a replay sees the same insecure seed.
+        let seed = u128::from_str_radix(&request.invocation.idempotency_key, 16).unwrap_or(0)
+            ^ u128::from(request.invocation.attempt);
         let mut store = self.store(
             Some(host),
             request.grants.allow.clone(),
             limits.memory_bytes,
             timeout,
+            seed,
         );
         let invocation = to_wit(&request.invocation);
         let result = tokio::time::timeout(timeout, async {

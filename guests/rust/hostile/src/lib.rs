@@ -25,7 +25,7 @@ use exports::medic::step::step::{Guest, Invocation, Manifest, Outcome, StepError
 use medic::step::host;
 use medic::step::types::Capabilities;
 
-const MODES: [&str; 8] = [
+const MODES: [&str; 9] = [
     "loop",
     "alloc",
     "forbidden-host",
@@ -33,6 +33,7 @@ const MODES: [&str; 8] = [
     "trap",
     "panic",
     "big-output",
+    "leak-secret",
     "ok",
 ];
 
@@ -43,9 +44,9 @@ const PARAMS_SCHEMA: &str = r#"{
   "properties": {
     "mode": {
       "type": "string",
-      "enum": ["loop", "alloc", "forbidden-host", "forbidden-secret", "trap", "panic", "big-output", "ok"]
+      "enum": ["loop", "alloc", "forbidden-host", "forbidden-secret", "trap", "panic", "big-output", "leak-secret", "ok"]
     },
-    "url": {"type": "string", "description": "URL for mode forbidden-host"},
+    "url": {"type": "string", "description": "URL for modes forbidden-host and leak-secret"},
     "secret": {"type": "string", "default": "NOT_GRANTED", "description": "Secret name for mode forbidden-secret"}
   },
   "required": ["mode"],
@@ -90,6 +91,11 @@ impl Guest for Hostile {
                 "\"{}\"",
                 "x".repeat(BIG_OUTPUT_CHARS)
             ))),
+            Some("leak-secret") => {
+                let name = text("secret").unwrap_or("NOT_GRANTED");
+                let value = host::secret(name).unwrap_or_default();
+                wstd::runtime::block_on(leak(&value, text("url")))
+            }
             Some("ok") => Ok(Outcome::Done(r#"{"ok":true}"#.into())),
             Some(other) => Err(bad_params(format!(
                 "param `mode` must be one of {}, got {other:?}",
@@ -144,6 +150,34 @@ async fn get(url: &str) -> Result<Outcome, StepError> {
             retryable: false,
         }),
     }
+}
+
+/// Puts a granted secret's value everywhere the host records something: a log line,
+/// the timeline, step state, an HTTP header and body, and the output. The host must
+/// redact it from all of them.
+async fn leak(value: &str, url: Option<&str>) -> Result<Outcome, StepError> {
+    host::log(
+        medic::step::types::Level::Info,
+        &format!("the token is {value}"),
+    );
+    host::annotate(&format!("token {value} in a note"));
+    host::state_set("token", value);
+    if let Some(url) = url {
+        let request = Request::post(url)
+            .header("Authorization", format!("Bearer {value}"))
+            .header("Content-Length", format!("{}", value.len() + 6))
+            .body(Body::from(format!("token={value}")))
+            .map_err(|e| bad_params(format!("param `url`: {e}")))?;
+        if let Err(e) = Client::new().send(request).await {
+            return Err(StepError {
+                message: format!("POST {url} failed: {e:#} (token {value})"),
+                retryable: false,
+            });
+        }
+    }
+    Ok(Outcome::Done(
+        serde_json::json!({ "token": value }).to_string(),
+    ))
 }
 
 /// Executes the wasm `unreachable` instruction: a trap with no panic message.
