@@ -3,10 +3,14 @@
 
 mod support;
 
+/// Killed at every journal write and at random instants: runs resume, effects never repeat.
+mod crash;
 /// The checkout-flag example runs end to end with `medic run` against a local service.
 mod example_run;
 /// Every hostile guest fails only its own step, with a clear reason; the engine carries on.
 mod hostile_guests;
+/// A resumed attempt replays its host calls; a different call is a nondeterminism error.
+mod replay;
 /// Unfinished runs resume from the journal; retry timers survive a restart.
 mod resume;
 /// `medic validate` checks components and their params schemas.

@@ -123,9 +123,14 @@ pub struct StandIn {
 
 impl StandIn {
     pub fn start() -> StandIn {
+        Self::scenario("flag")
+    }
+
+    /// The stand-in in a given scenario (`flag`, `deploy`): see server.py.
+    pub fn scenario(scenario: &str) -> StandIn {
         let mut child = Command::new("python3")
             .arg(repo().join("examples/checkout-flag/server.py"))
-            .args(["--port", "0"])
+            .args(["--port", "0", "--scenario", scenario])
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 runs the example's stand-in service");

@@ -12,16 +12,18 @@ use std::sync::{Arc, Mutex};
 
 pub struct Ctx {
     pub data: PathBuf,
+    cache: PathBuf,
     steps: Vec<PathBuf>,
 }
 
 impl Ctx {
-    pub fn new(data: Option<PathBuf>, steps: Vec<PathBuf>) -> Result<Ctx> {
+    pub fn new(data: Option<PathBuf>, cache: Option<PathBuf>, steps: Vec<PathBuf>) -> Result<Ctx> {
         let data = match data {
             Some(d) => d,
             None => default_data_dir()?,
         };
-        Ok(Ctx { data, steps })
+        let cache = cache.unwrap_or_else(|| data.join("cache"));
+        Ok(Ctx { data, cache, steps })
     }
 
     pub fn store(&self) -> Result<Arc<SledStore>> {
@@ -32,7 +34,7 @@ impl Ctx {
 
     pub fn sandbox(&self) -> Result<Arc<Sandbox>> {
         Ok(Arc::new(Sandbox::new(SandboxConfig {
-            cache_dir: Some(self.data.join("cache")),
+            cache_dir: Some(self.cache.clone()),
             ..SandboxConfig::default()
         })?))
     }

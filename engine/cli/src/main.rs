@@ -27,6 +27,9 @@ struct Cli {
     /// Where medic keeps its store and compile cache.
     #[arg(long, global = true, env = "MEDIC_DATA", value_name = "DIR")]
     data: Option<PathBuf>,
+    /// Where compiled components are cached (default: <data>/cache).
+    #[arg(long, global = true, env = "MEDIC_CACHE", value_name = "DIR")]
+    cache: Option<PathBuf>,
     /// Directories searched for step components named in `uses:` (repeatable).
     /// Also: MEDIC_STEPS (colon-separated), <workflow dir>/steps, <data>/steps.
     #[arg(long = "steps", global = true, value_name = "DIR")]
@@ -97,7 +100,7 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let ctx = app::Ctx::new(cli.data, cli.steps)?;
+    let ctx = app::Ctx::new(cli.data, cli.cache, cli.steps)?;
     match cli.command {
         Command::Run { workflow, alert } => app::run(&ctx, &workflow, &alert).await,
         Command::Resume => app::resume(&ctx).await,

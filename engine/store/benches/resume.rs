@@ -18,8 +18,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const RUNS: usize = 10_000;
 const WRITERS: usize = 16;
 const TARGET_MS: u128 = 2_000;
-/// The step every run is parked on.
-const STEP: &str = "confirm";
 
 const WORKFLOW: &str = include_str!("../../../examples/checkout-flag/workflow.yaml");
 const ALERT: &str = include_str!("../../../examples/checkout-flag/alert.json");
@@ -30,7 +28,8 @@ fn main() {
     let workflow = medic_model::parse_workflow("workflow.yaml", WORKFLOW)
         .expect("the example workflow parses")
         .workflow;
-    assert_eq!(workflow.steps.len(), 5, "a 5-step workflow");
+    // Runs are parked on the step that runs first.
+    let step = workflow.steps[workflow.execution_order()[0]].id.clone();
     let incident = medic_model::alert::incident_from_json(ALERT, "2026-01-01T00:00:00Z")
         .expect("the example alert parses");
     let now = SystemTime::now()
@@ -42,10 +41,10 @@ fn main() {
     let store = SledStore::open(&path).expect("open a fresh store");
     std::thread::scope(|s| {
         for w in 0..WRITERS {
-            let (store, workflow, incident) = (&store, &workflow, &incident);
+            let (store, workflow, incident, step) = (&store, &workflow, &incident, &step);
             s.spawn(move || {
                 for i in (w..RUNS).step_by(WRITERS) {
-                    park_run(store, workflow, incident, i, now);
+                    park_run(store, workflow, incident, step, i, now);
                 }
             });
         }
@@ -53,8 +52,9 @@ fn main() {
     let flushes = store.flush_count();
     drop(store);
     println!(
-        "setup: {RUNS} runs x 6 records from {WRITERS} threads in {} ms, {flushes} fsyncs \
-         for {} flushing writes (group commit)",
+        "setup: {RUNS} runs ({}-step workflow, parked on {step}) x 6 records from {WRITERS} \
+         threads in {} ms, {flushes} fsyncs for {} flushing writes (group commit)",
+        workflow.steps.len(),
         setup.elapsed().as_millis(),
         RUNS * 5
     );
@@ -74,8 +74,11 @@ fn main() {
     let listed = t1.elapsed();
     let t2 = Instant::now();
     let resume_at = now + 1_000;
+    let mut reading = Duration::ZERO;
     for meta in &unfinished {
+        let read = Instant::now();
         let entries = store.entries(&meta.id).expect("journal");
+        reading += read.elapsed();
         let state = RunState::fold(&meta.id, &entries).expect("fold");
         match state.next(resume_at) {
             Next::Wait { .. } => {}
@@ -93,18 +96,29 @@ fn main() {
         folded.as_millis(),
         total.as_millis()
     );
+    println!(
+        "  of which reading and decoding journals: {} ms",
+        reading.as_millis()
+    );
     if total.as_millis() > TARGET_MS {
         println!("OVER TARGET");
     }
 
-    let (request, response) = http_call(now);
+    let (request, response) = http_call(&step, now);
     let bytes = encode_entry(&request).len() + encode_entry(&response).len();
     println!("journal bytes per HTTP call (request + response records): {bytes}");
 }
 
 /// One run, written as the executor would: created, attempt 1 started, a log line and
 /// a health probe that got a 503, then the failure with a retry a day away.
-fn park_run(store: &SledStore, workflow: &Workflow, incident: &Incident, i: usize, now: u64) {
+fn park_run(
+    store: &SledStore,
+    workflow: &Workflow,
+    incident: &Incident,
+    step: &str,
+    i: usize,
+    now: u64,
+) {
     let created = now - (RUNS - i) as u64;
     let id = format!("{created:012x}-{i:08x}");
     let mut incident = incident.clone();
@@ -112,7 +126,12 @@ fn park_run(store: &SledStore, workflow: &Workflow, incident: &Incident, i: usiz
     let components: BTreeMap<String, String> = workflow
         .steps
         .iter()
-        .map(|s| (s.id.clone(), format!("/var/lib/medic/steps/{}.wasm", s.uses)))
+        .map(|s| {
+            (
+                s.id.clone(),
+                format!("/var/lib/medic/steps/{}.wasm", s.uses),
+            )
+        })
         .collect();
     let meta = RunMeta {
         id: id.clone(),
@@ -134,13 +153,13 @@ fn park_run(store: &SledStore, workflow: &Workflow, incident: &Incident, i: usiz
         })),
     };
     store.create_run(&meta, &first).expect("create run");
-    let (request, response) = http_call(created);
+    let (request, response) = http_call(step, created);
     let events = [
         (
             Event::AttemptStarted {
-                step: STEP.into(),
+                step: step.into(),
                 attempt: 1,
-                idempotency_key: format!("{id}/{STEP}"),
+                idempotency_key: format!("{id}/{step}"),
                 params: serde_json::json!({
                     "url": "http://127.0.0.1:18080/health",
                     "expect_status": 200,
@@ -149,23 +168,22 @@ fn park_run(store: &SledStore, workflow: &Workflow, incident: &Incident, i: usiz
             Durability::Flush,
         ),
         (
-            host_call(HostCall::Log {
-                level: Level::Info,
-                message: "GET http://127.0.0.1:18080/health".into(),
-            }),
+            host_call(
+                step,
+                HostCall::Log {
+                    level: Level::Info,
+                    message: "GET http://127.0.0.1:18080/health".into(),
+                },
+            ),
             Durability::Lazy,
         ),
         (request.event, Durability::Flush),
         (response.event, Durability::Flush),
         (
             Event::AttemptFailed {
-                step: STEP.into(),
+                step: step.into(),
                 attempt: 1,
-                failure: Failure::new(
-                    FailureKind::StepError,
-                    true,
-                    "expected status 200, got 503",
-                ),
+                failure: Failure::new(FailureKind::StepError, true, "expected status 200, got 503"),
                 duration_ms: 41,
                 retry: Some(RetryPlan {
                     attempt: 2,
@@ -181,51 +199,55 @@ fn park_run(store: &SledStore, workflow: &Workflow, incident: &Incident, i: usiz
             at_ms: created + seq as u64,
             event,
         };
-        store
-            .append(&id, &entry, None, durability)
-            .expect("append");
+        store.append(&id, &entry, None, durability).expect("append");
     }
 }
 
-fn host_call(call: HostCall) -> Event {
+fn host_call(step: &str, call: HostCall) -> Event {
     Event::HostCall {
-        step: STEP.into(),
+        step: step.into(),
         attempt: 1,
         call,
     }
 }
 
 /// A representative recorded HTTP call: a health probe and its (failing) answer.
-fn http_call(at_ms: u64) -> (Entry, Entry) {
+fn http_call(step: &str, at_ms: u64) -> (Entry, Entry) {
     let request = Entry {
         seq: 3,
         at_ms,
-        event: host_call(HostCall::HttpRequest {
-            id: 0,
-            method: "GET".into(),
-            url: "http://127.0.0.1:18080/health".into(),
-            headers: vec![
-                ("accept".into(), "application/json".into()),
-                ("user-agent".into(), "medic-http-probe/0.1".into()),
-            ],
-            body: Body::Empty,
-        }),
+        event: host_call(
+            step,
+            HostCall::HttpRequest {
+                id: 0,
+                method: "GET".into(),
+                url: "http://127.0.0.1:18080/health".into(),
+                headers: vec![
+                    ("accept".into(), "application/json".into()),
+                    ("user-agent".into(), "medic-http-probe/0.1".into()),
+                ],
+                body: Body::Empty,
+            },
+        ),
     };
     let response = Entry {
         seq: 4,
         at_ms: at_ms + 38,
-        event: host_call(HostCall::HttpResponse {
-            id: 0,
-            outcome: HttpOutcome::Response {
-                status: 503,
-                headers: vec![
-                    ("content-type".into(), "application/json".into()),
-                    ("content-length".into(), "48".into()),
-                ],
-                body: Body::Text(r#"{"status":"degraded","checkout_5xx_rate":0.071}"#.into()),
+        event: host_call(
+            step,
+            HostCall::HttpResponse {
+                id: 0,
+                outcome: HttpOutcome::Response {
+                    status: 503,
+                    headers: vec![
+                        ("content-type".into(), "application/json".into()),
+                        ("content-length".into(), "48".into()),
+                    ],
+                    body: Body::Text(r#"{"status":"degraded","checkout_5xx_rate":0.071}"#.into()),
+                },
+                duration_ms: 38,
             },
-            duration_ms: 38,
-        }),
+        ),
     };
     (request, response)
 }

@@ -1,0 +1,538 @@
+//! Golden files of the persisted record format (tests/golden/v<FORMAT_VERSION>/).
+//!
+//! Each file is the exact bytes `medic_core::codec::encode` writes for one
+//! representative record: one file per journal event and host call variant (a few
+//! variants have more than one, for their optional parts), and the run meta. The test
+//! decodes every file, compares it with the value built here, and re-encodes the value
+//! to the same bytes. So any change to the format — a renamed field, a new required
+//! field, a different tag — fails here and has to be made deliberately:
+//!
+//! - a compatible change (e.g. a new optional field): `MEDIC_BLESS=1 cargo test -p
+//!   medic-core --test golden` rewrites the files; review the diff;
+//! - an incompatible change: bump `codec::FORMAT_VERSION`, keep the old directory and
+//!   teach `codec::decode` (and this test) to read it.
+//!
+//! Adding a variant: `kind` below stops compiling until it names the new variant; add
+//! a case in `cases` too, then bless.
+
+use medic_core::codec::{self, FORMAT_VERSION};
+use medic_core::journal::RunCreated;
+use medic_core::{
+    Body, ClockKind, Entry, Event, Failure, FailureKind, HostCall, HttpOutcome, Level, RetryPlan,
+    RunMeta, RunStatus,
+};
+use medic_model::{
+    Incident, IncidentStatus, Limits, MatchOp, Matcher, Phase, Retry, Step, Trigger, Workflow,
+};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+/// A representative record and the file it is kept in.
+enum Record {
+    Entry(Entry),
+    Meta(RunMeta),
+}
+
+struct Case {
+    file: String,
+    record: Record,
+}
+
+impl Record {
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Record::Entry(e) => codec::encode_entry(e),
+            Record::Meta(m) => codec::encode_meta(m),
+        }
+    }
+
+    /// Decodes `bytes` as this record's type and checks it equals this record.
+    fn check_decodes(&self, bytes: &[u8]) -> Result<(), String> {
+        fn compare<T: PartialEq + std::fmt::Debug>(
+            got: Result<T, codec::CodecError>,
+            want: &T,
+        ) -> Result<(), String> {
+            match got {
+                Err(e) => Err(format!("does not decode: {e:#}")),
+                Ok(got) if &got != want => {
+                    Err(format!("decodes to\n{got:#?}\nexpected\n{want:#?}"))
+                }
+                Ok(_) => Ok(()),
+            }
+        }
+        match self {
+            Record::Entry(e) => compare(codec::decode_entry(bytes), e),
+            Record::Meta(m) => compare(codec::decode_meta(bytes), m),
+        }
+    }
+}
+
+/// The file name stem of an event: its `type` tag, and for host calls the `call` tag.
+/// Exhaustive on purpose: a new variant does not compile until it is named here.
+fn kind(event: &Event) -> &'static str {
+    match event {
+        Event::RunCreated(_) => "run_created",
+        Event::StepSkipped { .. } => "step_skipped",
+        Event::AttemptStarted { .. } => "attempt_started",
+        Event::HostCall { call, .. } => match call {
+            HostCall::Log { .. } => "host_call_log",
+            HostCall::Annotate { .. } => "host_call_annotate",
+            HostCall::SecretRead { .. } => "host_call_secret_read",
+            HostCall::StateSet { .. } => "host_call_state_set",
+            HostCall::HttpRequest { .. } => "host_call_http_request",
+            HostCall::HttpResponse { .. } => "host_call_http_response",
+            HostCall::HttpDenied { .. } => "host_call_http_denied",
+            HostCall::Clock { .. } => "host_call_clock",
+            HostCall::Random { .. } => "host_call_random",
+        },
+        Event::AttemptSucceeded { .. } => "attempt_succeeded",
+        Event::AttemptFailed { .. } => "attempt_failed",
+        Event::RunFinished { .. } => "run_finished",
+    }
+}
+
+const AT: u64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+const STEP: &str = "retoggle";
+
+fn entry(seq: u64, event: Event) -> Entry {
+    Entry {
+        seq,
+        at_ms: AT + seq * 7,
+        event,
+    }
+}
+
+fn call(seq: u64, call: HostCall) -> Entry {
+    entry(
+        seq,
+        Event::HostCall {
+            step: STEP.into(),
+            attempt: 2,
+            call,
+        },
+    )
+}
+
+fn workflow() -> Workflow {
+    let probe = Step {
+        id: "confirm".into(),
+        phase: Phase::Detect,
+        uses: "http-probe".into(),
+        with: json!({"url": "{{ incident.annotations.service_url }}/health", "expect_status": 200}),
+        condition: None,
+        retry: Retry::default(),
+        timeout_ms: Some(5_000),
+        secrets: vec![],
+        allow: vec!["127.0.0.1".into()],
+        limits: Limits::default(),
+        continue_on_error: true,
+    };
+    let retoggle = Step {
+        id: STEP.into(),
+        phase: Phase::Restore,
+        uses: "flag-toggle".into(),
+        with: json!({"flag": "new-checkout", "enabled": false}),
+        condition: Some("steps.confirm.status == \"failed\"".into()),
+        retry: Retry {
+            attempts: 3,
+            backoff_ms: 1_000,
+            factor: 2.0,
+            max_backoff_ms: 60_000,
+        },
+        timeout_ms: None,
+        secrets: vec!["FLAGS_TOKEN".into()],
+        allow: vec![
+            "flags.example.com".into(),
+            "*.internal.example.com:8443".into(),
+        ],
+        limits: Limits {
+            memory_bytes: Some(32 << 20),
+            output_bytes: Some(65_536),
+        },
+        continue_on_error: false,
+    };
+    Workflow {
+        name: "checkout-bad-flag".into(),
+        description: "Turn the new-checkout flag off when checkout fails.".into(),
+        trigger: Trigger {
+            matchers: vec![Matcher {
+                label: "alertname".into(),
+                op: MatchOp::Eq,
+                value: "CheckoutErrorRate".into(),
+            }],
+            severity: vec!["critical".into()],
+            source: vec![],
+        },
+        steps: vec![probe, retoggle],
+    }
+}
+
+fn incident() -> Incident {
+    Incident {
+        id: "inc-7f3a".into(),
+        title: "CheckoutErrorRate — checkout 5xx above 5%".into(),
+        severity: "critical".into(),
+        status: IncidentStatus::Firing,
+        labels: BTreeMap::from([
+            ("alertname".into(), "CheckoutErrorRate".into()),
+            ("service".into(), "checkout".into()),
+        ]),
+        annotations: BTreeMap::from([("service_url".into(), "http://127.0.0.1:18080".into())]),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        source: "alertmanager".into(),
+    }
+}
+
+/// Every golden record. Entries are named by `kind`; a suffix marks a second case of
+/// the same variant.
+fn cases() -> Vec<Case> {
+    let created = entry(
+        0,
+        Event::RunCreated(Box::new(RunCreated {
+            workflow: workflow(),
+            workflow_file: "examples/checkout-flag/workflow.yaml".into(),
+            incident: incident(),
+            components: BTreeMap::from([
+                (
+                    "confirm".into(),
+                    "/var/lib/medic/steps/http-probe.wasm".into(),
+                ),
+                (STEP.into(), "/var/lib/medic/steps/flag-toggle.wasm".into()),
+            ]),
+            drill: false,
+        })),
+    );
+    let entries: Vec<(&str, Entry)> = vec![
+        ("", created),
+        (
+            "",
+            entry(
+                1,
+                Event::StepSkipped {
+                    step: "confirm".into(),
+                    reason: "condition is false: steps.confirm.status == \"failed\"".into(),
+                },
+            ),
+        ),
+        (
+            "",
+            entry(
+                2,
+                Event::AttemptStarted {
+                    step: STEP.into(),
+                    attempt: 2,
+                    idempotency_key: "0194a1b2c3d4-5e6f7a8b/retoggle".into(),
+                    params: json!({"flag": "new-checkout", "enabled": false}),
+                },
+            ),
+        ),
+        (
+            "",
+            call(
+                3,
+                HostCall::Log {
+                    level: Level::Warn,
+                    message: "token ******** accepted; disabling new-checkout".into(),
+                },
+            ),
+        ),
+        (
+            "",
+            call(
+                4,
+                HostCall::Annotate {
+                    message: "new-checkout disabled at 00:00:03Z".into(),
+                },
+            ),
+        ),
+        (
+            "",
+            call(
+                5,
+                HostCall::SecretRead {
+                    name: "FLAGS_TOKEN".into(),
+                    granted: true,
+                    present: true,
+                },
+            ),
+        ),
+        (
+            "",
+            call(
+                6,
+                HostCall::StateSet {
+                    key: "previous".into(),
+                    value: "enabled".into(),
+                },
+            ),
+        ),
+        (
+            "",
+            call(
+                7,
+                HostCall::HttpRequest {
+                    id: 0,
+                    method: "POST".into(),
+                    url: "https://flags.example.com/v1/flags/new-checkout".into(),
+                    headers: vec![
+                        ("authorization".into(), "Bearer ********".into()),
+                        ("content-type".into(), "application/json".into()),
+                        (
+                            "idempotency-key".into(),
+                            "0194a1b2c3d4-5e6f7a8b/retoggle".into(),
+                        ),
+                    ],
+                    body: Body::Text(r#"{"enabled":false}"#.into()),
+                },
+            ),
+        ),
+        (
+            "_no_body",
+            call(
+                8,
+                HostCall::HttpRequest {
+                    id: 1,
+                    method: "GET".into(),
+                    url: "http://127.0.0.1:18080/health".into(),
+                    headers: vec![],
+                    body: Body::Empty,
+                },
+            ),
+        ),
+        (
+            "",
+            call(
+                9,
+                HostCall::HttpResponse {
+                    id: 0,
+                    outcome: HttpOutcome::Response {
+                        status: 200,
+                        headers: vec![("content-type".into(), "application/json".into())],
+                        body: Body::Text(r#"{"flag":"new-checkout","enabled":false}"#.into()),
+                    },
+                    duration_ms: 84,
+                },
+            ),
+        ),
+        (
+            "_binary_body",
+            call(
+                10,
+                HostCall::HttpResponse {
+                    id: 1,
+                    outcome: HttpOutcome::Response {
+                        status: 200,
+                        headers: vec![],
+                        body: Body::from_bytes(&[0x00, 0xff, 0x10, 0x80]),
+                    },
+                    duration_ms: 3,
+                },
+            ),
+        ),
+        (
+            "_error",
+            call(
+                11,
+                HostCall::HttpResponse {
+                    id: 2,
+                    outcome: HttpOutcome::Error {
+                        message: "connection refused".into(),
+                    },
+                    duration_ms: 1,
+                },
+            ),
+        ),
+        (
+            "",
+            call(
+                12,
+                HostCall::HttpDenied {
+                    method: "GET".into(),
+                    url: "https://evil.example.net/exfil".into(),
+                    host: "evil.example.net".into(),
+                },
+            ),
+        ),
+        (
+            "",
+            call(
+                13,
+                HostCall::Clock {
+                    clock: ClockKind::Wall,
+                    ns: 1_767_225_600_123_456_789,
+                },
+            ),
+        ),
+        (
+            "_monotonic",
+            call(
+                14,
+                HostCall::Clock {
+                    clock: ClockKind::Monotonic,
+                    ns: 52_000_117,
+                },
+            ),
+        ),
+        (
+            "",
+            call(
+                15,
+                HostCall::Random {
+                    hex: "9f86d081884c7d65".into(),
+                },
+            ),
+        ),
+        (
+            "",
+            entry(
+                16,
+                Event::AttemptSucceeded {
+                    step: STEP.into(),
+                    attempt: 2,
+                    output: json!({"flag": "new-checkout", "enabled": false, "changed": true}),
+                    duration_ms: 131,
+                },
+            ),
+        ),
+        (
+            "",
+            entry(
+                17,
+                Event::AttemptFailed {
+                    step: STEP.into(),
+                    attempt: 1,
+                    failure: Failure::new(FailureKind::StepError, true, "flag service: 503"),
+                    duration_ms: 97,
+                    retry: Some(RetryPlan {
+                        attempt: 2,
+                        not_before_ms: AT + 1_000,
+                    }),
+                },
+            ),
+        ),
+        (
+            "_final",
+            entry(
+                18,
+                Event::AttemptFailed {
+                    step: STEP.into(),
+                    attempt: 3,
+                    failure: Failure::new(
+                        FailureKind::Nondeterminism,
+                        false,
+                        "replay asked for http GET /a, journal has http GET /b",
+                    ),
+                    duration_ms: 12,
+                    retry: None,
+                },
+            ),
+        ),
+        (
+            "",
+            entry(
+                19,
+                Event::RunFinished {
+                    status: RunStatus::Failed,
+                    reason: Some("step retoggle failed: nondeterminism".into()),
+                },
+            ),
+        ),
+    ];
+    let mut out: Vec<Case> = entries
+        .into_iter()
+        .map(|(suffix, e)| Case {
+            file: format!("{}{suffix}.bin", kind(&e.event)),
+            record: Record::Entry(e),
+        })
+        .collect();
+    out.push(Case {
+        file: "run_meta.bin".into(),
+        record: Record::Meta(RunMeta {
+            id: "0194a1b2c3d4-5e6f7a8b".into(),
+            workflow: "checkout-bad-flag".into(),
+            incident_title: "CheckoutErrorRate — checkout 5xx above 5%".into(),
+            status: RunStatus::Running,
+            created_ms: AT,
+            updated_ms: AT + 133,
+        }),
+    });
+    out
+}
+
+fn golden_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/golden")
+        .join(format!("v{FORMAT_VERSION}"))
+}
+
+fn files_on_disk() -> BTreeSet<String> {
+    std::fs::read_dir(golden_dir())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".bin"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn golden_records_decode_and_reencode_byte_for_byte() {
+    let cases = cases();
+    let names: BTreeSet<String> = cases.iter().map(|c| c.file.clone()).collect();
+    assert_eq!(names.len(), cases.len(), "two cases share a file name");
+    let dir = golden_dir();
+
+    if std::env::var_os("MEDIC_BLESS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(&dir).unwrap();
+        for stale in files_on_disk().difference(&names) {
+            std::fs::remove_file(dir.join(stale)).unwrap();
+        }
+        for c in &cases {
+            std::fs::write(dir.join(&c.file), c.record.encode()).unwrap();
+        }
+    }
+
+    let mut problems = Vec::new();
+    for stale in files_on_disk().difference(&names) {
+        problems.push(format!("{stale}: no case in golden.rs (removed variant?)"));
+    }
+    for c in &cases {
+        let path = dir.join(&c.file);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                problems.push(format!("{}: cannot read: {e}", c.file));
+                continue;
+            }
+        };
+        if let Err(e) = c.record.check_decodes(&bytes) {
+            problems.push(format!("{}: {e}", c.file));
+        }
+        let encoded = c.record.encode();
+        if encoded != bytes {
+            problems.push(format!(
+                "{}: encodes differently now\n  file: {}\n  now:  {}",
+                c.file,
+                String::from_utf8_lossy(&bytes),
+                String::from_utf8_lossy(&encoded)
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "the record format changed ({} problems). If deliberate, rerun with MEDIC_BLESS=1 \
+         and review the diff of {} (see the header of this file).\n\n{}",
+        problems.len(),
+        dir.display(),
+        problems.join("\n\n")
+    );
+}
+
+#[test]
+fn golden_files_start_with_the_format_version() {
+    for c in cases() {
+        assert_eq!(c.record.encode()[0], FORMAT_VERSION, "{}", c.file);
+    }
+}
