@@ -3,6 +3,8 @@
 
 mod support;
 
+/// The command line itself: schema output, clear errors for unusable stores and unknown runs.
+mod cli;
 /// Killed at every journal write and at random instants: runs resume, effects never repeat.
 mod crash;
 /// The checkout-flag example runs end to end with `medic run` against a local service.

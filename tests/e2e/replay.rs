@@ -11,7 +11,7 @@ fn append(store: &dyn Store, run: &str, seq: u64, event: Event) {
             run,
             &Entry {
                 seq,
-                at_ms: 1,
+                at_ms: medic_core::Clock::now_ms(&medic_core::SystemClock),
                 event,
             },
             None,
@@ -165,4 +165,37 @@ async fn an_answered_request_is_not_sent_again_on_resume() {
         .filter(|r| r["method"] == "GET" && r["path"] == "/flags/new-checkout")
         .count();
     assert_eq!(flag_gets, 1, "{reqs}");
+}
+
+/// An attempt's timeout runs from its start, across a restart: medic was down for 40 s
+/// during an attempt with a 30 s timeout, so the resumed attempt has already timed out
+/// and the retry policy takes over.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resumed_attempt_keeps_its_original_deadline() {
+    let t0 = 1_800_000_000_000;
+    let clock = std::sync::Arc::new(medic_core::ManualClock::new(t0));
+    let t = engine_with(&[], Some(clock.clone()));
+    let yaml = "apiVersion: medic/v1\nkind: Workflow\nname: slow\nsteps:\n  - id: talk\n    phase: restore\n    uses: echo\n    timeout: 30s\n    retry: { attempts: 2, backoff: 1s }\n";
+    let run = t.engine.create_run(new_run(yaml)).unwrap();
+    t.store
+        .append(
+            &run,
+            &Entry {
+                seq: 1,
+                at_ms: t0,
+                event: started(),
+            },
+            None,
+            Durability::Flush,
+        )
+        .unwrap();
+    clock.advance(40_000);
+    assert_eq!(t.engine.drive(&run).await.unwrap(), RunStatus::Succeeded);
+    let state = RunState::fold(&run, &t.store.entries(&run).unwrap()).unwrap();
+    let s = &state.steps["talk"];
+    assert_eq!(s.attempt, 2);
+    assert_eq!(
+        s.last_failure.as_ref().unwrap().message,
+        "timed out after 30s (the step's timeout; medic was stopped during the attempt)"
+    );
 }

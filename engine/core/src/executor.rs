@@ -256,7 +256,7 @@ impl Engine {
             },
         });
         let started_ms = if resumed {
-            self.clock.now_ms()
+            s.started_ms
         } else {
             // Params are journalled redacted; the step still gets them as rendered.
             journal
@@ -300,6 +300,23 @@ impl Engine {
                     .unwrap_or(self.defaults.output_bytes),
             },
         };
+        let mut request = request;
+        if resumed {
+            // The timeout runs from the attempt's start, not from the restart.
+            let spent = self.clock.now_ms().saturating_sub(started_ms);
+            if spent >= request.limits.timeout_ms {
+                let f = Failure::new(
+                    FailureKind::Timeout,
+                    true,
+                    format!(
+                        "timed out after {} (the step's timeout; medic was stopped during the attempt)",
+                        medic_model::units::format_duration_ms(request.limits.timeout_ms)
+                    ),
+                );
+                return Ok(self.decide(&step, attempt, f, None, spent));
+            }
+            request.limits.timeout_ms -= spent;
+        }
         let result = self.runner.run(request, host.clone()).await;
         let now = self.clock.now_ms();
         let duration_ms = now.saturating_sub(started_ms);
@@ -345,17 +362,30 @@ impl Engine {
                 (f, None)
             }
         };
+        Ok(self.decide(&step, attempt, failure, delay, duration_ms))
+    }
+
+    /// A failed attempt's record, with the retry decision made by the step's policy.
+    fn decide(
+        &self,
+        step: &medic_model::Step,
+        attempt: u32,
+        failure: Failure,
+        delay: Option<u64>,
+        duration_ms: u64,
+    ) -> Event {
+        let now = self.clock.now_ms();
         let retry = (failure.retryable && attempt < step.retry.attempts).then(|| RetryPlan {
             attempt: attempt + 1,
             not_before_ms: now + delay.unwrap_or_else(|| step.retry.delay_before(attempt + 1)),
         });
-        Ok(Event::AttemptFailed {
-            step: step_id.to_string(),
+        Event::AttemptFailed {
+            step: step.id.clone(),
             attempt,
             failure,
             duration_ms,
             retry,
-        })
+        }
     }
 }
 

@@ -37,6 +37,9 @@ pub struct StepState {
     pub status: StepStatus,
     /// The latest attempt number started (0: none).
     pub attempt: u32,
+    /// When the latest attempt started (wall-clock ms): its timeout runs from here,
+    /// across restarts.
+    pub started_ms: u64,
     pub output: Option<Value>,
     pub retry: Option<RetryPlan>,
     pub last_failure: Option<Failure>,
@@ -124,6 +127,7 @@ impl RunState {
                     StepState {
                         status: StepStatus::Pending,
                         attempt: 0,
+                        started_ms: 0,
                         output: None,
                         retry: None,
                         last_failure: None,
@@ -180,6 +184,7 @@ impl RunState {
             Event::AttemptStarted { attempt, .. } => {
                 s.status = StepStatus::Running;
                 s.attempt = *attempt;
+                s.started_ms = e.at_ms;
                 s.retry = None;
                 s.state_at_start = s.state.clone();
                 s.inflight = Recorded::default();
