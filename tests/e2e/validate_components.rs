@@ -86,3 +86,38 @@ fn a_file_that_is_not_a_component_is_reported() {
         "{stdout}"
     );
 }
+
+/// A component built against another WIT world: named clearly by `validate`, and a
+/// run's attempt fails with the same reason instead of crashing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_of_another_wit_world_is_a_clear_mismatch() {
+    let (ok, out) = validate(
+        "apiVersion: medic/v1\nkind: Workflow\nname: mismatch\nsteps:\n  - id: w\n    phase: verify\n    uses: wrong-world\n",
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("steps[0].uses: component ")
+            && out.contains("wrong-world.wasm: does not fit medic:step@0.1.0: no exported instance named `medic:step/step@0.1.0`"),
+        "{out}"
+    );
+
+    let t = crate::support::engine_with(&[], None);
+    let run = t
+        .engine
+        .create_run(crate::support::new_run(
+            "apiVersion: medic/v1\nkind: Workflow\nname: mismatch\nsteps:\n  - id: w\n    phase: verify\n    uses: wrong-world\n",
+        ))
+        .unwrap();
+    assert_eq!(
+        t.engine.drive(&run).await.unwrap(),
+        medic_core::RunStatus::Failed
+    );
+    let state = medic_core::RunState::fold(
+        &run,
+        &medic_core::Store::entries(t.store.as_ref(), &run).unwrap(),
+    )
+    .unwrap();
+    let f = state.steps["w"].last_failure.clone().unwrap();
+    assert_eq!(f.kind, medic_core::FailureKind::Component);
+    assert!(f.message.contains("does not fit medic:step@0.1.0"), "{f}");
+}
