@@ -11,10 +11,15 @@ mod crash;
 mod example_run;
 /// Every hostile guest fails only its own step, with a clear reason; the engine carries on.
 mod hostile_guests;
+/// Real Prometheus and Alertmanager, started by the test: the harness `medic serve` is tested
+/// against, proven here with a plain receiver.
+mod prom_stack;
 /// A resumed attempt replays its host calls; a different call is a nondeterminism error.
 mod replay;
 /// Unfinished runs resume from the journal; retry timers survive a restart.
 mod resume;
+/// `medic serve`: alerts over HTTP start runs; a kill -9 after acknowledging loses nothing.
+mod serve;
 /// `medic validate` checks components and their params schemas.
 mod validate_components;
 /// Retries, conditions, templating, durable step state and secrets through real components.

@@ -11,6 +11,7 @@
 mod app;
 mod resolve;
 mod runs;
+mod serve;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -64,6 +65,19 @@ enum Command {
     },
     /// Print the JSON Schema of the workflow file format (for editors).
     Schema,
+    /// Run as a service: alerts from Alertmanager, Grafana, PagerDuty or generic webhooks
+    /// start the matching workflows.
+    Serve {
+        /// Engine config (TOML): tokens, secrets, limits, concurrency, sources.
+        #[arg(long, value_name = "medic.toml")]
+        config: PathBuf,
+        /// Directory of workflow files.
+        #[arg(long, value_name = "DIR")]
+        workflows: PathBuf,
+        /// Listen address, overriding the config (default 127.0.0.1:8730).
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -110,6 +124,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             json: json_outer,
         } => runs::show(&ctx, &id, json || json_outer, journal),
         Command::Validate { files } => validate::validate(&ctx, &files).await,
+        Command::Serve {
+            config,
+            workflows,
+            listen,
+        } => serve::serve(&ctx, &config, &workflows, listen).await,
         Command::Schema => {
             println!(
                 "{}",

@@ -50,8 +50,7 @@ pub fn show(ctx: &Ctx, id: &str, as_json: bool, journal: bool) -> Result<ExitCod
     let entries = store.entries(id)?;
     let state = RunState::fold(id, &entries)?;
     if as_json {
-        let mut v = run_json(&state);
-        v["timeline"] = json!(Timeline::render(&entries));
+        let mut v = medic_core::timeline::run_report(&state, &entries);
         if journal {
             v["journal"] = serde_json::to_value(&entries)?;
         }
@@ -75,24 +74,6 @@ pub fn show(ctx: &Ctx, id: &str, as_json: bool, journal: bool) -> Result<ExitCod
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn run_json(state: &RunState) -> serde_json::Value {
-    let steps: Vec<_> = state
-        .workflow
-        .execution_order()
-        .into_iter()
-        .map(|i| {
-            let step = &state.workflow.steps[i];
-            let s = &state.steps[&step.id];
-            json!({"id": step.id, "phase": step.phase.as_str(), "uses": step.uses,
-                   "status": s.status.as_str(), "attempts": s.attempt, "output": s.output,
-                   "error": s.last_failure.as_ref().map(|f| f.to_string())})
-        })
-        .collect();
-    json!({"id": state.id, "workflow": state.workflow.name, "status": state.status.as_str(),
-           "reason": state.reason, "incident": state.incident, "created": rfc3339(state.created_ms),
-           "steps": steps})
 }
 
 /// The run's outcome, step by step: what the person on call reads last.

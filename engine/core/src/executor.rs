@@ -106,6 +106,13 @@ impl Engine {
         ));
         // Time-prefixed so ids sort by creation; the hash part keeps them unique.
         let id = format!("{now:012x}-{}", &hex::encode(digest)[..8]);
+        self.create_run_as(id, new)
+    }
+
+    /// Creates a run under a caller-chosen id (the service derives it from the incident,
+    /// so processing the same alert twice cannot start two runs).
+    pub fn create_run_as(&self, id: String, new: NewRun) -> Result<String, EngineError> {
+        let now = self.clock.now_ms();
         let meta = RunMeta {
             id: id.clone(),
             workflow: new.workflow.name.clone(),

@@ -142,3 +142,24 @@ fn excerpt(s: &str, max: usize) -> String {
     }
     format!("{}… ({} bytes)", &s[..end], s.len())
 }
+
+/// A run as JSON, for `medic runs show --json` and the API: status, steps in run order
+/// with outputs and errors, and the timeline.
+pub fn run_report(state: &crate::RunState, entries: &[Entry]) -> serde_json::Value {
+    let steps: Vec<_> = state
+        .workflow
+        .execution_order()
+        .into_iter()
+        .map(|i| {
+            let step = &state.workflow.steps[i];
+            let s = &state.steps[&step.id];
+            serde_json::json!({"id": step.id, "phase": step.phase.as_str(), "uses": step.uses,
+                   "status": s.status.as_str(), "attempts": s.attempt, "output": s.output,
+                   "error": s.last_failure.as_ref().map(|f| f.to_string())})
+        })
+        .collect();
+    serde_json::json!({"id": state.id, "workflow": state.workflow.name,
+           "status": state.status.as_str(), "reason": state.reason, "incident": state.incident,
+           "created": rfc3339(state.created_ms), "steps": steps,
+           "timeline": Timeline::render(entries)})
+}

@@ -130,29 +130,6 @@ fn incident(
     let urgency = cx.opt_str(data, "urgency", AT)?;
     let priority = reference(cx, data, "priority", "summary")?;
 
-    let mut labels = BTreeMap::new();
-    put(
-        &mut labels,
-        "service",
-        reference(cx, data, "service", "summary")?,
-    );
-    put(
-        &mut labels,
-        "service_id",
-        reference(cx, data, "service", "id")?,
-    );
-    put(&mut labels, "urgency", urgency);
-    put(&mut labels, "priority", priority);
-    put(
-        &mut labels,
-        "escalation_policy",
-        reference(cx, data, "escalation_policy", "summary")?,
-    );
-    put(
-        &mut labels,
-        "teams",
-        references(cx, data, "teams")?.as_deref(),
-    );
     let number = match data.get("number") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => Some(n.to_string()),
@@ -163,29 +140,28 @@ fn incident(
             ));
         }
     };
-    put(&mut labels, "incident_number", number.as_deref());
-
-    let mut annotations = BTreeMap::new();
-    put(
-        &mut annotations,
-        "html_url",
-        cx.opt_str(data, "html_url", AT)?,
-    );
-    put(
-        &mut annotations,
-        "event_id",
-        cx.opt_str(event, "id", "event")?,
-    );
-    put(&mut annotations, "event_type", Some(event_type));
-    put(&mut annotations, "pagerduty_status", pd_status);
-    put(
-        &mut annotations,
-        "assignees",
-        references(cx, data, "assignees")?.as_deref(),
-    );
-
+    // Labels are what workflow triggers match on; the rest goes to annotations.
+    let labels = non_empty([
+        ("service", reference(cx, data, "service", "summary")?),
+        ("service_id", reference(cx, data, "service", "id")?),
+        ("urgency", urgency),
+        ("priority", priority),
+        (
+            "escalation_policy",
+            reference(cx, data, "escalation_policy", "summary")?,
+        ),
+        ("teams", references(cx, data, "teams")?.as_deref()),
+        ("incident_number", number.as_deref()),
+    ]);
     let incident_key = cx.opt_str(data, "incident_key", AT)?;
-    put(&mut annotations, "incident_key", incident_key);
+    let annotations = non_empty([
+        ("html_url", cx.opt_str(data, "html_url", AT)?),
+        ("event_id", cx.opt_str(event, "id", "event")?),
+        ("event_type", Some(event_type)),
+        ("pagerduty_status", pd_status),
+        ("assignees", references(cx, data, "assignees")?.as_deref()),
+        ("incident_key", incident_key),
+    ]);
     let occurred_at = cx.time(
         cx.opt_str(event, "occurred_at", "event")?,
         "event.occurred_at",
@@ -250,9 +226,10 @@ fn references(
     Ok((!names.is_empty()).then(|| names.join(",")))
 }
 
-/// Sets `k` to `v` when there is a non-empty `v`: PagerDuty sends `null` for what is unset.
-fn put(map: &mut BTreeMap<String, String>, k: &str, v: Option<&str>) {
-    if let Some(v) = v.filter(|v| !v.is_empty()) {
-        map.insert(k.to_string(), v.to_string());
-    }
+/// The pairs that have a non-empty value: PagerDuty sends `null` for what is unset.
+fn non_empty<const N: usize>(pairs: [(&str, Option<&str>); N]) -> BTreeMap<String, String> {
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v.filter(|v| !v.is_empty())?.to_string())))
+        .collect()
 }

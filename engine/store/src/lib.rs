@@ -32,6 +32,7 @@
 mod failpoint;
 mod group;
 mod keys;
+mod records;
 
 pub use failpoint::CRASH_AT_WRITE;
 
@@ -40,6 +41,7 @@ use group::GroupCommit;
 use keys::{META_PREFIX, entry_key, entry_prefix, meta_key};
 use medic_core::codec::{decode_entry, decode_meta, encode_entry, encode_meta};
 use medic_core::{Durability, Entry, RunMeta, RunStatus, Store, StoreError};
+pub use records::{Op, Record};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};

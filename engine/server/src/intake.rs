@@ -1,0 +1,159 @@
+//! `POST /intake/{source}`: authenticate, parse, store durably, then acknowledge.
+
+use crate::Service;
+use crate::processor::InboxItem;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use medic_core::{Durability, codec};
+use medic_intake::{Source, alertmanager, generic, grafana, pagerduty};
+use medic_store::Op;
+use serde_json::json;
+use std::sync::Arc;
+
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+/// True when the request carries one of the configured bearer tokens.
+pub(crate) fn authorized(svc: &Service, headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some(token) = value.strip_prefix("Bearer ") else {
+        return false;
+    };
+    svc.config
+        .tokens
+        .iter()
+        .any(|t| !t.is_empty() && t == token.trim())
+}
+
+pub(crate) async fn intake(
+    State(svc): State<Arc<Service>>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(src) = Source::parse(&source) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown alert source `{source}`: medic takes alertmanager, grafana, pagerduty, generic"
+            ),
+        );
+    };
+    let result = accept(&svc, src, &headers, &body);
+    let label = match &result {
+        Ok(_) => "accepted",
+        Err((s, _)) if *s == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        Err((s, _)) if *s == StatusCode::UNAUTHORIZED => "unauthorized",
+        Err(_) => "rejected",
+    };
+    svc.metrics.alert_received(src, label);
+    match result {
+        Ok(reply) => (StatusCode::ACCEPTED, axum::Json(reply)).into_response(),
+        Err((status, message)) => error(status, message),
+    }
+}
+
+type Rejection = (StatusCode, String);
+
+fn accept(
+    svc: &Service,
+    src: Source,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<serde_json::Value, Rejection> {
+    if !svc.accepting() {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "medic is shutting down; retry later".into(),
+        ));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
+        return Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("content type must be application/json, got `{content_type}`"),
+        ));
+    }
+    // PagerDuty signs its webhooks; with signing secrets configured, the signature is
+    // the authentication. Everything else needs a bearer token.
+    let pd_signed = src == Source::PagerDuty && !svc.config.pagerduty.secrets.is_empty();
+    if pd_signed {
+        let sig = headers
+            .get("x-pagerduty-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        pagerduty::verify(body, sig, &svc.config.pagerduty.secrets)
+            .map_err(|e| (StatusCode::UNAUTHORIZED, e.to_string()))?;
+    } else if !authorized(svc, headers) {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token (Authorization: Bearer <token> from the engine config)"
+                .into(),
+        ));
+    }
+    let parsed = match src {
+        Source::Alertmanager => alertmanager::parse(body),
+        Source::Grafana => grafana::parse(body),
+        Source::PagerDuty => pagerduty::parse(body),
+        Source::Generic => match &svc.config.generic {
+            Some(mapping) => generic::parse(body, mapping),
+            None => {
+                return Err((
+                    StatusCode::NOT_FOUND,
+                    "generic intake is not configured: add a [generic] mapping to the engine config".into(),
+                ));
+            }
+        },
+    };
+    let alerts = parsed.map_err(|e| {
+        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+        (status, e.to_string())
+    })?;
+
+    let unavailable = |e: medic_core::StoreError| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot store the alert, not acknowledged: {e}"),
+        )
+    };
+    let mut ops = Vec::new();
+    if src == Source::PagerDuty
+        && let Some(id) = headers.get("x-webhook-id").and_then(|v| v.to_str().ok())
+    {
+        let key = format!("seen/pagerduty/{id}").into_bytes();
+        if svc.store.get(&key).map_err(unavailable)?.is_some() {
+            return Ok(json!({"accepted": 0, "duplicate": true}));
+        }
+        ops.push(Op::Put(key, Vec::new()));
+    }
+    let received_ms = svc.clock.now_ms();
+    for alert in &alerts {
+        let id = svc.store.next_id().map_err(unavailable)?;
+        let item = InboxItem {
+            received_ms,
+            alert: alert.clone(),
+        };
+        ops.push(Op::Put(InboxItem::key(id), codec::encode(&item)));
+    }
+    // Durable before the acknowledgement: an acked alert is never lost.
+    svc.store
+        .write(ops, Durability::Flush)
+        .map_err(unavailable)?;
+    svc.wake.notify_one();
+    Ok(json!({"accepted": alerts.len()}))
+}

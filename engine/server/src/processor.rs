@@ -1,0 +1,213 @@
+//! From the durable inbox to incidents and runs.
+//!
+//! Each inbox item is handled once: its incident is updated and matching workflows are
+//! started, then the incident record and the removal of the item are written in one
+//! batch. Run ids are derived from (fingerprint, incident generation, workflow), so an
+//! item handled again after a crash finds its runs instead of starting new ones.
+
+use crate::Service;
+use medic_core::{Durability, NewRun, clock::rfc3339, codec};
+use medic_intake::Alert;
+use medic_model::{Incident, IncidentStatus};
+use medic_store::Op;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An accepted alert waiting to be handled.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct InboxItem {
+    pub received_ms: u64,
+    pub alert: Alert,
+}
+
+impl InboxItem {
+    pub(crate) const PREFIX: &'static [u8] = b"inbox/";
+
+    /// Big-endian ids keep the inbox in arrival order.
+    pub(crate) fn key(id: u64) -> Vec<u8> {
+        let mut k = Self::PREFIX.to_vec();
+        k.extend_from_slice(&id.to_be_bytes());
+        k
+    }
+}
+
+/// An incident: alerts with one fingerprint, and the runs they started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentRecord {
+    pub fingerprint: String,
+    /// Counts firings after a resolution: each generation is a new occurrence with its own runs.
+    pub generation: u32,
+    pub incident: Incident,
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
+    #[serde(default)]
+    pub resolved_ms: Option<u64>,
+    /// Alerts received for this generation (re-sends included).
+    pub alerts: u64,
+    pub runs: Vec<String>,
+}
+
+impl IncidentRecord {
+    pub(crate) const PREFIX: &'static [u8] = b"incident/";
+
+    fn key(fingerprint: &str) -> Vec<u8> {
+        let mut k = Self::PREFIX.to_vec();
+        k.extend_from_slice(fingerprint.as_bytes());
+        k
+    }
+}
+
+fn run_id(fingerprint: &str, generation: u32, workflow: &str) -> String {
+    let h = Sha256::digest(format!("{fingerprint}/{generation}/{workflow}"));
+    format!("{workflow}-{}", &hex::encode(h)[..12])
+}
+
+/// The processor: resumes unfinished runs, then handles the inbox whenever intake
+/// wakes it (and every second, so nothing waits on a lost wake-up). Runs forever.
+pub async fn process(svc: Arc<Service>) {
+    match svc.engine.unfinished_runs() {
+        Ok(ids) => ids.into_iter().for_each(|id| spawn_drive(&svc, id)),
+        Err(e) => eprintln!("medic: cannot list unfinished runs: {e}"),
+    }
+    loop {
+        if let Err(e) = drain(&svc) {
+            // The item stays in the inbox and is tried again: never dropped.
+            eprintln!("medic: handling the inbox: {e}");
+        }
+        tokio::select! {
+            _ = svc.wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+fn drain(svc: &Arc<Service>) -> Result<(), String> {
+    let items = svc
+        .store
+        .scan(InboxItem::PREFIX)
+        .map_err(|e| e.to_string())?;
+    svc.metrics.set_inbox_depth(items.len());
+    for (key, value) in items {
+        let item: InboxItem = match codec::decode(&value) {
+            Ok(i) => i,
+            Err(e) => {
+                // Kept aside, not deleted: an operator can still read it.
+                let mut dead = b"dead/".to_vec();
+                dead.extend_from_slice(&key);
+                svc.store
+                    .write(
+                        vec![Op::Put(dead, value), Op::Remove(key)],
+                        Durability::Flush,
+                    )
+                    .map_err(|e| e.to_string())?;
+                eprintln!("medic: unreadable inbox item moved to dead/: {e}");
+                continue;
+            }
+        };
+        handle(svc, key, item)?;
+    }
+    svc.metrics.set_inbox_depth(0);
+    Ok(())
+}
+
+fn handle(svc: &Arc<Service>, key: Vec<u8>, item: InboxItem) -> Result<(), String> {
+    let alert = item.alert;
+    let ikey = IncidentRecord::key(&alert.fingerprint);
+    let existing: Option<IncidentRecord> = match svc.store.get(&ikey).map_err(|e| e.to_string())? {
+        Some(v) => Some(codec::decode(&v).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let now = svc.clock.now_ms();
+    let mut started = Vec::new();
+    let record = match (alert.status, existing) {
+        // A re-sent or re-fired alert for an open incident: no second run.
+        (IncidentStatus::Firing, Some(mut r)) if r.incident.status == IncidentStatus::Firing => {
+            r.alerts += 1;
+            r.last_seen_ms = now;
+            Some(r)
+        }
+        (IncidentStatus::Firing, previous) => {
+            let generation = previous.map_or(1, |r| r.generation + 1);
+            let incident = alert.to_incident(&rfc3339(item.received_ms));
+            let mut r = IncidentRecord {
+                fingerprint: alert.fingerprint.clone(),
+                generation,
+                incident: incident.clone(),
+                first_seen_ms: now,
+                last_seen_ms: now,
+                resolved_ms: None,
+                alerts: 1,
+                runs: Vec::new(),
+            };
+            for wf in svc
+                .workflows
+                .iter()
+                .filter(|w| w.workflow.trigger.matches(&incident))
+            {
+                let id = run_id(&alert.fingerprint, generation, &wf.workflow.name);
+                if svc.store_run_exists(&id)? {
+                    // Handled before a crash: the run exists, only the record was lost.
+                } else {
+                    svc.engine
+                        .create_run_as(
+                            id.clone(),
+                            NewRun {
+                                workflow: wf.workflow.clone(),
+                                workflow_file: wf.file.clone(),
+                                incident: incident.clone(),
+                                components: wf.components.clone(),
+                                drill: false,
+                            },
+                        )
+                        .map_err(|e| e.to_string())?;
+                }
+                r.runs.push(id.clone());
+                started.push(id);
+            }
+            Some(r)
+        }
+        (IncidentStatus::Resolved, Some(mut r)) => {
+            r.incident.status = IncidentStatus::Resolved;
+            r.resolved_ms.get_or_insert(now);
+            r.last_seen_ms = now;
+            Some(r)
+        }
+        // Resolved before medic saw it fire: nothing to do.
+        (IncidentStatus::Resolved, None) => None,
+    };
+    let mut ops = vec![Op::Remove(key)];
+    if let Some(r) = &record {
+        ops.push(Op::Put(ikey, codec::encode(r)));
+    }
+    svc.store
+        .write(ops, Durability::Flush)
+        .map_err(|e| e.to_string())?;
+    for id in started {
+        spawn_drive(svc, id);
+    }
+    Ok(())
+}
+
+impl Service {
+    fn store_run_exists(&self, id: &str) -> Result<bool, String> {
+        medic_core::Store::run(self.store.as_ref(), id)
+            .map(|m| m.is_some())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Drives a run once a pool slot is free; until then it counts as queued.
+fn spawn_drive(svc: &Arc<Service>, id: String) {
+    svc.metrics.queued(1);
+    let svc = svc.clone();
+    tokio::spawn(async move {
+        let permit = svc.pool.clone().acquire_owned().await;
+        svc.metrics.queued(-1);
+        if let Err(e) = svc.engine.drive(&id).await {
+            eprintln!("medic: run {id} stopped: {e}");
+        }
+        drop(permit);
+    });
+}

@@ -1,0 +1,349 @@
+//! `medic serve`'s router, driven with `oneshot` (no socket), over a real sled store and
+//! the real sandbox running test components.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use medic_server::{LoadedWorkflow, ServeConfig, Service, router};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+const TOKEN: &str = "t0ken";
+
+fn payload(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/../intake/tests/payloads/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn component(name: &str) -> String {
+    medic_test_programs::ALL
+        .iter()
+        .find(|(n, _)| *n == name)
+        .unwrap()
+        .1
+        .to_string()
+}
+
+fn workflow(yaml: &str) -> LoadedWorkflow {
+    let doc = medic_model::parse_workflow("wf.yaml", yaml).unwrap();
+    let components: BTreeMap<String, String> = doc
+        .workflow
+        .steps
+        .iter()
+        .map(|s| (s.id.clone(), component(&s.uses)))
+        .collect();
+    LoadedWorkflow {
+        workflow: doc.workflow,
+        file: "wf.yaml".into(),
+        components,
+    }
+}
+
+struct Harness {
+    svc: Arc<Service>,
+    _dir: tempfile::TempDir,
+}
+
+fn harness(extra_config: &str) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(medic_store::SledStore::open(dir.path().join("store")).unwrap());
+    let sandbox =
+        Arc::new(medic_sandbox::Sandbox::new(medic_sandbox::SandboxConfig::default()).unwrap());
+    let config = ServeConfig::parse(&format!(
+        "tokens = [\"{TOKEN}\"]\nconcurrency = 2\n{extra_config}"
+    ))
+    .unwrap();
+    // Matches any alert named like the documented Alertmanager example's.
+    let wf = workflow(
+        "apiVersion: medic/v1\nkind: Workflow\nname: on-call\ntrigger:\n  matchers: ['alertname=~\".+\"']\nsteps:\n  - id: note\n    phase: communicate\n    uses: echo\n    with: { annotate: '{{ incident.title }}' }\n",
+    );
+    let svc = Service::new(store, sandbox, config, vec![wf]).unwrap();
+    tokio::spawn(medic_server::process(svc.clone()));
+    Harness { svc, _dir: dir }
+}
+
+async fn send(
+    h: &Harness,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = router(h.svc.clone())
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, v)
+}
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+const AUTH: (&str, &str) = ("authorization", "Bearer t0ken");
+
+async fn get(h: &Harness, uri: &str) -> Value {
+    let (s, v) = send(h, "GET", uri, &[AUTH], Vec::new()).await;
+    assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+    v
+}
+
+/// Polls until `f` holds (bounded): runs finish asynchronously.
+async fn eventually(h: &Harness, what: &str, f: impl Fn(&Value, &Value) -> bool) -> (Value, Value) {
+    for _ in 0..200 {
+        let runs = get(h, "/api/runs").await;
+        let incidents = get(h, "/api/incidents").await;
+        if f(&runs, &incidents) {
+            return (runs, incidents);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alertmanager_group_starts_one_run_per_new_incident_and_dedupes_resends() {
+    let h = harness("");
+    let body = payload("alertmanager-group.json");
+    let (s, v) = send(
+        &h,
+        "POST",
+        "/intake/alertmanager",
+        &[JSON, AUTH],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let accepted = v["accepted"].as_u64().unwrap();
+    assert!(accepted >= 2, "{v}");
+    // The documented group has one firing and one resolved alert: one run.
+    let (runs, incidents) = eventually(&h, "the run to finish", |runs, _| {
+        runs.as_array().unwrap().len() == 1 && runs[0]["status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    let firing: Vec<_> = incidents
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "firing")
+        .collect();
+    assert_eq!(firing.len(), 1, "{incidents}");
+
+    // The same group again: no second run, the incident counts the alert.
+    let (s, _) = send(&h, "POST", "/intake/alertmanager", &[JSON, AUTH], body).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (runs, _) = eventually(&h, "the re-sent alert to be handled", |_, inc| {
+        inc.as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["status"] == "firing" && i["alerts"] == 2)
+    })
+    .await;
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+
+    // The run's report has the timeline, with the annotation from the step.
+    let id = runs[0]["id"].as_str().unwrap();
+    let run = get(&h, &format!("/api/runs/{id}")).await;
+    assert_eq!(run["steps"][0]["status"], "succeeded");
+    assert!(
+        run["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("note: ")),
+        "{run}"
+    );
+
+    let (s, metrics) = send(&h, "GET", "/metrics", &[], Vec::new()).await;
+    assert_eq!(s, StatusCode::OK);
+    let text = metrics.as_str().unwrap();
+    assert!(
+        text.contains("medic_alerts_received_total{source=\"alertmanager\",result=\"accepted\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("medic_runs{status=\"succeeded\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "medic_step_duration_seconds_count{component=\"echo\",result=\"succeeded\"} 1"
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_a_4xx_that_says_what_is_wrong() {
+    let h = harness("");
+    let am = payload("alertmanager-group.json");
+    /// (uri, headers, body, expected status, text the error must contain)
+    type Case<'a> = (
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        Vec<u8>,
+        StatusCode,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "/intake/alertmanager",
+            vec![JSON],
+            am.clone(),
+            StatusCode::UNAUTHORIZED,
+            "bearer token",
+        ),
+        (
+            "/intake/alertmanager",
+            vec![JSON, ("authorization", "Bearer nope")],
+            am.clone(),
+            StatusCode::UNAUTHORIZED,
+            "bearer token",
+        ),
+        (
+            "/intake/alertmanager",
+            vec![AUTH, ("content-type", "text/plain")],
+            am.clone(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "application/json",
+        ),
+        (
+            "/intake/alertmanager",
+            vec![JSON, AUTH],
+            b"{\"version\": \"4\", ".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid JSON",
+        ),
+        (
+            "/intake/alertmanager",
+            vec![JSON, AUTH],
+            b"{\"version\": \"3\", \"alerts\": []}".to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "version",
+        ),
+        (
+            "/intake/nagios",
+            vec![JSON, AUTH],
+            am.clone(),
+            StatusCode::NOT_FOUND,
+            "unknown alert source `nagios`",
+        ),
+        (
+            "/intake/generic",
+            vec![JSON, AUTH],
+            b"{}".to_vec(),
+            StatusCode::NOT_FOUND,
+            "generic intake is not configured",
+        ),
+        (
+            "/intake/alertmanager",
+            vec![JSON, AUTH],
+            vec![b' '; 2 << 20],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "",
+        ),
+        (
+            "/api/runs",
+            vec![],
+            Vec::new(),
+            StatusCode::UNAUTHORIZED,
+            "bearer token",
+        ),
+    ];
+    for (uri, headers, body, want, needle) in cases {
+        let method = if uri.starts_with("/api") {
+            "GET"
+        } else {
+            "POST"
+        };
+        let (s, v) = send(&h, method, uri, &headers, body).await;
+        assert_eq!(s, want, "{uri} {headers:?}: {v}");
+        assert!(
+            v.to_string().contains(needle),
+            "{uri}: {v} should mention {needle:?}"
+        );
+    }
+    // Nothing above was accepted.
+    assert_eq!(get(&h, "/api/incidents").await, serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pagerduty_signatures_rotation_and_duplicate_webhook_ids() {
+    use hmac_sig::sign;
+    let h = harness("[pagerduty]\nsecrets = [\"old-secret\", \"new-secret\"]\n");
+    let body = payload("pagerduty-triggered.json");
+    let pd = |sig: String, id: &'static str| {
+        vec![
+            JSON,
+            (
+                "x-pagerduty-signature",
+                Box::leak(sig.into_boxed_str()) as &str,
+            ),
+            ("x-webhook-id", id),
+        ]
+    };
+
+    let (s, v) = send(
+        &h,
+        "POST",
+        "/intake/pagerduty",
+        &pd(format!("v1={}", sign("wrong", &body)), "w1"),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    // Signed with the new secret, header carrying both old and new signatures.
+    let header = format!(
+        "v1={},v1={}",
+        sign("stale", &body),
+        sign("new-secret", &body)
+    );
+    let (s, v) = send(
+        &h,
+        "POST",
+        "/intake/pagerduty",
+        &pd(header.clone(), "w2"),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["accepted"], 1);
+    // PagerDuty retries with the same X-Webhook-Id: acknowledged, not stored again.
+    let (s, v) = send(&h, "POST", "/intake/pagerduty", &pd(header, "w2"), body).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["duplicate"], true);
+    let (_, incidents) = eventually(&h, "the pagerduty incident", |_, i| {
+        i.as_array().unwrap().len() == 1
+    })
+    .await;
+    assert_eq!(incidents[0]["alerts"], 1, "{incidents}");
+    assert_eq!(incidents[0]["source"], "pagerduty");
+}
+
+/// HMAC-SHA256, as PagerDuty signs (hex), computed independently of medic's verifier.
+mod hmac_sig {
+    pub fn sign(secret: &str, body: &[u8]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut key = secret.as_bytes().to_vec();
+        if key.len() > 64 {
+            key = Sha256::digest(&key).to_vec();
+        }
+        key.resize(64, 0);
+        let ipad: Vec<u8> = key.iter().map(|b| b ^ 0x36).collect();
+        let opad: Vec<u8> = key.iter().map(|b| b ^ 0x5c).collect();
+        let inner = Sha256::digest([ipad.as_slice(), body].concat());
+        hex::encode(Sha256::digest([opad.as_slice(), inner.as_slice()].concat()))
+    }
+}

@@ -1,0 +1,181 @@
+//! `medic serve` as a process: alerts in over HTTP, runs out; kill -9 loses nothing acked.
+
+use crate::support::{medic, steps_dir};
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "e2e-token";
+
+/// A minimal HTTP/1.1 client over std: (status, body).
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let status = raw.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `medic serve` process with one workflow that matches every alert.
+pub struct Serve {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Serve {
+    pub fn start(data: &Path, port: u16) -> Serve {
+        let workflows = data.join("workflows");
+        std::fs::create_dir_all(&workflows).unwrap();
+        std::fs::write(
+            workflows.join("note.yaml"),
+            "apiVersion: medic/v1\nkind: Workflow\nname: note\ntrigger:\n  matchers: ['alertname=~\".+\"']\nsteps:\n  - id: note\n    phase: communicate\n    uses: echo\n    with: { annotate: '{{ incident.title }}' }\n",
+        )
+        .unwrap();
+        let config = data.join("medic.toml");
+        std::fs::write(
+            &config,
+            format!("tokens = [\"{TOKEN}\"]\nconcurrency = 4\n"),
+        )
+        .unwrap();
+        let mut child = medic()
+            .arg("--data")
+            .arg(data)
+            .arg("--cache")
+            .arg(std::env::temp_dir().join("medic-e2e-cli-cache"))
+            .arg("--steps")
+            .arg(steps_dir())
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .arg("--workflows")
+            .arg(&workflows)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = http(port, "GET", "/healthz", None) {
+                return Serve { child, port };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("medic serve did not come up on port {port}");
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        let (status, body) = http(self.port, "GET", path, None).unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An Alertmanager v4 webhook (documented format) carrying one firing alert.
+fn alertmanager(i: usize) -> String {
+    json!({
+        "version": "4", "groupKey": format!("{{}}:{{alertname=\"Burst{i}\"}}"), "truncatedAlerts": 0,
+        "status": "firing", "receiver": "medic", "groupLabels": {"alertname": format!("Burst{i}")},
+        "commonLabels": {"alertname": format!("Burst{i}")}, "commonAnnotations": {},
+        "externalURL": "http://127.0.0.1:9093",
+        "alerts": [{
+            "status": "firing", "labels": {"alertname": format!("Burst{i}"), "severity": "critical"},
+            "annotations": {"summary": format!("burst alert {i}")},
+            "startsAt": "2026-11-22T03:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://127.0.0.1:9090/graph", "fingerprint": format!("{i:016x}")
+        }]
+    })
+    .to_string()
+}
+
+#[test]
+fn kill_9_after_a_burst_of_acknowledged_alerts_loses_none_and_duplicates_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut serve = Serve::start(dir.path(), port);
+    let mut acked = 0;
+    for i in 0..40 {
+        let (status, body) =
+            http(port, "POST", "/intake/alertmanager", Some(&alertmanager(i))).unwrap();
+        assert_eq!(status, 202, "{body}");
+        acked += 1;
+        // Every alert is sent twice: re-sends must not start second runs.
+        let (status, _) =
+            http(port, "POST", "/intake/alertmanager", Some(&alertmanager(i))).unwrap();
+        assert_eq!(status, 202);
+    }
+    serve.child.kill().unwrap(); // SIGKILL, right after the last acknowledgement
+    serve.child.wait().unwrap();
+    drop(serve);
+
+    let serve = Serve::start(dir.path(), free_port());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let incidents = serve.get("/api/incidents");
+        let runs = serve.get("/api/runs");
+        let done = runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["status"] == "succeeded")
+            .count();
+        if incidents.as_array().unwrap().len() == acked && done == acked {
+            // One incident per alert, each with exactly one run, counting both sends.
+            for inc in incidents.as_array().unwrap() {
+                assert_eq!(inc["runs"].as_array().unwrap().len(), 1, "{inc}");
+                assert_eq!(inc["alerts"], 2, "{inc}");
+            }
+            assert_eq!(runs.as_array().unwrap().len(), acked);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after restart: {} incidents, {done} finished runs of {acked} acked alerts",
+            incidents.as_array().unwrap().len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, metrics) = http(serve.port, "GET", "/metrics", None).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(&format!("medic_runs{{status=\"succeeded\"}} {acked}")),
+        "{metrics}"
+    );
+}
