@@ -347,3 +347,82 @@ mod hmac_sig {
         hex::encode(Sha256::digest([opad.as_slice(), inner.as_slice()].concat()))
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grafana_firing_then_resolved_resolves_the_incident() {
+    let h = harness("");
+    let (s, v) = send(
+        &h,
+        "POST",
+        "/intake/grafana",
+        &[JSON, AUTH],
+        payload("grafana-firing.json"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let (_, incidents) = eventually(&h, "the grafana incident and its run", |runs, i| {
+        !i.as_array().unwrap().is_empty()
+            && runs
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["status"] == "succeeded")
+    })
+    .await;
+    assert!(
+        incidents
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["source"] == "grafana" && i["status"] == "firing"),
+        "{incidents}"
+    );
+    let (s, _) = send(
+        &h,
+        "POST",
+        "/intake/grafana",
+        &[JSON, AUTH],
+        payload("grafana-resolved.json"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (runs, incidents) = eventually(&h, "the resolution", |_, i| {
+        i.as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["status"] == "resolved" && !i["resolved"].is_null())
+    })
+    .await;
+    // Resolving starts nothing new.
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        incidents[0]["runs"].as_array().unwrap().len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn generic_json_is_read_through_the_configured_mapping() {
+    let h = harness(
+        "[generic]\ntitle = \"/check/name\"\nseverity = \"/check/state\"\nstatus = \"/check/state\"\nfingerprint = \"/check/id\"\nlabels = \"/tags\"\nannotations = \"/details\"\nresolved_values = [\"OK\"]\n",
+    );
+    let (s, v) = send(
+        &h,
+        "POST",
+        "/intake/generic",
+        &[JSON, AUTH],
+        payload("generic-object.json"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let (_, incidents) = eventually(&h, "the generic incident", |_, i| {
+        i.as_array().unwrap().len() == 1
+    })
+    .await;
+    let i = &incidents[0];
+    assert_eq!(i["id"], "chk-9f2c");
+    assert_eq!(i["title"], "checkout health");
+    assert_eq!(i["severity"], "CRITICAL");
+    assert_eq!(i["status"], "firing");
+    assert_eq!(i["labels"]["service"], "checkout");
+    assert_eq!(i["source"], "generic");
+}
