@@ -233,9 +233,11 @@ fn start_time(obj: &Map<String, Value>, field: &str, now: &str) -> Result<String
     }
 }
 
-/// Normalises an RFC 3339 time to UTC (`...Z`), keeping fractional seconds as given.
-fn to_utc(t: &str) -> Option<String> {
+/// Normalises an RFC 3339 time to UTC (`...Z`), keeping fractional seconds as given;
+/// `None` when `t` is not one.
+pub fn to_utc(t: &str) -> Option<String> {
     let b = t.as_bytes();
+    // Every access goes through `get`: this runs on untrusted bytes and must not panic.
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let s = t.get(r)?;
         if s.bytes().all(|c| c.is_ascii_digit()) {
@@ -255,32 +257,42 @@ fn to_utc(t: &str) -> Option<String> {
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = &t[19..];
+    let mut rest = t.get(19..)?;
     let mut frac = "";
     if let Some(r) = rest.strip_prefix('.') {
         let n = r.bytes().take_while(u8::is_ascii_digit).count();
         if n == 0 {
             return None;
         }
-        frac = &t[19..20 + n];
-        rest = &r[n..];
+        frac = t.get(19..20 + n)?;
+        rest = r.get(n..)?;
     }
     let offset_min = match rest {
         "Z" | "z" => 0,
-        _ if rest.len() == 6
-            && matches!(rest.as_bytes()[0], b'+' | b'-')
-            && rest.as_bytes()[3] == b':' =>
-        {
-            let h: i64 = rest[1..3].parse().ok()?;
-            let m: i64 = rest[4..6].parse().ok()?;
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
+        _ if rest.len() == 6 && rest.as_bytes()[3] == b':' => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let h = rest
+                .get(1..3)
+                .filter(|s| s.bytes().all(|c| c.is_ascii_digit()))?;
+            let m = rest
+                .get(4..6)
+                .filter(|s| s.bytes().all(|c| c.is_ascii_digit()))?;
+            let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+            if h > 23 || m > 59 {
+                return None;
+            }
             sign * (h * 60 + m)
         }
         _ => return None,
     };
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
     let days_in = [
         31,
-        if leap(year) { 29 } else { 28 },
+        if leap { 29 } else { 28 },
         31,
         30,
         31,
@@ -293,8 +305,7 @@ fn to_utc(t: &str) -> Option<String> {
         31,
     ];
     if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in[(month - 1) as usize]
+        || !(1..=days_in[(month - 1) as usize]).contains(&day)
         || hour > 23
         || minute > 59
         || second > 60
@@ -311,10 +322,6 @@ fn to_utc(t: &str) -> Option<String> {
         sod % 3_600 / 60,
         sod % 60
     ))
-}
-
-fn leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
 }
 
 /// Days since 1970-01-01 (Howard Hinnant's algorithm).
