@@ -51,13 +51,17 @@ pub struct Serve {
 
 impl Serve {
     pub fn start(data: &Path, port: u16) -> Serve {
+        let note = "apiVersion: medic/v1\nkind: Workflow\nname: note\ntrigger:\n  matchers: ['alertname=~\".+\"']\nsteps:\n  - id: note\n    phase: communicate\n    uses: echo\n    with: { annotate: '{{ incident.title }}' }\n";
+        Self::with_workflows(data, port, &[("note.yaml", note.to_string())])
+    }
+
+    /// `medic serve` with these workflow files (name, YAML).
+    pub fn with_workflows(data: &Path, port: u16, files: &[(&str, String)]) -> Serve {
         let workflows = data.join("workflows");
         std::fs::create_dir_all(&workflows).unwrap();
-        std::fs::write(
-            workflows.join("note.yaml"),
-            "apiVersion: medic/v1\nkind: Workflow\nname: note\ntrigger:\n  matchers: ['alertname=~\".+\"']\nsteps:\n  - id: note\n    phase: communicate\n    uses: echo\n    with: { annotate: '{{ incident.title }}' }\n",
-        )
-        .unwrap();
+        for (name, yaml) in files {
+            std::fs::write(workflows.join(name), yaml).unwrap();
+        }
         let config = data.join("medic.toml");
         std::fs::write(
             &config,
@@ -178,4 +182,90 @@ fn kill_9_after_a_burst_of_acknowledged_alerts_loses_none_and_duplicates_none() 
         metrics.contains(&format!("medic_runs{{status=\"succeeded\"}} {acked}")),
         "{metrics}"
     );
+}
+
+/// Real Prometheus scrapes a target whose metric the test flips; its rule fires; real
+/// Alertmanager posts to `medic serve`; the checkout-flag workflow runs against the
+/// stand-in service and retoggles the flag. Then the metric recovers, the resolved
+/// notification arrives and the incident shows resolved. Prometheus also scrapes medic.
+#[test]
+fn real_prometheus_and_alertmanager_drive_medic_serve_end_to_end() {
+    use crate::prom_stack::{MetricTarget, PromStack, StackConfig, poll_until};
+    let service = crate::support::StandIn::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let workflow = std::fs::read_to_string(
+        crate::support::repo().join("examples/checkout-flag/workflow.yaml"),
+    )
+    .unwrap();
+    let serve = Serve::with_workflows(dir.path(), port, &[("checkout-flag.yaml", workflow)]);
+    let target = MetricTarget::start("checkout_errors_ratio", 0.0);
+    let rules = format!(
+        "groups:\n  - name: checkout\n    rules:\n      - alert: CheckoutErrorRate\n        expr: checkout_errors_ratio > 0.05\n        for: 0s\n        labels:\n          severity: critical\n          service: checkout\n        annotations:\n          summary: \"checkout 5xx ratio is {{{{ $value }}}}\"\n          service_url: \"{}\"\n",
+        service.url()
+    );
+    let hook = format!("http://127.0.0.1:{port}/intake/alertmanager");
+    let stack = PromStack::start(StackConfig {
+        scrape_targets: vec![
+            (
+                "checkout",
+                format!("127.0.0.1:{}", target.port()),
+                "/metrics",
+            ),
+            ("medic", format!("127.0.0.1:{port}"), "/metrics"),
+        ],
+        rules: &rules,
+        webhook_url: &hook,
+        webhook_bearer: Some(TOKEN),
+    });
+    let up = |job: &str| {
+        poll_until(Duration::from_secs(30), || {
+            stack.target_health(job).filter(|h| h == "up")
+        })
+    };
+    assert!(up("checkout").is_some(), "{}", stack.diagnostics());
+    assert!(
+        up("medic").is_some(),
+        "Prometheus cannot scrape medic's /metrics\n{}",
+        stack.diagnostics()
+    );
+
+    target.set(0.5);
+    let run = poll_until(Duration::from_secs(90), || {
+        let runs = serve.get("/api/runs");
+        runs.as_array()?
+            .iter()
+            .find(|r| r["status"] != "running")
+            .cloned()
+    })
+    .unwrap_or_else(|| panic!("no finished run\n{}", stack.diagnostics()));
+    assert_eq!(run["workflow"], "checkout-bad-flag");
+    assert_eq!(
+        run["status"],
+        "succeeded",
+        "{}",
+        serve.get(&format!("/api/runs/{}", run["id"].as_str().unwrap()))
+    );
+    assert_eq!(
+        service.get("/flags/new-checkout")["enabled"],
+        false,
+        "the flag was retoggled"
+    );
+    let incidents = serve.get("/api/incidents");
+    assert_eq!(incidents.as_array().unwrap().len(), 1, "{incidents}");
+    assert_eq!(incidents[0]["status"], "firing");
+    assert_eq!(incidents[0]["source"], "alertmanager");
+
+    target.set(0.0);
+    let resolved = poll_until(Duration::from_secs(90), || {
+        let i = serve.get("/api/incidents");
+        (i[0]["status"] == "resolved").then_some(i)
+    });
+    assert!(resolved.is_some(), "no resolution\n{}", stack.diagnostics());
+    assert_eq!(
+        serve.get("/api/runs").as_array().unwrap().len(),
+        1,
+        "resolution starts nothing"
+    );
+    assert_eq!(stack.target_health("medic").as_deref(), Some("up"));
 }
