@@ -121,3 +121,37 @@ async fn a_component_of_another_wit_world_is_a_clear_mismatch() {
     assert_eq!(f.kind, medic_core::FailureKind::Component);
     assert!(f.message.contains("does not fit medic:step@0.1.0"), "{f}");
 }
+
+/// `medic validate` itself, on every malformed file under tests/validate/: exit 1 and
+/// exactly the snapshot (file:line:column, field, message).
+#[test]
+fn medic_validate_reports_every_malformed_file_as_its_snapshot() {
+    let dir = repo().join("tests/validate");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if !name.ends_with(".yaml") || name.starts_with("ok-") {
+            continue;
+        }
+        let expected = std::fs::read_to_string(path.with_extension("expected")).unwrap();
+        let out = medic()
+            .current_dir(repo())
+            .arg("--data")
+            .arg(tempfile::tempdir().unwrap().path())
+            .arg("--steps")
+            .arg(steps_dir())
+            .arg("validate")
+            .arg(format!("tests/validate/{name}"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim_end(),
+            expected.trim_end(),
+            "{name}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 12, "only {checked} malformed files");
+}
