@@ -47,7 +47,17 @@ pub(crate) async fn intake(
             ),
         );
     };
-    let result = accept(&svc, src, &headers, &body);
+    // The durable write blocks on fsync: off the async workers, so concurrent requests
+    // wait on the disk together and share one flush (group commit).
+    let worker = svc.clone();
+    let result = tokio::task::spawn_blocking(move || accept(&worker, src, &headers, &body))
+        .await
+        .unwrap_or_else(|e| {
+            Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("intake worker failed: {e}"),
+            ))
+        });
     let label = match &result {
         Ok(_) => "accepted",
         Err((s, _)) if *s == StatusCode::SERVICE_UNAVAILABLE => "unavailable",

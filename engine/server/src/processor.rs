@@ -72,7 +72,12 @@ pub async fn process(svc: Arc<Service>) {
         Err(e) => eprintln!("medic: cannot list unfinished runs: {e}"),
     }
     loop {
-        if let Err(e) = drain(&svc) {
+        // Store calls block on fsync: keep them off the async workers that serve intake.
+        let worker = svc.clone();
+        let drained = tokio::task::spawn_blocking(move || drain(&worker))
+            .await
+            .unwrap_or_else(|e| Err(format!("inbox worker failed: {e}")));
+        if let Err(e) = drained {
             // The item stays in the inbox and is tried again: never dropped.
             eprintln!("medic: handling the inbox: {e}");
         }
