@@ -94,7 +94,13 @@ struct Loaded {
     pre: StepComponentPre<StepData>,
     /// (modified time, length) of the file it was loaded from.
     stamp: (Option<SystemTime>, u64),
+    /// When the stamp was last compared with the file: at most once a second, so the
+    /// warm invocation path does no file-system call.
+    checked: Mutex<Instant>,
 }
+
+/// How long a loaded component is trusted before its file is looked at again.
+const RECHECK: Duration = Duration::from_secs(1);
 
 pub struct Sandbox {
     engine: Engine,
@@ -145,6 +151,13 @@ impl Sandbox {
     /// Loads (compiling or reading the compile cache) and links a component. Cached in
     /// memory per path until the file changes.
     fn load(&self, path: &Path) -> Result<Arc<Loaded>, SandboxError> {
+        if let Some(l) = self.loaded.lock().expect("loaded lock").get(path) {
+            let mut checked = l.checked.lock().expect("checked lock");
+            if checked.elapsed() < RECHECK {
+                return Ok(l.clone());
+            }
+            *checked = Instant::now();
+        }
         let shown = path.display().to_string();
         let read_err = |e: std::io::Error| SandboxError::Read {
             path: shown.clone(),
@@ -169,7 +182,11 @@ impl Sandbox {
             path: shown.clone(),
             message: format!("{e:#}"),
         })?;
-        let loaded = Arc::new(Loaded { pre, stamp });
+        let loaded = Arc::new(Loaded {
+            pre,
+            stamp,
+            checked: Mutex::new(Instant::now()),
+        });
         self.loaded
             .lock()
             .expect("loaded lock")
