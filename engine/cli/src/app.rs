@@ -108,13 +108,7 @@ pub async fn run(ctx: &Ctx, workflow_path: &Path, alert_path: &Path) -> Result<E
 
     let store = ctx.store()?;
     let sandbox = ctx.sandbox()?;
-    let unfinished = Engine::new(
-        store.clone(),
-        sandbox.clone(),
-        Arc::new(SystemClock),
-        Arc::new(EnvSecrets),
-    )
-    .unfinished_runs()?;
+    let unfinished = medic_core::unfinished_runs(store.as_ref())?;
     let engine = Arc::new(engine(store, sandbox, !unfinished.is_empty()));
     let mut resumed = Vec::new();
     for id in unfinished {

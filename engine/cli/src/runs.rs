@@ -4,21 +4,13 @@ use crate::app::Ctx;
 use anyhow::Result;
 use medic_core::timeline::Timeline;
 use medic_core::{RunState, Store, clock::rfc3339};
-use serde_json::json;
 use std::process::ExitCode;
 
 pub fn list(ctx: &Ctx, as_json: bool) -> Result<ExitCode> {
     let store = ctx.store()?;
     let runs = store.runs()?;
     if as_json {
-        let v: Vec<_> = runs
-            .iter()
-            .map(|m| {
-                json!({"id": m.id, "workflow": m.workflow, "status": m.status.as_str(),
-                       "incident": m.incident_title, "created": rfc3339(m.created_ms),
-                       "updated": rfc3339(m.updated_ms)})
-            })
-            .collect();
+        let v: Vec<_> = runs.iter().map(medic_core::timeline::run_summary).collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -98,11 +90,7 @@ pub fn print_summary(store: &dyn Store, id: &str) -> Result<()> {
             _ => String::new(),
         };
         let detail = if detail.len() > 200 {
-            let mut end = 200;
-            while !detail.is_char_boundary(end) {
-                end -= 1;
-            }
-            format!("{}…", &detail[..end])
+            format!("{}…", medic_core::timeline::truncate(&detail, 200))
         } else {
             detail
         };

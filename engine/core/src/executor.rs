@@ -141,13 +141,7 @@ impl Engine {
 
     /// Ids of runs that have not finished (to resume at start-up).
     pub fn unfinished_runs(&self) -> Result<Vec<String>, EngineError> {
-        Ok(self
-            .store
-            .runs()?
-            .into_iter()
-            .filter(|m| m.status == RunStatus::Running)
-            .map(|m| m.id)
-            .collect())
+        unfinished_runs(self.store.as_ref())
     }
 
     /// Drives a run until it finishes. Safe to call on a run that was interrupted at any
@@ -401,6 +395,16 @@ fn apply(state: &mut RunState, journal: &RunJournal) -> Result<(), StateError> {
         state.apply(&e)?;
     }
     Ok(())
+}
+
+/// Ids of the runs in `store` that have not finished.
+pub fn unfinished_runs(store: &dyn Store) -> Result<Vec<String>, EngineError> {
+    Ok(store
+        .runs()?
+        .into_iter()
+        .filter(|m| m.status == RunStatus::Running)
+        .map(|m| m.id)
+        .collect())
 }
 
 /// The same for every attempt of a step in a run, across retries and restarts.

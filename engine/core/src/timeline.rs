@@ -136,11 +136,26 @@ fn excerpt(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }
+    format!("{}… ({} bytes)", truncate(s, max), s.len())
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
     let mut end = max;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}… ({} bytes)", &s[..end], s.len())
+    &s[..end]
+}
+
+/// One line of a run list, for `medic runs --json` and `GET /api/runs`.
+pub fn run_summary(m: &crate::RunMeta) -> serde_json::Value {
+    serde_json::json!({"id": m.id, "workflow": m.workflow, "status": m.status.as_str(),
+           "incident": m.incident_title, "created": rfc3339(m.created_ms),
+           "updated": rfc3339(m.updated_ms)})
 }
 
 /// A run as JSON, for `medic runs show --json` and the API: status, steps in run order

@@ -26,11 +26,7 @@ pub(crate) async fn runs(State(svc): State<Arc<Service>>, headers: HeaderMap) ->
     match svc.store.runs() {
         Ok(runs) => axum::Json(
             runs.iter()
-                .map(|m| {
-                    json!({"id": m.id, "workflow": m.workflow, "status": m.status.as_str(),
-                           "incident": m.incident_title, "created": rfc3339(m.created_ms),
-                           "updated": rfc3339(m.updated_ms)})
-                })
+                .map(medic_core::timeline::run_summary)
                 .collect::<Vec<_>>(),
         )
         .into_response(),
