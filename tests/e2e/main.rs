@@ -9,6 +9,8 @@ mod cli;
 mod crash;
 /// The checkout-flag example runs end to end with `medic run` against a local service.
 mod example_run;
+/// Human gates (API, CLI, deadline default, restarts) and resolution reaching running runs.
+mod gates;
 /// Every hostile guest fails only its own step, with a clear reason; the engine carries on.
 mod hostile_guests;
 /// Real Prometheus and Alertmanager, started by the test: the harness `medic serve` is tested
