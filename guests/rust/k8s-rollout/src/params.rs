@@ -43,7 +43,7 @@ pub const PARAMS_SCHEMA: &str = r##"{
     "timeout_ms": {
       "type": "integer",
       "minimum": 1,
-      "default": 60000,
+      "default": 20000,
       "description": "status only: how long one attempt waits for the rollout; keep it below the step's timeout"
     },
     "poll_ms": {
@@ -154,7 +154,7 @@ impl Params {
                 }
             },
         };
-        let timeout_ms = positive(&fields, "timeout_ms", 60_000)?;
+        let timeout_ms = positive(&fields, "timeout_ms", 20_000)?;
         let poll_ms = positive(&fields, "poll_ms", 1_000)?;
         if action != Action::Status
             && let Some(name) = ["timeout_ms", "poll_ms"]
