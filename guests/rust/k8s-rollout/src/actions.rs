@@ -27,7 +27,7 @@ pub enum Finished {
 pub async fn run(params: &Params) -> Result<Finished, Failure> {
     let api = Api {
         params,
-        token: host::secret(&params.token_secret),
+        token: params.token_secret.as_deref().and_then(host::secret),
     };
     match params.action {
         Action::History => history(&api).await.map(Finished::Done),

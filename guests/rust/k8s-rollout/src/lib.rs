@@ -41,7 +41,7 @@ impl Guest for K8sRollout {
             summary: "Kubernetes Deployment rollouts: history, undo (roll back), pause, resume, wait for status".into(),
             params_schema: params::PARAMS_SCHEMA.into(),
             // The API server comes from the `server` param and the token's secret name from
-            // `token_secret` (default K8S_TOKEN): the workflow grants both.
+            // `token_secret`: the workflow grants both.
             capabilities: Capabilities {
                 hosts: Vec::new(),
                 secrets: Vec::new(),

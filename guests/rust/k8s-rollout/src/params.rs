@@ -55,8 +55,7 @@ pub const PARAMS_SCHEMA: &str = r##"{
     "token_secret": {
       "type": "string",
       "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
-      "default": "K8S_TOKEN",
-      "description": "Secret holding the bearer token; without it no Authorization header is sent"
+      "description": "Secret holding the bearer token (grant it in `secrets:`); without this param no Authorization header is sent"
     }
   },
   "required": ["server", "deployment", "action"],
@@ -91,7 +90,9 @@ pub struct Params {
     pub to_revision: ToRevision,
     pub timeout_ms: u64,
     pub poll_ms: u64,
-    pub token_secret: String,
+    /// The secret holding the bearer token; `None`: anonymous requests. Not defaulted,
+    /// because medic fails an attempt that reads a secret its workflow did not grant.
+    pub token_secret: Option<String>,
 }
 
 const KNOWN: [&str; 8] = [
@@ -165,15 +166,16 @@ impl Params {
                 "param `{name}` only applies to action `status`"
             )));
         }
-        let token_secret = optional(&fields, "token_secret")?.unwrap_or_else(|| "K8S_TOKEN".into());
-        let valid_secret = token_secret
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && token_secret
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid_secret {
+        let token_secret = optional(&fields, "token_secret")?;
+        let valid_secret = |name: &str| {
+            name.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if let Some(token_secret) = &token_secret
+            && !valid_secret(token_secret)
+        {
             return Err(Failure::param(format!(
                 "param `token_secret` must be a secret name (letters, digits and _, not starting with a digit), got {token_secret:?}"
             )));

@@ -193,7 +193,7 @@ fn params_parse_with_defaults_and_name_their_errors() {
     assert_eq!(p.namespace, "default");
     assert_eq!(p.action, Action::Undo);
     assert_eq!(p.to_revision, ToRevision::Previous);
-    assert_eq!(p.token_secret, "K8S_TOKEN");
+    assert_eq!(p.token_secret, None);
     let p = Params::parse(
         r#"{"server": "http://h", "deployment": "web", "action": "undo", "to_revision": 2}"#,
     )
