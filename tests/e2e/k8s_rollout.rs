@@ -53,7 +53,12 @@ async fn run(yaml: &str, secrets: &[(&str, &str)]) -> Ran {
 fn step_requests(k: &KubeApi) -> Vec<Value> {
     k.requests()
         .into_iter()
-        .filter(|r| !r["user_agent"].as_str().unwrap_or("").starts_with("kubectl"))
+        .filter(|r| {
+            !r["user_agent"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("kubectl")
+        })
         .collect()
 }
 
@@ -68,7 +73,11 @@ fn three_releases(k: &KubeApi) {
 async fn history_lists_what_kubectl_lists() {
     let k = KubeApi::start();
     three_releases(&k);
-    let ran = run(&workflow(&[("history", params(&k, "web", "history"), "")]), &[]).await;
+    let ran = run(
+        &workflow(&[("history", params(&k, "web", "history"), "")]),
+        &[],
+    )
+    .await;
     assert_eq!(ran.status, RunStatus::Succeeded, "{:?}", ran.state.reason);
     let out = ran.output("history");
     assert_eq!(out["current_revision"], 3);
@@ -87,7 +96,9 @@ async fn history_lists_what_kubectl_lists() {
         .collect();
     let kubectl: Vec<(u64, String)> = k.history("web");
     assert_eq!(
-        got.iter().map(|(r, c, _)| (*r, c.clone())).collect::<Vec<_>>(),
+        got.iter()
+            .map(|(r, c, _)| (*r, c.clone()))
+            .collect::<Vec<_>>(),
         kubectl
     );
     for (rev, _, image) in &got {
@@ -129,8 +140,14 @@ async fn undo_to_a_given_revision_ends_where_kubectl_says() {
         ]
     );
     let d = k.deployment("web");
-    assert_eq!(d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "4");
-    assert_eq!(d["metadata"]["annotations"]["kubernetes.io/change-cause"], "release 1");
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "4"
+    );
+    assert_eq!(
+        d["metadata"]["annotations"]["kubernetes.io/change-cause"],
+        "release 1"
+    );
     // It used kubectl's request: a JSON patch of the template and annotations.
     let patches: Vec<Value> = step_requests(&k)
         .into_iter()
@@ -181,9 +198,16 @@ async fn pause_and_resume_are_idempotent() {
     let ran = run(&workflow(&[("undo", params(&k, "api", "undo"), "")]), &[]).await;
     assert_eq!(ran.status, RunStatus::Failed);
     let reason = ran.state.reason.unwrap();
-    assert!(reason.contains("cannot roll back a paused deployment"), "{reason}");
+    assert!(
+        reason.contains("cannot roll back a paused deployment"),
+        "{reason}"
+    );
     // Status on a paused, held rollout says so instead of waiting out its budget.
-    let ran = run(&workflow(&[("status", params(&k, "api", "status"), "")]), &[]).await;
+    let ran = run(
+        &workflow(&[("status", params(&k, "api", "status"), "")]),
+        &[],
+    )
+    .await;
     assert_eq!(ran.status, RunStatus::Failed);
     let reason = ran.state.reason.unwrap();
     assert!(
@@ -213,7 +237,9 @@ async fn pause_and_resume_are_idempotent() {
         .filter(|r| r["method"] == "PATCH")
         .collect();
     assert!(
-        patches.iter().all(|p| p["content_type"] == "application/strategic-merge-patch+json"),
+        patches
+            .iter()
+            .all(|p| p["content_type"] == "application/strategic-merge-patch+json"),
         "{patches:?}"
     );
     assert_eq!(patches.len(), 2, "{patches:?}");
@@ -224,7 +250,12 @@ async fn status_waits_for_the_rollout_and_says_not_yet_when_over_budget() {
     let k = KubeApi::with(None, 1500);
     k.create_deployment("shop", "registry.local/shop:1", "v1");
 
-    k.kubectl_ok(&["set", "image", "deployment/shop", "app=registry.local/shop:2"]);
+    k.kubectl_ok(&[
+        "set",
+        "image",
+        "deployment/shop",
+        "app=registry.local/shop:2",
+    ]);
     let mut with = params(&k, "shop", "status");
     with["poll_ms"] = json!(100);
     with["timeout_ms"] = json!(20000);
@@ -232,13 +263,18 @@ async fn status_waits_for_the_rollout_and_says_not_yet_when_over_budget() {
     assert_eq!(ran.status, RunStatus::Succeeded, "{:?}", ran.state.reason);
     let out = ran.output("status");
     assert_eq!(out["done"], true);
-    assert_eq!(out["message"], r#"deployment "shop" successfully rolled out"#);
+    assert_eq!(
+        out["message"],
+        r#"deployment "shop" successfully rolled out"#
+    );
     assert_eq!(out["images"], json!(["registry.local/shop:2"]));
     assert_eq!(out["updated_replicas"], 3);
     // It polled: more than one read of the deployment in one attempt.
     let reads = step_requests(&k)
         .iter()
-        .filter(|r| r["method"] == "GET" && r["path"] == "/apis/apps/v1/namespaces/default/deployments/shop")
+        .filter(|r| {
+            r["method"] == "GET" && r["path"] == "/apis/apps/v1/namespaces/default/deployments/shop"
+        })
         .count();
     assert!(reads >= 2, "{reads} reads");
     assert_eq!(ran.state.steps["status"].attempt, 1);
@@ -248,7 +284,12 @@ async fn status_waits_for_the_rollout_and_says_not_yet_when_over_budget() {
 
     // Over budget: the attempt ends as "not ready yet" (retry-after), and with no attempts
     // left the step fails saying what kubectl would say.
-    k.kubectl_ok(&["set", "image", "deployment/shop", "app=registry.local/shop:3"]);
+    k.kubectl_ok(&[
+        "set",
+        "image",
+        "deployment/shop",
+        "app=registry.local/shop:3",
+    ]);
     let mut with = params(&k, "shop", "status");
     with["poll_ms"] = json!(50);
     with["timeout_ms"] = json!(100);
@@ -288,13 +329,21 @@ async fn the_token_comes_from_the_named_secret_and_stays_secret() {
         "spec": {"selector": {"matchLabels": {"app": "web"}},
                  "template": {"metadata": {"labels": {"app": "web"}},
                               "spec": {"containers": [{"name": "app", "image": "web:1"}]}}}}"#;
-    let (status, _) = k.api("POST", "/apis/apps/v1/namespaces/default/deployments", manifest);
+    let (status, _) = k.api(
+        "POST",
+        "/apis/apps/v1/namespaces/default/deployments",
+        manifest,
+    );
     assert_eq!(status, 201);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let mut with = params(&k, "web", "history");
     with["token_secret"] = json!("PROD_K8S");
     let granted = "    secrets: [PROD_K8S]\n";
-    let ran = run(&workflow(&[("history", with.clone(), granted)]), &[("PROD_K8S", "k8s-token-5a7c9e")]).await;
+    let ran = run(
+        &workflow(&[("history", with.clone(), granted)]),
+        &[("PROD_K8S", "k8s-token-5a7c9e")],
+    )
+    .await;
     assert_eq!(ran.status, RunStatus::Succeeded, "{:?}", ran.state.reason);
     assert_eq!(ran.output("history")["current_revision"], 1);
     assert!(k.requests().iter().all(|r| r["authorized"] == true));
@@ -303,7 +352,11 @@ async fn the_token_comes_from_the_named_secret_and_stays_secret() {
 
     // Named but not granted: medic fails the attempt, final.
     let ran = run(
-        &workflow(&[("history", with, "    retry: { attempts: 3, backoff: 10ms }\n")]),
+        &workflow(&[(
+            "history",
+            with,
+            "    retry: { attempts: 3, backoff: 10ms }\n",
+        )]),
         &[("PROD_K8S", "k8s-token-5a7c9e")],
     )
     .await;
@@ -326,7 +379,9 @@ async fn the_token_comes_from_the_named_secret_and_stays_secret() {
     assert_eq!(ran.state.steps["history"].attempt, 1);
     let reason = ran.state.reason.unwrap();
     assert!(
-        reason.contains("GET /apis/apps/v1/namespaces/default/deployments/web: HTTP 401: Unauthorized"),
+        reason.contains(
+            "GET /apis/apps/v1/namespaces/default/deployments/web: HTTP 401: Unauthorized"
+        ),
         "{reason}"
     );
     assert_eq!(k.requests().last().unwrap()["authorized"], false);
@@ -363,14 +418,19 @@ async fn an_interrupted_undo_to_previous_does_not_flip_back() {
         .unwrap();
     assert!(first.contains("HTTP 500"), "{first}");
     assert_eq!(
-        step.state.get("undo-target").map(|s| serde_json::from_str::<Value>(s).unwrap()["revision"].clone()),
+        step.state
+            .get("undo-target")
+            .map(|s| serde_json::from_str::<Value>(s).unwrap()["revision"].clone()),
         Some(json!(2))
     );
     let out = ran.output("undo");
     assert_eq!(out["to_revision"], 2);
     assert_eq!(out["from_revision"], 3);
     assert_eq!(out["target_from_earlier_attempt"], true);
-    assert_eq!(out["rolled_back"], false, "the first attempt's PATCH already did it");
+    assert_eq!(
+        out["rolled_back"], false,
+        "the first attempt's PATCH already did it"
+    );
 
     k.wait_rollout("web");
     assert_eq!(k.image("web"), "registry.local/web:2");

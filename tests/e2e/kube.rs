@@ -25,10 +25,16 @@ fn history_and_undo_follow_the_revision_rules() {
 
     // One revision in detail: its pod template, with the hash label the controller added.
     let rev2 = k.kubectl_ok(&["rollout", "history", "deployment/web", "--revision=2"]);
-    assert!(rev2.contains("deployment.apps/web with revision #2"), "{rev2}");
+    assert!(
+        rev2.contains("deployment.apps/web with revision #2"),
+        "{rev2}"
+    );
     assert!(rev2.contains("registry.local/web:1.1"), "{rev2}");
     assert!(rev2.contains("pod-template-hash="), "{rev2}");
-    assert!(rev2.contains("kubernetes.io/change-cause: release 1.1"), "{rev2}");
+    assert!(
+        rev2.contains("kubernetes.io/change-cause: release 1.1"),
+        "{rev2}"
+    );
     let missing = k.kubectl(&["rollout", "history", "deployment/web", "--revision=9"]);
     assert!(!missing.status.success());
     assert!(
@@ -68,15 +74,9 @@ fn history_and_undo_follow_the_revision_rules() {
         "the hash label stays on ReplicaSets: {dep}"
     );
     // The brought-back ReplicaSet remembers its old number.
-    let rs: serde_json::Value = serde_json::from_str(&k.kubectl_ok(&[
-        "get",
-        "replicasets",
-        "-l",
-        "app=web",
-        "-o",
-        "json",
-    ]))
-    .unwrap();
+    let rs: serde_json::Value =
+        serde_json::from_str(&k.kubectl_ok(&["get", "replicasets", "-l", "app=web", "-o", "json"]))
+            .unwrap();
     let back = rs["items"]
         .as_array()
         .unwrap()
@@ -110,7 +110,8 @@ fn history_and_undo_follow_the_revision_rules() {
     let gone = k.kubectl(&["rollout", "undo", "deployment/web", "--to-revision=1"]);
     assert!(!gone.status.success());
     assert!(
-        String::from_utf8_lossy(&gone.stderr).contains("unable to find specified revision 1 in history"),
+        String::from_utf8_lossy(&gone.stderr)
+            .contains("unable to find specified revision 1 in history"),
         "{}",
         String::from_utf8_lossy(&gone.stderr)
     );
@@ -138,7 +139,10 @@ fn a_paused_deployment_holds_template_changes_until_resumed() {
     assert_eq!(causes(&k.history("api")), [(1, "v1")]);
     let dep = k.deployment("api");
     assert_eq!(dep["spec"]["paused"], true);
-    assert_eq!(dep["status"]["observedGeneration"], dep["metadata"]["generation"]);
+    assert_eq!(
+        dep["status"]["observedGeneration"],
+        dep["metadata"]["generation"]
+    );
     let progressing = dep["status"]["conditions"]
         .as_array()
         .unwrap()
@@ -169,7 +173,8 @@ fn a_paused_deployment_holds_template_changes_until_resumed() {
     );
 
     assert_eq!(
-        k.kubectl_ok(&["rollout", "resume", "deployment/api"]).trim(),
+        k.kubectl_ok(&["rollout", "resume", "deployment/api"])
+            .trim(),
         "deployment.apps/api resumed"
     );
     let again = k.kubectl(&["rollout", "resume", "deployment/api"]);
@@ -179,7 +184,9 @@ fn a_paused_deployment_holds_template_changes_until_resumed() {
     );
     let status = k.wait_rollout("api");
     assert!(
-        status.trim_end().ends_with(r#"deployment "api" successfully rolled out"#),
+        status
+            .trim_end()
+            .ends_with(r#"deployment "api" successfully rolled out"#),
         "{status}"
     );
     assert_eq!(causes(&k.history("api")), [(1, "v1"), (2, "v2")]);
@@ -190,7 +197,12 @@ fn a_paused_deployment_holds_template_changes_until_resumed() {
 fn rollout_status_waits_for_the_rollout_to_complete() {
     let k = KubeApi::with(None, 1500);
     k.create_deployment("shop", "registry.local/shop:1", "v1");
-    k.kubectl_ok(&["set", "image", "deployment/shop", "app=registry.local/shop:2"]);
+    k.kubectl_ok(&[
+        "set",
+        "image",
+        "deployment/shop",
+        "app=registry.local/shop:2",
+    ]);
     let during = k.deployment("shop");
     let done = |d: &serde_json::Value| {
         d["status"]["updatedReplicas"] == 3
@@ -198,11 +210,17 @@ fn rollout_status_waits_for_the_rollout_to_complete() {
             && d["status"]["availableReplicas"] == 3
             && d["status"]["observedGeneration"] == d["metadata"]["generation"]
     };
-    assert!(!done(&during), "not complete right after the change: {during}");
+    assert!(
+        !done(&during),
+        "not complete right after the change: {during}"
+    );
     let out = k.wait_rollout("shop");
     let lines: Vec<&str> = out.lines().collect();
     assert!(
-        lines.first().unwrap().starts_with(r#"Waiting for deployment "shop" rollout to finish"#),
+        lines
+            .first()
+            .unwrap()
+            .starts_with(r#"Waiting for deployment "shop" rollout to finish"#),
         "{out}"
     );
     assert_eq!(
@@ -227,7 +245,10 @@ fn get_deployment_json_carries_the_api_fields() {
     assert_eq!(d["metadata"]["namespace"], "default");
     assert_eq!(d["metadata"]["generation"], 1);
     assert!(d["metadata"]["uid"].as_str().unwrap().len() >= 32);
-    assert_eq!(d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "1"
+    );
     // Defaults the API server fills in.
     assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
     assert_eq!(d["spec"]["progressDeadlineSeconds"], 600);
@@ -247,7 +268,8 @@ fn get_deployment_json_carries_the_api_fields() {
     let out = k.kubectl(&["create", "--validate=false", "-f", bad.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("`selector` does not match template `labels`"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("`selector` does not match template `labels`"),
         "{out:?}"
     );
 }
@@ -261,12 +283,19 @@ fn a_server_with_a_token_refuses_requests_without_it() {
         "spec": {"selector": {"matchLabels": {"app": "db"}},
                  "template": {"metadata": {"labels": {"app": "db"}},
                               "spec": {"containers": [{"name": "db", "image": "db:1"}]}}}}"#;
-    let (status, created) = k.api("POST", "/apis/apps/v1/namespaces/default/deployments", manifest);
+    let (status, created) = k.api(
+        "POST",
+        "/apis/apps/v1/namespaces/default/deployments",
+        manifest,
+    );
     assert_eq!(status, 201, "{created}");
     let anonymous = k.kubectl(&["get", "deployment", "db", "-o", "json"]);
     assert!(!anonymous.status.success());
     let stderr = String::from_utf8_lossy(&anonymous.stderr);
-    assert!(stderr.contains("You must be logged in to the server"), "{stderr}");
+    assert!(
+        stderr.contains("You must be logged in to the server"),
+        "{stderr}"
+    );
     let (status, dep) = k.api("GET", "/apis/apps/v1/namespaces/default/deployments/db", "");
     assert_eq!(status, 200, "{dep}");
     assert_eq!(dep["metadata"]["name"], "db");

@@ -23,7 +23,9 @@ fn kubectl_binary() -> PathBuf {
             .find(|p| p.is_file())
     });
     found.unwrap_or_else(|| {
-        panic!("kubectl is not installed: run scripts/deps.d/30-kubectl (or scripts/install-test-deps)")
+        panic!(
+            "kubectl is not installed: run scripts/deps.d/30-kubectl (or scripts/install-test-deps)"
+        )
     })
 }
 
@@ -122,7 +124,12 @@ impl KubeApi {
     /// A new release: the image changes, the change-cause is recorded as the docs show
     /// (`kubectl annotate ... kubernetes.io/change-cause=...`), and the rollout completes.
     pub fn release(&self, name: &str, image: &str, cause: &str) {
-        self.kubectl_ok(&["set", "image", &format!("deployment/{name}"), &format!("app={image}")]);
+        self.kubectl_ok(&[
+            "set",
+            "image",
+            &format!("deployment/{name}"),
+            &format!("app={image}"),
+        ]);
         self.annotate_cause(name, cause);
         self.wait_rollout(name);
     }
@@ -137,7 +144,12 @@ impl KubeApi {
     }
 
     pub fn wait_rollout(&self, name: &str) -> String {
-        self.kubectl_ok(&["rollout", "status", &format!("deployment/{name}"), "--timeout=30s"])
+        self.kubectl_ok(&[
+            "rollout",
+            "status",
+            &format!("deployment/{name}"),
+            "--timeout=30s",
+        ])
     }
 
     /// `kubectl rollout history` as (revision, change-cause) rows.
@@ -167,12 +179,21 @@ impl KubeApi {
 
     /// An API call over plain HTTP with this server's token (if any): (status, JSON body).
     pub fn api(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        self.api_as(method, path, "application/json", body)
+    }
+
+    fn api_as(&self, method: &str, path: &str, content_type: &str, body: &str) -> (u16, Value) {
         let auth = match &self.token {
             Some(t) => format!("Authorization: Bearer {t}\r\n"),
             None => String::new(),
         };
-        let raw = self.http(method, path, &format!("{auth}Content-Type: application/json\r\n"), body);
-        let status = raw.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let headers = format!("{auth}Content-Type: {content_type}\r\n");
+        let raw = self.http(method, path, &headers, body);
+        let status = raw
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
         (status, serde_json::from_str(body).unwrap_or(Value::Null))
     }
@@ -193,33 +214,40 @@ impl KubeApi {
             } else {
                 let patch = serde_json::json!({"metadata": {"annotations": annotations},
                     "spec": {"template": template}});
-                self.api_patch(&format!("{base}/{name}"), &patch.to_string())
+                self.api_as(
+                    "PATCH",
+                    &format!("{base}/{name}"),
+                    "application/merge-patch+json",
+                    &patch.to_string(),
+                )
             };
-            assert!(status < 300, "seeding {name} release {}: {status} {body}", i + 1);
+            assert!(
+                status < 300,
+                "seeding {name} release {}: {status} {body}",
+                i + 1
+            );
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
             loop {
                 let (_, d) = self.api("GET", &format!("{base}/{name}"), "");
                 let at = d["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
-                    == (i + 1).to_string();
-                if at && d["status"]["updatedReplicas"] == 3 && d["status"]["replicas"] == 3
-                    && d["status"]["availableReplicas"] == 3 {
+                    .as_str()
+                    .and_then(|r| r.parse::<usize>().ok())
+                    == Some(i + 1);
+                if at
+                    && d["status"]["updatedReplicas"] == 3
+                    && d["status"]["replicas"] == 3
+                    && d["status"]["availableReplicas"] == 3
+                {
                     break;
                 }
-                assert!(std::time::Instant::now() < deadline, "{name} did not reach revision {}: {d}", i + 1);
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{name} did not reach revision {}: {d}",
+                    i + 1
+                );
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
         }
-    }
-
-    fn api_patch(&self, path: &str, body: &str) -> (u16, Value) {
-        let auth = match &self.token {
-            Some(t) => format!("Authorization: Bearer {t}\r\n"),
-            None => String::new(),
-        };
-        let raw = self.http("PATCH", path, &format!("{auth}Content-Type: application/merge-patch+json\r\n"), body);
-        let status = raw.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        (status, serde_json::from_str(body).unwrap_or(Value::Null))
     }
 
     /// Every API request the server received (method, path, content_type, authorized, body).

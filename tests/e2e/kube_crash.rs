@@ -40,8 +40,11 @@ fn setup(dir: &Path) -> (KubeApi, Command) {
     )
     .unwrap();
     let alert = dir.join("alert.json");
-    std::fs::write(&alert, r#"{"title": "WebErrors", "labels": {"alertname": "WebErrors"}}"#)
-        .unwrap();
+    std::fs::write(
+        &alert,
+        r#"{"title": "WebErrors", "labels": {"alertname": "WebErrors"}}"#,
+    )
+    .unwrap();
     let mut run = medic_in(&dir.join("data"));
     run.arg("run")
         .arg(&workflow)
@@ -55,7 +58,12 @@ fn setup(dir: &Path) -> (KubeApi, Command) {
 fn journal_len(data: &Path) -> usize {
     let out = medic_in(data).args(["runs", "--json"]).output().unwrap();
     let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let Some(id) = runs.as_array().unwrap().first().and_then(|r| r["id"].as_str()) else {
+    let Some(id) = runs
+        .as_array()
+        .unwrap()
+        .first()
+        .and_then(|r| r["id"].as_str())
+    else {
         return 0;
     };
     let out = medic_in(data)

@@ -16,11 +16,11 @@ mod hostile_guests;
 mod k8s_rollout;
 /// The Kubernetes API test server is faithful: the real kubectl's rollout commands on it.
 mod kube;
+/// Starts the Kubernetes API test server (tests/k8s-api) and runs the real kubectl on it.
+mod kube_api;
 /// `medic run` of a rollback killed at every journal write: resumed, it lands once, on the
 /// revision chosen before the kill.
 mod kube_crash;
-/// Starts the Kubernetes API test server (tests/k8s-api) and runs the real kubectl on it.
-mod kube_api;
 /// Real Prometheus and Alertmanager, started by the test: the harness `medic serve` is tested
 /// against, proven here with a plain receiver.
 mod prom_stack;
