@@ -324,18 +324,8 @@ async fn a_server_not_in_the_allow_list_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_token_comes_from_the_named_secret_and_stays_secret() {
     let k = KubeApi::with(Some("k8s-token-5a7c9e"), 200);
-    // kubectl sends no token over plain HTTP: create the deployment with a raw request.
-    let manifest = r#"{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-        "spec": {"selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}},
-                              "spec": {"containers": [{"name": "app", "image": "web:1"}]}}}}"#;
-    let (status, _) = k.api(
-        "POST",
-        "/apis/apps/v1/namespaces/default/deployments",
-        manifest,
-    );
-    assert_eq!(status, 201);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // kubectl sends no token over plain HTTP: the deployment is created with raw requests.
+    k.seed("web", &[("registry.local/web:1", "v1")]);
     let mut with = params(&k, "web", "history");
     with["token_secret"] = json!("PROD_K8S");
     let granted = "    secrets: [PROD_K8S]\n";

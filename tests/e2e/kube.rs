@@ -134,15 +134,23 @@ fn a_paused_deployment_holds_template_changes_until_resumed() {
     // The template changes, but no new ReplicaSet (revision) appears while paused.
     k.kubectl_ok(&["set", "image", "deployment/api", "app=registry.local/api:2"]);
     k.annotate_cause("api", "v2");
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    // The change-cause is copied to the new ReplicaSet, which does not exist yet.
+    // Once the controller has observed the change...
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let dep = loop {
+        let dep = k.deployment("api");
+        if dep["status"]["observedGeneration"] == dep["metadata"]["generation"] {
+            break dep;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never observed: {dep}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // ...there is still one revision. The change-cause is copied to the new ReplicaSet,
+    // which does not exist yet.
     assert_eq!(causes(&k.history("api")), [(1, "v1")]);
-    let dep = k.deployment("api");
     assert_eq!(dep["spec"]["paused"], true);
-    assert_eq!(
-        dep["status"]["observedGeneration"],
-        dep["metadata"]["generation"]
-    );
     let progressing = dep["status"]["conditions"]
         .as_array()
         .unwrap()
