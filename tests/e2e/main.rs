@@ -13,6 +13,16 @@ mod example_run;
 mod gates;
 /// Every hostile guest fails only its own step, with a clear reason; the engine carries on.
 mod hostile_guests;
+/// The `k8s-rollout` step through the engine against the Kubernetes API test server,
+/// checked with the real kubectl; an interrupted undo does not flip back.
+mod k8s_rollout;
+/// The Kubernetes API test server is faithful: the real kubectl's rollout commands on it.
+mod kube;
+/// Starts the Kubernetes API test server (tests/k8s-api) and runs the real kubectl on it.
+mod kube_api;
+/// `medic run` of a rollback killed at every journal write: resumed, it lands once, on the
+/// revision chosen before the kill.
+mod kube_crash;
 /// Real Prometheus and Alertmanager, started by the test: the harness `medic serve` is tested
 /// against, proven here with a plain receiver.
 mod prom_stack;
