@@ -274,8 +274,10 @@ async fn an_ungranted_host_is_denied_and_nothing_changes() {
     assert_eq!(ran.status, RunStatus::Failed);
     assert_eq!(ran.state.steps["flag"].attempt, 1, "{}", ran.timeline());
     let reason = ran.state.reason.clone().unwrap_or_default();
+    // The host reports the violation itself, naming the refused host.
+    let host = allow(u);
     assert!(
-        reason.contains("host not allowed for this step"),
+        reason.contains(&format!("host not allowed: {host}")),
         "{reason}"
     );
     let denied = ran.entries.iter().any(|e| {
@@ -290,4 +292,9 @@ async fn an_ungranted_host_is_denied_and_nothing_changes() {
     assert!(denied, "{}", ran.timeline());
     assert!(ran.requests().is_empty(), "a request went out");
     assert!(u.enabled(PROJECT, "checkout-denied", ENV));
+}
+
+#[test]
+fn the_documented_example_validates() {
+    crate::unleash::assert_doc_examples_validate("docs/providers/flags-unleash.md");
 }

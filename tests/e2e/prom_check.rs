@@ -272,3 +272,8 @@ async fn an_empty_result_fails_unless_the_policy_says_pass() {
         "{reason}"
     );
 }
+
+#[test]
+fn the_documented_example_validates() {
+    crate::unleash::assert_doc_examples_validate("docs/providers/prom-check.md");
+}

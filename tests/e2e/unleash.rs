@@ -379,3 +379,35 @@ fn tail(path: &Path) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
+
+/// Every ```yaml block of a doc page must pass `medic validate` with the shipped components,
+/// so the copy-pasteable examples in docs/providers stay valid.
+pub fn assert_doc_examples_validate(doc: &str) {
+    let text = std::fs::read_to_string(crate::support::repo().join(doc)).unwrap();
+    let blocks: Vec<&str> = text
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("```").map(|(block, _)| block))
+        .collect();
+    assert!(!blocks.is_empty(), "no yaml example in {doc}");
+    let dir = tempfile::tempdir().unwrap();
+    for (i, block) in blocks.iter().enumerate() {
+        let file = dir.path().join(format!("example-{i}.yaml"));
+        std::fs::write(&file, block).unwrap();
+        let out = crate::support::medic()
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .arg("--steps")
+            .arg(crate::support::steps_dir())
+            .arg("validate")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "{doc} example {i} does not validate:\n{stdout}{stderr}\n{block}"
+        );
+    }
+}
