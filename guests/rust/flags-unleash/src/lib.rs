@@ -60,13 +60,12 @@ impl Guest for FlagsUnleash {
             .and_then(|params| wstd::runtime::block_on(apply(&params)));
         match result {
             Ok(output) => Ok(Outcome::Done(output.to_string())),
-            Err(failure) => {
-                host::annotate(&format!("flags-unleash failed: {}", failure.message));
-                Err(StepError {
-                    message: failure.message,
-                    retryable: failure.retryable,
-                })
-            }
+            // No note here: the timeline already shows the failed attempt with this
+            // message, and a verify step retried many times would repeat it.
+            Err(failure) => Err(StepError {
+                message: failure.message,
+                retryable: failure.retryable,
+            }),
         }
     }
 }

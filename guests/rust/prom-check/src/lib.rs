@@ -60,13 +60,12 @@ impl Guest for PromCheck {
             .and_then(|params| wstd::runtime::block_on(evaluate_all(&params)));
         match result {
             Ok(output) => Ok(Outcome::Done(output.to_string())),
-            Err(failure) => {
-                host::annotate(&format!("prom-check: {}", failure.message));
-                Err(StepError {
-                    message: failure.message,
-                    retryable: failure.retryable,
-                })
-            }
+            // No note here: the timeline already shows the failed attempt with this
+            // message, and a verify step retried many times would repeat it.
+            Err(failure) => Err(StepError {
+                message: failure.message,
+                retryable: failure.retryable,
+            }),
         }
     }
 }
