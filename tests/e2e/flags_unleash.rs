@@ -295,6 +295,30 @@ async fn an_ungranted_host_is_denied_and_nothing_changes() {
 }
 
 #[test]
-fn the_documented_example_validates() {
+fn the_documented_example_validates_and_the_schema_catches_typos() {
     crate::unleash::assert_doc_examples_validate("docs/providers/flags-unleash.md");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo.yaml");
+    let typo = workflow("http://unleash.internal", "f", "toggle", "unleash.internal").replace(
+        "      token_secret:",
+        "      enabled: false\n      token_secret:",
+    );
+    std::fs::write(&file, typo).unwrap();
+    let out = crate::support::medic()
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .arg("--steps")
+        .arg(crate::support::steps_dir())
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("steps[0].with.action: flags-unleash params:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("enabled"), "{stdout}");
 }
