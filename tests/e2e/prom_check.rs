@@ -6,7 +6,7 @@ use crate::prom_stack::{
 };
 use crate::support::{engine_with, new_run};
 use medic_core::timeline::Timeline;
-use medic_core::{Entry, Event, FailureKind, RunState, RunStatus, Store};
+use medic_core::{Entry, Event, FailureKind, HostCall, RunState, RunStatus, Store};
 use std::time::Duration;
 
 const METRIC: &str = "checkout_errors_ratio";
@@ -236,6 +236,70 @@ async fn consecutive_evaluations_pass_once_the_metric_has_recovered() {
         _ => None,
     });
     assert!(took.is_some_and(|ms| ms >= 1000), "{took:?}");
+}
+
+/// All `consecutive` evaluations must hold: a relapse after the first one fails the check,
+/// saying which evaluation saw it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relapse_during_consecutive_evaluations_fails_the_check() {
+    let setup = Setup::start(0.01);
+    let with =
+        format!(r#"query: "{METRIC}", op: "<", value: 0.05, consecutive: 5, interval_ms: 1500"#);
+    let yaml = workflow(&setup.stack, &with, "{ attempts: 1 }");
+    let t = engine_with(&[("PROM_TOKEN", TOKEN)], None);
+    let run_id = t.engine.create_run(new_run(&yaml)).unwrap();
+    // The relapse comes once the first evaluation has its answer (HTTP responses are
+    // journalled durably before the step sees them).
+    let store = t.store.clone();
+    let watched = run_id.clone();
+    let watcher = tokio::task::spawn_blocking(move || {
+        let answered = poll_until(Duration::from_secs(30), || {
+            let entries = store.entries(&watched).ok()?;
+            let answered = entries.iter().any(|e| {
+                matches!(
+                    e.event,
+                    Event::HostCall {
+                        call: HostCall::HttpResponse { .. },
+                        ..
+                    }
+                )
+            });
+            answered.then_some(())
+        });
+        if answered.is_some() {
+            setup.set(0.5);
+        }
+        (answered, setup)
+    });
+    let status = t.engine.drive(&run_id).await.unwrap();
+    let (answered, _setup) = watcher.await.unwrap();
+    assert!(
+        answered.is_some(),
+        "the first evaluation never got an answer"
+    );
+    let entries = t.store.entries(&run_id).unwrap();
+    let ran = Ran {
+        status,
+        state: RunState::fold(&run_id, &entries).unwrap(),
+        entries,
+    };
+    assert_eq!(ran.status, RunStatus::Failed, "{}", ran.timeline());
+    let failures = ran.failures();
+    let message = failures.first().cloned().unwrap_or_default();
+    let evaluation = message
+        .strip_prefix("not satisfied (evaluation ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse::<u32>().ok());
+    assert!(
+        evaluation.is_some_and(|n| (2..=5).contains(&n)),
+        "{message}\n{}",
+        ran.timeline()
+    );
+    assert!(
+        message.contains(" of 5): checkout_errors_ratio < 0.05; "),
+        "{message}"
+    );
+    assert!(message.ends_with("=0.5"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
