@@ -322,3 +322,18 @@ fn the_documented_example_validates_and_the_schema_catches_typos() {
     );
     assert!(stdout.contains("enabled"), "{stdout}");
 }
+
+/// Nothing listening (Unleash down or restarting) may clear up: the attempt is retried.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_unleash_is_retried() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let url = format!("http://{host}");
+    let ran = run(&workflow(&url, "checkout", "disable", &host), ADMIN_TOKEN).await;
+    assert_eq!(ran.status, RunStatus::Failed);
+    assert_eq!(ran.state.steps["flag"].attempt, 3, "{}", ran.timeline());
+    let reason = ran.state.reason.clone().unwrap_or_default();
+    let expected = format!("request to {url}/api/admin/projects/default/features/checkout failed");
+    assert!(reason.contains(&expected), "{reason}");
+}
