@@ -9,6 +9,8 @@ mod cli;
 mod crash;
 /// The checkout-flag example runs end to end with `medic run` against a local service.
 mod example_run;
+/// The flags-unleash step against a real Unleash: enable, disable, no-op, refusals, grants.
+mod flags_unleash;
 /// Human gates (API, CLI, deadline default, restarts) and resolution reaching running runs.
 mod gates;
 /// Every hostile guest fails only its own step, with a clear reason; the engine carries on.
@@ -23,6 +25,8 @@ mod kube_api;
 /// `medic run` of a rollback killed at every journal write: resumed, it lands once, on the
 /// revision chosen before the kill.
 mod kube_crash;
+/// The prom-check step against a real Prometheus: thresholds, consecutive checks, empty results.
+mod prom_check;
 /// Real Prometheus and Alertmanager, started by the test: the harness `medic serve` is tested
 /// against, proven here with a plain receiver.
 mod prom_stack;
@@ -32,6 +36,8 @@ mod replay;
 mod resume;
 /// `medic serve`: alerts over HTTP start runs; a kill -9 after acknowledging loses nothing.
 mod serve;
+/// Real Unleash on a throwaway PostgreSQL cluster, started by the test (harness).
+mod unleash;
 /// `medic validate` checks components and their params schemas.
 mod validate_components;
 /// Retries, conditions, templating, durable step state and secrets through real components.
