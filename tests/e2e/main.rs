@@ -3,6 +3,10 @@
 
 mod support;
 
+/// chat-matrix against a real Synapse: war rooms and posts read back as a human would.
+mod chat_matrix;
+/// chat-webhook against a Slack-like receiver: the payload shape, clear refusals, no URL leaks.
+mod chat_webhook;
 /// The command line itself: schema output, clear errors for unusable stores and unknown runs.
 mod cli;
 /// Killed at every journal write and at random instants: runs resume, effects never repeat.
@@ -14,6 +18,8 @@ mod hostile_guests;
 /// Real Prometheus and Alertmanager, started by the test: the harness `medic serve` is tested
 /// against, proven here with a plain receiver.
 mod prom_stack;
+/// A real Synapse homeserver, started by the test, with users registered by shared secret.
+mod synapse;
 /// A resumed attempt replays its host calls; a different call is a nondeterminism error.
 mod replay;
 /// Unfinished runs resume from the journal; retry timers survive a restart.

@@ -65,7 +65,11 @@ impl Guest for ChatMatrix {
             wstd::runtime::block_on(async {
                 match &params.action {
                     Action::Post(post) => session.post(post, &invocation.idempotency_key).await,
-                    Action::OpenWarRoom(room) => session.open_war_room(room).await,
+                    Action::OpenWarRoom(room) => {
+                        session
+                            .open_war_room(room, &invocation.idempotency_key)
+                            .await
+                    }
                 }
             })
         });
@@ -125,9 +129,11 @@ impl Session<'_> {
         matrix::answer_field(&reply.body, "room_id", &what)
     }
 
-    async fn open_war_room(&self, room: &WarRoom) -> Result<Value, Failure> {
-        // A previous attempt of this step (a retry, or the run resumed after a crash) created
-        // the room already: reuse it rather than open a second one.
+    async fn open_war_room(&self, room: &WarRoom, idempotency_key: &str) -> Result<Value, Failure> {
+        let local = matrix::war_room_alias(room, idempotency_key);
+        let alias = self.full_alias(&local).await?;
+        // A previous attempt of this step (a retry after a later failure) created the room
+        // already: reuse it rather than open a second one.
         let (room_id, created) = match host::state_get(matrix::ROOM_STATE_KEY) {
             Some(room_id) => {
                 host::log(
@@ -138,29 +144,32 @@ impl Session<'_> {
             }
             None => {
                 let what = format!("creating war room {:?}", room.name);
-                let body = matrix::create_room_body(room).to_string();
+                let body = matrix::create_room_body(room, &local, idempotency_key).to_string();
                 let reply = self
-                    .call(Method::Post, matrix::CREATE_ROOM_PATH, &body, &what)
+                    .send(Method::Post, matrix::CREATE_ROOM_PATH, &body, &what)
                     .await?;
-                let room_id = matrix::answer_field(&reply.body, "room_id", &what)?;
-                host::state_set(matrix::ROOM_STATE_KEY, &room_id);
-                (room_id, true)
+                let found = if (200..300).contains(&reply.status) {
+                    (matrix::answer_field(&reply.body, "room_id", &what)?, true)
+                } else if matrix::errcode(&reply.body).as_deref() == Some("M_ROOM_IN_USE") {
+                    // The alias exists: ours if an earlier send of this very request created
+                    // the room (its answer lost to a crash), someone else's otherwise.
+                    (self.own_room(&alias, idempotency_key, &reply).await?, false)
+                } else {
+                    return Err(self.refusal(&what, &reply));
+                };
+                host::state_set(matrix::ROOM_STATE_KEY, &found.0);
+                found
             }
         };
-        let alias = match &room.alias {
-            Some(local) => Some(self.full_alias(local).await?),
-            None => None,
-        };
-        let invited = room.invite.join(", ");
-        let note = if invited.is_empty() {
-            format!("chat-matrix: war room {:?} is {room_id}", room.name)
-        } else {
-            format!(
-                "chat-matrix: war room {:?} is {room_id}; invited {invited}",
-                room.name
-            )
-        };
         if created {
+            let invited = room.invite.join(", ");
+            let mut note = format!(
+                "chat-matrix: war room {:?} is {alias} ({room_id})",
+                room.name
+            );
+            if !invited.is_empty() {
+                note.push_str(&format!("; invited {invited}"));
+            }
             host::annotate(&note);
         }
         Ok(json!({
@@ -170,6 +179,36 @@ impl Session<'_> {
             "invited": room.invite,
             "created": created,
         }))
+    }
+
+    /// The room `alias` points at, if this step created it (its creation content carries our
+    /// idempotency key); otherwise the alias is taken and creation fails.
+    async fn own_room(
+        &self,
+        alias: &str,
+        idempotency_key: &str,
+        in_use: &Reply,
+    ) -> Result<String, Failure> {
+        let room_id = self.resolve_room(alias).await?;
+        let what = format!("checking who created room {alias}");
+        let path = matrix::create_event_path(&room_id);
+        let reply = self.send(Method::Get, &path, "", &what).await?;
+        let ours = (200..300).contains(&reply.status)
+            && serde_json::from_slice::<Value>(&reply.body)
+                .ok()
+                .and_then(|v| v.get(matrix::CREATION_KEY).cloned())
+                .is_some_and(|k| k == idempotency_key);
+        if ours {
+            host::log(
+                Level::Info,
+                &format!(
+                    "war room {alias} ({room_id}) was created by an earlier send of this step"
+                ),
+            );
+            Ok(room_id)
+        } else {
+            Err(self.refusal(&format!("creating war room with alias {alias}"), in_use))
+        }
     }
 
     /// `#local:server`, with the server name of the bot's own user id: createRoom puts aliases
@@ -193,6 +232,31 @@ impl Session<'_> {
         body: &str,
         what: &str,
     ) -> Result<Reply, Failure> {
+        let reply = self.send(method, path, body, what).await?;
+        if (200..300).contains(&reply.status) {
+            Ok(reply)
+        } else {
+            Err(self.refusal(what, &reply))
+        }
+    }
+
+    fn refusal(&self, what: &str, reply: &Reply) -> Failure {
+        matrix::refusal(
+            what,
+            reply.status,
+            &reply.body,
+            reply.retry_after.as_deref(),
+        )
+    }
+
+    /// One authenticated request, whatever the answer's status.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: &str,
+        what: &str,
+    ) -> Result<Reply, Failure> {
         let url = format!("{}{path}", self.homeserver);
         let mut headers = vec![("authorization", self.auth.as_str())];
         if !body.is_empty() {
@@ -204,19 +268,9 @@ impl Session<'_> {
             headers: &headers,
             body: body.as_bytes(),
         };
-        let reply = client::send(&request, matrix::MAX_BODY_BYTES)
+        client::send(&request, matrix::MAX_BODY_BYTES)
             .await
-            .map_err(|e| self.send_failure(what, e))?;
-        if (200..300).contains(&reply.status) {
-            Ok(reply)
-        } else {
-            Err(matrix::refusal(
-                what,
-                reply.status,
-                &reply.body,
-                reply.retry_after.as_deref(),
-            ))
-        }
+            .map_err(|e| self.send_failure(what, e))
     }
 
     /// A request that got no answer. Denial by the allow list is final; anything else

@@ -418,23 +418,51 @@ pub fn message_body(post: &Post) -> Value {
     body
 }
 
+/// The key in the room's `m.room.create` content that ties a war room to the step that
+/// created it.
+pub const CREATION_KEY: &str = "medic.idempotency_key";
+
+/// The alias local part of a war room: the one given, else one derived from the idempotency
+/// key. Every war room has an alias because the alias is what makes creation safe to repeat:
+/// a resent createRoom (an attempt resumed after a crash, while its request was in flight)
+/// fails with `M_ROOM_IN_USE` instead of opening a second room.
+pub fn war_room_alias(room: &WarRoom, idempotency_key: &str) -> String {
+    room.alias
+        .clone()
+        .unwrap_or_else(|| format!("medic-{}", encode_segment(idempotency_key)))
+}
+
 /// The createRoom request: one request sets the name and topic and sends the invites, so a
 /// room never exists half set up. `private_chat` makes it invite-only with history visible to
-/// members, which is what a war room wants: people invited late read what happened.
-pub fn create_room_body(room: &WarRoom) -> Value {
+/// members, which is what a war room wants: people invited late read what happened. The
+/// creation content records the idempotency key, so a retry can recognise its own room.
+pub fn create_room_body(room: &WarRoom, alias: &str, idempotency_key: &str) -> Value {
     let mut body = json!({
         "name": room.name,
         "preset": "private_chat",
         "visibility": "private",
         "invite": room.invite,
+        "room_alias_name": alias,
+        "creation_content": {CREATION_KEY: idempotency_key},
     });
     if let Some(topic) = &room.topic {
         body["topic"] = json!(topic);
     }
-    if let Some(alias) = &room.alias {
-        body["room_alias_name"] = json!(alias);
-    }
     body
+}
+
+/// `/_matrix/client/v3/rooms/{room}/state/m.room.create`.
+pub fn create_event_path(room_id: &str) -> String {
+    format!(
+        "/_matrix/client/v3/rooms/{}/state/m.room.create",
+        encode_segment(room_id)
+    )
+}
+
+/// The `errcode` of an error answer, if it is one.
+pub fn errcode(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    value.get("errcode")?.as_str().map(str::to_owned)
 }
 
 /// The server name of a user id (`@bot:example.org` → `example.org`).

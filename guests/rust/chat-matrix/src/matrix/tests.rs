@@ -133,10 +133,24 @@ fn war_room_alias_takes_the_local_part_and_builds_create_room() {
         panic!()
     };
     assert_eq!(room.alias.as_deref(), Some("inc-7"));
+    let alias = war_room_alias(&room, "k1");
+    assert_eq!(alias, "inc-7");
     assert_eq!(
-        create_room_body(&room),
+        create_room_body(&room, &alias, "k1"),
         json!({"name": "INC-7 checkout", "topic": "checkout 5xx", "preset": "private_chat",
-               "visibility": "private", "invite": ["@alice:example.org"], "room_alias_name": "inc-7"})
+               "visibility": "private", "invite": ["@alice:example.org"], "room_alias_name": "inc-7",
+               "creation_content": {"medic.idempotency_key": "k1"}})
+    );
+    let bare = WarRoom {
+        alias: None,
+        topic: None,
+        invite: Vec::new(),
+        ..room
+    };
+    assert_eq!(war_room_alias(&bare, "0a1b"), "medic-0a1b");
+    assert_eq!(
+        create_room_body(&bare, "medic-0a1b", "0a1b").get("topic"),
+        None
     );
 }
 
