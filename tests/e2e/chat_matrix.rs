@@ -304,3 +304,29 @@ fn a_run_killed_anywhere_and_resumed_opens_one_room_and_posts_once() {
         check(k, &before, &what);
     }
 }
+
+#[test]
+fn the_docs_examples_validate_and_wrong_params_are_reported() {
+    let (ok, report) = crate::chat_webhook::validate_doc_snippets("docs/providers/chat-matrix.md");
+    assert!(ok, "{report}");
+
+    // A war-room param on a post, and a post without text: caught before anything runs.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("workflow.yaml");
+    let params = json!({"homeserver": "https://matrix.example.org", "token_secret": "MATRIX_TOKEN",
+        "action": "post", "room": "#ops:example.org", "invite": ["@a:example.org"]});
+    std::fs::write(&file, format!("{HEAD}{}", step("say", "communicate", params, ALLOW_LOCAL))).unwrap();
+    let out = medic()
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .arg("--steps")
+        .arg(steps_dir())
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{report}");
+    assert!(report.contains("steps[0].with.invite: chat-matrix params:"), "{report}");
+    assert!(report.contains("\"text\" is a required property"), "{report}");
+}

@@ -271,3 +271,42 @@ async fn refusals_are_clear_and_only_server_trouble_is_retried() {
     assert!(waited >= 1000, "attempt 3 started {waited} ms after the 429 asked for 1 s");
     assert_no_credential(&ran.journal);
 }
+
+/// `medic validate` on a workflow made of every step snippet in a provider doc (the YAML
+/// blocks that start with `  - id:`), after stand-ins for the steps they refer to: the
+/// examples are copy-pasteable and their params match the component's schema.
+pub fn validate_doc_snippets(doc: &str) -> (bool, String) {
+    let text = std::fs::read_to_string(crate::support::repo().join(doc)).unwrap();
+    let snippets: Vec<&str> = text
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .filter(|block| block.starts_with("  - id:"))
+        .collect();
+    assert!(!snippets.is_empty(), "{doc} has no step snippets");
+    let stand_ins = "  - id: disable-flag\n    phase: restore\n    uses: echo\n  - id: recheck\n    phase: verify\n    uses: echo\n";
+    let yaml = format!(
+        "apiVersion: medic/v1\nkind: Workflow\nname: doc-snippets\nsteps:\n{stand_ins}{}",
+        snippets.concat()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("workflow.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let out = crate::support::medic()
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .arg("--steps")
+        .arg(crate::support::steps_dir())
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.success(), format!("{report}\n--- workflow ---\n{yaml}"))
+}
+
+#[test]
+fn the_docs_examples_validate() {
+    let (ok, report) = validate_doc_snippets("docs/providers/chat-webhook.md");
+    assert!(ok, "{report}");
+}

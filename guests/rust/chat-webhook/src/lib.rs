@@ -43,7 +43,7 @@ impl Guest for ChatWebhook {
                 "Post a message to a Slack-format incoming webhook (Slack, Mattermost, Rocket.Chat)"
                     .into(),
             params_schema: webhook::PARAMS_SCHEMA.into(),
-            // The URL (and so its host) and the secret's name come from params.
+            // The secret is named in params and the host is in the secret: the workflow grants both.
             capabilities: Capabilities {
                 hosts: Vec::new(),
                 secrets: Vec::new(),
@@ -88,7 +88,7 @@ fn post(params: &Params) -> Result<serde_json::Value, Failure> {
         )));
     }
     let url = url.as_str();
-    let host = webhook::url_host(url).ok_or_else(|| {
+    let target = webhook::url_host(url).ok_or_else(|| {
         Failure::param(format!(
             "secret `{secret}` does not hold an http:// or https:// webhook URL"
         ))
@@ -102,10 +102,10 @@ fn post(params: &Params) -> Result<serde_json::Value, Failure> {
         body: body.as_bytes(),
     };
     let reply = wstd::runtime::block_on(client::send(&request, webhook::MAX_BODY_BYTES))
-        .map_err(|e| send_failure(secret, host, e))?;
+        .map_err(|e| send_failure(secret, target, e))?;
     if !(200..300).contains(&reply.status) {
         return Err(webhook::refusal(
-            host,
+            target,
             reply.status,
             &reply.body,
             reply.retry_after.as_deref(),
@@ -114,23 +114,23 @@ fn post(params: &Params) -> Result<serde_json::Value, Failure> {
     let answer = String::from_utf8_lossy(&reply.body).trim().to_owned();
     host::log(
         Level::Info,
-        &format!("webhook at {host} answered {}", reply.status),
+        &format!("webhook at {target} answered {}", reply.status),
     );
-    host::annotate(&format!("chat-webhook: posted via {host}"));
+    host::annotate(&format!("chat-webhook: posted via {target}"));
     Ok(json!({"status": reply.status, "response": answer}))
 }
 
 /// A request that got no answer. Only the host is named: the rest of the URL is the key.
-fn send_failure(secret: &str, host: &str, error: SendError) -> Failure {
+fn send_failure(secret: &str, target: &str, error: SendError) -> Failure {
     match error {
         SendError::Invalid(why) => Failure::param(format!(
             "secret `{secret}` does not hold a usable webhook URL: {why}"
         )),
         SendError::Http(ErrorCode::HttpRequestDenied) => Failure::param(format!(
-            "request to the webhook at {host} denied: add `{host}` to this step's `allow:` list"
+            "request to the webhook at {target} denied: add `{target}` to this step's `allow:` list"
         )),
         SendError::Http(code) => {
-            Failure::transient(format!("request to the webhook at {host} failed: {code}"))
+            Failure::transient(format!("request to the webhook at {target} failed: {code}"))
         }
     }
 }
