@@ -67,7 +67,12 @@ impl Drop for Receiver {
 
 fn text(status: u16, body: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap();
-    (status, [(header::CONTENT_TYPE, "text/plain")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// Answers like Slack: 404 `no_service` for an unknown URL, 400 `invalid_payload` for a
@@ -110,20 +115,19 @@ fn valid(payload: &Value) -> bool {
     let Some(object) = payload.as_object() else {
         return false;
     };
-    let text_ok = match object.get("text") {
-        None => None,
-        Some(t) => Some(t.as_str().is_some_and(|t| !t.is_empty())),
-    };
-    let blocks_ok = match object.get("blocks") {
-        None => None,
-        Some(blocks) => Some(blocks.as_array().is_some_and(|blocks| {
+    // None: absent; Some(ok): present, and whether it is well formed.
+    let text_ok = object
+        .get("text")
+        .map(|t| t.as_str().is_some_and(|t| !t.is_empty()));
+    let blocks_ok = object.get("blocks").map(|blocks| {
+        blocks.as_array().is_some_and(|blocks| {
             blocks.iter().all(|b| match b["type"].as_str() {
                 Some("section") => b.get("text").is_some() || b.get("fields").is_some(),
                 Some(_) => true,
                 None => false,
             })
-        })),
-    };
+        })
+    });
     let strings = ["username", "icon_emoji"]
         .iter()
         .all(|k| object.get(*k).is_none_or(Value::is_string));
@@ -155,12 +159,23 @@ async fn run(url: &str, with: Value, extra: &str) -> Ran {
     let entries = t.store.entries(&run).unwrap();
     let state = RunState::fold(&run, &entries).unwrap();
     let journal = serde_json::to_string(&entries).unwrap();
-    Ran { status, state, entries, journal }
+    Ran {
+        status,
+        state,
+        entries,
+        journal,
+    }
 }
 
 fn assert_no_credential(journal: &str) {
-    assert!(!journal.contains("s3cr3tWebhookKey42"), "webhook key in the journal: {journal}");
-    assert!(!journal.contains("/services/"), "webhook path in the journal: {journal}");
+    assert!(
+        !journal.contains("s3cr3tWebhookKey42"),
+        "webhook key in the journal: {journal}"
+    );
+    assert!(
+        !journal.contains("/services/"),
+        "webhook path in the journal: {journal}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -172,8 +187,12 @@ async fn posts_the_slack_payload_and_keeps_the_url_out_of_the_journal() {
     ]);
     let with = json!({"url_secret": "CHAT_WEBHOOK", "text": "Investigating {{ incident.title }}",
         "blocks": blocks, "username": "medic", "icon_emoji": ":rotating_light:"});
-    let Ran { status, state, journal, .. } =
-        run(&receiver.url(), with, "    allow: [127.0.0.1]\n").await;
+    let Ran {
+        status,
+        state,
+        journal,
+        ..
+    } = run(&receiver.url(), with, "    allow: [127.0.0.1]\n").await;
     assert_eq!(status, RunStatus::Succeeded, "{:?}", state.reason);
 
     let incident = incident();
@@ -198,7 +217,10 @@ async fn posts_the_slack_payload_and_keeps_the_url_out_of_the_journal() {
     assert_no_credential(&journal);
     // The timeline names where it posted: the host, not the URL.
     assert!(
-        journal.contains(&format!("chat-webhook: posted via 127.0.0.1:{}", receiver.port)),
+        journal.contains(&format!(
+            "chat-webhook: posted via 127.0.0.1:{}",
+            receiver.port
+        )),
         "{journal}"
     );
 }
@@ -214,7 +236,12 @@ async fn refusals_are_clear_and_only_server_trouble_is_retried() {
 
     // A section block without text: the receiver says invalid_payload; not retried.
     let bad = json!({"url_secret": "CHAT_WEBHOOK", "blocks": [{"type": "section"}]});
-    let Ran { status, state, journal, .. } = run(&receiver.url(), bad, allow).await;
+    let Ran {
+        status,
+        state,
+        journal,
+        ..
+    } = run(&receiver.url(), bad, allow).await;
     assert_eq!(status, RunStatus::Failed);
     let reason = state.reason.clone().unwrap();
     let want = format!("webhook at {host} answered 400 invalid_payload");
@@ -224,21 +251,37 @@ async fn refusals_are_clear_and_only_server_trouble_is_retried() {
 
     // A revoked or mistyped URL: 404 no_service.
     let wrong = receiver.url().replace("Key42", "Key43");
-    let Ran { status, state, journal, .. } = run(&wrong, text.clone(), allow).await;
+    let Ran {
+        status,
+        state,
+        journal,
+        ..
+    } = run(&wrong, text.clone(), allow).await;
     assert_eq!(status, RunStatus::Failed);
     let reason = state.reason.clone().unwrap();
-    assert!(reason.contains(&format!("webhook at {host} answered 404 no_service")), "{reason}");
+    assert!(
+        reason.contains(&format!("webhook at {host} answered 404 no_service")),
+        "{reason}"
+    );
     assert_eq!(state.steps["announce"].attempt, 1);
     assert!(!journal.contains("Key43"), "{journal}");
 
     // A host the workflow does not grant: refused by medic, named in the error.
     let denied = "    allow: [hooks.slack.com]\n";
-    let Ran { status, state, journal, .. } = run(&receiver.url(), text.clone(), denied).await;
+    let Ran {
+        status,
+        state,
+        journal,
+        ..
+    } = run(&receiver.url(), text.clone(), denied).await;
     assert_eq!(status, RunStatus::Failed);
     let reason = state.reason.clone().unwrap();
     assert!(reason.contains("host not allowed: 127.0.0.1"), "{reason}");
     let hint = format!("add `{host}` to this step's `allow:` list");
-    assert!(journal.contains(&hint), "the step's explanation on the timeline: {journal}");
+    assert!(
+        journal.contains(&hint),
+        "the step's explanation on the timeline: {journal}"
+    );
     assert_no_credential(&journal);
     assert!(receiver.accepted().is_empty());
 
@@ -262,13 +305,24 @@ async fn refusals_are_clear_and_only_server_trouble_is_retried() {
     assert_eq!(failures.len(), 2, "{failures:?}");
     let want = format!("webhook at {host} answered 503 service_unavailable");
     assert!(failures[0].2.contains(&want), "{failures:?}");
-    assert_eq!(failures[1].1, FailureKind::NotReady, "429 waits as the receiver asked");
-    assert!(failures[1].2.contains("answered 429 rate_limited"), "{failures:?}");
-    let third = ran.entries.iter().find(|e| {
-        matches!(e.event, Event::AttemptStarted { attempt: 3, .. })
-    });
+    assert_eq!(
+        failures[1].1,
+        FailureKind::NotReady,
+        "429 waits as the receiver asked"
+    );
+    assert!(
+        failures[1].2.contains("answered 429 rate_limited"),
+        "{failures:?}"
+    );
+    let third = ran
+        .entries
+        .iter()
+        .find(|e| matches!(e.event, Event::AttemptStarted { attempt: 3, .. }));
     let waited = third.expect("attempt 3 started").at_ms - failures[1].0;
-    assert!(waited >= 1000, "attempt 3 started {waited} ms after the 429 asked for 1 s");
+    assert!(
+        waited >= 1000,
+        "attempt 3 started {waited} ms after the 429 asked for 1 s"
+    );
     assert_no_credential(&ran.journal);
 }
 
@@ -302,7 +356,10 @@ pub fn validate_doc_snippets(doc: &str) -> (bool, String) {
         .output()
         .unwrap();
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
-    (out.status.success(), format!("{report}\n--- workflow ---\n{yaml}"))
+    (
+        out.status.success(),
+        format!("{report}\n--- workflow ---\n{yaml}"),
+    )
 }
 
 #[test]

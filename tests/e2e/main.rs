@@ -18,14 +18,14 @@ mod hostile_guests;
 /// Real Prometheus and Alertmanager, started by the test: the harness `medic serve` is tested
 /// against, proven here with a plain receiver.
 mod prom_stack;
-/// A real Synapse homeserver, started by the test, with users registered by shared secret.
-mod synapse;
 /// A resumed attempt replays its host calls; a different call is a nondeterminism error.
 mod replay;
 /// Unfinished runs resume from the journal; retry timers survive a restart.
 mod resume;
 /// `medic serve`: alerts over HTTP start runs; a kill -9 after acknowledging loses nothing.
 mod serve;
+/// A real Synapse homeserver, started by the test, with users registered by shared secret.
+mod synapse;
 /// `medic validate` checks components and their params schemas.
 mod validate_components;
 /// Retries, conditions, templating, durable step state and secrets through real components.

@@ -128,18 +128,18 @@ impl Synapse {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Registers `name` with the shared-secret admin API, then logs in with its password.
-    pub fn register(&self, name: &str, admin: bool) -> User {
+    /// Registers `name` (not an admin) with the shared-secret admin API, then logs in with
+    /// its password.
+    pub fn register(&self, name: &str) -> User {
         let (status, nonce) = self
             .request("GET", "/_synapse/admin/v1/register", None, None)
             .unwrap();
         assert_eq!(status, 200, "nonce: {nonce}");
         let nonce = nonce["nonce"].as_str().unwrap();
         let password = format!("pw-{}", hex(&random_bytes(8)));
-        let kind = if admin { "admin" } else { "notadmin" };
-        let mac = hmac_sha1(&self.shared_secret, &[nonce, name, &password, kind]);
+        let mac = hmac_sha1(&self.shared_secret, &[nonce, name, &password, "notadmin"]);
         let body = json!({"nonce": nonce, "username": name, "password": password,
-                          "admin": admin, "mac": mac});
+                          "admin": false, "mac": mac});
         let (status, reg) = self
             .request("POST", "/_synapse/admin/v1/register", None, Some(&body))
             .unwrap();
@@ -214,7 +214,10 @@ impl Synapse {
     pub fn joined_rooms(&self, user: &User) -> Vec<String> {
         let answer = self.ok("GET", "/_matrix/client/v3/joined_rooms", user, None);
         let rooms = answer["joined_rooms"].as_array().unwrap();
-        rooms.iter().map(|r| r.as_str().unwrap().to_string()).collect()
+        rooms
+            .iter()
+            .map(|r| r.as_str().unwrap().to_string())
+            .collect()
     }
 
     /// One request: status and JSON answer (see [`request`]).
@@ -267,7 +270,11 @@ fn request(
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let raw = String::from_utf8_lossy(&raw);
-    let status = raw.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let answer = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     Ok((status, serde_json::from_str(answer).unwrap_or(Value::Null)))
 }
