@@ -289,7 +289,7 @@ impl Drop for Synapse {
 /// The homeserver config, written as JSON (valid YAML; `json!` quotes every value).
 fn write_config(dir: &Path, port: u16, shared_secret: &str) -> PathBuf {
     // Tests send bursts that Synapse's defaults (e.g. 0.2 messages/s, 0.003 logins/s) would
-    // throttle; a test that wants a limit sets a per-user override through the admin API.
+    // throttle.
     let fast = json!({"per_second": 1000, "burst_count": 1000});
     let config = json!({
         "server_name": SERVER_NAME,
