@@ -153,7 +153,7 @@ impl Session<'_> {
                 } else if matrix::errcode(&reply.body).as_deref() == Some("M_ROOM_IN_USE") {
                     // The alias exists: ours if an earlier send of this very request created
                     // the room (its answer lost to a crash), someone else's otherwise.
-                    (self.own_room(&alias, idempotency_key, &reply).await?, false)
+                    (self.own_room(&alias, idempotency_key, &reply).await?, true)
                 } else {
                     return Err(self.refusal(&what, &reply));
                 };
