@@ -53,10 +53,10 @@ fn output<'a>(state: &'a RunState, step: &str) -> &'a Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn opens_a_war_room_and_posts_into_it_as_a_human_reads_it() {
-    let hs = Synapse::start();
-    let bot = hs.register("medic-bot");
-    let alice = hs.register("alice");
-    let base = common(&hs);
+    let hs = Synapse::shared();
+    let bot = hs.register("war-bot");
+    let alice = hs.register("war-alice");
+    let base = common(hs);
     let topic = "Checkout 5xx above 5% since 03:00; flag new-checkout suspected";
     let yaml = [
         HEAD.to_string(),
@@ -154,9 +154,9 @@ async fn opens_a_war_room_and_posts_into_it_as_a_human_reads_it() {
 /// its step at once (no retries) with the status and errcode, and no token reaches the journal.
 #[tokio::test(flavor = "multi_thread")]
 async fn refusals_fail_clearly_without_retrying() {
-    let hs = Synapse::start();
-    let bot = hs.register("medic-bot");
-    let alice = hs.register("alice");
+    let hs = Synapse::shared();
+    let bot = hs.register("refused-bot");
+    let alice = hs.register("refused-alice");
     let alices_room = hs.create_room(&alice, "alice only");
     let taken_alias = json!({"room_id": hs.create_room(&alice, "has alias")});
     hs.ok(
@@ -165,7 +165,7 @@ async fn refusals_fail_clearly_without_retrying() {
         &alice,
         Some(&taken_alias),
     );
-    let base = common(&hs);
+    let base = common(hs);
     let retry = "    retry: { attempts: 3, backoff: 10ms }\n";
     let post = |room: &str| {
         with(
@@ -264,9 +264,9 @@ fn journal(data: &Path, token: &str) -> Option<Vec<Value>> {
 /// although the attempt in flight at the kill resends its requests.
 #[test]
 fn a_run_killed_anywhere_and_resumed_opens_one_room_and_posts_once() {
-    let hs = Synapse::start();
-    let bot = hs.register("medic-bot");
-    let base = common(&hs);
+    let hs = Synapse::shared();
+    let bot = hs.register("crash-bot");
+    let base = common(hs);
     let yaml = [
         HEAD.to_string(),
         step(

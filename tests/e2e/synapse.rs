@@ -1,7 +1,8 @@
 //! A real Matrix homeserver (Synapse, installed from PyPI into a cached virtualenv by
 //! `scripts/deps.d/40-synapse`), started by the test on a free 127.0.0.1 port with a
 //! throwaway config and SQLite database, so the chat-matrix step is tested against the
-//! client-server API as a homeserver implements it. Killed on drop.
+//! client-server API as a homeserver implements it. Stopped on drop, and the shared instance
+//! when the test process exits.
 //!
 //! Users are registered with the shared-secret admin API and log in with a password, as an
 //! operator would set up a bot; the tests read rooms back as a second (human) user.
@@ -11,14 +12,26 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The homeserver's name: user ids are `@name:medic.test`. Never resolved: no federation.
 pub const SERVER_NAME: &str = "medic.test";
 
-/// A cold start (creating the SQLite schema) takes ~6 s on an idle 2-core machine; be generous,
-/// the machine is shared with other tests.
-const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// A cold start (creating the SQLite schema) takes ~6 s on an idle 2-core machine but has
+/// taken over 100 s while other tests and builds ran: be generous.
+const READY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Runs Synapse (`"$@"`) under `sh` so that it dies with the test process: the guard waits for
+/// end of file on its stdin, a pipe only the test holds, then kills Synapse. The pipe closes
+/// when the `Synapse` is dropped and, for the shared instance (a static, never dropped), when
+/// the test process exits, however it exits. `sh` itself exits when Synapse does, so an early
+/// death is seen at once. Async lists get /dev/null as stdin, hence the copy on fd 3.
+const GUARD: &str = r#"exec 3<&0
+"$@" 3<&- &
+pid=$!
+(read -r _ <&3; kill -9 "$pid" 2>/dev/null) &
+wait "$pid""#;
 
 /// Where `scripts/deps.d/40-synapse` puts the virtualenv.
 fn venv() -> PathBuf {
@@ -79,11 +92,13 @@ impl Synapse {
             let config = write_config(dir.path(), port, &shared_secret);
             let log = std::fs::File::create(dir.path().join("synapse.log")).unwrap();
             let started = Instant::now();
-            let child = Command::new(&python)
+            let child = Command::new("sh")
+                .args(["-c", GUARD, "synapse-guard"])
+                .arg(&python)
                 .args(["-m", "synapse.app.homeserver", "--config-path"])
                 .arg(&config)
                 .current_dir(dir.path())
-                .stdin(Stdio::null())
+                .stdin(Stdio::piped())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
                 .spawn()
@@ -111,7 +126,7 @@ impl Synapse {
                     shared_secret,
                 };
             }
-            let _ = child.kill();
+            drop(child.stdin.take());
             let _ = child.wait();
             let log = std::fs::read_to_string(dir.path().join("synapse.log")).unwrap_or_default();
             if log.contains("Address already in use") {
@@ -121,6 +136,14 @@ impl Synapse {
             panic!("synapse {why}\n--- synapse output ---\n{}", tail(&log));
         }
         panic!("synapse: no free port after 3 attempts");
+    }
+
+    /// One homeserver for the whole test process, started on first use: a cold start costs
+    /// seconds of CPU, so tests share it (each with its own users and rooms). It stops when the
+    /// test process exits (see [`GUARD`]).
+    pub fn shared() -> &'static Synapse {
+        static SHARED: OnceLock<Synapse> = OnceLock::new();
+        SHARED.get_or_init(Synapse::start)
     }
 
     /// Base URL of the client-server API, for the step's `homeserver` param.
@@ -280,8 +303,9 @@ fn request(
 }
 
 impl Drop for Synapse {
+    /// Closing the guard's stdin kills Synapse; the guard then exits.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        drop(self.child.stdin.take());
         let _ = self.child.wait();
     }
 }
