@@ -3,11 +3,14 @@
 //! any journal write and resumed opens one room and posts once; tokens stay out of journals.
 
 use crate::support::{engine_with, incident, medic, new_run, steps_dir};
-use crate::synapse::{SERVER_NAME, Synapse};
+use crate::synapse::{SERVER_NAME, Synapse, raw_request};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use medic_core::{RunState, RunStatus, Store};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 const HEAD: &str = "apiVersion: medic/v1\nkind: Workflow\nname: chat\nsteps:\n";
 
@@ -224,6 +227,145 @@ async fn refusals_fail_clearly_without_retrying() {
     }
     // Nothing reached alice's room.
     assert!(hs.messages(&alice, &alices_room).is_empty());
+}
+
+/// A reverse proxy in front of the homeserver that, the first time it sees a message send or
+/// a room creation, passes the request on and then answers 502 Bad Gateway: the homeserver
+/// acted, the step never learnt it. That is the classic lost answer a retry must not repeat.
+struct LossyProxy {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Lost {
+    /// `send` / `createRoom` once their first answer was dropped.
+    dropped: Mutex<Vec<&'static str>>,
+}
+
+impl LossyProxy {
+    async fn start(upstream: u16) -> LossyProxy {
+        let lost = Arc::new(Lost::default());
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let lost = lost.clone();
+                async move { forward(upstream, &lost, method, uri, headers, body).await }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        LossyProxy { port, task }
+    }
+}
+
+impl Drop for LossyProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn forward(
+    upstream: u16,
+    lost: &Lost,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let path = uri
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let (status, answer) = tokio::task::spawn_blocking({
+        let (method, path) = (method.to_string(), path.clone());
+        move || raw_request(upstream, &method, &path, token.as_deref(), &body)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("proxy to {path}: {e}"));
+    let kind = if path.contains("/send/m.room.message/") {
+        Some("send")
+    } else if path.ends_with("/createRoom") {
+        Some("createRoom")
+    } else {
+        None
+    };
+    if let Some(kind) = kind {
+        let mut dropped = lost.dropped.lock().unwrap();
+        if !dropped.contains(&kind) {
+            dropped.push(kind);
+            return (StatusCode::BAD_GATEWAY, "upstream timed out".into());
+        }
+    }
+    let status = StatusCode::from_u16(status).unwrap();
+    (status, String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// Behind a proxy that loses the first answer of each effect, retried attempts open one room
+/// and post one message: the retry reuses the room (its alias is taken by our own creation)
+/// and the homeserver recognises the message's transaction id.
+#[tokio::test(flavor = "multi_thread")]
+async fn retried_attempts_after_lost_answers_do_not_duplicate() {
+    let hs = Synapse::shared();
+    let bot = hs.register("retry-bot");
+    let proxy = LossyProxy::start(hs.port).await;
+    let base = json!({"homeserver": format!("http://127.0.0.1:{}", proxy.port),
+                      "token_secret": "MATRIX_TOKEN"});
+    let retry = "    allow: [127.0.0.1]\n    retry: { attempts: 3, backoff: 10ms }\n";
+    let yaml = [
+        HEAD.to_string(),
+        step(
+            "war-room",
+            "communicate",
+            with(
+                &base,
+                json!({"action": "open_war_room", "name": "INC retry"}),
+            ),
+            retry,
+        ),
+        step(
+            "announce",
+            "communicate",
+            with(
+                &base,
+                json!({"action": "post", "room": "{{ steps.war-room.output.room_id }}",
+                "text": "Investigating"}),
+            ),
+            retry,
+        ),
+    ]
+    .concat();
+    let (status, state, journal) = run(&yaml, &bot.token).await;
+    assert_eq!(status, RunStatus::Succeeded, "{:?}", state.reason);
+    for step in ["war-room", "announce"] {
+        assert_eq!(
+            state.steps[step].attempt, 2,
+            "{step}: the 502 was retried once"
+        );
+    }
+    assert!(
+        journal.contains("homeserver answered 502 upstream timed out"),
+        "{journal}"
+    );
+
+    let rooms = hs.joined_rooms(&bot);
+    assert_eq!(rooms.len(), 1, "one war room: {rooms:?}");
+    let room_id = output(&state, "war-room")["room_id"].as_str().unwrap();
+    assert_eq!(rooms[0], room_id);
+    let messages = hs.messages(&bot, room_id);
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert_eq!(
+        messages[0]["event_id"],
+        output(&state, "announce")["event_id"]
+    );
 }
 
 fn medic_in(data: &Path, token: &str) -> Command {

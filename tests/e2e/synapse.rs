@@ -276,9 +276,24 @@ fn request(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> std::io::Result<(u16, Value)> {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let (status, answer) = raw_request(port, method, path, token, body.as_bytes())?;
+    Ok((
+        status,
+        serde_json::from_slice(&answer).unwrap_or(Value::Null),
+    ))
+}
+
+/// One HTTP/1.0 request with a JSON (or empty) body: status and raw answer body.
+pub fn raw_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let body = body.map(Value::to_string).unwrap_or_default();
     let mut head = format!(
         "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n",
         body.len()
@@ -289,17 +304,23 @@ fn request(
     if let Some(token) = token {
         head.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }
-    s.write_all(format!("{head}\r\n{body}").as_bytes())?;
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
-    let raw = String::from_utf8_lossy(&raw);
-    let status = raw
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n");
+    let (head, answer) = match split {
+        Some(i) => (&raw[..i], raw[i + 4..].to_vec()),
+        None => (&raw[..], Vec::new()),
+    };
+    let head = String::from_utf8_lossy(head);
+    let status = head
         .split(' ')
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let answer = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    Ok((status, serde_json::from_str(answer).unwrap_or(Value::Null)))
+    Ok((status, answer))
 }
 
 impl Drop for Synapse {
