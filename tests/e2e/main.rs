@@ -3,6 +3,10 @@
 
 mod support;
 
+/// chat-matrix against a real Synapse: war rooms and posts read back as a human would.
+mod chat_matrix;
+/// chat-webhook against a Slack-like receiver: the payload shape, clear refusals, no URL leaks.
+mod chat_webhook;
 /// The command line itself: schema output, clear errors for unusable stores and unknown runs.
 mod cli;
 /// Killed at every journal write and at random instants: runs resume, effects never repeat.
@@ -36,6 +40,8 @@ mod replay;
 mod resume;
 /// `medic serve`: alerts over HTTP start runs; a kill -9 after acknowledging loses nothing.
 mod serve;
+/// A real Synapse homeserver, started by the test, with users registered by shared secret.
+mod synapse;
 /// Real Unleash on a throwaway PostgreSQL cluster, started by the test (harness).
 mod unleash;
 /// `medic validate` checks components and their params schemas.
