@@ -9,7 +9,7 @@ use crate::runner::{
 };
 use crate::secrets::SecretSource;
 use crate::state::{Next, RunState, StateError};
-use crate::store::{Message, RunMeta, Store, StoreError};
+use crate::store::{Durability, Message, RunMeta, Store, StoreError};
 use medic_model::{Incident, Workflow, expr, template};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -137,6 +137,22 @@ impl Engine {
     /// Creates a run under a caller-chosen id (the service derives it from the incident,
     /// so processing the same alert twice cannot start two runs).
     pub fn create_run_as(&self, id: String, new: NewRun) -> Result<String, EngineError> {
+        self.create(id, new, Durability::Flush)
+    }
+
+    /// [`Engine::create_run_as`] without waiting for the disk: the run becomes durable
+    /// with the caller's next flushing write, and must not be driven before it. Lets the
+    /// service create a batch of runs with one flush.
+    pub fn create_run_as_lazy(&self, id: String, new: NewRun) -> Result<String, EngineError> {
+        self.create(id, new, Durability::Lazy)
+    }
+
+    fn create(
+        &self,
+        id: String,
+        new: NewRun,
+        durability: Durability,
+    ) -> Result<String, EngineError> {
         let now = self.clock.now_ms();
         let meta = RunMeta {
             id: id.clone(),
@@ -157,7 +173,10 @@ impl Engine {
                 drill: new.drill,
             })),
         };
-        self.store.create_run(&meta, &first)?;
+        match durability {
+            Durability::Flush => self.store.create_run(&meta, &first)?,
+            Durability::Lazy => self.store.create_run_lazy(&meta, &first)?,
+        }
         if let Some(o) = &self.observer {
             o(&id, &first);
         }

@@ -82,6 +82,12 @@ pub enum Durability {
 pub trait Store: Send + Sync {
     /// Create a run: its meta and its first journal entry, atomically.
     fn create_run(&self, meta: &RunMeta, first: &Entry) -> Result<(), StoreError>;
+    /// [`Store::create_run`], but made durable by the next flushing write rather than
+    /// before returning: for callers creating many runs and flushing once (the service's
+    /// inbox). Such a run must not be driven before that flush. By default it flushes.
+    fn create_run_lazy(&self, meta: &RunMeta, first: &Entry) -> Result<(), StoreError> {
+        self.create_run(meta, first)
+    }
     /// Append one entry (seq must be the next one) and, if given, replace the run's meta.
     fn append(
         &self,

@@ -158,6 +158,28 @@ impl SledStore {
         Ok(ticket)
     }
 
+    /// Writes a new run's meta and first entry in one batch; returns the ticket to flush.
+    fn create(&self, meta: &RunMeta, first: &Entry) -> Result<u64, StoreError> {
+        self.failpoint.before_write();
+        let ticket = {
+            let mut cache = self.writer();
+            // Creating over an existing run would overwrite its first entry.
+            let expected = self.expected_seq(&cache, &meta.id)?.unwrap_or(0);
+            if first.seq != expected || expected != 0 {
+                return Err(StoreError::OutOfOrder {
+                    run: meta.id.clone(),
+                    expected,
+                    got: first.seq,
+                });
+            }
+            let mut batch = sled::Batch::default();
+            batch.insert(meta_key(&meta.id), encode_meta(meta));
+            batch.insert(entry_key(&meta.id, first.seq), encode_entry(first));
+            self.apply(&mut cache, &meta.id, first.seq, Some(meta), batch)?
+        };
+        Ok(ticket)
+    }
+
     fn durable(&self, ticket: u64) -> Result<(), StoreError> {
         self.commits.flush_through(ticket, || {
             self.db.flush().map(|_| ()).map_err(|e| self.io(e))
@@ -186,24 +208,12 @@ fn open_error(path: &Path, e: sled::Error) -> StoreError {
 
 impl Store for SledStore {
     fn create_run(&self, meta: &RunMeta, first: &Entry) -> Result<(), StoreError> {
-        self.failpoint.before_write();
-        let ticket = {
-            let mut cache = self.writer();
-            // Creating over an existing run would overwrite its first entry.
-            let expected = self.expected_seq(&cache, &meta.id)?.unwrap_or(0);
-            if first.seq != expected || expected != 0 {
-                return Err(StoreError::OutOfOrder {
-                    run: meta.id.clone(),
-                    expected,
-                    got: first.seq,
-                });
-            }
-            let mut batch = sled::Batch::default();
-            batch.insert(meta_key(&meta.id), encode_meta(meta));
-            batch.insert(entry_key(&meta.id, first.seq), encode_entry(first));
-            self.apply(&mut cache, &meta.id, first.seq, Some(meta), batch)?
-        };
+        let ticket = self.create(meta, first)?;
         self.durable(ticket)
+    }
+
+    fn create_run_lazy(&self, meta: &RunMeta, first: &Entry) -> Result<(), StoreError> {
+        self.create(meta, first).map(|_| ())
     }
 
     fn append(
