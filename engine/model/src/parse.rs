@@ -22,7 +22,7 @@ pub(crate) const TOP_FIELDS: &[&str] = &[
     "on-resolved",
     "steps",
 ];
-pub(crate) const TRIGGER_FIELDS: &[&str] = &["matchers", "severity", "source"];
+pub(crate) const TRIGGER_FIELDS: &[&str] = &["matchers", "severity", "source", "group-by"];
 pub(crate) const STEP_FIELDS: &[&str] = &[
     "id",
     "phase",
@@ -261,12 +261,21 @@ impl<'a> Parser<'a> {
     }
 
     fn trigger(&mut self, f: &Field) -> Option<Trigger> {
-        let map = self.mapping(f, "a mapping with `matchers`, `severity` or `source`")?;
+        let map = self.mapping(
+            f,
+            "a mapping with `matchers`, `severity`, `source` or `group-by`",
+        )?;
         self.check_keys(map, "trigger", TRIGGER_FIELDS, "in `trigger`");
         let mut trigger = Trigger::default();
         let mut ok = true;
         if let Some(f) = field(map, "trigger", "matchers") {
             ok &= self.matchers(&f).map(|m| trigger.matchers = m).is_some();
+        }
+        if let Some(f) = field(map, "trigger", "group-by") {
+            ok &= self
+                .string_list(&f, "label names", refs::check_label_name)
+                .map(|v| trigger.group_by = v)
+                .is_some();
         }
         for (key, out) in [
             ("severity", &mut trigger.severity),

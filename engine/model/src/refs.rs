@@ -121,6 +121,19 @@ impl Trigger {
     }
 }
 
+/// Prometheus label names: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub(crate) fn check_label_name(s: &str) -> Result<(), String> {
+    let ok = s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{s}` is not a label name: letters, digits and `_`, not starting with a digit"
+        ))
+    }
+}
+
 pub(crate) fn check_secret_name(s: &str) -> Result<(), String> {
     let ok = s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');

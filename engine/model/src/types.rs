@@ -73,6 +73,11 @@ pub struct Trigger {
     /// If non-empty, the alert source must be one of these.
     #[serde(default)]
     pub source: Vec<String>,
+    /// Label names that group alerts into one incident for this workflow (as
+    /// Alertmanager's `group_by`): alerts with the same values share one run. Empty: each
+    /// alert fingerprint is its own incident.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_by: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

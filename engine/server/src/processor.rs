@@ -5,14 +5,14 @@
 //! batch. Run ids are derived from (fingerprint, incident generation, workflow), so an
 //! item handled again after a crash finds its runs instead of starting new ones.
 
-use crate::Service;
+use crate::{LoadedWorkflow, Service};
 use medic_core::{Durability, NewRun, clock::rfc3339, codec};
 use medic_intake::Alert;
 use medic_model::{Incident, IncidentStatus};
 use medic_store::Op;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +48,10 @@ pub struct IncidentRecord {
     /// Alerts received for this generation (re-sends included).
     pub alerts: u64,
     pub runs: Vec<String>,
+    /// Fingerprints of the alerts firing in this generation: with `group-by`, several
+    /// alerts make one incident, which resolves when the last of them does.
+    #[serde(default)]
+    pub firing: BTreeSet<String>,
 }
 
 impl IncidentRecord {
@@ -158,6 +162,21 @@ fn drain(svc: &Arc<Service>) -> Result<(), String> {
     Ok(())
 }
 
+/// The incident key an alert has for a workflow: its fingerprint, or with `group-by` the
+/// workflow's name and the values of those labels.
+fn incident_key(alert: &Alert, workflow: &medic_model::Workflow) -> String {
+    let by = &workflow.trigger.group_by;
+    if by.is_empty() {
+        return alert.fingerprint.clone();
+    }
+    let values: Vec<&str> = by
+        .iter()
+        .map(|l| alert.labels.get(l).map_or("", String::as_str))
+        .collect();
+    let h = Sha256::digest(serde_json::json!([workflow.name, by, values]).to_string());
+    format!("{}-{}", workflow.name, &hex::encode(h)[..16])
+}
+
 fn handle(
     svc: &Arc<Service>,
     batch: &mut Batch,
@@ -165,30 +184,68 @@ fn handle(
     item: InboxItem,
 ) -> Result<(), String> {
     let alert = item.alert;
-    let existing = match batch.records.get(&alert.fingerprint) {
-        Some(r) => Some(r.clone()),
-        None => match svc
-            .store
-            .get(&IncidentRecord::key(&alert.fingerprint))
-            .map_err(|e| e.to_string())?
-        {
-            Some(v) => Some(codec::decode(&v).map_err(|e| e.to_string())?),
-            None => None,
-        },
-    };
+    let incident = alert.to_incident(&rfc3339(item.received_ms));
+    // The incidents this alert belongs to, each with the workflows it starts. An alert no
+    // workflow matches is still an incident (visible in the API), by fingerprint.
+    let mut incidents: BTreeMap<String, Vec<&LoadedWorkflow>> = BTreeMap::new();
+    for wf in svc
+        .workflows
+        .iter()
+        .filter(|w| w.workflow.trigger.matches(&incident))
+    {
+        incidents
+            .entry(incident_key(&alert, &wf.workflow))
+            .or_default()
+            .push(wf);
+    }
+    if incidents.is_empty() {
+        incidents.insert(alert.fingerprint.clone(), Vec::new());
+    }
+    for (ikey, workflows) in incidents {
+        let existing = match batch.records.get(&ikey) {
+            Some(r) => Some(r.clone()),
+            None => match svc
+                .store
+                .get(&IncidentRecord::key(&ikey))
+                .map_err(|e| e.to_string())?
+            {
+                Some(v) => Some(codec::decode(&v).map_err(|e| e.to_string())?),
+                None => None,
+            },
+        };
+        let mut incident = incident.clone();
+        incident.id = ikey.clone();
+        if let Some(r) = update(svc, batch, existing, &alert, incident, &workflows)? {
+            batch.records.insert(ikey, r);
+        }
+    }
+    batch.ops.push(Op::Remove(key));
+    Ok(())
+}
+
+/// One incident's record after `alert`: a new occurrence with its runs, an alert joining
+/// (or re-sent to) an open one, or a resolution.
+fn update(
+    svc: &Arc<Service>,
+    batch: &mut Batch,
+    existing: Option<IncidentRecord>,
+    alert: &Alert,
+    incident: medic_model::Incident,
+    workflows: &[&LoadedWorkflow],
+) -> Result<Option<IncidentRecord>, String> {
     let now = svc.clock.now_ms();
-    let record = match (alert.status, existing) {
-        // A re-sent or re-fired alert for an open incident: no second run.
+    Ok(match (alert.status, existing) {
+        // A re-sent, re-fired or grouped alert for an open incident: no second run.
         (IncidentStatus::Firing, Some(mut r)) if r.incident.status == IncidentStatus::Firing => {
             r.alerts += 1;
             r.last_seen_ms = now;
+            r.firing.insert(alert.fingerprint.clone());
             Some(r)
         }
         (IncidentStatus::Firing, previous) => {
             let generation = previous.map_or(1, |r| r.generation + 1);
-            let incident = alert.to_incident(&rfc3339(item.received_ms));
             let mut r = IncidentRecord {
-                fingerprint: alert.fingerprint.clone(),
+                fingerprint: incident.id.clone(),
                 generation,
                 incident: incident.clone(),
                 first_seen_ms: now,
@@ -196,13 +253,10 @@ fn handle(
                 resolved_ms: None,
                 alerts: 1,
                 runs: Vec::new(),
+                firing: BTreeSet::from([alert.fingerprint.clone()]),
             };
-            for wf in svc
-                .workflows
-                .iter()
-                .filter(|w| w.workflow.trigger.matches(&incident))
-            {
-                let id = run_id(&alert.fingerprint, generation, &wf.workflow.name);
+            for wf in workflows {
+                let id = run_id(&incident.id, generation, &wf.workflow.name);
                 if svc.store_run_exists(&id)? {
                     // Handled before a crash: the run exists, only the record was lost.
                 } else {
@@ -224,23 +278,26 @@ fn handle(
             }
             Some(r)
         }
+        (IncidentStatus::Resolved, Some(mut r)) if r.incident.status == IncidentStatus::Firing => {
+            r.last_seen_ms = now;
+            r.firing.remove(&alert.fingerprint);
+            if r.firing.is_empty() {
+                // Tell the runs first: if medic stops before the record is written, the
+                // item is handled again and the runs ignore the repeated update.
+                svc.tell_runs(&r.runs, IncidentStatus::Resolved)?;
+                r.incident.status = IncidentStatus::Resolved;
+                r.resolved_ms.get_or_insert(now);
+            }
+            Some(r)
+        }
+        // A repeated resolution: nothing changes but when it was last heard of.
         (IncidentStatus::Resolved, Some(mut r)) => {
-            // Tell the runs first: if medic stops before the record is written, the item
-            // is handled again and the runs ignore the repeated update.
-            svc.tell_runs(&r.runs, IncidentStatus::Resolved)?;
-            r.incident.status = IncidentStatus::Resolved;
-            r.resolved_ms.get_or_insert(now);
             r.last_seen_ms = now;
             Some(r)
         }
         // Resolved before medic saw it fire: nothing to do.
         (IncidentStatus::Resolved, None) => None,
-    };
-    batch.ops.push(Op::Remove(key));
-    if let Some(r) = record {
-        batch.records.insert(r.fingerprint.clone(), r);
-    }
-    Ok(())
+    })
 }
 
 impl Service {
