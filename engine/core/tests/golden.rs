@@ -169,6 +169,7 @@ fn workflow() -> Workflow {
             }],
             severity: vec!["critical".into()],
             source: vec![],
+            group_by: vec![],
         },
         steps: vec![probe, retoggle],
         on_resolved: OnResolved::Continue,

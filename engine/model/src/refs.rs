@@ -430,6 +430,7 @@ mod tests {
             matchers: vec![parse_matcher("service=~\"checkout|cart\"").unwrap()],
             severity: vec!["critical".into(), "page".into()],
             source: vec![],
+            group_by: vec![],
         };
         assert!(trigger.matches(&incident));
         incident.severity = "warning".into();
