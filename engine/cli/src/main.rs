@@ -6,12 +6,14 @@
 //! medic runs show <RUN> --journal
 //! medic validate workflow.yaml
 //! medic schema > medic-workflow.schema.json
+//! medic step new my-step --lang rust && medic step test my-step/dist/my-step.wasm
 //! ```
 
 mod app;
 mod resolve;
 mod runs;
 mod serve;
+mod step;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -78,6 +80,11 @@ enum Command {
         #[arg(long, value_name = "HOST:PORT")]
         listen: Option<String>,
     },
+    /// Write, build and try out steps: `medic step new|build|test`.
+    Step {
+        #[command(subcommand)]
+        command: step::StepCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -129,6 +136,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             workflows,
             listen,
         } => serve::serve(&ctx, &config, &workflows, listen).await,
+        Command::Step { command } => step::dispatch(&ctx, command).await,
         Command::Schema => {
             println!(
                 "{}",
