@@ -359,14 +359,14 @@ impl Report {
             };
         }
         let _ = writeln!(w);
-        let took = medic_model::units::format_duration_ms(self.elapsed.as_millis() as u64);
+        let took = if self.elapsed < std::time::Duration::from_secs(10) {
+            format!("{:.1} ms", self.elapsed.as_secs_f64() * 1e3)
+        } else {
+            medic_model::units::format_duration_ms(self.elapsed.as_millis() as u64)
+        };
         match &self.result {
             StepResult::Done(v) => {
-                let _ = writeln!(
-                    w,
-                    "result      done in {took} ({} ms)",
-                    self.elapsed.as_millis()
-                );
+                let _ = writeln!(w, "result      done in {took}");
                 let pretty = serde_json::to_string_pretty(v).unwrap_or_default();
                 let _ = writeln!(w, "output      {}", pretty.replace('\n', "\n            "));
             }

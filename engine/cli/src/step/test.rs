@@ -117,7 +117,7 @@ pub async fn run(ctx: &Ctx, args: TestArgs) -> Result<ExitCode> {
         (_, v, None) => AttemptResult::Failed(medic_core::Failure::new(
             medic_core::FailureKind::StepError,
             false,
-            format!("grant violation: {}", v.join("; ")),
+            v.join("; "),
         )),
     };
     let entries = store.entries(RUN_ID)?;
