@@ -81,7 +81,7 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Result<ExitCode> {
     println!(
         "built    {} ({}, medic:step@{}) in {}",
         wasm.display(),
-        medic_model::units::format_size_bytes(size),
+        size_text(size),
         first.wit_version,
         secs(built)
     );
@@ -99,6 +99,14 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Result<ExitCode> {
         cached.elapsed.as_secs_f64() * 1e3
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn size_text(bytes: u64) -> String {
+    if bytes >= 1_000_000 {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    } else {
+        format!("{} KB", bytes.div_ceil(1000))
+    }
 }
 
 fn secs(d: Duration) -> String {
