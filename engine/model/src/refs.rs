@@ -212,9 +212,9 @@ pub(crate) fn check_steps(p: &mut Parser, infos: &[StepInfo]) {
         .collect();
     let check = |from: &StepInfo, path: &Path| check_ref(infos, &first, &ids, from, path);
     for info in infos {
-        if let Some(with) = info.with {
+        if let Some((at, node)) = &info.templated {
             let mut strings = Vec::new();
-            scalars(with, &format!("{}.with", info.path), &mut strings);
+            scalars(node, at, &mut strings);
             for (field, s) in strings {
                 match template::parse(s.as_str()) {
                     Err((offset, msg)) => {

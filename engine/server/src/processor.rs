@@ -68,10 +68,17 @@ fn run_id(fingerprint: &str, generation: u32, workflow: &str) -> String {
 /// wakes it (and every second, so nothing waits on a lost wake-up). Runs forever.
 pub async fn process(svc: Arc<Service>) {
     match svc.engine.unfinished_runs() {
-        Ok(ids) => ids.into_iter().for_each(|id| spawn_drive(&svc, id)),
+        Ok(ids) => ids.into_iter().for_each(|id| {
+            svc.count_open_gates(&id);
+            spawn_drive(&svc, id)
+        }),
         Err(e) => eprintln!("medic: cannot list unfinished runs: {e}"),
     }
     loop {
+        if svc.engine.is_shutting_down() {
+            // Shutting down: the inbox keeps what is left for the next start.
+            return;
+        }
         // Store calls block on fsync: keep them off the async workers that serve intake.
         let worker = svc.clone();
         let drained = tokio::task::spawn_blocking(move || drain(&worker))
@@ -174,6 +181,9 @@ fn handle(svc: &Arc<Service>, key: Vec<u8>, item: InboxItem) -> Result<(), Strin
             Some(r)
         }
         (IncidentStatus::Resolved, Some(mut r)) => {
+            // Tell the runs first: if medic stops before the record is written, the item
+            // is handled again and the runs ignore the repeated update.
+            svc.tell_runs(&r.runs, IncidentStatus::Resolved)?;
             r.incident.status = IncidentStatus::Resolved;
             r.resolved_ms.get_or_insert(now);
             r.last_seen_ms = now;
@@ -196,6 +206,35 @@ fn handle(svc: &Arc<Service>, key: Vec<u8>, item: InboxItem) -> Result<(), Strin
 }
 
 impl Service {
+    /// Gates that opened before a restart still wait: count them in the metrics.
+    fn count_open_gates(&self, run: &str) {
+        let Ok(entries) = medic_core::Store::entries(self.store.as_ref(), run) else {
+            return;
+        };
+        if let Ok(state) = medic_core::RunState::fold(run, &entries) {
+            for (id, s) in &state.steps {
+                if state.open_gate(id).is_some() {
+                    self.metrics.gate_open(run, id, s.started_ms);
+                }
+            }
+        }
+    }
+
+    /// Posts an incident update to each of `runs` still going (finished runs have no
+    /// driver to read it).
+    fn tell_runs(&self, runs: &[String], status: IncidentStatus) -> Result<(), String> {
+        for id in runs {
+            let meta =
+                medic_core::Store::run(self.store.as_ref(), id).map_err(|e| e.to_string())?;
+            if meta.is_some_and(|m| m.status == medic_core::RunStatus::Running) {
+                self.engine
+                    .post(id, &medic_core::Message::IncidentUpdate { status })
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
     fn store_run_exists(&self, id: &str) -> Result<bool, String> {
         medic_core::Store::run(self.store.as_ref(), id)
             .map(|m| m.is_some())
@@ -203,16 +242,13 @@ impl Service {
     }
 }
 
-/// Drives a run once a pool slot is free; until then it counts as queued.
+/// Drives a run. The engine bounds how many step attempts run at once, so a run waiting
+/// on a gate or a retry timer does not keep others from running.
 fn spawn_drive(svc: &Arc<Service>, id: String) {
-    svc.metrics.queued(1);
     let svc = svc.clone();
     tokio::spawn(async move {
-        let permit = svc.pool.clone().acquire_owned().await;
-        svc.metrics.queued(-1);
         if let Err(e) = svc.engine.drive(&id).await {
             eprintln!("medic: run {id} stopped: {e}");
         }
-        drop(permit);
     });
 }
