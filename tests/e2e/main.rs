@@ -40,11 +40,15 @@ mod replay;
 mod resume;
 /// `medic serve`: alerts over HTTP start runs; a kill -9 after acknowledging loses nothing.
 mod serve;
+/// `medic step new|build|test`: scaffold a step in Rust, Python or JS, build it, try it out.
+mod step_tool;
 /// A real Synapse homeserver, started by the test, with users registered by shared secret.
 mod synapse;
 /// Real Unleash on a throwaway PostgreSQL cluster, started by the test (harness).
 mod unleash;
 /// `medic validate` checks components and their params schemas.
 mod validate_components;
+/// Components built against every released `medic:step` WIT version run; unknown ones are named.
+mod wit_versions;
 /// Retries, conditions, templating, durable step state and secrets through real components.
 mod workflow_semantics;

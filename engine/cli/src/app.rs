@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 pub struct Ctx {
     pub data: PathBuf,
-    cache: PathBuf,
+    pub cache: PathBuf,
     steps: Vec<PathBuf>,
 }
 
@@ -35,6 +35,7 @@ impl Ctx {
     pub fn sandbox(&self) -> Result<Arc<Sandbox>> {
         Ok(Arc::new(Sandbox::new(SandboxConfig {
             cache_dir: Some(self.cache.clone()),
+            announce_compiles: true,
             ..SandboxConfig::default()
         })?))
     }

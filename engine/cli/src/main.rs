@@ -7,6 +7,7 @@
 //! medic approve <RUN> <GATE-STEP> --comment "error rate is back to normal"
 //! medic validate workflow.yaml
 //! medic schema > medic-workflow.schema.json
+//! medic step new my-step --lang rust && medic step test my-step/dist/my-step.wasm
 //! ```
 
 mod app;
@@ -15,6 +16,7 @@ mod load;
 mod resolve;
 mod runs;
 mod serve;
+mod step;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -84,6 +86,11 @@ enum Command {
         /// Listen address, overriding the config (default 127.0.0.1:8730).
         #[arg(long, value_name = "HOST:PORT")]
         listen: Option<String>,
+    },
+    /// Write, build and try out steps: `medic step new|build|test`.
+    Step {
+        #[command(subcommand)]
+        command: step::StepCommand,
     },
 }
 
@@ -172,6 +179,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => serve::serve(&ctx, &config, &workflows, listen).await,
         Command::Approve(a) => gate::decide(&ctx, medic_model::Decision::Approve, a.into_args()),
         Command::Reject(a) => gate::decide(&ctx, medic_model::Decision::Reject, a.into_args()),
+        Command::Step { command } => step::dispatch(&ctx, command).await,
         Command::Schema => {
             println!(
                 "{}",
