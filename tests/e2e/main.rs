@@ -11,6 +11,8 @@ mod crash;
 mod example_run;
 /// Every hostile guest fails only its own step, with a clear reason; the engine carries on.
 mod hostile_guests;
+/// Python and JavaScript steps run like Rust ones: HTTP, secrets, notes, state, grants, limits.
+mod polyglot;
 /// Real Prometheus and Alertmanager, started by the test: the harness `medic serve` is tested
 /// against, proven here with a plain receiver.
 mod prom_stack;
