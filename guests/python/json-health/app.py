@@ -13,6 +13,7 @@ package is generated from wit/0.1.0 at build time (scripts/build-polyglot).
 """
 
 import json
+from urllib.parse import urlsplit
 
 from componentize_py_types import Err
 from wit_world import exports
@@ -94,9 +95,12 @@ class Step(exports.Step):
         try:
             return check(invocation)
         except Failure as f:
-            host.annotate(f"json-health failed: {f.message}")
-            # componentize-py maps a raised Err to the `result`'s error case.
-            raise Err(StepError(message=f.message, retryable=f.retryable))
+            failure = f
+        except Exception as e:  # a bug: still a clear step error, not a trap
+            failure = Failure(f"unexpected {type(e).__name__}: {e}", False)
+        host.annotate(f"json-health failed: {failure.message}")
+        # componentize-py maps a raised Err to the `result`'s error case.
+        raise Err(StepError(message=failure.message, retryable=failure.retryable))
 
 
 def check(invocation: Invocation) -> Outcome:
@@ -201,13 +205,21 @@ def excerpt(body: bytes) -> str:
 def get(url: str, headers: list) -> tuple:
     """One GET over wasi:http with the blocking wasi:io calls: a step makes a
     request or two, so no event loop is needed. Returns (status, body)."""
-    scheme, rest = url.split("://", 1)
-    authority, slash, path = rest.partition("/")
-    request = http.OutgoingRequest(http.Fields.from_list(headers))
-    request.set_method(http.Method_Get())
-    request.set_scheme(http.Scheme_Https() if scheme == "https" else http.Scheme_Http())
-    request.set_authority(authority)
-    request.set_path_with_query(slash + path)
+    parts = urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        fields = http.Fields.from_list(headers)
+    except Err:
+        # Names only: a header value may hold the token.
+        raise Failure(f"headers rejected: {', '.join(n for n, _ in headers)}", False)
+    try:
+        request = http.OutgoingRequest(fields)
+        request.set_method(http.Method_Get())
+        request.set_scheme(http.Scheme_Https() if parts.scheme == "https" else http.Scheme_Http())
+        request.set_authority(parts.netloc)
+        request.set_path_with_query(path)
+    except Err:
+        raise Failure(f"param `url` is not a valid URL: {url}", False)
     body = request.body()
 
     try:
