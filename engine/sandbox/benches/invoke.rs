@@ -190,7 +190,9 @@ fn main() {
         })
         .unwrap()
     };
-    println!("load (Sandbox::warm), cold = compile and write the cache, cached = a new sandbox reading it:");
+    println!(
+        "load (Sandbox::warm), cold = compile and write the cache, cached = a new sandbox reading it:"
+    );
     for (lang, path) in [("python", &python), ("js", &js)] {
         let t = Instant::now();
         with_cache().warm(path).unwrap();
@@ -232,7 +234,9 @@ fn main() {
             "python",
             "json-health",
             python.display().to_string(),
-            format!(r#"{{"url": "{url}", "field": "status", "expect": "ok", "token_secret": "TOKEN"}}"#),
+            format!(
+                r#"{{"url": "{url}", "field": "status", "expect": "ok", "token_secret": "TOKEN"}}"#
+            ),
         ),
         (
             "js",
@@ -242,7 +246,9 @@ fn main() {
         ),
     ];
     let iterations = 500;
-    println!("invoke with one HTTP exchange (local server, journalled), pooling=true, over {iterations} runs:");
+    println!(
+        "invoke with one HTTP exchange (local server, journalled), pooling=true, over {iterations} runs:"
+    );
     for (lang, name, component, params) in jobs {
         let req = request(&component, &params, grants());
         let samples = measure(&rt, &sandbox, &req, &[("TOKEN", "t0k")], 50, iterations);
