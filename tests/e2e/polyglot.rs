@@ -545,3 +545,47 @@ async fn the_sandbox_limits_apply_to_python_and_js() {
         );
     }
 }
+
+/// `describe()` gives a real params schema: `medic validate` checks `with:` against it.
+#[tokio::test(flavor = "multi_thread")]
+async fn describe_gives_a_params_schema_that_checks_with() {
+    let cases = [
+        (
+            PYTHON,
+            "{ url: 'http://checkout:8080/healthz', field: checks.db, expect: ok, retry_ms: 500 }",
+            "{ url: 'checkout', retry_ms: 5, expct: ok }",
+            &["with.url", "with.retry_ms", "expct"][..],
+        ),
+        (
+            JS,
+            "{ url: 'https://status.example.com/api', status: monitoring, token_secret: T }",
+            "{ url: 'https://status.example.com/api', status: fixed }",
+            &["with.status"][..],
+        ),
+    ];
+    for (name, good, bad, named) in cases {
+        let m = crate::support::sandbox()
+            .describe(component(name))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(m.name, name);
+        assert_eq!(m.version, "0.1.0");
+        assert!(!m.summary.is_empty());
+        let check = |with: &str| {
+            let yaml = format!(
+                "apiVersion: medic/v1\nkind: Workflow\nname: v\nsteps:\n  - id: s\n    phase: verify\n    uses: {name}\n    with: {with}\n"
+            );
+            let doc = medic_model::parse_workflow("v.yaml", &yaml).unwrap();
+            medic_model::check_params(&doc, 0, name, &m.params_schema)
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(check(good), Vec::<String>::new(), "{name}");
+        let errors = check(bad);
+        assert_eq!(errors.len(), named.len(), "{name}: {errors:#?}");
+        for field in named {
+            assert!(errors.iter().any(|e| e.contains(field)), "{name}: {field} in {errors:#?}");
+        }
+    }
+}
