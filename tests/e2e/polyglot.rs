@@ -585,7 +585,10 @@ async fn describe_gives_a_params_schema_that_checks_with() {
         let errors = check(bad);
         assert_eq!(errors.len(), named.len(), "{name}: {errors:#?}");
         for field in named {
-            assert!(errors.iter().any(|e| e.contains(field)), "{name}: {field} in {errors:#?}");
+            assert!(
+                errors.iter().any(|e| e.contains(field)),
+                "{name}: {field} in {errors:#?}"
+            );
         }
     }
 }
