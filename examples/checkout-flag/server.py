@@ -9,6 +9,7 @@ Started by run.sh and by the end-to-end tests. Standard library only.
   POST /chat                        records the body as a chat message
   GET  /chat                        the messages so far
   GET  /requests                    every other request seen: method, path, idempotency key
+  GET  /slow?ms=N                   answers 200 {"slept_ms": N} after N milliseconds (tests)
 
   POST /deployments/<name>/rollback  rolls back to the previous release (scenario `deploy`)
   GET  /deployments/<name>           {"name":..., "release":..., "rollout": "complete"|"progressing"}
@@ -27,6 +28,7 @@ import argparse
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 flags = {"new-checkout": True}
@@ -76,6 +78,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.reply(503, {"status": "rollout in progress"})
             else:
                 self.reply(200, {"status": "ok"})
+        elif self.path.startswith("/slow"):
+            ms = int(self.path.partition("ms=")[2] or 0)
+            time.sleep(ms / 1000)  # outside the lock: other requests go on meanwhile
+            self.reply(200, {"slept_ms": ms})
         elif self.path.startswith("/deployments/"):
             with lock:
                 self.reply(200, {"name": deployment["name"], "release": deployment["release"],

@@ -3,16 +3,36 @@
 
 mod support;
 
+/// chat-matrix against a real Synapse: war rooms and posts read back as a human would.
+mod chat_matrix;
+/// chat-webhook against a Slack-like receiver: the payload shape, clear refusals, no URL leaks.
+mod chat_webhook;
 /// The command line itself: schema output, clear errors for unusable stores and unknown runs.
 mod cli;
 /// Killed at every journal write and at random instants: runs resume, effects never repeat.
 mod crash;
 /// The checkout-flag example runs end to end with `medic run` against a local service.
 mod example_run;
+/// The flags-unleash step against a real Unleash: enable, disable, no-op, refusals, grants.
+mod flags_unleash;
+/// Human gates (API, CLI, deadline default, restarts) and resolution reaching running runs.
+mod gates;
 /// Every hostile guest fails only its own step, with a clear reason; the engine carries on.
 mod hostile_guests;
+/// The `k8s-rollout` step through the engine against the Kubernetes API test server,
+/// checked with the real kubectl; an interrupted undo does not flip back.
+mod k8s_rollout;
+/// The Kubernetes API test server is faithful: the real kubectl's rollout commands on it.
+mod kube;
+/// Starts the Kubernetes API test server (tests/k8s-api) and runs the real kubectl on it.
+mod kube_api;
+/// `medic run` of a rollback killed at every journal write: resumed, it lands once, on the
+/// revision chosen before the kill.
+mod kube_crash;
 /// Python and JavaScript steps run like Rust ones: HTTP, secrets, notes, state, grants, limits.
 mod polyglot;
+/// The prom-check step against a real Prometheus: thresholds, consecutive checks, empty results.
+mod prom_check;
 /// Real Prometheus and Alertmanager, started by the test: the harness `medic serve` is tested
 /// against, proven here with a plain receiver.
 mod prom_stack;
@@ -22,7 +42,15 @@ mod replay;
 mod resume;
 /// `medic serve`: alerts over HTTP start runs; a kill -9 after acknowledging loses nothing.
 mod serve;
+/// `medic step new|build|test`: scaffold a step in Rust, Python or JS, build it, try it out.
+mod step_tool;
+/// A real Synapse homeserver, started by the test, with users registered by shared secret.
+mod synapse;
+/// Real Unleash on a throwaway PostgreSQL cluster, started by the test (harness).
+mod unleash;
 /// `medic validate` checks components and their params schemas.
 mod validate_components;
+/// Components built against every released `medic:step` WIT version run; unknown ones are named.
+mod wit_versions;
 /// Retries, conditions, templating, durable step state and secrets through real components.
 mod workflow_semantics;

@@ -5,14 +5,14 @@ use medic_core::timeline::Timeline;
 use medic_core::{Engine, EnvSecrets, NewRun, RunStatus, Store, SystemClock};
 use medic_sandbox::{Sandbox, SandboxConfig};
 use medic_store::SledStore;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 pub struct Ctx {
     pub data: PathBuf,
-    cache: PathBuf,
+    pub cache: PathBuf,
     steps: Vec<PathBuf>,
 }
 
@@ -35,6 +35,7 @@ impl Ctx {
     pub fn sandbox(&self) -> Result<Arc<Sandbox>> {
         Ok(Arc::new(Sandbox::new(SandboxConfig {
             cache_dir: Some(self.cache.clone()),
+            announce_compiles: true,
             ..SandboxConfig::default()
         })?))
     }
@@ -80,26 +81,15 @@ fn engine(store: Arc<dyn Store>, sandbox: Arc<Sandbox>, prefix_run_ids: bool) ->
 }
 
 pub async fn run(ctx: &Ctx, workflow_path: &Path, alert_path: &Path) -> Result<ExitCode> {
-    let src = std::fs::read_to_string(workflow_path)
-        .with_context(|| format!("cannot read workflow {}", workflow_path.display()))?;
-    let shown = workflow_path.display().to_string();
-    let doc = match medic_model::parse_workflow(&shown, &src) {
-        Ok(d) => d,
-        Err(diags) => {
-            for d in diags {
-                eprintln!("{d}");
+    let loaded = match crate::load::load_workflow(ctx, workflow_path) {
+        Ok(l) => l,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{p}");
             }
             return Ok(ExitCode::from(2));
         }
     };
-    let dir = workflow_path.parent().unwrap_or(Path::new("."));
-    let dirs = ctx.step_dirs(dir);
-    let mut components = BTreeMap::new();
-    for s in &doc.workflow.steps {
-        let p = crate::resolve::component(&s.uses, dir, &dirs)
-            .with_context(|| format!("step {}: uses {}", s.id, s.uses))?;
-        components.insert(s.id.clone(), p.display().to_string());
-    }
     let alert = std::fs::read_to_string(alert_path)
         .with_context(|| format!("cannot read alert {}", alert_path.display()))?;
     let now = medic_core::clock::rfc3339(medic_core::Clock::now_ms(&SystemClock));
@@ -117,14 +107,14 @@ pub async fn run(ctx: &Ctx, workflow_path: &Path, alert_path: &Path) -> Result<E
         resumed.push(tokio::spawn(async move { (e.drive(&id).await, id) }));
     }
     let id = engine.create_run(NewRun {
-        workflow: doc.workflow,
+        workflow: loaded.workflow,
         workflow_file: workflow_path
             .canonicalize()
             .unwrap_or(workflow_path.to_path_buf())
             .display()
             .to_string(),
         incident,
-        components,
+        components: loaded.components,
         drill: false,
     })?;
     let status = engine.drive(&id).await?;

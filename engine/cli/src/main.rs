@@ -4,14 +4,19 @@
 //! medic run examples/checkout-flag/workflow.yaml --alert examples/checkout-flag/alert.json
 //! medic runs
 //! medic runs show <RUN> --journal
+//! medic approve <RUN> <GATE-STEP> --comment "error rate is back to normal"
 //! medic validate workflow.yaml
 //! medic schema > medic-workflow.schema.json
+//! medic step new my-step --lang rust && medic step test my-step/dist/my-step.wasm
 //! ```
 
 mod app;
+mod gate;
+mod load;
 mod resolve;
 mod runs;
 mod serve;
+mod step;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -65,6 +70,10 @@ enum Command {
     },
     /// Print the JSON Schema of the workflow file format (for editors).
     Schema,
+    /// Approve a human gate that is waiting.
+    Approve(DecideCli),
+    /// Reject a human gate that is waiting.
+    Reject(DecideCli),
     /// Run as a service: alerts from Alertmanager, Grafana, PagerDuty or generic webhooks
     /// start the matching workflows.
     Serve {
@@ -78,6 +87,45 @@ enum Command {
         #[arg(long, value_name = "HOST:PORT")]
         listen: Option<String>,
     },
+    /// Write, build and try out steps: `medic step new|build|test`.
+    Step {
+        #[command(subcommand)]
+        command: step::StepCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct DecideCli {
+    /// The run (see `medic runs`).
+    run: String,
+    /// The gate step's id.
+    step: String,
+    /// Why, for the timeline and the postmortem.
+    #[arg(long, short)]
+    comment: Option<String>,
+    /// Who decides (default: the token's user with --server, else $USER).
+    #[arg(long = "as", value_name = "NAME")]
+    by: Option<String>,
+    /// A running `medic serve` to decide through, e.g. http://127.0.0.1:8730. Without it
+    /// the decision is written to the local store (which must not be in use).
+    #[arg(long, env = "MEDIC_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// API token for --server.
+    #[arg(long, env = "MEDIC_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl DecideCli {
+    fn into_args(self) -> gate::DecideArgs {
+        gate::DecideArgs {
+            run: self.run,
+            step: self.step,
+            comment: self.comment,
+            by: self.by,
+            server: self.server,
+            token: self.token,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -129,6 +177,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             workflows,
             listen,
         } => serve::serve(&ctx, &config, &workflows, listen).await,
+        Command::Approve(a) => gate::decide(&ctx, medic_model::Decision::Approve, a.into_args()),
+        Command::Reject(a) => gate::decide(&ctx, medic_model::Decision::Reject, a.into_args()),
+        Command::Step { command } => step::dispatch(&ctx, command).await,
         Command::Schema => {
             println!(
                 "{}",

@@ -5,6 +5,7 @@ use anyhow::{Context, Result, bail};
 use medic_server::{LoadedWorkflow, ServeConfig, Service};
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Every `*.yaml`/`*.yml` in `dir`, parsed and with components resolved. Any error stops
 /// start-up: a service must not run half its runbooks.
@@ -15,39 +16,13 @@ fn load_workflows(ctx: &Ctx, dir: &Path) -> Result<Vec<LoadedWorkflow>> {
         .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
         .collect();
     files.sort();
-    let dirs = ctx.step_dirs(dir);
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for file in files {
-        let shown = file.display().to_string();
-        let src = std::fs::read_to_string(&file).with_context(|| format!("cannot read {shown}"))?;
-        let doc = match medic_model::parse_workflow(&shown, &src) {
-            Ok(d) => d,
-            Err(diags) => {
-                problems.extend(diags.iter().map(|d| d.to_string()));
-                continue;
-            }
-        };
-        let mut components = std::collections::BTreeMap::new();
-        for (i, s) in doc.workflow.steps.iter().enumerate() {
-            match crate::resolve::component(&s.uses, dir, &dirs) {
-                Ok(p) => {
-                    components.insert(s.id.clone(), p.display().to_string());
-                }
-                Err(e) => {
-                    let pos = doc
-                        .locate(&format!("steps[{i}].uses"))
-                        .map(|p| format!(":{}:{}", p.line, p.column))
-                        .unwrap_or_default();
-                    problems.push(format!("{shown}{pos}: steps[{i}].uses: {e:#}"));
-                }
-            }
+        match crate::load::load_workflow(ctx, &file) {
+            Ok(w) => out.push(w),
+            Err(p) => problems.extend(p),
         }
-        out.push(LoadedWorkflow {
-            workflow: doc.workflow,
-            file: shown,
-            components,
-        });
     }
     if !problems.is_empty() {
         bail!("workflows not loaded:\n{}", problems.join("\n"));
@@ -69,6 +44,7 @@ pub async fn serve(
     let store = ctx.store()?;
     let sandbox = ctx.sandbox()?;
     let listen = config.listen.clone();
+    let svc_grace_ms = config.shutdown_grace_ms().map_err(anyhow::Error::msg)?;
     let svc = Service::new(store, sandbox, config, loaded.clone()).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -83,16 +59,27 @@ pub async fn serve(
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let grace = Duration::from_millis(svc_grace_ms);
     let processor = tokio::spawn(medic_server::process(svc.clone()));
     let app = medic_server::router(svc.clone());
     let stopping = svc.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
-            // Intake answers 503 from now on; in-flight attempts are journalled and
-            // resume (by replay) at the next start.
-            stopping.stop_intake();
-            println!("medic: stopping; unfinished runs resume at the next start");
+            // Intake answers 503 from now on, no new attempt starts, and the attempts in
+            // flight get the grace period to finish and be journalled. Runs are parked in
+            // their journals and resume at the next start.
+            println!(
+                "medic: stopping: intake closed, waiting up to {} for step attempts in flight",
+                medic_model::units::format_duration_ms(svc_grace_ms)
+            );
+            if stopping.shut_down(grace).await {
+                println!("medic: stopped; unfinished runs resume at the next start");
+            } else {
+                println!(
+                    "medic: stopped with attempts still running; they resume by replay at the next start"
+                );
+            }
         })
         .await?;
     processor.abort();

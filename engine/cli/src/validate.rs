@@ -47,7 +47,13 @@ async fn check_file(ctx: &Ctx, sandbox: &medic_sandbox::Sandbox, file: &Path) ->
     let dir = file.parent().unwrap_or(Path::new("."));
     let dirs = ctx.step_dirs(dir);
     let mut out = Vec::new();
-    for (i, step) in doc.workflow.steps.iter().enumerate() {
+    for (i, step) in doc
+        .workflow
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.is_gate())
+    {
         let field = format!("steps[{i}].uses");
         let at = |message: String| Diagnostic {
             file: shown.clone(),

@@ -9,12 +9,13 @@ use crate::runner::{
 };
 use crate::secrets::SecretSource;
 use crate::state::{Next, RunState, StateError};
-use crate::store::{RunMeta, Store, StoreError};
+use crate::store::{Durability, Message, RunMeta, Store, StoreError};
 use medic_model::{Incident, Workflow, expr, template};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Notify, Semaphore, watch};
 
 /// Fatal engine errors: the run cannot continue safely. (Step failures are not errors:
 /// they are recorded in the journal and the run carries on or fails by its own rules.)
@@ -52,6 +53,15 @@ pub struct Engine {
     defaults: ResolvedLimits,
     observer: Option<Observer>,
     counter: AtomicU64,
+    /// One per run being driven in this process: [`Engine::post`] wakes its driver.
+    wakers: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Set by [`Engine::shut_down`]: drivers park their runs instead of starting work.
+    shutdown: watch::Sender<bool>,
+    /// Bounds the step attempts running at once (not runs: a run waiting on a gate or a
+    /// retry timer holds no slot). `None`: unbounded.
+    slots: Option<Arc<Semaphore>>,
+    /// Attempts ready to start but waiting for a slot.
+    waiting: AtomicU64,
 }
 
 impl Engine {
@@ -70,6 +80,10 @@ impl Engine {
             defaults: ResolvedLimits::default(),
             observer: None,
             counter: AtomicU64::new(0),
+            wakers: Mutex::new(HashMap::new()),
+            shutdown: watch::Sender::new(false),
+            slots: None,
+            waiting: AtomicU64::new(0),
         }
     }
 
@@ -82,6 +96,17 @@ impl Engine {
     pub fn with_entropy(mut self, entropy: Arc<dyn Entropy>) -> Self {
         self.entropy = entropy;
         self
+    }
+
+    /// At most this many step attempts run at once, across all runs.
+    pub fn with_slots(mut self, slots: Arc<Semaphore>) -> Self {
+        self.slots = Some(slots);
+        self
+    }
+
+    /// Attempts ready to start that wait for a slot.
+    pub fn waiting_for_slot(&self) -> u64 {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// Called after every durable journal append, e.g. to print progress.
@@ -112,6 +137,22 @@ impl Engine {
     /// Creates a run under a caller-chosen id (the service derives it from the incident,
     /// so processing the same alert twice cannot start two runs).
     pub fn create_run_as(&self, id: String, new: NewRun) -> Result<String, EngineError> {
+        self.create(id, new, Durability::Flush)
+    }
+
+    /// [`Engine::create_run_as`] without waiting for the disk: the run becomes durable
+    /// with the caller's next flushing write, and must not be driven before it. Lets the
+    /// service create a batch of runs with one flush.
+    pub fn create_run_as_lazy(&self, id: String, new: NewRun) -> Result<String, EngineError> {
+        self.create(id, new, Durability::Lazy)
+    }
+
+    fn create(
+        &self,
+        id: String,
+        new: NewRun,
+        durability: Durability,
+    ) -> Result<String, EngineError> {
         let now = self.clock.now_ms();
         let meta = RunMeta {
             id: id.clone(),
@@ -132,11 +173,37 @@ impl Engine {
                 drill: new.drill,
             })),
         };
-        self.store.create_run(&meta, &first)?;
+        match durability {
+            Durability::Flush => self.store.create_run(&meta, &first)?,
+            Durability::Lazy => self.store.create_run_lazy(&meta, &first)?,
+        }
         if let Some(o) = &self.observer {
             o(&id, &first);
         }
         Ok(id)
+    }
+
+    /// Posts a message for a run (a gate decision, an incident update), durably, and wakes
+    /// its driver if it runs in this process. A driver elsewhere, or the next one to start,
+    /// reads it from the store.
+    pub fn post(&self, run: &str, message: &Message) -> Result<(), EngineError> {
+        self.store.post(run, message)?;
+        if let Some(waker) = self.wakers.lock().expect("wakers lock").get(run) {
+            waker.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Stops starting work: every driver returns [`RunStatus::Running`] at its next step
+    /// boundary, after recording the attempt it has in flight, so the runs are parked in
+    /// the journal and the next start resumes them. Waits (retry timers, open gates) end
+    /// at once.
+    pub fn shut_down(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
     }
 
     /// Ids of runs that have not finished (to resume at start-up).
@@ -163,20 +230,40 @@ impl Engine {
         if state.is_finished() {
             return Ok(state.status);
         }
+        let waker = Waker::register(&self.wakers, run_id);
+        let mut stop = self.shutdown.subscribe();
         loop {
-            let event = match state.next(self.clock.now_ms()) {
+            if *stop.borrow_and_update() {
+                return Ok(RunStatus::Running);
+            }
+            self.read_mailbox(&mut state, &journal)?;
+            let now = self.clock.now_ms();
+            let event = match state.next(now) {
                 Next::Finish { status, reason } => {
                     journal.append(Event::RunFinished { status, reason })?;
                     apply(&mut state, &journal)?;
                     return Ok(journal.status());
                 }
                 Next::Wait { until_ms } => {
-                    self.clock.sleep_until(until_ms).await;
+                    self.wait(until_ms, &waker.notify, &mut stop).await;
                     continue;
                 }
+                Next::Gate { deadline_ms, .. } if now < deadline_ms => {
+                    self.wait(deadline_ms, &waker.notify, &mut stop).await;
+                    continue;
+                }
+                Next::Gate { step, .. } => crate::gates::decided_by_deadline(&state, step),
                 Next::Skip { step, reason } => Event::StepSkipped { step, reason },
                 Next::Begin { step } => match self.condition(&state, &step) {
-                    Ok(true) => self.attempt(&state, &journal, &step, 1).await?,
+                    Ok(true) if state.workflow.step(&step).is_some_and(|s| s.is_gate()) => {
+                        crate::gates::open(&state, &step, now)
+                    }
+                    Ok(true) => {
+                        let Some(_slot) = self.slot(&mut stop).await else {
+                            return Ok(RunStatus::Running);
+                        };
+                        self.attempt(&state, &journal, &step, 1).await?
+                    }
                     Ok(false) => Event::StepSkipped {
                         step,
                         reason: "condition is false".into(),
@@ -190,12 +277,54 @@ impl Engine {
                     },
                 },
                 Next::Attempt { step, attempt } => {
+                    let Some(_slot) = self.slot(&mut stop).await else {
+                        return Ok(RunStatus::Running);
+                    };
                     self.attempt(&state, &journal, &step, attempt).await?
                 }
             };
             journal.append(event)?;
             apply(&mut state, &journal)?;
         }
+    }
+
+    /// A slot for one attempt (`Some(None)` when unbounded), or `None` when shutdown
+    /// began while waiting for it.
+    async fn slot(
+        &self,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<Option<tokio::sync::OwnedSemaphorePermit>> {
+        let Some(slots) = &self.slots else {
+            return Some(None);
+        };
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.ok(),
+            _ = stop.changed() => None,
+        };
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        permit.map(Some)
+    }
+
+    /// Sleeps until `until_ms`, a message for the run, or shutdown, whichever comes first.
+    async fn wait(&self, until_ms: u64, waker: &Notify, stop: &mut watch::Receiver<bool>) {
+        tokio::select! {
+            _ = self.clock.sleep_until(until_ms) => {}
+            _ = waker.notified() => {}
+            _ = stop.changed() => {}
+        }
+    }
+
+    /// Journals what the run's mailbox holds, then acknowledges it.
+    fn read_mailbox(&self, state: &mut RunState, journal: &RunJournal) -> Result<(), EngineError> {
+        for (id, message) in self.store.mailbox(&state.id)? {
+            if let Some(event) = crate::gates::accept(state, message) {
+                journal.append(event)?;
+                apply(state, journal)?;
+            }
+            self.store.ack(&state.id, id)?;
+        }
+        Ok(())
     }
 
     fn condition(&self, state: &RunState, step: &str) -> Result<bool, String> {
@@ -410,4 +539,39 @@ pub fn unfinished_runs(store: &dyn Store) -> Result<Vec<String>, EngineError> {
 /// The same for every attempt of a step in a run, across retries and restarts.
 pub fn idempotency_key(run_id: &str, step_id: &str) -> String {
     hex::encode(&Sha256::digest(format!("medic/{run_id}/{step_id}"))[..16])
+}
+
+/// A run's entry in [`Engine`]'s wakers while it is driven; removed on drop.
+struct Waker<'a> {
+    wakers: &'a Mutex<HashMap<String, Arc<Notify>>>,
+    run: String,
+    notify: Arc<Notify>,
+}
+
+impl<'a> Waker<'a> {
+    fn register(wakers: &'a Mutex<HashMap<String, Arc<Notify>>>, run: &str) -> Self {
+        let notify = Arc::new(Notify::new());
+        wakers
+            .lock()
+            .expect("wakers lock")
+            .insert(run.to_string(), notify.clone());
+        Waker {
+            wakers,
+            run: run.to_string(),
+            notify,
+        }
+    }
+}
+
+impl Drop for Waker<'_> {
+    fn drop(&mut self) {
+        let mut wakers = self.wakers.lock().expect("wakers lock");
+        // Only our own entry: a second driver of the same run may have replaced it.
+        if wakers
+            .get(&self.run)
+            .is_some_and(|n| Arc::ptr_eq(n, &self.notify))
+        {
+            wakers.remove(&self.run);
+        }
+    }
 }

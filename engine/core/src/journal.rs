@@ -5,7 +5,7 @@
 //! the journal says exactly how far the run got. Host calls are journalled through one
 //! chokepoint ([`crate::AttemptHost`]) so a later attempt can be replayed against them.
 
-use medic_model::{Incident, Workflow};
+use medic_model::{Decision, Incident, IncidentStatus, Workflow};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -58,6 +58,30 @@ pub enum Event {
         duration_ms: u64,
         retry: Option<RetryPlan>,
     },
+    /// A gate step waits for people. The deadline is a wall-clock instant, so a restart
+    /// keeps it (and a deadline that passed while medic was down is taken at start-up).
+    GateOpened {
+        step: String,
+        /// The prompt, rendered.
+        prompt: String,
+        #[serde(default)]
+        approvers: Vec<String>,
+        deadline_ms: u64,
+        on_deadline: Decision,
+    },
+    /// A gate was decided, by a person (`by`) or by its deadline (`by_deadline`). The step
+    /// succeeded either way: later steps test `steps.<id>.output.approved`.
+    GateDecided {
+        step: String,
+        decision: Decision,
+        by: String,
+        by_deadline: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
+    /// The incident changed while the run was going (its alerts resolved, or fired
+    /// again). Later steps see the new `incident.status`.
+    IncidentUpdated { status: IncidentStatus },
     /// The run is over.
     RunFinished {
         status: RunStatus,

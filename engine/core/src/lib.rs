@@ -22,6 +22,7 @@
 pub mod clock;
 pub mod codec;
 mod executor;
+pub mod gates;
 mod host;
 pub mod journal;
 mod memstore;
@@ -46,4 +47,4 @@ pub use runner::{
 };
 pub use secrets::{EnvSecrets, Redactor, SecretSource, StaticSecrets};
 pub use state::{Next, RunState, StateError, StepState, StepStatus};
-pub use store::{Durability, RunMeta, Store, StoreError};
+pub use store::{Durability, Message, RunMeta, Store, StoreError};

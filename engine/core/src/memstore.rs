@@ -2,14 +2,18 @@
 //! durable run (`medic step test`, benchmarks), never for real runs.
 
 use crate::Entry;
-use crate::store::{Durability, RunMeta, Store, StoreError};
+use crate::store::{Durability, Message, RunMeta, Store, StoreError};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 #[derive(Default)]
 pub struct MemoryStore {
     runs: Mutex<BTreeMap<String, (RunMeta, Vec<Entry>)>>,
+    mail: Mutex<Mailboxes>,
 }
+
+/// The last message id, and messages by (run, id).
+type Mailboxes = (u64, BTreeMap<(String, u64), Message>);
 
 impl MemoryStore {
     pub fn new() -> Self {
@@ -76,5 +80,29 @@ impl Store for MemoryStore {
             .values()
             .map(|(m, _)| m.clone())
             .collect())
+    }
+
+    fn post(&self, run: &str, message: &Message) -> Result<(), StoreError> {
+        let mut mail = self.mail.lock().expect("memory store lock");
+        mail.0 += 1;
+        let id = mail.0;
+        mail.1.insert((run.to_string(), id), message.clone());
+        Ok(())
+    }
+
+    fn mailbox(&self, run: &str) -> Result<Vec<(u64, Message)>, StoreError> {
+        let mail = self.mail.lock().expect("memory store lock");
+        Ok(mail
+            .1
+            .iter()
+            .filter(|((r, _), _)| r == run)
+            .map(|((_, id), m)| (*id, m.clone()))
+            .collect())
+    }
+
+    fn ack(&self, run: &str, id: u64) -> Result<(), StoreError> {
+        let mut mail = self.mail.lock().expect("memory store lock");
+        mail.1.remove(&(run.to_string(), id));
+        Ok(())
     }
 }

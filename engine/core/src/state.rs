@@ -3,7 +3,7 @@
 
 use crate::host::Recorded;
 use crate::journal::{Entry, Event, Failure, HostCall, RetryPlan, RunStatus};
-use medic_model::{Incident, Workflow};
+use medic_model::{Decision, Incident, IncidentStatus, OnResolved, Phase, Workflow};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -49,6 +49,17 @@ pub struct StepState {
     pub state_at_start: BTreeMap<String, String>,
     /// Host calls of the latest attempt while it has no result: replayed on resume.
     pub inflight: Recorded,
+    /// Set once a gate step has opened (kept after it is decided, for the timeline).
+    pub gate: Option<OpenGate>,
+}
+
+/// A gate as opened: what was asked, of whom, and until when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenGate {
+    pub prompt: String,
+    pub approvers: Vec<String>,
+    pub deadline_ms: u64,
+    pub on_deadline: Decision,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +109,11 @@ pub enum Next {
         step: String,
         reason: String,
     },
+    /// A gate is open: wait for a decision, or take its default at the deadline.
+    Gate {
+        step: String,
+        deadline_ms: u64,
+    },
     Finish {
         status: RunStatus,
         reason: Option<String>,
@@ -134,6 +150,7 @@ impl RunState {
                         state: BTreeMap::new(),
                         state_at_start: BTreeMap::new(),
                         inflight: Recorded::default(),
+                        gate: None,
                     },
                 )
             })
@@ -170,7 +187,13 @@ impl RunState {
                 self.reason = reason.clone();
                 return Ok(());
             }
-            Event::StepSkipped { step, .. }
+            Event::IncidentUpdated { status } => {
+                self.incident.status = *status;
+                return Ok(());
+            }
+            Event::GateOpened { step, .. }
+            | Event::GateDecided { step, .. }
+            | Event::StepSkipped { step, .. }
             | Event::AttemptStarted { step, .. }
             | Event::HostCall { step, .. }
             | Event::AttemptSucceeded { step, .. }
@@ -220,7 +243,42 @@ impl RunState {
                     StepStatus::Failed
                 };
             }
-            Event::RunCreated(_) | Event::RunFinished { .. } => unreachable!("handled above"),
+            Event::GateOpened {
+                prompt,
+                approvers,
+                deadline_ms,
+                on_deadline,
+                ..
+            } => {
+                s.status = StepStatus::Running;
+                s.started_ms = e.at_ms;
+                s.gate = Some(OpenGate {
+                    prompt: prompt.clone(),
+                    approvers: approvers.clone(),
+                    deadline_ms: *deadline_ms,
+                    on_deadline: *on_deadline,
+                });
+            }
+            Event::GateDecided {
+                decision,
+                by,
+                by_deadline,
+                comment,
+                ..
+            } => {
+                s.status = StepStatus::Succeeded;
+                s.output = Some(json!({
+                    "decision": decision.past(),
+                    "approved": *decision == Decision::Approve,
+                    "by": by,
+                    "by_deadline": by_deadline,
+                    "comment": comment,
+                    "decided_at": crate::clock::rfc3339(e.at_ms),
+                }));
+            }
+            Event::RunCreated(_) | Event::RunFinished { .. } | Event::IncidentUpdated { .. } => {
+                unreachable!("handled above")
+            }
         }
         Ok(())
     }
@@ -264,6 +322,18 @@ impl RunState {
                     reason: format!("not run: {reason}"),
                 };
             }
+            if self.cancels(step.phase, s) {
+                return Next::Skip {
+                    step: step.id.clone(),
+                    reason: "cancelled: the incident resolved (on-resolved: cancel)".into(),
+                };
+            }
+            if let (StepStatus::Running, Some(gate)) = (s.status, &s.gate) {
+                return Next::Gate {
+                    step: step.id.clone(),
+                    deadline_ms: gate.deadline_ms,
+                };
+            }
             return match s.status {
                 StepStatus::Pending => Next::Begin {
                     step: step.id.clone(),
@@ -298,6 +368,27 @@ impl RunState {
                 reason: None,
             },
         }
+    }
+
+    /// Whether the incident's resolution cancels this step. An attempt already running
+    /// is not cancelled (its side effects may be half done: it finishes), follow-up steps
+    /// never are (the postmortem is still owed).
+    fn cancels(&self, phase: Phase, s: &StepState) -> bool {
+        let not_started = match s.status {
+            StepStatus::Pending | StepStatus::Waiting => true,
+            StepStatus::Running => s.gate.is_some(),
+            _ => false,
+        };
+        self.workflow.on_resolved == OnResolved::Cancel
+            && self.incident.status == IncidentStatus::Resolved
+            && phase != Phase::FollowUp
+            && not_started
+    }
+
+    /// The gate of `step` while it waits for a decision.
+    pub fn open_gate(&self, step: &str) -> Option<&OpenGate> {
+        let s = self.steps.get(step)?;
+        (s.status == StepStatus::Running).then_some(s.gate.as_ref())?
     }
 
     /// What templates and conditions see: `incident.*` and `steps.<id>.{status,output}`

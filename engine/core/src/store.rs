@@ -1,6 +1,7 @@
 //! The durable store the executor writes through. `medic-store` implements it on sled.
 
 use crate::{Entry, RunStatus};
+use medic_model::{Decision, IncidentStatus};
 use serde::{Deserialize, Serialize};
 
 /// The index record of a run: enough to list runs and find unfinished ones without
@@ -39,6 +40,28 @@ pub enum StoreError {
     },
 }
 
+/// Input for a run from outside its driver (the API, the intake processor, the CLI).
+///
+/// Anyone may post to a run's mailbox; only the run's own driver turns messages into
+/// journal entries and then acknowledges them, so a journal always has exactly one writer.
+/// Handling is idempotent (a decision for a gate already decided, or an incident status the
+/// run already has, is dropped), so a crash between journalling and acknowledging is
+/// harmless.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Message {
+    GateDecision {
+        step: String,
+        decision: Decision,
+        by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
+    IncidentUpdate {
+        status: IncidentStatus,
+    },
+}
+
 /// Whether an append must be on disk before `append` returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -59,6 +82,12 @@ pub enum Durability {
 pub trait Store: Send + Sync {
     /// Create a run: its meta and its first journal entry, atomically.
     fn create_run(&self, meta: &RunMeta, first: &Entry) -> Result<(), StoreError>;
+    /// [`Store::create_run`], but made durable by the next flushing write rather than
+    /// before returning: for callers creating many runs and flushing once (the service's
+    /// inbox). Such a run must not be driven before that flush. By default it flushes.
+    fn create_run_lazy(&self, meta: &RunMeta, first: &Entry) -> Result<(), StoreError> {
+        self.create_run(meta, first)
+    }
     /// Append one entry (seq must be the next one) and, if given, replace the run's meta.
     fn append(
         &self,
@@ -72,4 +101,11 @@ pub trait Store: Send + Sync {
     fn run(&self, run: &str) -> Result<Option<RunMeta>, StoreError>;
     /// All runs, oldest first.
     fn runs(&self) -> Result<Vec<RunMeta>, StoreError>;
+    /// Posts a message to a run's mailbox, durably (flushed before it returns).
+    fn post(&self, run: &str, message: &Message) -> Result<(), StoreError>;
+    /// A run's pending messages, oldest first, with the ids [`Store::ack`] takes.
+    fn mailbox(&self, run: &str) -> Result<Vec<(u64, Message)>, StoreError>;
+    /// Removes a handled message. Lazy: a message seen again after a crash is handled
+    /// idempotently.
+    fn ack(&self, run: &str, id: u64) -> Result<(), StoreError>;
 }

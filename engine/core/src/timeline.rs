@@ -109,6 +109,45 @@ impl Timeline {
                     self.who(step)
                 )
             }
+            Event::GateOpened {
+                step,
+                prompt,
+                approvers,
+                deadline_ms,
+                on_deadline,
+            } => {
+                let who = if approvers.is_empty() {
+                    String::new()
+                } else {
+                    format!(" by {}", approvers.join(", "))
+                };
+                format!(
+                    "{}GATE waiting for a decision{who}: {prompt} (at {} without one: {})",
+                    self.who(step),
+                    rfc3339(*deadline_ms).replace('T', " "),
+                    on_deadline.past()
+                )
+            }
+            Event::GateDecided {
+                step,
+                decision,
+                by,
+                by_deadline,
+                comment,
+            } => {
+                let how = if *by_deadline {
+                    "by its deadline, nobody decided".to_string()
+                } else {
+                    format!("by {by}")
+                };
+                let why = comment
+                    .as_ref()
+                    .map_or(String::new(), |c| format!(": \"{c}\""));
+                format!("{}GATE {} {how}{why}", self.who(step), decision.past())
+            }
+            Event::IncidentUpdated { status } => {
+                format!("incident {}", status.as_str())
+            }
             Event::RunFinished { status, reason } => {
                 let took = entry.at_ms.saturating_sub(self.started_ms);
                 match reason {
@@ -168,9 +207,16 @@ pub fn run_report(state: &crate::RunState, entries: &[Entry]) -> serde_json::Val
         .map(|i| {
             let step = &state.workflow.steps[i];
             let s = &state.steps[&step.id];
-            serde_json::json!({"id": step.id, "phase": step.phase.as_str(), "uses": step.uses,
-                   "status": s.status.as_str(), "attempts": s.attempt, "output": s.output,
-                   "error": s.last_failure.as_ref().map(|f| f.to_string())})
+            let mut report = serde_json::json!({"id": step.id, "phase": step.phase.as_str(),
+                   "uses": step.uses, "status": s.status.as_str(), "attempts": s.attempt,
+                   "output": s.output, "error": s.last_failure.as_ref().map(|f| f.to_string())});
+            if let Some(g) = &s.gate {
+                report["uses"] = "gate".into();
+                report["gate"] = serde_json::json!({"prompt": g.prompt, "approvers": g.approvers,
+                    "deadline": rfc3339(g.deadline_ms), "on_deadline": g.on_deadline.as_str(),
+                    "open": s.status == crate::StepStatus::Running});
+            }
+            report
         })
         .collect();
     serde_json::json!({"id": state.id, "workflow": state.workflow.name,

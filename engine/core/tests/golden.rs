@@ -22,7 +22,8 @@ use medic_core::{
     RunMeta, RunStatus,
 };
 use medic_model::{
-    Incident, IncidentStatus, Limits, MatchOp, Matcher, Phase, Retry, Step, Trigger, Workflow,
+    Decision, Gate, Incident, IncidentStatus, Limits, MatchOp, Matcher, OnResolved, Phase, Retry,
+    Step, Trigger, Workflow,
 };
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -88,6 +89,9 @@ fn kind(event: &Event) -> &'static str {
         },
         Event::AttemptSucceeded { .. } => "attempt_succeeded",
         Event::AttemptFailed { .. } => "attempt_failed",
+        Event::GateOpened { .. } => "gate_opened",
+        Event::GateDecided { .. } => "gate_decided",
+        Event::IncidentUpdated { .. } => "incident_updated",
         Event::RunFinished { .. } => "run_finished",
     }
 }
@@ -119,6 +123,7 @@ fn workflow() -> Workflow {
         id: "confirm".into(),
         phase: Phase::Detect,
         uses: "http-probe".into(),
+        gate: None,
         with: json!({"url": "{{ incident.annotations.service_url }}/health", "expect_status": 200}),
         condition: None,
         retry: Retry::default(),
@@ -132,6 +137,7 @@ fn workflow() -> Workflow {
         id: STEP.into(),
         phase: Phase::Restore,
         uses: "flag-toggle".into(),
+        gate: None,
         with: json!({"flag": "new-checkout", "enabled": false}),
         condition: Some("steps.confirm.status == \"failed\"".into()),
         retry: Retry {
@@ -163,9 +169,39 @@ fn workflow() -> Workflow {
             }],
             severity: vec!["critical".into()],
             source: vec![],
+            group_by: vec![],
         },
         steps: vec![probe, retoggle],
+        on_resolved: OnResolved::Continue,
     }
+}
+
+/// A workflow with the parts added after the first golden files: a gate step and
+/// `on-resolved`. Its own file, so the original `run_created.bin` keeps proving that
+/// journals written before them still read.
+fn gated_workflow() -> Workflow {
+    let mut w = workflow();
+    w.on_resolved = OnResolved::Cancel;
+    w.steps.push(Step {
+        id: "rollback-gate".into(),
+        phase: Phase::Restore,
+        uses: String::new(),
+        gate: Some(Gate {
+            prompt: "Checkout still failing: roll back {{ incident.labels.service }}?".into(),
+            approvers: vec!["alice".into(), "bob".into()],
+            deadline_ms: 20 * 60_000,
+            on_deadline: Decision::Approve,
+        }),
+        with: json!({}),
+        condition: None,
+        retry: Retry::default(),
+        timeout_ms: None,
+        secrets: vec![],
+        allow: vec![],
+        limits: Limits::default(),
+        continue_on_error: false,
+    });
+    w
 }
 
 fn incident() -> Incident {
@@ -425,6 +461,67 @@ fn cases() -> Vec<Case> {
                     ),
                     duration_ms: 12,
                     retry: None,
+                },
+            ),
+        ),
+        (
+            "_gate",
+            entry(
+                20,
+                Event::RunCreated(Box::new(RunCreated {
+                    workflow: gated_workflow(),
+                    workflow_file: "examples/bad-deploy/workflow.yaml".into(),
+                    incident: incident(),
+                    components: BTreeMap::new(),
+                    drill: true,
+                })),
+            ),
+        ),
+        (
+            "",
+            entry(
+                21,
+                Event::GateOpened {
+                    step: "rollback-gate".into(),
+                    prompt: "Checkout still failing: roll back checkout?".into(),
+                    approvers: vec!["alice".into(), "bob".into()],
+                    deadline_ms: AT + 20 * 60_000,
+                    on_deadline: Decision::Approve,
+                },
+            ),
+        ),
+        (
+            "",
+            entry(
+                22,
+                Event::GateDecided {
+                    step: "rollback-gate".into(),
+                    decision: Decision::Reject,
+                    by: "alice".into(),
+                    by_deadline: false,
+                    comment: Some("error rate already falling".into()),
+                },
+            ),
+        ),
+        (
+            "_deadline",
+            entry(
+                23,
+                Event::GateDecided {
+                    step: "rollback-gate".into(),
+                    decision: Decision::Approve,
+                    by: "deadline".into(),
+                    by_deadline: true,
+                    comment: None,
+                },
+            ),
+        ),
+        (
+            "",
+            entry(
+                24,
+                Event::IncidentUpdated {
+                    status: IncidentStatus::Resolved,
                 },
             ),
         ),

@@ -60,6 +60,7 @@ pub mod alert;
 mod diag;
 pub mod expr;
 mod fields;
+mod gate;
 mod parse;
 mod path;
 mod refs;

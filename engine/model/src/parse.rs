@@ -19,13 +19,15 @@ pub(crate) const TOP_FIELDS: &[&str] = &[
     "name",
     "description",
     "trigger",
+    "on-resolved",
     "steps",
 ];
-pub(crate) const TRIGGER_FIELDS: &[&str] = &["matchers", "severity", "source"];
+pub(crate) const TRIGGER_FIELDS: &[&str] = &["matchers", "severity", "source", "group-by"];
 pub(crate) const STEP_FIELDS: &[&str] = &[
     "id",
     "phase",
     "uses",
+    "gate",
     "with",
     "if",
     "retry",
@@ -65,7 +67,8 @@ pub(crate) struct StepInfo<'n> {
     pub path: String,
     pub id: Option<(String, Option<Pos>)>,
     pub phase: Option<Phase>,
-    pub with: Option<&'n Node>,
+    /// The node whose strings may hold templates (`with`, or a gate's fields), and its path.
+    pub templated: Option<(String, &'n Node)>,
     pub cond: Option<(&'n MarkedScalarNode, Expr)>,
 }
 
@@ -218,6 +221,10 @@ impl<'a> Parser<'a> {
             Some(f) => self.trigger(&f),
             None => Some(Trigger::default()),
         };
+        let on_resolved = match field(root, "", "on-resolved") {
+            Some(f) => self.on_resolved(&f),
+            None => Some(OnResolved::Continue),
+        };
         let steps = self
             .required(root, "", "steps", top, ctx, "the list of steps to run")
             .and_then(|f| self.steps(&f));
@@ -226,6 +233,7 @@ impl<'a> Parser<'a> {
             description: description?,
             trigger: trigger?,
             steps: steps?,
+            on_resolved: on_resolved?,
         })
     }
 
@@ -253,12 +261,21 @@ impl<'a> Parser<'a> {
     }
 
     fn trigger(&mut self, f: &Field) -> Option<Trigger> {
-        let map = self.mapping(f, "a mapping with `matchers`, `severity` or `source`")?;
+        let map = self.mapping(
+            f,
+            "a mapping with `matchers`, `severity`, `source` or `group-by`",
+        )?;
         self.check_keys(map, "trigger", TRIGGER_FIELDS, "in `trigger`");
         let mut trigger = Trigger::default();
         let mut ok = true;
         if let Some(f) = field(map, "trigger", "matchers") {
             ok &= self.matchers(&f).map(|m| trigger.matchers = m).is_some();
+        }
+        if let Some(f) = field(map, "trigger", "group-by") {
+            ok &= self
+                .string_list(&f, "label names", refs::check_label_name)
+                .map(|v| trigger.group_by = v)
+                .is_some();
         }
         for (key, out) in [
             ("severity", &mut trigger.severity),
@@ -369,15 +386,23 @@ impl<'a> Parser<'a> {
                 }
                 phase
             });
-        let uses = self.required(map, &path, "uses", at, &ctx, "the component to run, e.g. `http-probe` or `./steps/probe.wasm`").and_then(|f| {
-            let v = self.non_empty_string(&f)?;
-            if crate::template::is_templated(&v) {
-                self.err(f.pos, &f.path, "templates are not expanded in `uses` (only in `with`); name the component directly");
-                return None;
-            }
-            Some(v)
-        });
         let mut ok = true;
+        let gate_field = field(map, &path, "gate");
+        let gate = gate_field.as_ref().and_then(|f| self.gate(f));
+        let uses = if gate_field.is_some() {
+            ok &= gate.is_some();
+            ok &= self.no_component_fields(map, &path);
+            Some(String::new())
+        } else {
+            self.required(map, &path, "uses", at, &ctx, "the component to run, e.g. `http-probe` or `./steps/probe.wasm` (or a `gate` for a human decision)").and_then(|f| {
+                let v = self.non_empty_string(&f)?;
+                if crate::template::is_templated(&v) {
+                    self.err(f.pos, &f.path, "templates are not expanded in `uses` (only in `with`); name the component directly");
+                    return None;
+                }
+                Some(v)
+            })
+        };
         let with_field = field(map, &path, "with");
         let with = match &with_field {
             Some(f) if matches!(f.node, Node::Scalar(s) if matches!(classify(s), Scalar::Null)) => {
@@ -397,6 +422,7 @@ impl<'a> Parser<'a> {
             id: String::new(),
             phase: Phase::Detect,
             uses: String::new(),
+            gate: None,
             with: serde_json::Value::Null,
             condition: cond.as_ref().map(|(s, _)| s.as_str().to_string()),
             retry: Retry::default(),
@@ -440,10 +466,13 @@ impl<'a> Parser<'a> {
             path,
             id: id.clone(),
             phase,
-            with: with_field
-                .as_ref()
-                .filter(|_| with.is_some())
-                .map(|f| f.node),
+            templated: match &gate_field {
+                Some(g) => Some((g.path.clone(), g.node)),
+                None => with_field
+                    .as_ref()
+                    .filter(|_| with.is_some())
+                    .map(|f| (f.path.clone(), f.node)),
+            },
             cond,
         };
         let step = match (id, phase, uses, with) {
@@ -452,6 +481,7 @@ impl<'a> Parser<'a> {
                 phase,
                 uses,
                 with,
+                gate,
                 ..step
             }),
             _ => None,

@@ -121,6 +121,19 @@ impl Trigger {
     }
 }
 
+/// Prometheus label names: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub(crate) fn check_label_name(s: &str) -> Result<(), String> {
+    let ok = s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{s}` is not a label name: letters, digits and `_`, not starting with a digit"
+        ))
+    }
+}
+
 pub(crate) fn check_secret_name(s: &str) -> Result<(), String> {
     let ok = s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -212,9 +225,9 @@ pub(crate) fn check_steps(p: &mut Parser, infos: &[StepInfo]) {
         .collect();
     let check = |from: &StepInfo, path: &Path| check_ref(infos, &first, &ids, from, path);
     for info in infos {
-        if let Some(with) = info.with {
+        if let Some((at, node)) = &info.templated {
             let mut strings = Vec::new();
-            scalars(with, &format!("{}.with", info.path), &mut strings);
+            scalars(node, at, &mut strings);
             for (field, s) in strings {
                 match template::parse(s.as_str()) {
                     Err((offset, msg)) => {
@@ -417,6 +430,7 @@ mod tests {
             matchers: vec![parse_matcher("service=~\"checkout|cart\"").unwrap()],
             severity: vec!["critical".into(), "page".into()],
             source: vec![],
+            group_by: vec![],
         };
         assert!(trigger.matches(&incident));
         incident.severity = "warning".into();

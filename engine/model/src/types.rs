@@ -17,6 +17,34 @@ pub struct Workflow {
     pub trigger: Trigger,
     /// Steps in file order. Use [`Workflow::execution_order`] for run order.
     pub steps: Vec<Step>,
+    /// What a run does when its incident resolves while it is still going.
+    #[serde(default, skip_serializing_if = "OnResolved::is_continue")]
+    pub on_resolved: OnResolved,
+}
+
+/// What the resolution of its incident does to a run that is still going.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnResolved {
+    /// Carry on; steps see `incident.status == "resolved"` from then on.
+    #[default]
+    Continue,
+    /// Skip the steps that have not started yet, except `follow-up` ones (the postmortem
+    /// is still owed). An attempt already running finishes first.
+    Cancel,
+}
+
+impl OnResolved {
+    pub fn is_continue(&self) -> bool {
+        *self == OnResolved::Continue
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnResolved::Continue => "continue",
+            OnResolved::Cancel => "cancel",
+        }
+    }
 }
 
 impl Workflow {
@@ -45,6 +73,11 @@ pub struct Trigger {
     /// If non-empty, the alert source must be one of these.
     #[serde(default)]
     pub source: Vec<String>,
+    /// Label names that group alerts into one incident for this workflow (as
+    /// Alertmanager's `group_by`): alerts with the same values share one run. Empty: each
+    /// alert fingerprint is its own incident.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_by: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,7 +140,11 @@ pub struct Step {
     pub id: String,
     pub phase: Phase,
     /// A component name (looked up in the steps directories) or a path to a `.wasm` file.
+    /// Empty for a gate step.
     pub uses: String,
+    /// Set for a human gate: the step waits for a decision instead of running a component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<Gate>,
     /// Parameters, possibly containing `{{ ... }}` templates; rendered just before each attempt.
     #[serde(default)]
     pub with: serde_json::Value,
@@ -131,6 +168,60 @@ pub struct Step {
     /// `steps.<id>.status == "failed"`.
     #[serde(default)]
     pub continue_on_error: bool,
+}
+
+impl Step {
+    pub fn is_gate(&self) -> bool {
+        self.gate.is_some()
+    }
+}
+
+/// A human gate: people approve or reject before the run goes on, and the deadline decides
+/// when nobody does (e.g. "not recovered in 20 minutes: roll back").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gate {
+    /// The question, for the people deciding; may contain `{{ ... }}` templates.
+    pub prompt: String,
+    /// Who may decide. Empty: anyone holding an API token.
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// How long to wait from when the gate opens, milliseconds.
+    pub deadline_ms: u64,
+    /// The decision taken when the deadline passes.
+    pub on_deadline: Decision,
+}
+
+/// A gate decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approve => "approve",
+            Decision::Reject => "reject",
+        }
+    }
+
+    /// Past tense, for timelines: "approved", "rejected".
+    pub fn past(self) -> &'static str {
+        match self {
+            Decision::Approve => "approved",
+            Decision::Reject => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Decision> {
+        match s {
+            "approve" => Some(Decision::Approve),
+            "reject" => Some(Decision::Reject),
+            _ => None,
+        }
+    }
 }
 
 /// Retry policy of a step. `attempts` counts the first try.

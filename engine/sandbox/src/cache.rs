@@ -9,6 +9,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 pub(crate) struct CompileCache {
+    /// `None`: compile in memory every time.
     dir: Option<PathBuf>,
     compat: String,
 }
@@ -24,14 +25,21 @@ impl CompileCache {
         }
     }
 
-    /// Loads a component from `bytes`, from the disk cache when possible.
+    pub(crate) fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// Loads a component from `bytes`, from the disk cache when possible; `compiling`
+    /// is called just before a compile starts (it can take ~10 s for a large component).
     /// Returns the component and whether it came from the cache.
     pub(crate) fn load(
         &self,
         engine: &Engine,
         bytes: &[u8],
+        compiling: impl FnOnce(),
     ) -> wasmtime::Result<(Component, bool)> {
         let Some(dir) = &self.dir else {
+            compiling();
             return Ok((Component::new(engine, bytes)?, false));
         };
         let key = hex::encode(Sha256::digest(bytes));
@@ -45,6 +53,7 @@ impl CompileCache {
                 }
             }
         }
+        compiling();
         let compiled = engine.precompile_component(bytes)?;
         // Best effort: a read-only cache dir costs compile time, not correctness.
         if std::fs::create_dir_all(dir).is_ok() {

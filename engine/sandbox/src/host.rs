@@ -2,7 +2,7 @@
 //! resource limiter, and the `medic:step/host` functions, which all delegate to the
 //! core's journaling chokepoint ([`AttemptHost`]).
 
-use crate::bindings::v0_1_0::medic::step::{host, types};
+use crate::bindings::newest::medic::step::{host, types};
 use http_body_util::BodyExt;
 use medic_core::{AttemptHost, Body, HttpOutcome, HttpPlan, Level, host_allowed};
 use std::time::{Duration, Instant};

@@ -3,7 +3,8 @@
 //! A [`Sandbox`] owns one wasmtime engine (component model, async, pooling allocator,
 //! epoch interruption), a linker with exactly the imports a step may use, and a compile
 //! cache on disk. Each step attempt gets a fresh instance from a cached `InstancePre`,
-//! under the step's memory and wall-time limits. Whatever the guest does — loop, trap,
+//! under the step's memory and wall-time limits. Components built against any released
+//! version of the `medic:step` WIT package are accepted ([`WitVersion`]). Whatever the guest does — loop, trap,
 //! allocate without bound, return garbage — becomes a failed attempt with a reason; it
 //! never takes the engine down.
 //!
@@ -20,20 +21,23 @@
 mod bindings;
 mod cache;
 mod host;
+mod versions;
 
 use async_trait::async_trait;
-use bindings::v0_1_0::{StepComponentPre, medic::step::types as wit};
+use bindings::newest::medic::step::types as wit;
 use cache::CompileCache;
 use host::StepData;
 use medic_core::{
     AttemptHost, AttemptRequest, AttemptResult, Failure, FailureKind, Invocation, StepRunner,
 };
 use medic_model::{IncidentStatus, Phase};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use wasmtime::component::{Component, HasSelf, Linker};
+use versions::StepPre;
+pub use versions::WitVersion;
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 /// Largest memory limit a step may ask for; the pooling allocator reserves this much
@@ -43,6 +47,10 @@ pub const MAX_MEMORY_BYTES: u64 = 1 << 30;
 /// Epoch tick: the granularity of wall-time limits on running guest code.
 const TICK: Duration = Duration::from_millis(10);
 
+/// Components at least this large take seconds to compile (Python and JS runtimes are
+/// 13-22 MB and take ~10 s; a Rust step of 300 KB takes 0.3 s): worth a notice.
+const SLOW_COMPILE_BYTES: u64 = 2 << 20;
+
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     /// Where precompiled components are kept. `None`: compile in memory every time.
@@ -51,6 +59,9 @@ pub struct SandboxConfig {
     pub pooling: bool,
     /// How many instances may exist at once with pooling.
     pub max_instances: u32,
+    /// Say on stderr, once per component, that a large component not yet in the cache
+    /// is being compiled, so a first run that pauses for seconds explains itself.
+    pub announce_compiles: bool,
 }
 
 impl Default for SandboxConfig {
@@ -59,6 +70,7 @@ impl Default for SandboxConfig {
             cache_dir: None,
             pooling: true,
             max_instances: 128,
+            announce_compiles: false,
         }
     }
 }
@@ -69,10 +81,18 @@ pub enum SandboxError {
     Read { path: String, message: String },
     #[error("component {path}: not a valid component: {message}")]
     Compile { path: String, message: String },
-    /// The component does not implement the `medic:step` world this host speaks, or
-    /// imports something a step may not have.
-    #[error("component {path}: does not fit medic:step@0.1.0: {message}")]
-    Link { path: String, message: String },
+    /// The component exports no `medic:step/step` interface, or one of a version this
+    /// host does not support.
+    #[error("component {path}: {message}")]
+    Version { path: String, message: String },
+    /// The component does not implement the `medic:step` world of the version it
+    /// exports, or imports something a step may not have.
+    #[error("component {path}: does not fit medic:step@{version}: {message}")]
+    Link {
+        path: String,
+        version: WitVersion,
+        message: String,
+    },
     #[error("component {path}: describe() failed: {message}")]
     Describe { path: String, message: String },
     #[error("sandbox engine: {0}")]
@@ -88,10 +108,22 @@ pub struct Manifest {
     pub params_schema: serde_json::Value,
     pub hosts: Vec<String>,
     pub secrets: Vec<String>,
+    /// The `medic:step` version the component was built against.
+    pub wit_version: WitVersion,
+}
+
+/// What [`Sandbox::precompile`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Precompiled {
+    pub wit_version: WitVersion,
+    /// True when the compiled code came from the on-disk cache.
+    pub from_cache: bool,
+    /// Compile (or cache load) plus link.
+    pub elapsed: Duration,
 }
 
 struct Loaded {
-    pre: StepComponentPre<StepData>,
+    pre: StepPre,
     /// (modified time, length) of the file it was loaded from.
     stamp: (Option<SystemTime>, u64),
     /// When the stamp was last compared with the file: at most once a second, so the
@@ -107,6 +139,9 @@ pub struct Sandbox {
     linker: Linker<StepData>,
     cache: CompileCache,
     loaded: Mutex<HashMap<PathBuf, Arc<Loaded>>>,
+    announce_compiles: bool,
+    /// Components already announced as compiling, so each is announced once.
+    announced: Mutex<HashSet<PathBuf>>,
 }
 
 impl Sandbox {
@@ -133,9 +168,7 @@ impl Sandbox {
         let link = |l: &mut Linker<StepData>| -> wasmtime::Result<()> {
             wasmtime_wasi::p2::add_to_linker_async(l)?;
             wasmtime_wasi_http::p2::add_only_http_to_linker_async(l)?;
-            bindings::v0_1_0::medic::step::host::add_to_linker::<_, HasSelf<_>>(l, |d| d)?;
-            bindings::v0_1_0::medic::step::types::add_to_linker::<_, HasSelf<_>>(l, |d| d)?;
-            Ok(())
+            versions::add_to_linker(l)
         };
         link(&mut linker).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         start_epoch_ticker(&engine);
@@ -145,6 +178,8 @@ impl Sandbox {
             linker,
             cache,
             loaded: Mutex::new(HashMap::new()),
+            announce_compiles: config.announce_compiles,
+            announced: Mutex::new(HashSet::new()),
         })
     }
 
@@ -158,30 +193,17 @@ impl Sandbox {
             }
             *checked = Instant::now();
         }
-        let shown = path.display().to_string();
-        let read_err = |e: std::io::Error| SandboxError::Read {
-            path: shown.clone(),
+        let md = std::fs::metadata(path).map_err(|e| SandboxError::Read {
+            path: path.display().to_string(),
             message: e.to_string(),
-        };
-        let md = std::fs::metadata(path).map_err(read_err)?;
+        })?;
         let stamp = (md.modified().ok(), md.len());
         if let Some(l) = self.loaded.lock().expect("loaded lock").get(path)
             && l.stamp == stamp
         {
             return Ok(l.clone());
         }
-        let bytes = std::fs::read(path).map_err(read_err)?;
-        let (component, _cached) =
-            self.cache
-                .load(&self.engine, &bytes)
-                .map_err(|e| SandboxError::Compile {
-                    path: shown.clone(),
-                    message: format!("{e:#}"),
-                })?;
-        let pre = self.link(&component).map_err(|e| SandboxError::Link {
-            path: shown.clone(),
-            message: format!("{e:#}"),
-        })?;
+        let (pre, _) = self.compile_and_link(path, self.announce_compiles)?;
         let loaded = Arc::new(Loaded {
             pre,
             stamp,
@@ -194,13 +216,87 @@ impl Sandbox {
         Ok(loaded)
     }
 
-    fn link(&self, component: &Component) -> wasmtime::Result<StepComponentPre<StepData>> {
-        StepComponentPre::new(self.linker.instantiate_pre(component)?)
+    /// Reads, compiles (or loads from the disk cache), detects the WIT version and links.
+    /// Returns whether the compiled code came from the cache.
+    fn compile_and_link(
+        &self,
+        path: &Path,
+        announce: bool,
+    ) -> Result<(StepPre, bool), SandboxError> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| SandboxError::Read {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        let compiling = || {
+            if announce && bytes.len() as u64 >= SLOW_COMPILE_BYTES {
+                self.announce(path, bytes.len());
+            }
+        };
+        let (component, cached) =
+            self.cache
+                .load(&self.engine, &bytes, compiling)
+                .map_err(|e| SandboxError::Compile {
+                    path: shown.clone(),
+                    message: format!("{e:#}"),
+                })?;
+        let version = versions::detect(&self.engine, &component).map_err(|message| {
+            SandboxError::Version {
+                path: shown.clone(),
+                message,
+            }
+        })?;
+        let pre = self
+            .link(&component, version)
+            .map_err(|e| SandboxError::Link {
+                path: shown.clone(),
+                version,
+                message: format!("{e:#}"),
+            })?;
+        Ok((pre, cached))
     }
 
-    /// Compiles (or loads from cache) a component, reporting whether it was cached.
+    fn announce(&self, path: &Path, len: usize) {
+        if !self
+            .announced
+            .lock()
+            .expect("announced lock")
+            .insert(path.to_path_buf())
+        {
+            return;
+        }
+        let later = match self.cache.dir() {
+            Some(d) => format!("later runs load it from the cache in {}", d.display()),
+            None => "there is no compile cache, so every start compiles it again".into(),
+        };
+        eprintln!(
+            "medic: compiling {} ({:.1} MB) for first use; this can take ~10 s; {later}",
+            path.display(),
+            len as f64 / 1e6
+        );
+    }
+
+    fn link(&self, component: &Component, version: WitVersion) -> wasmtime::Result<StepPre> {
+        StepPre::new(version, self.linker.instantiate_pre(component)?)
+    }
+
+    /// Compiles (or loads from cache) a component and links it, so its first invocation
+    /// is fast.
     pub fn warm(&self, path: impl AsRef<Path>) -> Result<(), SandboxError> {
         self.load(path.as_ref()).map(|_| ())
+    }
+
+    /// Compiles a component into the on-disk cache (or loads it from there) and links it,
+    /// bypassing the in-memory cache so the time taken is the real cost of a cold start.
+    /// `medic step build` calls it twice: the compile, then a cached load.
+    pub fn precompile(&self, path: impl AsRef<Path>) -> Result<Precompiled, SandboxError> {
+        let started = Instant::now();
+        let (pre, from_cache) = self.compile_and_link(path.as_ref(), false)?;
+        Ok(Precompiled {
+            wit_version: pre.version(),
+            from_cache,
+            elapsed: started.elapsed(),
+        })
     }
 
     /// Calls the component's `describe()`.
@@ -212,12 +308,11 @@ impl Sandbox {
             message,
         };
         let mut store = self.store(None, Vec::new(), 64 << 20, Duration::from_secs(10), 0);
-        let m = async {
-            let inst = loaded.pre.instantiate_async(&mut store).await?;
-            inst.medic_step_step().call_describe(&mut store).await
-        }
-        .await
-        .map_err(|e| fail(format!("{e:#}")))?;
+        let m = loaded
+            .pre
+            .describe(&mut store)
+            .await
+            .map_err(|e| fail(format!("{e:#}")))?;
         let params_schema = serde_json::from_str(&m.params_schema)
             .map_err(|e| fail(format!("params-schema is not JSON: {e}")))?;
         Ok(Manifest {
@@ -227,6 +322,7 @@ impl Sandbox {
             params_schema,
             hosts: m.capabilities.hosts,
             secrets: m.capabilities.secrets,
+            wit_version: loaded.pre.version(),
         })
     }
 
@@ -300,13 +396,16 @@ impl StepRunner for Sandbox {
             timeout,
             seed,
         );
-        let invocation = to_wit(&request.invocation);
-        let result = tokio::time::timeout(timeout, async {
-            let inst = loaded.pre.instantiate_async(&mut store).await?;
-            inst.medic_step_step()
-                .call_run(&mut store, &invocation)
-                .await
-        })
+        let result = tokio::time::timeout(
+            timeout,
+            loaded.pre.run(&mut store, |store| {
+                let left = store
+                    .data()
+                    .deadline
+                    .saturating_duration_since(Instant::now());
+                to_wit(&request.invocation, left.as_millis() as u64)
+            }),
+        )
         .await;
         let timed_out = || {
             failed(
@@ -388,7 +487,7 @@ fn failed(kind: FailureKind, retryable: bool, message: String) -> AttemptResult 
     AttemptResult::Failed(Failure::new(kind, retryable, message))
 }
 
-fn to_wit(i: &Invocation) -> wit::Invocation {
+fn to_wit(i: &Invocation, deadline_ms: u64) -> wit::Invocation {
     let pairs = |m: &std::collections::BTreeMap<String, String>| {
         m.iter()
             .map(|(k, v)| wit::Pair {
@@ -424,5 +523,6 @@ fn to_wit(i: &Invocation) -> wit::Invocation {
         },
         params: i.params.clone(),
         drill: i.drill,
+        deadline_ms,
     }
 }

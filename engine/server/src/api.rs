@@ -1,4 +1,5 @@
-//! Read-only API (runs, incidents), health and metrics.
+//! The read side of the API (runs, incidents), health and metrics. Gate decisions are in
+//! `gates`.
 
 use crate::Service;
 use crate::intake::{authorized, error};
@@ -11,11 +12,11 @@ use medic_store::Op;
 use serde_json::json;
 use std::sync::Arc;
 
-fn unauthorized() -> Response {
+pub(crate) fn unauthorized() -> Response {
     error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
 }
 
-fn internal(e: impl std::fmt::Display) -> Response {
+pub(crate) fn internal(e: impl std::fmt::Display) -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"))
 }
 
@@ -106,7 +107,7 @@ pub(crate) async fn metrics(State(svc): State<Arc<Service>>) -> Response {
     match svc.store.runs() {
         Ok(runs) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            svc.metrics.render(&runs),
+            svc.metrics.render(&runs, svc.engine.waiting_for_slot()),
         )
             .into_response(),
         Err(e) => internal(e),

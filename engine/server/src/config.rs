@@ -14,14 +14,22 @@ pub struct ServeConfig {
     /// `host:port`; default 127.0.0.1:8730.
     #[serde(default = "default_listen")]
     pub listen: String,
-    /// Bearer tokens accepted on intake and API requests. At least one is required.
+    /// Bearer tokens accepted on intake and API requests (systems: Alertmanager, bots).
     #[serde(default)]
     pub tokens: Vec<String>,
+    /// Personal tokens, by person: a gate decided with one is recorded under that name,
+    /// and only that name.
+    #[serde(default)]
+    pub users: BTreeMap<String, String>,
+    /// How long SIGTERM waits for step attempts in flight before exiting anyway (they
+    /// resume by replay at the next start).
+    #[serde(default)]
+    pub shutdown_grace: Option<String>,
     #[serde(default)]
     pub secrets: SecretsConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
-    /// How many runs execute at once; more wait in the (durable) queue.
+    /// How many step attempts run at once, across runs; more wait for a slot.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
     /// Largest intake body accepted, bytes.
@@ -88,12 +96,30 @@ impl ServeConfig {
         Ok(c)
     }
 
+    /// `shutdown_grace` in milliseconds (default 30 s).
+    pub fn shutdown_grace_ms(&self) -> Result<u64, String> {
+        match &self.shutdown_grace {
+            None => Ok(30_000),
+            Some(text) => units::parse_duration_ms(text).ok_or_else(|| {
+                format!("shutdown_grace: `{text}` is not a duration (e.g. `30s`, `2m`)")
+            }),
+        }
+    }
+
     /// Parses and checks a configuration text.
     pub fn parse(text: &str) -> Result<ServeConfig, String> {
         let c: ServeConfig = toml::from_str(text).map_err(|e| e.to_string())?;
-        if c.tokens.iter().all(|t| t.trim().is_empty()) {
+        if c.tokens
+            .iter()
+            .chain(c.users.values())
+            .all(|t| t.trim().is_empty())
+        {
             return Err("no API tokens: add `tokens = [\"...\"]` (intake and API requests must be authenticated)".into());
         }
+        if let Some((name, _)) = c.users.iter().find(|(_, t)| t.trim().is_empty()) {
+            return Err(format!("users.{name}: empty token"));
+        }
+        c.shutdown_grace_ms()?;
         if c.concurrency == 0 {
             return Err("concurrency must be at least 1".into());
         }

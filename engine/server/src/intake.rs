@@ -16,21 +16,37 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response 
     (status, axum::Json(json!({"error": message.into()}))).into_response()
 }
 
-/// True when the request carries one of the configured bearer tokens.
-pub(crate) fn authorized(svc: &Service, headers: &HeaderMap) -> bool {
-    let Some(value) = headers
+/// Who is calling, by bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Caller {
+    /// One of `tokens`: a system (Alertmanager, a chat bot); it names people itself.
+    Service,
+    /// A personal token from `[users]`: decisions are recorded under this name.
+    User(String),
+}
+
+/// The caller behind the request's bearer token, if it carries a configured one.
+pub(crate) fn caller(svc: &Service, headers: &HeaderMap) -> Option<Caller> {
+    let value = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let Some(token) = value.strip_prefix("Bearer ") else {
-        return false;
-    };
+        .and_then(|v| v.to_str().ok())?;
+    let token = value.strip_prefix("Bearer ")?.trim();
+    if token.is_empty() {
+        return None;
+    }
+    if let Some((name, _)) = svc.config.users.iter().find(|(_, t)| t.as_str() == token) {
+        return Some(Caller::User(name.clone()));
+    }
     svc.config
         .tokens
         .iter()
-        .any(|t| !t.is_empty() && t == token.trim())
+        .any(|t| t == token)
+        .then_some(Caller::Service)
+}
+
+/// True when the request carries one of the configured bearer tokens.
+pub(crate) fn authorized(svc: &Service, headers: &HeaderMap) -> bool {
+    caller(svc, headers).is_some()
 }
 
 pub(crate) async fn intake(

@@ -17,6 +17,7 @@
 
 mod api;
 pub mod config;
+mod gates;
 mod intake;
 mod metrics;
 mod processor;
@@ -54,6 +55,7 @@ pub struct Service {
     pub(crate) metrics: Arc<metrics::Metrics>,
     /// Wakes the processor when the inbox got something.
     pub(crate) wake: Notify,
+    /// Step attempts running at once (`concurrency`); shared with the engine.
     pub(crate) pool: Arc<Semaphore>,
     accepting: AtomicBool,
 }
@@ -68,6 +70,7 @@ impl Service {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let metrics = Arc::new(metrics::Metrics::new(&workflows));
         let observer = metrics.observer(store.clone());
+        let pool = Arc::new(Semaphore::new(config.concurrency));
         let engine = Engine::new(
             store.clone(),
             runner,
@@ -75,12 +78,13 @@ impl Service {
             config.secret_source()?,
         )
         .with_defaults(config.limits()?)
-        .with_observer(observer);
+        .with_observer(observer)
+        .with_slots(pool.clone());
         Ok(Arc::new(Service {
             store,
             engine: Arc::new(engine),
             clock,
-            pool: Arc::new(Semaphore::new(config.concurrency)),
+            pool,
             config,
             workflows,
             metrics,
@@ -98,6 +102,21 @@ impl Service {
         self.accepting.load(Ordering::SeqCst)
     }
 
+    /// SIGTERM: stop intake, stop starting step attempts, and wait up to `grace` for the
+    /// attempts in flight to finish and be journalled. Returns false when some were still
+    /// running at the end of the grace period (they resume by replay at the next start).
+    pub async fn shut_down(&self, grace: std::time::Duration) -> bool {
+        self.stop_intake();
+        self.engine.shut_down();
+        self.wake.notify_one();
+        // Every slot free again means no attempt is running. Drivers waiting for a slot
+        // stop waiting at shutdown, so only attempts in flight hold slots now.
+        let all = u32::try_from(self.config.concurrency).unwrap_or(u32::MAX);
+        tokio::time::timeout(grace, self.pool.acquire_many(all))
+            .await
+            .is_ok()
+    }
+
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
@@ -110,6 +129,7 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/intake/{source}", post(intake::intake))
         .route("/api/runs", get(api::runs))
         .route("/api/runs/{id}", get(api::run))
+        .route("/api/runs/{id}/gates/{step}", post(gates::decide))
         .route("/api/incidents", get(api::incidents))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))

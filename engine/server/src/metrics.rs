@@ -7,7 +7,7 @@ use medic_intake::Source;
 use medic_store::SledStore;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 const BUCKETS: [f64; 11] = [
@@ -23,11 +23,39 @@ struct Histogram {
 
 pub(crate) struct Metrics {
     alerts: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    queued: AtomicI64,
     inbox: AtomicUsize,
     steps: Mutex<BTreeMap<(String, &'static str), Histogram>>,
     /// (workflow, step) -> component, to label step durations by component.
     components: HashMap<(String, String), String>,
+    /// Open gates: (run, step) -> when they opened.
+    gates_open: Mutex<HashMap<(String, String), u64>>,
+    /// Gate waits, by how they ended (approved/rejected, by a person or the deadline).
+    gate_waits: Mutex<BTreeMap<(&'static str, &'static str), Histogram>>,
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{b}\"}} {}",
+                self.counts[i]
+            );
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
 }
 
 impl Metrics {
@@ -43,10 +71,11 @@ impl Metrics {
             .collect();
         Metrics {
             alerts: Mutex::default(),
-            queued: AtomicI64::new(0),
             inbox: AtomicUsize::new(0),
             steps: Mutex::default(),
             components,
+            gates_open: Mutex::default(),
+            gate_waits: Mutex::default(),
         }
     }
 
@@ -59,18 +88,52 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    pub(crate) fn queued(&self, delta: i64) {
-        self.queued.fetch_add(delta, Ordering::Relaxed);
-    }
-
     pub(crate) fn set_inbox_depth(&self, n: usize) {
         self.inbox.store(n, Ordering::Relaxed);
     }
 
-    /// Observes attempt durations from the journal as entries become durable.
+    /// A gate found open when medic starts (it opened before the restart).
+    pub(crate) fn gate_open(&self, run: &str, step: &str, since_ms: u64) {
+        self.gates_open
+            .lock()
+            .expect("metrics lock")
+            .insert((run.to_string(), step.to_string()), since_ms);
+    }
+
+    fn gate_event(&self, run: &str, entry: &medic_core::Entry) {
+        match &entry.event {
+            Event::GateOpened { step, .. } => self.gate_open(run, step, entry.at_ms),
+            Event::GateDecided {
+                step,
+                decision,
+                by_deadline,
+                ..
+            } => {
+                let key = (run.to_string(), step.clone());
+                let opened = self.gates_open.lock().expect("metrics lock").remove(&key);
+                let how = if *by_deadline { "deadline" } else { "person" };
+                if let Some(at) = opened {
+                    let secs = entry.at_ms.saturating_sub(at) as f64 / 1000.0;
+                    let mut waits = self.gate_waits.lock().expect("metrics lock");
+                    waits
+                        .entry((decision.past(), how))
+                        .or_default()
+                        .observe(secs);
+                }
+            }
+            Event::StepSkipped { step, .. } => {
+                let key = (run.to_string(), step.clone());
+                self.gates_open.lock().expect("metrics lock").remove(&key);
+            }
+            _ => {}
+        }
+    }
+
+    /// Observes attempt durations and gates from the journal as entries become durable.
     pub(crate) fn observer(self: &Arc<Self>, store: Arc<SledStore>) -> Observer {
         let me = self.clone();
         Arc::new(move |run, entry| {
+            me.gate_event(run, entry);
             let (step, ms, result) = match &entry.event {
                 Event::AttemptSucceeded {
                     step, duration_ms, ..
@@ -91,18 +154,12 @@ impl Metrics {
                 .unwrap_or_else(|| "unknown".into());
             let secs = ms as f64 / 1000.0;
             let mut steps = me.steps.lock().expect("metrics lock");
-            let h = steps.entry((component, result)).or_default();
-            for (i, b) in BUCKETS.iter().enumerate() {
-                if secs <= *b {
-                    h.counts[i] += 1;
-                }
-            }
-            h.count += 1;
-            h.sum += secs;
+            steps.entry((component, result)).or_default().observe(secs);
         })
     }
 
-    pub(crate) fn render(&self, runs: &[RunMeta]) -> String {
+    /// `waiting`: step attempts ready to start, waiting for a slot.
+    pub(crate) fn render(&self, runs: &[RunMeta], waiting: u64) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -129,7 +186,7 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP medic_queue_depth Work waiting: accepted alerts not yet handled, runs waiting for a slot."
+            "# HELP medic_queue_depth Work waiting: accepted alerts not yet handled (inbox), step attempts waiting for a slot (runs)."
         );
         let _ = writeln!(out, "# TYPE medic_queue_depth gauge");
         let _ = writeln!(
@@ -137,11 +194,7 @@ impl Metrics {
             "medic_queue_depth{{queue=\"inbox\"}} {}",
             self.inbox.load(Ordering::Relaxed)
         );
-        let _ = writeln!(
-            out,
-            "medic_queue_depth{{queue=\"runs\"}} {}",
-            self.queued.load(Ordering::Relaxed).max(0)
-        );
+        let _ = writeln!(out, "medic_queue_depth{{queue=\"runs\"}} {waiting}");
         let _ = writeln!(
             out,
             "# HELP medic_step_duration_seconds Step attempt durations, by component and result."
@@ -149,24 +202,23 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE medic_step_duration_seconds histogram");
         for ((component, result), h) in self.steps.lock().expect("metrics lock").iter() {
             let labels = format!("component=\"{component}\",result=\"{result}\"");
-            for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "medic_step_duration_seconds_bucket{{{labels},le=\"{b}\"}} {}",
-                    h.counts[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "medic_step_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(out, "medic_step_duration_seconds_sum{{{labels}}} {}", h.sum);
-            let _ = writeln!(
-                out,
-                "medic_step_duration_seconds_count{{{labels}}} {}",
-                h.count
-            );
+            h.render(&mut out, "medic_step_duration_seconds", &labels);
+        }
+        let _ = writeln!(
+            out,
+            "# HELP medic_gates_waiting Human gates waiting for a decision."
+        );
+        let _ = writeln!(out, "# TYPE medic_gates_waiting gauge");
+        let waiting = self.gates_open.lock().expect("metrics lock").len();
+        let _ = writeln!(out, "medic_gates_waiting {waiting}");
+        let _ = writeln!(
+            out,
+            "# HELP medic_gate_wait_seconds How long gates waited, by decision and by whom (a person or the deadline)."
+        );
+        let _ = writeln!(out, "# TYPE medic_gate_wait_seconds histogram");
+        for ((decision, how), h) in self.gate_waits.lock().expect("metrics lock").iter() {
+            let labels = format!("decision=\"{decision}\",decided_by=\"{how}\"");
+            h.render(&mut out, "medic_gate_wait_seconds", &labels);
         }
         out
     }

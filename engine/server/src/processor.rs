@@ -5,13 +5,14 @@
 //! batch. Run ids are derived from (fingerprint, incident generation, workflow), so an
 //! item handled again after a crash finds its runs instead of starting new ones.
 
-use crate::Service;
+use crate::{LoadedWorkflow, Service};
 use medic_core::{Durability, NewRun, clock::rfc3339, codec};
 use medic_intake::Alert;
 use medic_model::{Incident, IncidentStatus};
 use medic_store::Op;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,6 +48,10 @@ pub struct IncidentRecord {
     /// Alerts received for this generation (re-sends included).
     pub alerts: u64,
     pub runs: Vec<String>,
+    /// Fingerprints of the alerts firing in this generation: with `group-by`, several
+    /// alerts make one incident, which resolves when the last of them does.
+    #[serde(default)]
+    pub firing: BTreeSet<String>,
 }
 
 impl IncidentRecord {
@@ -68,10 +73,17 @@ fn run_id(fingerprint: &str, generation: u32, workflow: &str) -> String {
 /// wakes it (and every second, so nothing waits on a lost wake-up). Runs forever.
 pub async fn process(svc: Arc<Service>) {
     match svc.engine.unfinished_runs() {
-        Ok(ids) => ids.into_iter().for_each(|id| spawn_drive(&svc, id)),
+        Ok(ids) => ids.into_iter().for_each(|id| {
+            svc.count_open_gates(&id);
+            spawn_drive(&svc, id)
+        }),
         Err(e) => eprintln!("medic: cannot list unfinished runs: {e}"),
     }
     loop {
+        if svc.engine.is_shutting_down() {
+            // Shutting down: the inbox keeps what is left for the next start.
+            return;
+        }
         // Store calls block on fsync: keep them off the async workers that serve intake.
         let worker = svc.clone();
         let drained = tokio::task::spawn_blocking(move || drain(&worker))
@@ -88,56 +100,152 @@ pub async fn process(svc: Arc<Service>) {
     }
 }
 
+/// Inbox items handled per flush. One flush per batch instead of two per item is what
+/// keeps alert-to-first-step latency low under load; the bound keeps the first run of a
+/// batch from waiting on a long one.
+const BATCH: usize = 128;
+
+/// What handling one batch of inbox items changes, written in one flushing write.
+#[derive(Default)]
+struct Batch {
+    /// Incident records as this batch left them (later items of the same incident see
+    /// the earlier ones' changes), by fingerprint.
+    records: BTreeMap<String, IncidentRecord>,
+    ops: Vec<Op>,
+    /// Runs created (lazily) by this batch: driven once the batch is on disk.
+    started: Vec<String>,
+}
+
 fn drain(svc: &Arc<Service>) -> Result<(), String> {
     let items = svc
         .store
         .scan(InboxItem::PREFIX)
         .map_err(|e| e.to_string())?;
     svc.metrics.set_inbox_depth(items.len());
-    for (key, value) in items {
-        let item: InboxItem = match codec::decode(&value) {
-            Ok(i) => i,
-            Err(e) => {
-                // Kept aside, not deleted: an operator can still read it.
-                let mut dead = b"dead/".to_vec();
-                dead.extend_from_slice(&key);
-                svc.store
-                    .write(
-                        vec![Op::Put(dead, value), Op::Remove(key)],
-                        Durability::Flush,
-                    )
-                    .map_err(|e| e.to_string())?;
-                eprintln!("medic: unreadable inbox item moved to dead/: {e}");
-                continue;
+    for chunk in items.chunks(BATCH) {
+        let mut batch = Batch::default();
+        for (key, value) in chunk {
+            match codec::decode::<InboxItem>(value) {
+                Ok(item) => handle(svc, &mut batch, key.clone(), item)?,
+                Err(e) => {
+                    // Kept aside, not deleted: an operator can still read it.
+                    let mut dead = b"dead/".to_vec();
+                    dead.extend_from_slice(key);
+                    batch.ops.push(Op::Put(dead, value.clone()));
+                    batch.ops.push(Op::Remove(key.clone()));
+                    eprintln!("medic: unreadable inbox item moved to dead/: {e}");
+                }
             }
-        };
-        handle(svc, key, item)?;
+        }
+        // One flush makes the batch's runs (created lazily), incident records and inbox
+        // removals durable together; only then do the runs start. A crash before it
+        // leaves the items in the inbox, and handling them again finds the runs by id.
+        let Batch {
+            records,
+            mut ops,
+            started,
+        } = batch;
+        for (fingerprint, r) in records {
+            ops.push(Op::Put(
+                IncidentRecord::key(&fingerprint),
+                codec::encode(&r),
+            ));
+        }
+        svc.store
+            .write(ops, Durability::Flush)
+            .map_err(|e| e.to_string())?;
+        for id in started {
+            spawn_drive(svc, id);
+        }
     }
     svc.metrics.set_inbox_depth(0);
     Ok(())
 }
 
-fn handle(svc: &Arc<Service>, key: Vec<u8>, item: InboxItem) -> Result<(), String> {
+/// The incident key an alert has for a workflow: its fingerprint, or with `group-by` the
+/// workflow's name and the values of those labels.
+fn incident_key(alert: &Alert, workflow: &medic_model::Workflow) -> String {
+    let by = &workflow.trigger.group_by;
+    if by.is_empty() {
+        return alert.fingerprint.clone();
+    }
+    let values: Vec<&str> = by
+        .iter()
+        .map(|l| alert.labels.get(l).map_or("", String::as_str))
+        .collect();
+    let h = Sha256::digest(serde_json::json!([workflow.name, by, values]).to_string());
+    format!("{}-{}", workflow.name, &hex::encode(h)[..16])
+}
+
+fn handle(
+    svc: &Arc<Service>,
+    batch: &mut Batch,
+    key: Vec<u8>,
+    item: InboxItem,
+) -> Result<(), String> {
     let alert = item.alert;
-    let ikey = IncidentRecord::key(&alert.fingerprint);
-    let existing: Option<IncidentRecord> = match svc.store.get(&ikey).map_err(|e| e.to_string())? {
-        Some(v) => Some(codec::decode(&v).map_err(|e| e.to_string())?),
-        None => None,
-    };
+    let incident = alert.to_incident(&rfc3339(item.received_ms));
+    // The incidents this alert belongs to, each with the workflows it starts. An alert no
+    // workflow matches is still an incident (visible in the API), by fingerprint.
+    let mut incidents: BTreeMap<String, Vec<&LoadedWorkflow>> = BTreeMap::new();
+    for wf in svc
+        .workflows
+        .iter()
+        .filter(|w| w.workflow.trigger.matches(&incident))
+    {
+        incidents
+            .entry(incident_key(&alert, &wf.workflow))
+            .or_default()
+            .push(wf);
+    }
+    if incidents.is_empty() {
+        incidents.insert(alert.fingerprint.clone(), Vec::new());
+    }
+    for (ikey, workflows) in incidents {
+        let existing = match batch.records.get(&ikey) {
+            Some(r) => Some(r.clone()),
+            None => match svc
+                .store
+                .get(&IncidentRecord::key(&ikey))
+                .map_err(|e| e.to_string())?
+            {
+                Some(v) => Some(codec::decode(&v).map_err(|e| e.to_string())?),
+                None => None,
+            },
+        };
+        let mut incident = incident.clone();
+        incident.id = ikey.clone();
+        if let Some(r) = update(svc, batch, existing, &alert, incident, &workflows)? {
+            batch.records.insert(ikey, r);
+        }
+    }
+    batch.ops.push(Op::Remove(key));
+    Ok(())
+}
+
+/// One incident's record after `alert`: a new occurrence with its runs, an alert joining
+/// (or re-sent to) an open one, or a resolution.
+fn update(
+    svc: &Arc<Service>,
+    batch: &mut Batch,
+    existing: Option<IncidentRecord>,
+    alert: &Alert,
+    incident: medic_model::Incident,
+    workflows: &[&LoadedWorkflow],
+) -> Result<Option<IncidentRecord>, String> {
     let now = svc.clock.now_ms();
-    let mut started = Vec::new();
-    let record = match (alert.status, existing) {
-        // A re-sent or re-fired alert for an open incident: no second run.
+    Ok(match (alert.status, existing) {
+        // A re-sent, re-fired or grouped alert for an open incident: no second run.
         (IncidentStatus::Firing, Some(mut r)) if r.incident.status == IncidentStatus::Firing => {
             r.alerts += 1;
             r.last_seen_ms = now;
+            r.firing.insert(alert.fingerprint.clone());
             Some(r)
         }
         (IncidentStatus::Firing, previous) => {
             let generation = previous.map_or(1, |r| r.generation + 1);
-            let incident = alert.to_incident(&rfc3339(item.received_ms));
             let mut r = IncidentRecord {
-                fingerprint: alert.fingerprint.clone(),
+                fingerprint: incident.id.clone(),
                 generation,
                 incident: incident.clone(),
                 first_seen_ms: now,
@@ -145,18 +253,15 @@ fn handle(svc: &Arc<Service>, key: Vec<u8>, item: InboxItem) -> Result<(), Strin
                 resolved_ms: None,
                 alerts: 1,
                 runs: Vec::new(),
+                firing: BTreeSet::from([alert.fingerprint.clone()]),
             };
-            for wf in svc
-                .workflows
-                .iter()
-                .filter(|w| w.workflow.trigger.matches(&incident))
-            {
-                let id = run_id(&alert.fingerprint, generation, &wf.workflow.name);
+            for wf in workflows {
+                let id = run_id(&incident.id, generation, &wf.workflow.name);
                 if svc.store_run_exists(&id)? {
                     // Handled before a crash: the run exists, only the record was lost.
                 } else {
                     svc.engine
-                        .create_run_as(
+                        .create_run_as_lazy(
                             id.clone(),
                             NewRun {
                                 workflow: wf.workflow.clone(),
@@ -169,33 +274,62 @@ fn handle(svc: &Arc<Service>, key: Vec<u8>, item: InboxItem) -> Result<(), Strin
                         .map_err(|e| e.to_string())?;
                 }
                 r.runs.push(id.clone());
-                started.push(id);
+                batch.started.push(id);
             }
             Some(r)
         }
+        (IncidentStatus::Resolved, Some(mut r)) if r.incident.status == IncidentStatus::Firing => {
+            r.last_seen_ms = now;
+            r.firing.remove(&alert.fingerprint);
+            if r.firing.is_empty() {
+                // Tell the runs first: if medic stops before the record is written, the
+                // item is handled again and the runs ignore the repeated update.
+                svc.tell_runs(&r.runs, IncidentStatus::Resolved)?;
+                r.incident.status = IncidentStatus::Resolved;
+                r.resolved_ms.get_or_insert(now);
+            }
+            Some(r)
+        }
+        // A repeated resolution: nothing changes but when it was last heard of.
         (IncidentStatus::Resolved, Some(mut r)) => {
-            r.incident.status = IncidentStatus::Resolved;
-            r.resolved_ms.get_or_insert(now);
             r.last_seen_ms = now;
             Some(r)
         }
         // Resolved before medic saw it fire: nothing to do.
         (IncidentStatus::Resolved, None) => None,
-    };
-    let mut ops = vec![Op::Remove(key)];
-    if let Some(r) = &record {
-        ops.push(Op::Put(ikey, codec::encode(r)));
-    }
-    svc.store
-        .write(ops, Durability::Flush)
-        .map_err(|e| e.to_string())?;
-    for id in started {
-        spawn_drive(svc, id);
-    }
-    Ok(())
+    })
 }
 
 impl Service {
+    /// Gates that opened before a restart still wait: count them in the metrics.
+    fn count_open_gates(&self, run: &str) {
+        let Ok(entries) = medic_core::Store::entries(self.store.as_ref(), run) else {
+            return;
+        };
+        if let Ok(state) = medic_core::RunState::fold(run, &entries) {
+            for (id, s) in &state.steps {
+                if state.open_gate(id).is_some() {
+                    self.metrics.gate_open(run, id, s.started_ms);
+                }
+            }
+        }
+    }
+
+    /// Posts an incident update to each of `runs` still going (finished runs have no
+    /// driver to read it).
+    fn tell_runs(&self, runs: &[String], status: IncidentStatus) -> Result<(), String> {
+        for id in runs {
+            let meta =
+                medic_core::Store::run(self.store.as_ref(), id).map_err(|e| e.to_string())?;
+            if meta.is_some_and(|m| m.status == medic_core::RunStatus::Running) {
+                self.engine
+                    .post(id, &medic_core::Message::IncidentUpdate { status })
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
     fn store_run_exists(&self, id: &str) -> Result<bool, String> {
         medic_core::Store::run(self.store.as_ref(), id)
             .map(|m| m.is_some())
@@ -203,16 +337,13 @@ impl Service {
     }
 }
 
-/// Drives a run once a pool slot is free; until then it counts as queued.
+/// Drives a run. The engine bounds how many step attempts run at once, so a run waiting
+/// on a gate or a retry timer does not keep others from running.
 fn spawn_drive(svc: &Arc<Service>, id: String) {
-    svc.metrics.queued(1);
     let svc = svc.clone();
     tokio::spawn(async move {
-        let permit = svc.pool.clone().acquire_owned().await;
-        svc.metrics.queued(-1);
         if let Err(e) = svc.engine.drive(&id).await {
             eprintln!("medic: run {id} stopped: {e}");
         }
-        drop(permit);
     });
 }

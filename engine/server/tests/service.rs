@@ -51,6 +51,14 @@ struct Harness {
 }
 
 fn harness(extra_config: &str) -> Harness {
+    // Matches any alert named like the documented Alertmanager example's.
+    harness_with(
+        extra_config,
+        "apiVersion: medic/v1\nkind: Workflow\nname: on-call\ntrigger:\n  matchers: ['alertname=~\".+\"']\nsteps:\n  - id: note\n    phase: communicate\n    uses: echo\n    with: { annotate: '{{ incident.title }}' }\n",
+    )
+}
+
+fn harness_with(extra_config: &str, workflow_yaml: &str) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(medic_store::SledStore::open(dir.path().join("store")).unwrap());
     let sandbox =
@@ -59,10 +67,7 @@ fn harness(extra_config: &str) -> Harness {
         "tokens = [\"{TOKEN}\"]\nconcurrency = 2\n{extra_config}"
     ))
     .unwrap();
-    // Matches any alert named like the documented Alertmanager example's.
-    let wf = workflow(
-        "apiVersion: medic/v1\nkind: Workflow\nname: on-call\ntrigger:\n  matchers: ['alertname=~\".+\"']\nsteps:\n  - id: note\n    phase: communicate\n    uses: echo\n    with: { annotate: '{{ incident.title }}' }\n",
-    );
+    let wf = workflow(workflow_yaml);
     let svc = Service::new(store, sandbox, config, vec![wf]).unwrap();
     tokio::spawn(medic_server::process(svc.clone()));
     Harness { svc, _dir: dir }
@@ -425,4 +430,76 @@ async fn generic_json_is_read_through_the_configured_mapping() {
     assert_eq!(i["status"], "firing");
     assert_eq!(i["labels"]["service"], "checkout");
     assert_eq!(i["source"], "generic");
+}
+
+/// An Alertmanager v4 webhook with one alert per (fingerprint, instance), all for the
+/// checkout service.
+fn checkout_alerts(status: &str, alerts: &[(&str, &str)]) -> Vec<u8> {
+    let alerts: Vec<Value> = alerts
+        .iter()
+        .map(|(fp, instance)| {
+            serde_json::json!({"status": status,
+                "labels": {"alertname": "CheckoutErrors", "service": "checkout", "instance": instance},
+                "annotations": {}, "startsAt": "2026-11-22T03:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z", "fingerprint": fp})
+        })
+        .collect();
+    serde_json::json!({"version": "4", "groupKey": "{}:{service=\"checkout\"}", "status": status,
+        "receiver": "medic", "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+        "externalURL": "http://am", "alerts": alerts})
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn group_by_makes_several_alerts_one_incident_that_resolves_with_the_last() {
+    let h = harness_with(
+        "",
+        "apiVersion: medic/v1\nkind: Workflow\nname: checkout\ntrigger:\n  matchers: ['alertname=\"CheckoutErrors\"']\n  group-by: [service]\nsteps:\n  - id: note\n    phase: communicate\n    uses: echo\n    with: { annotate: '{{ incident.labels.instance }}' }\n",
+    );
+    let post = |body: Vec<u8>| send(&h, "POST", "/intake/alertmanager", &[JSON, AUTH], body);
+    let (s, v) = post(checkout_alerts(
+        "firing",
+        &[("a1", "pod-1"), ("a2", "pod-2")],
+    ))
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    // A third instance joins later: still the same incident, still one run.
+    let (s, _) = post(checkout_alerts("firing", &[("a3", "pod-3")])).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (runs, incidents) = eventually(&h, "three alerts in one incident", |_, inc| {
+        inc.as_array().unwrap().len() == 1 && inc[0]["alerts"] == 3
+    })
+    .await;
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+    assert_eq!(incidents[0]["status"], "firing");
+
+    // Two of three resolve: the incident still fires.
+    let (s, _) = post(checkout_alerts(
+        "resolved",
+        &[("a1", "pod-1"), ("a3", "pod-3")],
+    ))
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let incidents = get(&h, "/api/incidents").await;
+    assert_eq!(incidents[0]["status"], "firing", "{incidents}");
+    // The last one resolves: so does the incident.
+    let (s, _) = post(checkout_alerts("resolved", &[("a2", "pod-2")])).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (runs, _) = eventually(&h, "the incident to resolve", |_, inc| {
+        inc[0]["status"] == "resolved"
+    })
+    .await;
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+
+    // A new firing after the resolution is a new occurrence with its own run.
+    let (s, _) = post(checkout_alerts("firing", &[("a2", "pod-2")])).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (runs, incidents) = eventually(&h, "a second occurrence", |runs, _| {
+        runs.as_array().unwrap().len() == 2
+    })
+    .await;
+    assert_eq!(incidents[0]["generation"], 2, "{incidents}");
+    assert_eq!(runs.as_array().unwrap().len(), 2);
 }

@@ -23,6 +23,17 @@ pub(crate) fn entry_key(run: &str, seq: u64) -> Vec<u8> {
     k
 }
 
+/// A run's mailbox, under the service keyspace (`x/`, added by `records`).
+pub(crate) fn mail_prefix(run: &str) -> Vec<u8> {
+    format!("mail/{run}/").into_bytes()
+}
+
+pub(crate) fn mail_key(run: &str, id: u64) -> Vec<u8> {
+    let mut k = mail_prefix(run);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
 /// The sequence number at the end of an entry key, if it has one.
 pub(crate) fn seq_of(key: &[u8]) -> Option<u64> {
     let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;

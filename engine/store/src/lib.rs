@@ -7,6 +7,8 @@
 //! |------------------------------|-------------------------------|
 //! | `m/<run-id>`                 | [`RunMeta`] (codec-encoded)   |
 //! | `e/<run-id>/<seq: u64 BE>`   | journal [`Entry`]             |
+//! | `x/mail/<run-id>/<id: u64 BE>` | a [`Message`] for the run   |
+//! | `x/...`                      | the service's records (`records`) |
 //!
 //! Big-endian sequence numbers make a prefix scan return a journal in order.
 //!
@@ -39,8 +41,9 @@ pub use failpoint::CRASH_AT_WRITE;
 use failpoint::Failpoint;
 use group::GroupCommit;
 use keys::{META_PREFIX, entry_key, entry_prefix, meta_key};
+use medic_core::codec::{decode, encode};
 use medic_core::codec::{decode_entry, decode_meta, encode_entry, encode_meta};
-use medic_core::{Durability, Entry, RunMeta, RunStatus, Store, StoreError};
+use medic_core::{Durability, Entry, Message, RunMeta, RunStatus, Store, StoreError};
 pub use records::{Op, Record};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -155,6 +158,28 @@ impl SledStore {
         Ok(ticket)
     }
 
+    /// Writes a new run's meta and first entry in one batch; returns the ticket to flush.
+    fn create(&self, meta: &RunMeta, first: &Entry) -> Result<u64, StoreError> {
+        self.failpoint.before_write();
+        let ticket = {
+            let mut cache = self.writer();
+            // Creating over an existing run would overwrite its first entry.
+            let expected = self.expected_seq(&cache, &meta.id)?.unwrap_or(0);
+            if first.seq != expected || expected != 0 {
+                return Err(StoreError::OutOfOrder {
+                    run: meta.id.clone(),
+                    expected,
+                    got: first.seq,
+                });
+            }
+            let mut batch = sled::Batch::default();
+            batch.insert(meta_key(&meta.id), encode_meta(meta));
+            batch.insert(entry_key(&meta.id, first.seq), encode_entry(first));
+            self.apply(&mut cache, &meta.id, first.seq, Some(meta), batch)?
+        };
+        Ok(ticket)
+    }
+
     fn durable(&self, ticket: u64) -> Result<(), StoreError> {
         self.commits.flush_through(ticket, || {
             self.db.flush().map(|_| ()).map_err(|e| self.io(e))
@@ -183,24 +208,12 @@ fn open_error(path: &Path, e: sled::Error) -> StoreError {
 
 impl Store for SledStore {
     fn create_run(&self, meta: &RunMeta, first: &Entry) -> Result<(), StoreError> {
-        self.failpoint.before_write();
-        let ticket = {
-            let mut cache = self.writer();
-            // Creating over an existing run would overwrite its first entry.
-            let expected = self.expected_seq(&cache, &meta.id)?.unwrap_or(0);
-            if first.seq != expected || expected != 0 {
-                return Err(StoreError::OutOfOrder {
-                    run: meta.id.clone(),
-                    expected,
-                    got: first.seq,
-                });
-            }
-            let mut batch = sled::Batch::default();
-            batch.insert(meta_key(&meta.id), encode_meta(meta));
-            batch.insert(entry_key(&meta.id, first.seq), encode_entry(first));
-            self.apply(&mut cache, &meta.id, first.seq, Some(meta), batch)?
-        };
+        let ticket = self.create(meta, first)?;
         self.durable(ticket)
+    }
+
+    fn create_run_lazy(&self, meta: &RunMeta, first: &Entry) -> Result<(), StoreError> {
+        self.create(meta, first).map(|_| ())
     }
 
     fn append(
@@ -267,6 +280,27 @@ impl Store for SledStore {
         // the stable sort then costs one pass).
         out.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
         Ok(out)
+    }
+
+    fn post(&self, run: &str, message: &Message) -> Result<(), StoreError> {
+        // sled ids only grow, so a scan of the mailbox returns messages in post order.
+        let id = self.next_id()?;
+        let put = Op::Put(keys::mail_key(run, id), encode(message));
+        self.write(vec![put], Durability::Flush)
+    }
+
+    fn mailbox(&self, run: &str) -> Result<Vec<(u64, Message)>, StoreError> {
+        let mut out = Vec::new();
+        for (k, v) in self.scan(&keys::mail_prefix(run))? {
+            let id = keys::seq_of(&k).unwrap_or_default();
+            let message = decode(&v).map_err(|e| self.corrupt(&k, e))?;
+            out.push((id, message));
+        }
+        Ok(out)
+    }
+
+    fn ack(&self, run: &str, id: u64) -> Result<(), StoreError> {
+        self.write(vec![Op::Remove(keys::mail_key(run, id))], Durability::Lazy)
     }
 }
 
