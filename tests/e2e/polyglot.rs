@@ -22,9 +22,12 @@ const JS: &str = "statuspage-update";
 
 /// A Python or JS component from the polyglot output directory; fails clearly if not built.
 fn component(name: &str) -> PathBuf {
-    let dir = std::env::var_os("MEDIC_POLYGLOT_OUT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/polyglot"));
+    // As in scripts/build-polyglot: a relative directory is from the repository root.
+    let dir = repo().join(
+        std::env::var_os("MEDIC_POLYGLOT_OUT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "target/polyglot".into()),
+    );
     let path = dir.join(format!("{name}.wasm"));
     assert!(
         path.is_file(),

@@ -140,9 +140,12 @@ fn start_server() -> u16 {
 }
 
 fn polyglot_dir() -> PathBuf {
-    std::env::var_os("MEDIC_POLYGLOT_OUT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/polyglot"))
+    // As in scripts/build-polyglot: a relative directory is from the repository root.
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(
+        std::env::var_os("MEDIC_POLYGLOT_OUT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "target/polyglot".into()),
+    )
 }
 
 fn main() {
