@@ -29,6 +29,8 @@ mod kube_api;
 /// `medic run` of a rollback killed at every journal write: resumed, it lands once, on the
 /// revision chosen before the kill.
 mod kube_crash;
+/// Python and JavaScript steps run like Rust ones: HTTP, secrets, notes, state, grants, limits.
+mod polyglot;
 /// The prom-check step against a real Prometheus: thresholds, consecutive checks, empty results.
 mod prom_check;
 /// Real Prometheus and Alertmanager, started by the test: the harness `medic serve` is tested
