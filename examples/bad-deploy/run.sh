@@ -62,12 +62,9 @@ ex_wait_prom "$ratio" '>' 0.05 60 "Prometheus sees checkout failing (the alert's
 # medic serve, as in production: an intake token for Alertmanager, a personal token for
 # the on-call (a gate decided with it is recorded as "oncall"), the bot's Matrix token as a
 # secret in its environment.
-serve_port=$(ex_free_port)
-MEDIC_SERVER="http://127.0.0.1:$serve_port"
 intake_token=$(python3 -c 'import secrets; print(secrets.token_hex(20))')
 oncall_token=$(python3 -c 'import secrets; print(secrets.token_hex(20))')
 cat >"$EX_TMP/medic.toml" <<EOF
-listen = "127.0.0.1:$serve_port"
 tokens = ["$intake_token"]
 users = { oncall = "$oncall_token" }
 [secrets]
@@ -80,15 +77,23 @@ sed -e "s#127.0.0.1:6443#${K8S_URL#http://}#g" \
   -e "s#127.0.0.1:8080#${SHOP_URL#http://}#g" \
   -e "s#127.0.0.1:9090#${PROM_URL#http://}#g" \
   "$here/workflow.yaml" >"$EX_TMP/workflows/checkout-bad-deploy.yaml"
+printf 'Authorization: Bearer %s\n' "$intake_token" >"$EX_TMP/intake.header"
+
+for try in 1 2 3; do
+  serve_port=$(ex_free_port)
+  MEDIC_SERVER="http://127.0.0.1:$serve_port"
+  MEDIC_SECRET_MATRIX_TOKEN="$MATRIX_BOT_TOKEN" ex_spawn medic-serve TERM \
+    "$MEDIC" serve --config "$EX_TMP/medic.toml" --workflows "$EX_TMP/workflows" \
+    --listen "127.0.0.1:$serve_port"
+  serve_pid=$EX_LAST_PID
+  rc=0
+  ex_wait_http medic-serve "$MEDIC_SERVER/readyz" 120 || rc=$?
+  [ "$rc" -eq 0 ] && break
+  [ "$try" -lt 3 ] || ex_die "medic serve: every free port found was taken before it could bind"
+done
 # How the on-call decides from another shell; the token stays in this file, off the screen.
 printf 'export MEDIC_SERVER=%s MEDIC_TOKEN=%s\n' "$MEDIC_SERVER" "$oncall_token" >"$EX_TMP/oncall.env"
 chmod 600 "$EX_TMP/oncall.env"
-printf 'Authorization: Bearer %s\n' "$intake_token" >"$EX_TMP/intake.header"
-
-MEDIC_SECRET_MATRIX_TOKEN="$MATRIX_BOT_TOKEN" ex_spawn medic-serve TERM \
-  "$MEDIC" serve --config "$EX_TMP/medic.toml" --workflows "$EX_TMP/workflows"
-serve_pid=$EX_LAST_PID
-ex_wait_http medic-serve "$MEDIC_SERVER/readyz" 120
 
 ex_say "Alertmanager would now send: POST /intake/alertmanager (alert.json)"
 curl -fsS -H @"$EX_TMP/intake.header" -H 'Content-Type: application/json' \

@@ -91,11 +91,22 @@ ex_spawn() {
   EX_LAST_PID=$!
 }
 
+# Words a server's log uses when another process took its port between ex_free_port and
+# the bind (Node, Python, Go, PostgreSQL).
+EX_PORT_TAKEN='EADDRINUSE|[Aa]ddress already in use|could not create any TCP/IP sockets'
+
+# ex_port_lost NAME: NAME exited because its port was taken (worth a retry on another one).
+ex_port_lost() {
+  ! kill -0 "$EX_LAST_PID" 2>/dev/null && grep -Eq "$EX_PORT_TAKEN" "$EX_TMP/$1.log"
+}
+
 # ex_wait_http NAME URL SECONDS: waits until URL answers 200, or fails showing NAME's log.
+# Returns 2 (for the caller to retry) when NAME exited because its port was taken.
 ex_wait_http() {
   local name=$1 url=$2 limit=$3 started=$SECONDS
   until curl -fsS -o /dev/null --max-time 5 "$url" 2>/dev/null; do
     if ! kill -0 "$EX_LAST_PID" 2>/dev/null; then
+      ex_port_lost "$name" && return 2
       ex_die "$name exited before it was ready (log: $EX_TMP/$name.log)"
     fi
     [ $((SECONDS - started)) -lt "$limit" ] ||
@@ -166,17 +177,24 @@ ex_start_postgres() {
   fi
   "${as[@]}" "$bin/initdb" -D "$dir/data" -U unleash --auth=trust --no-sync -E UTF8 \
     >"$EX_TMP/initdb.log" 2>&1 || ex_die "initdb failed: $(tail -n 5 "$EX_TMP/initdb.log")"
-  PG_PORT=$(ex_free_port)
-  # SIGINT: PostgreSQL's fast shutdown.
-  ex_spawn postgres INT "${as[@]}" "$bin/postgres" -D "$dir/data" -k "$dir" -h 127.0.0.1 \
-    -p "$PG_PORT" -F
-  local started=$SECONDS
-  until "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; do
-    kill -0 "$EX_LAST_PID" 2>/dev/null || ex_die "postgres exited (log: $EX_TMP/postgres.log)"
-    [ $((SECONDS - started)) -lt 60 ] || ex_die "postgres not ready within 60s"
-    sleep 0.2
+  local try started
+  for try in 1 2 3; do
+    PG_PORT=$(ex_free_port)
+    # SIGINT: PostgreSQL's fast shutdown.
+    ex_spawn postgres INT "${as[@]}" "$bin/postgres" -D "$dir/data" -k "$dir" -h 127.0.0.1 \
+      -p "$PG_PORT" -F
+    started=$SECONDS
+    until "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; do
+      if ! kill -0 "$EX_LAST_PID" 2>/dev/null; then
+        ex_port_lost postgres && [ "$try" -lt 3 ] && continue 2
+        ex_die "postgres exited (log: $EX_TMP/postgres.log)"
+      fi
+      [ $((SECONDS - started)) -lt 60 ] || ex_die "postgres not ready within 60s"
+      sleep 0.2
+    done
+    ex_say "postgres ready on 127.0.0.1:$PG_PORT"
+    return 0
   done
-  ex_say "postgres ready on 127.0.0.1:$PG_PORT"
 }
 
 # Sets UNLEASH_URL and UNLEASH_TOKEN (an admin API token made up for this run).
@@ -187,20 +205,25 @@ ex_start_unleash() {
     ex_die "unleash-server is not installed in $EX_DEPS/unleash: run $installer (or scripts/install-test-deps)"
   ex_start_postgres
   UNLEASH_TOKEN="*:*.medic-example-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
-  local port
-  port=$(ex_free_port)
   # launch.mjs stops Unleash when its stdin closes: a FIFO whose only writer is this shell
   # (the fd is closed in Unleash itself), so Unleash stops with the script even if the
   # script is killed before its trap runs.
   mkfifo "$EX_TMP/unleash.stdin"
   exec {EX_UNLEASH_FD}<>"$EX_TMP/unleash.stdin"
-  UNLEASH_DIR="$EX_DEPS/unleash" DATABASE_URL="postgres://unleash@127.0.0.1:$PG_PORT/postgres" \
-    HTTP_PORT="$port" INIT_ADMIN_API_TOKENS="$UNLEASH_TOKEN" \
-    EX_STDIN="$EX_TMP/unleash.stdin" EX_CLOSE_FD=$EX_UNLEASH_FD \
-    ex_spawn unleash TERM node "$EX_ROOT/tests/unleash/launch.mjs"
-  UNLEASH_URL="http://127.0.0.1:$port"
-  # A cold start runs Unleash's database migrations: ~15 s on an idle machine.
-  ex_wait_http unleash "$UNLEASH_URL/health" 180
+  local port try rc
+  for try in 1 2 3; do
+    port=$(ex_free_port)
+    UNLEASH_DIR="$EX_DEPS/unleash" DATABASE_URL="postgres://unleash@127.0.0.1:$PG_PORT/postgres" \
+      HTTP_PORT="$port" INIT_ADMIN_API_TOKENS="$UNLEASH_TOKEN" \
+      EX_STDIN="$EX_TMP/unleash.stdin" EX_CLOSE_FD=$EX_UNLEASH_FD \
+      ex_spawn unleash TERM node "$EX_ROOT/tests/unleash/launch.mjs"
+    UNLEASH_URL="http://127.0.0.1:$port"
+    # A cold start runs Unleash's database migrations: ~15 s on an idle machine.
+    rc=0
+    ex_wait_http unleash "$UNLEASH_URL/health" 180 || rc=$?
+    [ "$rc" -eq 0 ] && return 0
+  done
+  ex_die "unleash: every free port found was taken before it could bind"
 }
 
 # ex_unleash METHOD PATH [JSON]: one Admin API call; fails on an error status.
@@ -217,15 +240,20 @@ ex_start_synapse() {
   local python="$EX_DEPS/synapse-venv/bin/python"
   [ -x "$python" ] ||
     ex_die "Synapse is not installed ($python is missing): run scripts/deps.d/40-synapse (or scripts/install-test-deps)"
-  local dir="$EX_TMP/synapse" port secret
+  local dir="$EX_TMP/synapse" port secret try rc
   mkdir -p "$dir"
-  port=$(ex_free_port)
   secret=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
-  python3 "$EX_LIB/matrix.py" config "$dir" "$port" "$secret"
-  ex_spawn synapse TERM "$python" -m synapse.app.homeserver --config-path "$dir/homeserver.yaml"
-  MATRIX_URL="http://127.0.0.1:$port"
-  # A cold start creates the SQLite schema: seconds when idle, much longer on a busy machine.
-  ex_wait_http synapse "$MATRIX_URL/_matrix/client/versions" 300
+  for try in 1 2 3; do
+    port=$(ex_free_port)
+    python3 "$EX_LIB/matrix.py" config "$dir" "$port" "$secret"
+    ex_spawn synapse TERM "$python" -m synapse.app.homeserver --config-path "$dir/homeserver.yaml"
+    MATRIX_URL="http://127.0.0.1:$port"
+    # A cold start creates the SQLite schema: seconds when idle, much longer on a busy machine.
+    rc=0
+    ex_wait_http synapse "$MATRIX_URL/_matrix/client/versions" 300 || rc=$?
+    [ "$rc" -eq 0 ] && break
+    [ "$try" -lt 3 ] || ex_die "synapse: every free port found was taken before it could bind"
+  done
   local creds
   creds=$(python3 "$EX_LIB/matrix.py" users "$MATRIX_URL" "$secret")
   MATRIX_BOT_TOKEN=$(sed -n 's/^MATRIX_BOT_TOKEN=//p' <<<"$creds")
@@ -279,19 +307,24 @@ ex_start_shop() {
 # Prometheus scraping the stand-in every second as job "checkout"; sets PROM_URL.
 ex_start_prometheus() {
   ex_need prometheus scripts/deps.d/10-prometheus
-  local dir="$EX_TMP/prometheus" port
+  local dir="$EX_TMP/prometheus" port try rc
   mkdir -p "$dir"
-  port=$(ex_free_port)
   cat >"$dir/prometheus.yml" <<EOF
 global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}
 scrape_configs:
   - job_name: checkout
     static_configs: [{targets: ["${SHOP_URL#http://}"]}]
 EOF
-  ex_spawn prometheus TERM prometheus "--config.file=$dir/prometheus.yml" \
-    "--storage.tsdb.path=$dir/tsdb" "--web.listen-address=127.0.0.1:$port"
-  PROM_URL="http://127.0.0.1:$port"
-  ex_wait_http prometheus "$PROM_URL/-/ready" 60
+  for try in 1 2 3; do
+    port=$(ex_free_port)
+    ex_spawn prometheus TERM prometheus "--config.file=$dir/prometheus.yml" \
+      "--storage.tsdb.path=$dir/tsdb" "--web.listen-address=127.0.0.1:$port"
+    PROM_URL="http://127.0.0.1:$port"
+    rc=0
+    ex_wait_http prometheus "$PROM_URL/-/ready" 60 || rc=$?
+    [ "$rc" -eq 0 ] && return 0
+  done
+  ex_die "prometheus: every free port found was taken before it could bind"
 }
 
 # ex_prom_value QUERY: the first value of an instant query, or "none".
