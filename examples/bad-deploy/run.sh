@@ -10,7 +10,7 @@
 # target/steps from scripts/build-steps), MEDIC_EXAMPLE_DECIDE=approve|reject (decide the
 # gate with `medic approve|reject` as the on-call would, instead of waiting for you),
 # MEDIC_EXAMPLE_KEEP=1 (keep the services up until Enter), MEDIC_EXAMPLE_STATE=FILE (write
-# the services' addresses there, for the tests).
+# the services' addresses and this run's throwaway tokens there, for the tests).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/services.sh"

@@ -6,7 +6,8 @@
 #
 # Env: MEDIC (medic binary; default: cargo build), MEDIC_STEPS (step components; default
 # target/steps from scripts/build-steps), MEDIC_EXAMPLE_KEEP=1 (keep the services up until
-# Enter), MEDIC_EXAMPLE_STATE=FILE (write the services' addresses there, for the tests).
+# Enter), MEDIC_EXAMPLE_STATE=FILE (write the services' addresses and this run's throwaway
+# tokens there, for the tests).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/services.sh"
