@@ -13,6 +13,9 @@ mod cli;
 mod crash;
 /// The checkout-flag example runs end to end with `medic run` against a local service.
 mod example_run;
+/// The restore examples (bad-flag, bad-deploy) run through their scripts against real
+/// services; the outcome is read back from Unleash, Synapse, kubectl and Prometheus.
+mod examples_restore;
 /// The flags-unleash step against a real Unleash: enable, disable, no-op, refusals, grants.
 mod flags_unleash;
 /// Human gates (API, CLI, deadline default, restarts) and resolution reaching running runs.
