@@ -236,6 +236,38 @@ struct Mutable {
     /// (value, when): the monotonic clock continues from the last value the guest saw,
     /// so it never goes backwards across a replay.
     monotonic: (u64, Instant),
+    /// The attempt's random stream, once its seed is journalled.
+    random: Option<RandomStream>,
+}
+
+/// Random bytes derived from one seed: SHA-256(seed ‖ counter) blocks, in order.
+struct RandomStream {
+    seed: [u8; 32],
+    counter: u64,
+    buffered: Vec<u8>,
+}
+
+impl RandomStream {
+    fn new(seed: [u8; 32]) -> Self {
+        RandomStream {
+            seed,
+            counter: 0,
+            buffered: Vec::new(),
+        }
+    }
+
+    fn fill(&mut self, out: &mut [u8]) {
+        use sha2::{Digest, Sha256};
+        while self.buffered.len() < out.len() {
+            let mut h = Sha256::new();
+            h.update(self.seed);
+            h.update(self.counter.to_be_bytes());
+            self.buffered.extend_from_slice(&h.finalize());
+            self.counter += 1;
+        }
+        out.copy_from_slice(&self.buffered[..out.len()]);
+        self.buffered.drain(..out.len());
+    }
 }
 
 /// How an attempt's host is set up.
@@ -280,6 +312,7 @@ impl AttemptHost {
                     violations: Vec::new(),
                     fatal: None,
                     monotonic: (0, Instant::now()),
+                    random: None,
                 }),
             }),
         }
@@ -448,17 +481,48 @@ impl AttemptHost {
     }
 
     /// `n` random bytes, as the guest sees them.
+    ///
+    /// The first read of an attempt draws a 32-byte seed, journals it, and starts a stream
+    /// derived from it (SHA-256 in counter mode); later reads take the stream's next bytes
+    /// without a journal record. A replay gets the seed back from the journal and so the
+    /// same bytes. Guests read randomness in small pieces and often (componentize-py makes
+    /// thousands of 4-byte reads per attempt): one record per read was most of a Python
+    /// step's time and journal.
     pub fn random(&self, buf: &mut [u8]) -> Result<(), HostError> {
-        self.inner.entropy.fill(buf);
-        let call = HostCall::Random {
-            hex: hex::encode(&buf),
-        };
-        if let Some(HostCall::Random { hex: recorded }) = self.call(call, Durability::Lazy)?
-            && let Ok(bytes) = hex::decode(recorded)
-            && bytes.len() == buf.len()
-        {
-            buf.copy_from_slice(&bytes);
+        if let Some(stream) = self.lock().random.as_mut() {
+            stream.fill(buf);
+            return Ok(());
         }
+        let mut seed = [0u8; 32];
+        self.inner.entropy.fill(&mut seed);
+        let call = HostCall::Random {
+            hex: hex::encode(seed),
+            seed: true,
+        };
+        match self.call(call, Durability::Lazy)? {
+            Some(HostCall::Random {
+                hex: recorded,
+                seed: true,
+            }) => {
+                if let Ok(bytes) = hex::decode(recorded)
+                    && let Ok(recorded) = <[u8; 32]>::try_from(bytes.as_slice())
+                {
+                    seed = recorded;
+                }
+            }
+            // A journal from before random streams: that read's own bytes.
+            Some(HostCall::Random { hex: recorded, .. }) => {
+                match hex::decode(recorded) {
+                    Ok(bytes) if bytes.len() == buf.len() => buf.copy_from_slice(&bytes),
+                    _ => self.inner.entropy.fill(buf),
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        let mut stream = RandomStream::new(seed);
+        stream.fill(buf);
+        self.lock().random = Some(stream);
         Ok(())
     }
 

@@ -416,6 +416,17 @@ fn cases() -> Vec<Case> {
                 15,
                 HostCall::Random {
                     hex: "9f86d081884c7d65".into(),
+                    seed: false,
+                },
+            ),
+        ),
+        (
+            "_seed",
+            call(
+                25,
+                HostCall::Random {
+                    hex: "5feceb66ffc86f38d952786c6d696c79c2dbc239dd4e91b46729d73a27fb57e9".into(),
+                    seed: true,
                 },
             ),
         ),
