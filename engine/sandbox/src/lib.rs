@@ -142,6 +142,12 @@ pub struct Sandbox {
     announce_compiles: bool,
     /// Components already announced as compiling, so each is announced once.
     announced: Mutex<HashSet<PathBuf>>,
+    /// One lock per component path while it loads: runs starting together on an
+    /// uncached Python or JS component (~10-20 s to compile) wait for one compile
+    /// instead of each doing its own.
+    loading: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
+    /// Components compiled (not read from the disk cache) by this sandbox.
+    compiles: std::sync::atomic::AtomicU64,
 }
 
 impl Sandbox {
@@ -180,6 +186,8 @@ impl Sandbox {
             loaded: Mutex::new(HashMap::new()),
             announce_compiles: config.announce_compiles,
             announced: Mutex::new(HashSet::new()),
+            loading: Mutex::new(HashMap::new()),
+            compiles: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -198,10 +206,28 @@ impl Sandbox {
             message: e.to_string(),
         })?;
         let stamp = (md.modified().ok(), md.len());
-        if let Some(l) = self.loaded.lock().expect("loaded lock").get(path)
-            && l.stamp == stamp
-        {
-            return Ok(l.clone());
+        let current = |loaded: &Mutex<HashMap<PathBuf, Arc<Loaded>>>| {
+            loaded
+                .lock()
+                .expect("loaded lock")
+                .get(path)
+                .filter(|l| l.stamp == stamp)
+                .cloned()
+        };
+        if let Some(l) = current(&self.loaded) {
+            return Ok(l);
+        }
+        let lock = self
+            .loading
+            .lock()
+            .expect("loading lock")
+            .entry(path.to_path_buf())
+            .or_default()
+            .clone();
+        let _loading = lock.lock().expect("component load lock");
+        // Whoever held the lock before us may have loaded it.
+        if let Some(l) = current(&self.loaded) {
+            return Ok(l);
         }
         let (pre, _) = self.compile_and_link(path, self.announce_compiles)?;
         let loaded = Arc::new(Loaded {
@@ -229,6 +255,8 @@ impl Sandbox {
             message: e.to_string(),
         })?;
         let compiling = || {
+            self.compiles
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if announce && bytes.len() as u64 >= SLOW_COMPILE_BYTES {
                 self.announce(path, bytes.len());
             }
@@ -254,6 +282,11 @@ impl Sandbox {
                 message: format!("{e:#}"),
             })?;
         Ok((pre, cached))
+    }
+
+    /// How many components this sandbox compiled (rather than read from the disk cache).
+    pub fn compiles(&self) -> u64 {
+        self.compiles.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn announce(&self, path: &Path, len: usize) {
