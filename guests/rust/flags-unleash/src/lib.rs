@@ -36,8 +36,9 @@ use medic::step::types::{Capabilities, Level};
 /// should fail the attempt (retryable) well before the step's own timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Largest response body kept: Unleash answers are small; this bounds guest
-/// memory if a wrong URL serves something huge.
+/// [`REQUEST_TIMEOUT`] to connect and for the first byte, and at most 1 MiB of
+/// body kept: Unleash answers are small; this bounds guest memory if a wrong
+/// URL serves something huge.
 const LIMITS: Limits = Limits::body(1024 * 1024).with_timeout(REQUEST_TIMEOUT);
 
 struct FlagsUnleash;

@@ -36,8 +36,9 @@ use medic::step::types::{Capabilities, Level};
 /// than using up the step's whole timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Largest response body kept: a query returning more than this many bytes of
-/// series is not a health check; it bounds guest memory.
+/// [`REQUEST_TIMEOUT`] to connect and for the first byte, and at most 4 MiB of
+/// body kept: a query returning more series than that is not a health check;
+/// the cap bounds guest memory.
 const LIMITS: Limits = Limits::body(4 * 1024 * 1024).with_timeout(REQUEST_TIMEOUT);
 
 struct PromCheck;
