@@ -3,7 +3,8 @@
 //! path of its `.wasm` (the pattern of wasmtime's test-programs artifacts).
 //!
 //! Guests are discovered from `guests/rust/*/Cargo.toml`, so a new guest
-//! crate is picked up without touching this file.
+//! crate is picked up without touching this file. Crates under `guests/lib/`
+//! are libraries the guests link (built with the workspace, no component).
 
 use std::env;
 use std::fmt::Write as _;
@@ -25,13 +26,15 @@ fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
 
     // Watching directories makes cargo scan them recursively, so edits to any
-    // guest's sources or manifest, a new guest crate, or a WIT change all
-    // rebuild. guests/target is deliberately not watched (it is not used by
-    // this build, and a manual build there must not trigger reruns).
+    // guest's sources or manifest, a shared guest library, a new guest crate,
+    // or a WIT change all rebuild. guests/target is deliberately not watched
+    // (it is not used by this build, and a manual build there must not trigger
+    // reruns).
     for watched in [
         guests.join("Cargo.toml"),
         guests.join("Cargo.lock"),
         guests.join("rust"),
+        guests.join("lib"),
         repo.join("wit"),
     ] {
         println!("cargo:rerun-if-changed={}", watched.display());

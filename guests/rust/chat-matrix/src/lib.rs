@@ -2,16 +2,14 @@
 //! through the client-server API of any homeserver (Synapse, Dendrite, Conduit, ...).
 //!
 //! Parsing, paths and error interpretation live in [`matrix`], which is pure and unit-tested
-//! on the host; [`client`] does HTTP over wasi:http; this file wires them to the medic host
+//! on the host; [`guest_http`] does HTTP over wasi:http; this file wires them to the medic host
 //! (secret, state, log, annotate).
 
-mod client;
 mod matrix;
 
-use client::{Reply, Request, SendError};
+use guest_http::{ErrorCode, Limits, Method, Reply, Request, SendError};
 use matrix::{Action, Failure, Params, Post, WarRoom};
 use serde_json::{Value, json};
-use wasip2::http::types::{ErrorCode, Method};
 
 wit_bindgen::generate!({
     path: "../../../wit/0.1.0",
@@ -262,13 +260,16 @@ impl Session<'_> {
         if !body.is_empty() {
             headers.push(("content-type", "application/json"));
         }
+        // No body and no length on a bare GET; `content-length: 0` on an empty PUT or POST,
+        // which some servers refuse without one (411).
+        let sends_body = !body.is_empty() || !matches!(method, Method::Get);
         let request = Request {
             method,
             url: &url,
             headers: &headers,
-            body: body.as_bytes(),
+            body: sends_body.then_some(body.as_bytes()),
         };
-        client::send(&request, matrix::MAX_BODY_BYTES)
+        guest_http::send(&request, Limits::body(matrix::MAX_BODY_BYTES))
             .await
             .map_err(|e| self.send_failure(what, e))
     }

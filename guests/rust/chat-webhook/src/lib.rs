@@ -3,14 +3,12 @@
 //!
 //! The webhook URL is the credential, so it comes from a secret and is never logged, returned
 //! or put in an error: only its host is. Parsing and payloads live in [`webhook`] (pure,
-//! unit-tested on the host); [`client`] does HTTP over wasi:http.
+//! unit-tested on the host); [`guest_http`] does HTTP over wasi:http.
 
-mod client;
 mod webhook;
 
-use client::{Request, SendError};
+use guest_http::{ErrorCode, Limits, Method, Request, SendError};
 use serde_json::json;
-use wasip2::http::types::{ErrorCode, Method};
 use webhook::{Failure, Params};
 
 wit_bindgen::generate!({
@@ -99,10 +97,13 @@ fn post(params: &Params) -> Result<serde_json::Value, Failure> {
         method: Method::Post,
         url,
         headers: &headers,
-        body: body.as_bytes(),
+        body: Some(body.as_bytes()),
     };
-    let reply = wstd::runtime::block_on(client::send(&request, webhook::MAX_BODY_BYTES))
-        .map_err(|e| send_failure(secret, target, e))?;
+    let reply = wstd::runtime::block_on(guest_http::send(
+        &request,
+        Limits::body(webhook::MAX_BODY_BYTES),
+    ))
+    .map_err(|e| send_failure(secret, target, e))?;
     if !(200..300).contains(&reply.status) {
         return Err(webhook::refusal(
             target,

@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::client::encode;
+use guest_http::encode;
 
 /// JSON Schema (draft 2020-12) of the `with:` parameters. `medic validate`
 /// checks workflows against it; [`Params::parse`] enforces the same rules at

@@ -4,16 +4,14 @@
 //! It reads the flag first and changes it only when needed, so a retry or a
 //! second run is a no-op success; the output and the timeline say exactly
 //! what was seen and what changed. The logic lives in [`flag`] (pure,
-//! unit-tested on the host); [`client`] does the HTTP over wasi:http.
+//! unit-tested on the host); [`guest_http`] does the HTTP over wasi:http.
 
-mod client;
 mod flag;
 
 use std::time::Duration;
 
-use client::SendError;
 use flag::{Failure, Params};
-use wasip2::http::types::{ErrorCode, Method};
+use guest_http::{ErrorCode, Limits, Method, Request, SendError};
 
 wit_bindgen::generate!({
     path: "../../../wit/0.1.0",
@@ -37,6 +35,11 @@ use medic::step::types::{Capabilities, Level};
 /// Per-request limit: Unleash answers in milliseconds; a hung connection
 /// should fail the attempt (retryable) well before the step's own timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// [`REQUEST_TIMEOUT`] to connect and for the first byte, and at most 1 MiB of
+/// body kept: Unleash answers are small; this bounds guest memory if a wrong
+/// URL serves something huge.
+const LIMITS: Limits = Limits::body(1024 * 1024).with_timeout(REQUEST_TIMEOUT);
 
 struct FlagsUnleash;
 
@@ -106,7 +109,13 @@ async fn apply(params: &Params) -> Result<serde_json::Value, Failure> {
 async fn read_state(params: &Params, token: &str) -> Result<bool, Failure> {
     let url = params.feature_url();
     let headers = [("authorization", token), ("accept", "application/json")];
-    let reply = client::send(Method::Get, &url, &headers, None, REQUEST_TIMEOUT)
+    let request = Request {
+        method: Method::Get,
+        url: &url,
+        headers: &headers,
+        body: None,
+    };
+    let reply = guest_http::send(&request, LIMITS)
         .await
         .map_err(|e| send_failure(&url, e))?;
     if reply.status != 200 {
@@ -118,7 +127,13 @@ async fn read_state(params: &Params, token: &str) -> Result<bool, Failure> {
 async fn toggle(params: &Params, token: &str, enabled: bool) -> Result<(), Failure> {
     let url = params.toggle_url(enabled);
     let headers = [("authorization", token), ("accept", "application/json")];
-    let reply = client::send(Method::Post, &url, &headers, Some(b""), REQUEST_TIMEOUT)
+    let request = Request {
+        method: Method::Post,
+        url: &url,
+        headers: &headers,
+        body: Some(b""),
+    };
+    let reply = guest_http::send(&request, LIMITS)
         .await
         .map_err(|e| send_failure(&url, e))?;
     if !(200..300).contains(&reply.status) {
@@ -132,7 +147,7 @@ async fn toggle(params: &Params, token: &str, enabled: bool) -> Result<(), Failu
 /// anything else (refused, reset, DNS, timeout) may clear up on a later attempt.
 fn send_failure(url: &str, error: SendError) -> Failure {
     match error {
-        SendError::Invalid(message) => Failure::fatal(format!("param `url`: {message}")),
+        SendError::Invalid(message) => Failure::fatal(format!("param `url`: {message}: {url}")),
         SendError::Http(ErrorCode::HttpRequestDenied) => Failure::fatal(format!(
             "request to {url} denied: host not allowed for this step (add it to `allow:`)"
         )),

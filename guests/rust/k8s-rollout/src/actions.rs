@@ -2,10 +2,9 @@
 
 use std::time::{Duration, Instant};
 
+use guest_http::{ErrorCode, Limits, Request, SendError};
 use serde_json::{Value, json};
-use wasip2::http::types::ErrorCode;
 
-use crate::client::{self, SendError};
 use crate::medic::step::host;
 use crate::medic::step::types::Level;
 use crate::params::{Action, Params, ToRevision};
@@ -13,6 +12,10 @@ use crate::rollout::{self, Failure, UndoTarget};
 
 /// Step-state key of the undo target (see [`UndoTarget`]).
 const UNDO_TARGET_KEY: &str = "undo-target";
+
+/// Kubernetes objects and lists of a few ReplicaSets are small; this bounds guest memory if
+/// a server sends something huge.
+const MAX_BODY: usize = 8 * 1024 * 1024;
 
 /// How an attempt ended without failing.
 pub enum Finished {
@@ -78,9 +81,22 @@ impl Api<'_> {
             headers.push(("content-type", content_type));
             doc.to_string().into_bytes()
         });
-        let reply = client::send(method, &url, &headers, body.as_deref())
+        let request = Request {
+            method: guest_http::method(method),
+            url: &url,
+            headers: &headers,
+            body: body.as_deref(),
+        };
+        let reply = guest_http::send(&request, Limits::body(MAX_BODY))
             .await
             .map_err(|e| send_failure(&url, e))?;
+        if reply.truncated {
+            // Half a JSON document is no use: fail rather than parse it.
+            let code = ErrorCode::InternalError(Some(format!(
+                "response body larger than {MAX_BODY} bytes"
+            )));
+            return Err(send_failure(&url, SendError::Http(code)));
+        }
         if !(200..300).contains(&reply.status) {
             return Err(rollout::api_failure(
                 method,
@@ -116,7 +132,7 @@ impl Api<'_> {
 
 fn send_failure(url: &str, error: SendError) -> Failure {
     match error {
-        SendError::Invalid(message) => Failure::param(format!("param `server`: {message}")),
+        SendError::Invalid(message) => Failure::param(format!("param `server`: {message}: {url}")),
         SendError::Http(ErrorCode::HttpRequestDenied) => Failure::param(format!(
             "request to {url} denied: host not allowed for this step (add the server's host to the step's `allow:`)"
         )),

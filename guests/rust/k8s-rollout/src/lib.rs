@@ -1,11 +1,10 @@
 //! `k8s-rollout`: a restore-phase step for Kubernetes Deployments, doing what `kubectl
 //! rollout history|undo|pause|resume|status` do, against the API server directly.
 //!
-//! [`params`] and [`rollout`] are pure and unit-tested on the host; [`client`] does the
+//! [`params`] and [`rollout`] are pure and unit-tested on the host; [`guest_http`] does the
 //! HTTP over wasi:http; [`actions`] runs each action against the API.
 
 mod actions;
-mod client;
 mod params;
 mod rollout;
 

@@ -2,18 +2,16 @@
 //! compares every series with a threshold, optionally for several
 //! evaluations in a row ("error rate back to normal for a minute").
 //!
-//! The logic lives in [`check`] (pure, unit-tested on the host); [`client`]
+//! The logic lives in [`check`] (pure, unit-tested on the host); [`guest_http`]
 //! does the HTTP over wasi:http; this file waits between evaluations and
 //! talks to the medic host.
 
 mod check;
-mod client;
 
 use std::time::Duration;
 
 use check::{Failure, Params, Sample};
-use client::SendError;
-use wasip2::http::types::{ErrorCode, Method};
+use guest_http::{ErrorCode, Limits, Method, Request, SendError};
 
 wit_bindgen::generate!({
     path: "../../../wit/0.1.0",
@@ -37,6 +35,11 @@ use medic::step::types::{Capabilities, Level};
 /// Per-query limit, so a hung Prometheus fails the attempt (retryable) rather
 /// than using up the step's whole timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// [`REQUEST_TIMEOUT`] to connect and for the first byte, and at most 4 MiB of
+/// body kept: a query returning more series than that is not a health check;
+/// the cap bounds guest memory.
+const LIMITS: Limits = Limits::body(4 * 1024 * 1024).with_timeout(REQUEST_TIMEOUT);
 
 struct PromCheck;
 
@@ -120,7 +123,13 @@ async fn query(params: &Params, token: Option<&str>) -> Result<Vec<Sample>, Fail
     if let Some(bearer) = &bearer {
         headers.push(("authorization", bearer.as_str()));
     }
-    let reply = client::send(Method::Get, &url, &headers, None, REQUEST_TIMEOUT)
+    let request = Request {
+        method: Method::Get,
+        url: &url,
+        headers: &headers,
+        body: None,
+    };
+    let reply = guest_http::send(&request, LIMITS)
         .await
         .map_err(|e| send_failure(&params.url, e))?;
     if reply.status != 200 {
@@ -133,7 +142,7 @@ async fn query(params: &Params, token: Option<&str>) -> Result<Vec<Sample>, Fail
 /// anything else (refused, reset, DNS, timeout) may clear up on a later attempt.
 fn send_failure(base: &str, error: SendError) -> Failure {
     match error {
-        SendError::Invalid(message) => Failure::fatal(format!("param `url`: {message}")),
+        SendError::Invalid(message) => Failure::fatal(format!("param `url`: {message}: {base}")),
         SendError::Http(ErrorCode::HttpRequestDenied) => Failure::fatal(format!(
             "request to {base} denied: host not allowed for this step (add it to `allow:`)"
         )),
