@@ -237,37 +237,7 @@ struct Mutable {
     /// so it never goes backwards across a replay.
     monotonic: (u64, Instant),
     /// The attempt's random stream, once its seed is journalled.
-    random: Option<RandomStream>,
-}
-
-/// Random bytes derived from one seed: SHA-256(seed ‖ counter) blocks, in order.
-struct RandomStream {
-    seed: [u8; 32],
-    counter: u64,
-    buffered: Vec<u8>,
-}
-
-impl RandomStream {
-    fn new(seed: [u8; 32]) -> Self {
-        RandomStream {
-            seed,
-            counter: 0,
-            buffered: Vec::new(),
-        }
-    }
-
-    fn fill(&mut self, out: &mut [u8]) {
-        use sha2::{Digest, Sha256};
-        while self.buffered.len() < out.len() {
-            let mut h = Sha256::new();
-            h.update(self.seed);
-            h.update(self.counter.to_be_bytes());
-            self.buffered.extend_from_slice(&h.finalize());
-            self.counter += 1;
-        }
-        out.copy_from_slice(&self.buffered[..out.len()]);
-        self.buffered.drain(..out.len());
-    }
+    random: Option<crate::random::RandomStream>,
 }
 
 /// How an attempt's host is set up.
@@ -520,7 +490,7 @@ impl AttemptHost {
             }
             _ => {}
         }
-        let mut stream = RandomStream::new(seed);
+        let mut stream = crate::random::RandomStream::new(seed);
         stream.fill(buf);
         self.lock().random = Some(stream);
         Ok(())

@@ -26,6 +26,7 @@ pub mod gates;
 mod host;
 pub mod journal;
 mod memstore;
+mod random;
 mod runner;
 pub mod secrets;
 mod state;
