@@ -142,54 +142,44 @@ fn a_gate_decided_through_the_api_lets_the_run_go_on() {
     assert_eq!(gate["approvers"], json!(["alice", "bob"]));
 
     // Refusals say what is wrong, and change nothing.
-    let (code, body) = decide(
-        &serve,
-        id,
-        "still-broken",
-        json!({"decision": "maybe", "by": "alice"}),
-    );
-    assert_eq!(code, 422, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("approve` or `reject"),
-        "{body}"
-    );
-    let (code, body) = decide(
-        &serve,
-        id,
-        "still-broken",
-        json!({"decision": "approve", "by": "mallory"}),
-    );
-    assert_eq!(code, 403, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("approvers are alice, bob"),
-        "{body}"
-    );
-    let (code, body) = decide(
-        &serve,
-        id,
-        "rollback",
-        json!({"decision": "approve", "by": "alice"}),
-    );
-    assert_eq!(code, 409, "{body}");
-    assert!(
-        body["error"].as_str().unwrap().contains("not a gate"),
-        "{body}"
-    );
-    let (code, body) = decide(
-        &serve,
-        id,
-        "nope",
-        json!({"decision": "approve", "by": "alice"}),
-    );
-    assert_eq!(code, 404, "{body}");
-    let (code, body) = decide(&serve, id, "still-broken", json!({"decision": "approve"}));
-    assert_eq!(code, 400, "{body}");
+    let refusals = [
+        (
+            "still-broken",
+            json!({"decision": "maybe", "by": "alice"}),
+            422,
+            "approve` or `reject",
+        ),
+        (
+            "still-broken",
+            json!({"decision": "approve", "by": "mallory"}),
+            403,
+            "approvers are alice, bob",
+        ),
+        (
+            "rollback",
+            json!({"decision": "approve", "by": "alice"}),
+            409,
+            "not a gate",
+        ),
+        (
+            "nope",
+            json!({"decision": "approve", "by": "alice"}),
+            404,
+            "no step `nope`",
+        ),
+        (
+            "still-broken",
+            json!({"decision": "approve"}),
+            400,
+            "say who decides",
+        ),
+    ];
+    for (gate_step, request, want, says) in refusals {
+        let (code, body) = decide(&serve, id, gate_step, request.clone());
+        assert_eq!(code, want, "{request}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{request}: {body}");
+    }
     assert!(gate_open(&serve.get(&format!("/api/runs/{id}"))));
 
     let (code, body) = decide(
