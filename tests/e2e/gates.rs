@@ -291,6 +291,9 @@ fn a_waiting_gate_survives_sigterm_and_kill_9_and_is_decided_with_the_cli() {
 
     let serve = Serve::with_workflows(dir.path(), port, &files);
     wait_run(&serve, "the gate to wait after kill -9", gate_open);
+    // The restarted medic counts the gate it found waiting.
+    let (_, metrics) = http(port, "GET", "/metrics", None).unwrap();
+    assert!(metrics.contains("\nmedic_gates_waiting 1\n"), "{metrics}");
     let out = medic()
         .args([
             "reject",

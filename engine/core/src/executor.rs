@@ -62,7 +62,12 @@ pub struct Engine {
     slots: Option<Arc<Semaphore>>,
     /// Attempts ready to start but waiting for a slot.
     waiting: AtomicU64,
+    on_drive: Option<DriveHook>,
 }
+
+/// Called when a driver starts on an unfinished run, with the state folded from its
+/// journal: what a restart finds (open gates, say) without reading the journal twice.
+pub type DriveHook = Arc<dyn Fn(&RunState) + Send + Sync>;
 
 impl Engine {
     pub fn new(
@@ -84,6 +89,7 @@ impl Engine {
             shutdown: watch::Sender::new(false),
             slots: None,
             waiting: AtomicU64::new(0),
+            on_drive: None,
         }
     }
 
@@ -95,6 +101,12 @@ impl Engine {
     /// Where guests' random bytes come from (tests pin it).
     pub fn with_entropy(mut self, entropy: Arc<dyn Entropy>) -> Self {
         self.entropy = entropy;
+        self
+    }
+
+    /// See [`DriveHook`].
+    pub fn with_drive_hook(mut self, hook: DriveHook) -> Self {
+        self.on_drive = Some(hook);
         self
     }
 
@@ -229,6 +241,9 @@ impl Engine {
         ));
         if state.is_finished() {
             return Ok(state.status);
+        }
+        if let Some(hook) = &self.on_drive {
+            hook(&state);
         }
         let waker = Waker::register(&self.wakers, run_id);
         let mut stop = self.shutdown.subscribe();

@@ -79,6 +79,7 @@ impl Service {
         )
         .with_defaults(config.limits()?)
         .with_observer(observer)
+        .with_drive_hook(metrics.drive_hook())
         .with_slots(pool.clone());
         Ok(Arc::new(Service {
             store,

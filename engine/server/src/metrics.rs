@@ -92,8 +92,19 @@ impl Metrics {
         self.inbox.store(n, Ordering::Relaxed);
     }
 
-    /// A gate found open when medic starts (it opened before the restart).
-    pub(crate) fn gate_open(&self, run: &str, step: &str, since_ms: u64) {
+    /// Counts the gates a resumed run finds still open (they opened before a restart).
+    pub(crate) fn drive_hook(self: &Arc<Self>) -> medic_core::DriveHook {
+        let me = self.clone();
+        Arc::new(move |state| {
+            for (step, s) in &state.steps {
+                if state.open_gate(step).is_some() {
+                    me.gate_open(&state.id, step, s.started_ms);
+                }
+            }
+        })
+    }
+
+    fn gate_open(&self, run: &str, step: &str, since_ms: u64) {
         self.gates_open
             .lock()
             .expect("metrics lock")

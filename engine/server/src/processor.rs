@@ -73,10 +73,7 @@ fn run_id(fingerprint: &str, generation: u32, workflow: &str) -> String {
 /// wakes it (and every second, so nothing waits on a lost wake-up). Runs forever.
 pub async fn process(svc: Arc<Service>) {
     match svc.engine.unfinished_runs() {
-        Ok(ids) => ids.into_iter().for_each(|id| {
-            svc.count_open_gates(&id);
-            spawn_drive(&svc, id)
-        }),
+        Ok(ids) => ids.into_iter().for_each(|id| spawn_drive(&svc, id)),
         Err(e) => eprintln!("medic: cannot list unfinished runs: {e}"),
     }
     loop {
@@ -301,20 +298,6 @@ fn update(
 }
 
 impl Service {
-    /// Gates that opened before a restart still wait: count them in the metrics.
-    fn count_open_gates(&self, run: &str) {
-        let Ok(entries) = medic_core::Store::entries(self.store.as_ref(), run) else {
-            return;
-        };
-        if let Ok(state) = medic_core::RunState::fold(run, &entries) {
-            for (id, s) in &state.steps {
-                if state.open_gate(id).is_some() {
-                    self.metrics.gate_open(run, id, s.started_ms);
-                }
-            }
-        }
-    }
-
     /// Posts an incident update to each of `runs` still going (finished runs have no
     /// driver to read it).
     fn tell_runs(&self, runs: &[String], status: IncidentStatus) -> Result<(), String> {
