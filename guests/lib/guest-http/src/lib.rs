@@ -14,6 +14,10 @@
 //! This crate lives in `guests/lib/`, not `guests/rust/`: every crate under `rust/` is built
 //! into a component by `engine/test-programs`.
 
+mod failure;
+
+pub use failure::{Failure, retry_after_ms, retryable_status};
+
 use std::time::Duration;
 
 use wasip2::http::outgoing_handler;

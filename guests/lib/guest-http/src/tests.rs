@@ -73,3 +73,24 @@ fn encode_keeps_unreserved_and_escapes_the_rest() {
     assert_eq!(encode("a/b c?d"), "a%2Fb%20c%3Fd");
     assert_eq!(encode("é"), "%C3%A9");
 }
+
+#[test]
+fn overload_and_server_errors_are_retryable_refusals_are_not() {
+    for (status, retryable) in [
+        (429, true),
+        (500, true),
+        (503, true),
+        (400, false),
+        (401, false),
+        (404, false),
+    ] {
+        let f = crate::Failure::remote(status, "x");
+        assert_eq!(f.retryable, retryable, "{status}");
+    }
+    assert_eq!(crate::retry_after_ms(Some(" 2 ")), Some(2000));
+    assert_eq!(
+        crate::retry_after_ms(Some("Wed, 21 Oct 2026 07:28:00 GMT")),
+        None
+    );
+    assert_eq!(crate::retry_after_ms(None), None);
+}

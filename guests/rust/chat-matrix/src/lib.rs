@@ -50,7 +50,7 @@ impl Guest for ChatMatrix {
     fn run(invocation: Invocation) -> Result<Outcome, StepError> {
         let result = Params::parse(&invocation.params).and_then(|params| {
             let token = host::secret(&params.token_secret).ok_or_else(|| {
-                Failure::param(format!(
+                Failure::fatal(format!(
                     "secret `{}` (param `token_secret`) is not available: list it in the step's \
                      `secrets:` and configure it",
                     params.token_secret
@@ -280,9 +280,9 @@ impl Session<'_> {
         let homeserver = self.homeserver;
         match error {
             SendError::Invalid(why) => {
-                Failure::param(format!("{what}: param `homeserver` {homeserver:?}: {why}"))
+                Failure::fatal(format!("{what}: param `homeserver` {homeserver:?}: {why}"))
             }
-            SendError::Http(ErrorCode::HttpRequestDenied) => Failure::param(format!(
+            SendError::Http(ErrorCode::HttpRequestDenied) => Failure::fatal(format!(
                 "{what}: request to {homeserver} denied: its host is not in this step's `allow:` list"
             )),
             SendError::Http(code) => {

@@ -88,34 +88,7 @@ pub const ROOM_STATE_KEY: &str = "war_room_id";
 /// How much of a response body the step reads: Matrix answers are small JSON documents.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// A failed attempt, before it becomes the WIT `step-error` (or a `retry-after` outcome).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub message: String,
-    pub retryable: bool,
-    /// The homeserver asked to wait this long (HTTP 429).
-    pub retry_after_ms: Option<u64>,
-}
-
-impl Failure {
-    /// Bad params never get better by retrying.
-    pub fn param(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: false,
-            retry_after_ms: None,
-        }
-    }
-
-    /// Network trouble (refused, reset, DNS): may clear up.
-    pub fn transient(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: true,
-            retry_after_ms: None,
-        }
-    }
-}
+pub use guest_http::Failure;
 
 /// The validated `with:` parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,14 +131,14 @@ impl Params {
     /// Parses and validates the params JSON. Errors name the offending field.
     pub fn parse(json: &str) -> Result<Self, Failure> {
         let value: Value = serde_json::from_str(json)
-            .map_err(|e| Failure::param(format!("params are not valid JSON: {e}")))?;
+            .map_err(|e| Failure::fatal(format!("params are not valid JSON: {e}")))?;
         let Value::Object(fields) = value else {
-            return Err(Failure::param("params must be a JSON object"));
+            return Err(Failure::fatal("params must be a JSON object"));
         };
         let all = COMMON.iter().chain(&POST_FIELDS).chain(&WAR_ROOM_FIELDS);
         let known: Vec<&str> = all.copied().collect();
         if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
-            return Err(Failure::param(format!(
+            return Err(Failure::fatal(format!(
                 "unknown param `{unknown}` (expected one of: {})",
                 known.join(", ")
             )));
@@ -179,7 +152,7 @@ impl Params {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !name_ok {
-            return Err(Failure::param(format!(
+            return Err(Failure::fatal(format!(
                 "param `token_secret` must be a secret name (letters, digits and _), got {token_secret:?}; \
                  it names the secret holding the token, it is not the token itself"
             )));
@@ -198,13 +171,13 @@ impl Params {
                 &POST_FIELDS,
             ),
             other => {
-                return Err(Failure::param(format!(
+                return Err(Failure::fatal(format!(
                     "param `action` must be `post` or `open_war_room`, got {other:?}"
                 )));
             }
         };
         if let Some(stray) = other.iter().find(|f| fields.contains_key(**f)) {
-            return Err(Failure::param(format!(
+            return Err(Failure::fatal(format!(
                 "param `{stray}` does not apply to action `{}` (its params: {})",
                 fields["action"].as_str().unwrap_or_default(),
                 own.join(", ")
@@ -223,18 +196,18 @@ fn parse_post(fields: &Map<String, Value>) -> Result<Post, Failure> {
     check_room(&room)?;
     let text = required_string(fields, "text")?;
     if text.is_empty() {
-        return Err(Failure::param("param `text` must not be empty"));
+        return Err(Failure::fatal("param `text` must not be empty"));
     }
     let html = optional_string(fields, "html")?;
     let format = optional_string(fields, "format")?;
     if format.is_some() && html.is_none() {
-        return Err(Failure::param(
+        return Err(Failure::fatal(
             "param `format` needs `html`: it says how `html` is formatted",
         ));
     }
     let msgtype = optional_string(fields, "msgtype")?.unwrap_or_else(|| "m.text".into());
     if msgtype != "m.text" && msgtype != "m.notice" {
-        return Err(Failure::param(format!(
+        return Err(Failure::fatal(format!(
             "param `msgtype` must be `m.text` or `m.notice`, got {msgtype:?}"
         )));
     }
@@ -250,7 +223,7 @@ fn parse_post(fields: &Map<String, Value>) -> Result<Post, Failure> {
 fn parse_war_room(fields: &Map<String, Value>) -> Result<WarRoom, Failure> {
     let name = required_string(fields, "name")?;
     if name.trim().is_empty() {
-        return Err(Failure::param("param `name` must not be empty"));
+        return Err(Failure::fatal("param `name` must not be empty"));
     }
     let topic = optional_string(fields, "topic")?;
     let invite = match fields.get("invite") {
@@ -259,18 +232,18 @@ fn parse_war_room(fields: &Map<String, Value>) -> Result<WarRoom, Failure> {
             let mut users = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 let Value::String(user) = item else {
-                    return Err(Failure::param(format!(
+                    return Err(Failure::fatal(format!(
                         "param `invite[{i}]` must be a user id string, got {item}"
                     )));
                 };
                 check_user_id(user)
-                    .map_err(|why| Failure::param(format!("param `invite[{i}]`: {why}")))?;
+                    .map_err(|why| Failure::fatal(format!("param `invite[{i}]`: {why}")))?;
                 users.push(user.clone());
             }
             users
         }
         Some(other) => {
-            return Err(Failure::param(format!(
+            return Err(Failure::fatal(format!(
                 "param `invite` must be a list of user ids, got {other}"
             )));
         }
@@ -288,14 +261,14 @@ fn parse_war_room(fields: &Map<String, Value>) -> Result<WarRoom, Failure> {
 
 fn required_string(fields: &Map<String, Value>, name: &str) -> Result<String, Failure> {
     optional_string(fields, name)?
-        .ok_or_else(|| Failure::param(format!("missing required param `{name}`")))
+        .ok_or_else(|| Failure::fatal(format!("missing required param `{name}`")))
 }
 
 fn optional_string(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, Failure> {
     match fields.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(Failure::param(format!(
+        Some(other) => Err(Failure::fatal(format!(
             "param `{name}` must be a string, got {other}"
         ))),
     }
@@ -308,7 +281,7 @@ fn check_homeserver(url: &str) -> Result<String, Failure> {
         .strip_prefix("https://")
         .or_else(|| lower.strip_prefix("http://"));
     let bad = |why: &str| {
-        Failure::param(format!(
+        Failure::fatal(format!(
             "param `homeserver` must be an http:// or https:// base URL such as https://matrix.example.org ({why}), got {url:?}"
         ))
     };
@@ -333,7 +306,7 @@ fn check_room(room: &str) -> Result<(), Failure> {
         room.strip_prefix('!').is_some_and(|id| !id.is_empty())
     };
     if !ok || room.chars().any(char::is_whitespace) {
-        return Err(Failure::param(format!(
+        return Err(Failure::fatal(format!(
             "param `room` must be a room id (!abc:example.org) or alias (#incidents:example.org), got {room:?}"
         )));
     }
@@ -361,7 +334,7 @@ fn alias_localpart(alias: &str) -> Result<String, Failure> {
     let bare = alias.strip_prefix('#').unwrap_or(alias);
     let local = bare.split_once(':').map_or(bare, |(l, _)| l);
     if local.is_empty() || local.contains(['#', ':']) || local.chars().any(char::is_whitespace) {
-        return Err(Failure::param(format!(
+        return Err(Failure::fatal(format!(
             "param `alias` must be an alias local part (inc-1234) or #local:server, got {alias:?}"
         )));
     }
@@ -516,19 +489,16 @@ pub fn refusal(what: &str, status: u16, body: &[u8], retry_after_header: Option<
             .as_ref()
             .and_then(|v| v.get("retry_after_ms"))
             .and_then(Value::as_u64);
-        let from_header = retry_after_header
-            .and_then(|h| h.trim().parse::<u64>().ok())
-            .map(|s| s.saturating_mul(1000));
-        from_body.or(from_header)
+        from_body.or(guest_http::retry_after_ms(retry_after_header))
     } else {
         None
     };
     let separator = if detail.is_empty() { "" } else { " " };
-    Failure {
-        message: format!("{what}: homeserver answered {status}{separator}{detail}{hint}"),
-        retryable: status == 429 || status >= 500,
-        retry_after_ms,
-    }
+    Failure::remote(
+        status,
+        format!("{what}: homeserver answered {status}{separator}{detail}{hint}"),
+    )
+    .with_retry_after(retry_after_ms)
 }
 
 /// The start of a non-JSON body, on one line, for error messages.

@@ -73,7 +73,7 @@ impl Guest for ChatWebhook {
 fn post(params: &Params) -> Result<serde_json::Value, Failure> {
     let secret = &params.url_secret;
     let url = host::secret(secret).ok_or_else(|| {
-        Failure::param(format!(
+        Failure::fatal(format!(
             "secret `{secret}` (param `url_secret`) is not available: list it in the step's \
              `secrets:` and configure it"
         ))
@@ -81,13 +81,13 @@ fn post(params: &Params) -> Result<serde_json::Value, Failure> {
     // Used exactly as stored: the host redacts the secret's exact value from the HTTP calls it
     // journals, so a trimmed copy could slip past it.
     if url.trim() != url {
-        return Err(Failure::param(format!(
+        return Err(Failure::fatal(format!(
             "secret `{secret}` has leading or trailing whitespace (a newline?): store the webhook URL alone"
         )));
     }
     let url = url.as_str();
     let target = webhook::url_host(url).ok_or_else(|| {
-        Failure::param(format!(
+        Failure::fatal(format!(
             "secret `{secret}` does not hold an http:// or https:// webhook URL"
         ))
     })?;
@@ -124,10 +124,10 @@ fn post(params: &Params) -> Result<serde_json::Value, Failure> {
 /// A request that got no answer. Only the host is named: the rest of the URL is the key.
 fn send_failure(secret: &str, target: &str, error: SendError) -> Failure {
     match error {
-        SendError::Invalid(why) => Failure::param(format!(
+        SendError::Invalid(why) => Failure::fatal(format!(
             "secret `{secret}` does not hold a usable webhook URL: {why}"
         )),
-        SendError::Http(ErrorCode::HttpRequestDenied) => Failure::param(format!(
+        SendError::Http(ErrorCode::HttpRequestDenied) => Failure::fatal(format!(
             "request to the webhook at {target} denied: add `{target}` to this step's `allow:` list"
         )),
         SendError::Http(code) => {

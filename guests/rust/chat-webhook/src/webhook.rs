@@ -49,32 +49,7 @@ pub const PARAMS_SCHEMA: &str = r##"{
 /// How much of the answer the step reads: receivers answer `ok` or a short error.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// A failed attempt, before it becomes the WIT `step-error` (or a `retry-after` outcome).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub message: String,
-    pub retryable: bool,
-    /// The receiver asked to wait this long (HTTP 429 with `Retry-After`).
-    pub retry_after_ms: Option<u64>,
-}
-
-impl Failure {
-    pub fn param(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: false,
-            retry_after_ms: None,
-        }
-    }
-
-    pub fn transient(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: true,
-            retry_after_ms: None,
-        }
-    }
-}
+pub use guest_http::Failure;
 
 /// The validated `with:` parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,32 +67,32 @@ impl Params {
     /// Parses and validates the params JSON. Errors name the offending field.
     pub fn parse(json: &str) -> Result<Self, Failure> {
         let value: Value = serde_json::from_str(json)
-            .map_err(|e| Failure::param(format!("params are not valid JSON: {e}")))?;
+            .map_err(|e| Failure::fatal(format!("params are not valid JSON: {e}")))?;
         let Value::Object(fields) = value else {
-            return Err(Failure::param("params must be a JSON object"));
+            return Err(Failure::fatal("params must be a JSON object"));
         };
         if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return Err(Failure::param(format!(
+            return Err(Failure::fatal(format!(
                 "unknown param `{unknown}` (expected one of: {})",
                 KNOWN.join(", ")
             )));
         }
         let url_secret = optional_string(&fields, "url_secret")?
-            .ok_or_else(|| Failure::param("missing required param `url_secret`"))?;
+            .ok_or_else(|| Failure::fatal("missing required param `url_secret`"))?;
         let name_ok = url_secret.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
             && url_secret
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !name_ok {
             // Deliberately not echoed: someone may have pasted the URL itself here.
-            return Err(Failure::param(
+            return Err(Failure::fatal(
                 "param `url_secret` must be a secret name (letters, digits and _): it names the \
                  secret holding the webhook URL, it is not the URL itself",
             ));
         }
         let text = optional_string(&fields, "text")?;
         if text.as_deref() == Some("") {
-            return Err(Failure::param("param `text` must not be empty"));
+            return Err(Failure::fatal("param `text` must not be empty"));
         }
         let blocks = match fields.get("blocks") {
             None | Some(Value::Null) => None,
@@ -128,7 +103,7 @@ impl Params {
                         .and_then(Value::as_str)
                         .is_some_and(|t| !t.is_empty());
                     if !block.is_object() || !typed {
-                        return Err(Failure::param(format!(
+                        return Err(Failure::fatal(format!(
                             "param `blocks[{i}]` must be an object with a `type` (a Block Kit block such as {{\"type\": \"section\", ...}})"
                         )));
                     }
@@ -136,13 +111,13 @@ impl Params {
                 Some(items.clone())
             }
             Some(_) => {
-                return Err(Failure::param(
+                return Err(Failure::fatal(
                     "param `blocks` must be a non-empty list of Block Kit blocks",
                 ));
             }
         };
         if text.is_none() && blocks.is_none() {
-            return Err(Failure::param(
+            return Err(Failure::fatal(
                 "params need `text` or `blocks` (or both: `text` is then the notification fallback)",
             ));
         }
@@ -154,7 +129,7 @@ impl Params {
                 && icon.ends_with(':')
                 && !icon[1..icon.len() - 1].contains([':', ' ']);
             if !ok {
-                return Err(Failure::param(format!(
+                return Err(Failure::fatal(format!(
                     "param `icon_emoji` must look like :name:, got {icon:?}"
                 )));
             }
@@ -192,7 +167,7 @@ fn optional_string(fields: &Map<String, Value>, name: &str) -> Result<Option<Str
     match fields.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(Failure::param(format!(
+        Some(other) => Err(Failure::fatal(format!(
             "param `{name}` must be a string, got {}",
             kind(other)
         ))),
@@ -241,14 +216,13 @@ pub fn refusal(host: &str, status: u16, body: &[u8], retry_after_header: Option<
     };
     let separator = if reason.is_empty() { "" } else { " " };
     let retry_after_ms = (status == 429)
-        .then(|| retry_after_header.and_then(|h| h.trim().parse::<u64>().ok()))
-        .flatten()
-        .map(|s| s.saturating_mul(1000));
-    Failure {
-        message: format!("webhook at {host} answered {status}{separator}{reason}{hint}"),
-        retryable: status == 429 || status >= 500,
-        retry_after_ms,
-    }
+        .then(|| guest_http::retry_after_ms(retry_after_header))
+        .flatten();
+    Failure::remote(
+        status,
+        format!("webhook at {host} answered {status}{separator}{reason}{hint}"),
+    )
+    .with_retry_after(retry_after_ms)
 }
 
 /// The start of the answer, on one line, for error messages.

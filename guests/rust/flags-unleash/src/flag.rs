@@ -39,30 +39,7 @@ pub const PARAMS_SCHEMA: &str = r##"{
   "additionalProperties": false
 }"##;
 
-/// A failed attempt, before it becomes the WIT `step-error`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub message: String,
-    pub retryable: bool,
-}
-
-impl Failure {
-    /// Bad params, refusals and missing things do not get better by retrying.
-    pub fn fatal(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: false,
-        }
-    }
-
-    /// Overload, outages and network trouble may clear up.
-    pub fn transient(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: true,
-        }
-    }
-}
+pub use guest_http::Failure;
 
 /// What the step does to the flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,7 +242,6 @@ pub fn enabled_in(params: &Params, body: &str) -> Result<bool, Failure> {
 /// Unleash's own message. 5xx and 429 may clear up; other 4xx will not.
 pub fn refusal(params: &Params, what: &str, status: u16, body: &str) -> Failure {
     let said = unleash_message(body);
-    let retryable = status >= 500 || status == 429;
     let message = match status {
         404 if what == "read" => format!(
             "{} not found: Unleash answered 404 for {}: {said}",
@@ -282,7 +258,7 @@ pub fn refusal(params: &Params, what: &str, status: u16, body: &str) -> Failure 
             params.describe()
         ),
     };
-    Failure { message, retryable }
+    Failure::remote(status, message)
 }
 
 /// Unleash's error documents carry `message` (and sometimes `details[].message`);

@@ -106,7 +106,7 @@ impl Api<'_> {
             ));
         }
         serde_json::from_slice(&reply.body).map_err(|e| {
-            Failure::param(format!(
+            Failure::fatal(format!(
                 "{method} {path}: HTTP {} but the body is not JSON ({e}); is `server` a Kubernetes API server?",
                 reply.status
             ))
@@ -132,8 +132,8 @@ impl Api<'_> {
 
 fn send_failure(url: &str, error: SendError) -> Failure {
     match error {
-        SendError::Invalid(message) => Failure::param(format!("param `server`: {message}: {url}")),
-        SendError::Http(ErrorCode::HttpRequestDenied) => Failure::param(format!(
+        SendError::Invalid(message) => Failure::fatal(format!("param `server`: {message}: {url}")),
+        SendError::Http(ErrorCode::HttpRequestDenied) => Failure::fatal(format!(
             "request to {url} denied: host not allowed for this step (add the server's host to the step's `allow:`)"
         )),
         SendError::Http(code) => Failure::transient(format!("request to {url} failed: {code}")),
@@ -177,7 +177,7 @@ async fn history(api: &Api<'_>) -> Result<Value, Failure> {
 async fn undo(api: &Api<'_>) -> Result<Value, Failure> {
     let deployment = api.deployment().await?;
     if rollout::paused(&deployment) {
-        return Err(Failure::param(format!(
+        return Err(Failure::fatal(format!(
             "you cannot roll back a paused deployment ({}/{}): resume it first (action: resume) and try again",
             api.params.namespace, api.params.deployment
         )));
@@ -214,7 +214,7 @@ async fn undo(api: &Api<'_>) -> Result<Value, Failure> {
     let rs_path = format!("{}/{}", api.namespaced("replicasets"), target.replicaset);
     let rs = api.call("GET", &rs_path, None).await.map_err(|f| {
         if f.message.contains("HTTP 404") {
-            Failure::param(format!(
+            Failure::fatal(format!(
                 "ReplicaSet {} of revision {} no longer exists: {}",
                 target.replicaset, target.revision, f.message
             ))
@@ -329,12 +329,12 @@ async fn status(api: &Api<'_>) -> Result<Finished, Failure> {
             return Ok(Finished::Done(Value::Object(out)));
         }
         if seen.failed {
-            return Err(Failure::param(seen.message));
+            return Err(Failure::fatal(seen.message));
         }
         if rollout::paused(&deployment) {
             // kubectl would wait for its --timeout; a paused rollout never progresses, so
             // waiting here only burns the attempt budget.
-            return Err(Failure::param(format!(
+            return Err(Failure::fatal(format!(
                 "{} (the deployment is paused: the rollout will not progress until it is resumed)",
                 seen.message
             )));

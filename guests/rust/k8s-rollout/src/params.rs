@@ -110,12 +110,12 @@ impl Params {
     /// Parses and validates the params JSON. Errors name the offending field.
     pub fn parse(json: &str) -> Result<Self, Failure> {
         let value: Value = serde_json::from_str(json)
-            .map_err(|e| Failure::param(format!("params are not valid JSON: {e}")))?;
+            .map_err(|e| Failure::fatal(format!("params are not valid JSON: {e}")))?;
         let Value::Object(fields) = value else {
-            return Err(Failure::param("params must be a JSON object"));
+            return Err(Failure::fatal("params must be a JSON object"));
         };
         if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return Err(Failure::param(format!(
+            return Err(Failure::fatal(format!(
                 "unknown param `{unknown}` (expected one of: {})",
                 KNOWN.join(", ")
             )));
@@ -133,7 +133,7 @@ impl Params {
             "resume" => Action::Resume,
             "status" => Action::Status,
             other => {
-                return Err(Failure::param(format!(
+                return Err(Failure::fatal(format!(
                     "param `action` must be one of history, undo, pause, resume, status; got {other:?}"
                 )));
             }
@@ -141,7 +141,7 @@ impl Params {
         let to_revision = match fields.get("to_revision") {
             None => ToRevision::Previous,
             Some(_) if action != Action::Undo => {
-                return Err(Failure::param(
+                return Err(Failure::fatal(
                     "param `to_revision` only applies to action `undo`",
                 ));
             }
@@ -149,7 +149,7 @@ impl Params {
             Some(v) => match v.as_u64() {
                 Some(n) if n >= 1 => ToRevision::Number(n),
                 _ => {
-                    return Err(Failure::param(format!(
+                    return Err(Failure::fatal(format!(
                         "param `to_revision` must be a revision number (1 or more) or \"previous\", got {v}"
                     )));
                 }
@@ -162,7 +162,7 @@ impl Params {
                 .iter()
                 .find(|n| fields.contains_key(**n))
         {
-            return Err(Failure::param(format!(
+            return Err(Failure::fatal(format!(
                 "param `{name}` only applies to action `status`"
             )));
         }
@@ -176,7 +176,7 @@ impl Params {
         if let Some(token_secret) = &token_secret
             && !valid_secret(token_secret)
         {
-            return Err(Failure::param(format!(
+            return Err(Failure::fatal(format!(
                 "param `token_secret` must be a secret name (letters, digits and _, not starting with a digit), got {token_secret:?}"
             )));
         }
@@ -195,14 +195,14 @@ impl Params {
 
 fn required(fields: &Map<String, Value>, name: &str) -> Result<String, Failure> {
     optional(fields, name)?
-        .ok_or_else(|| Failure::param(format!("missing required param `{name}`")))
+        .ok_or_else(|| Failure::fatal(format!("missing required param `{name}`")))
 }
 
 fn optional(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, Failure> {
     match fields.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(Failure::param(format!("param `{name}` must be a string"))),
+        Some(_) => Err(Failure::fatal(format!("param `{name}` must be a string"))),
     }
 }
 
@@ -210,7 +210,7 @@ fn positive(fields: &Map<String, Value>, name: &str, default: u64) -> Result<u64
     match fields.get(name) {
         None => Ok(default),
         Some(v) => v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
-            Failure::param(format!(
+            Failure::fatal(format!(
                 "param `{name}` must be a positive integer, got {v}"
             ))
         }),
@@ -224,13 +224,13 @@ fn check_server(server: &str) -> Result<String, Failure> {
         .strip_prefix("https://")
         .or_else(|| lower.strip_prefix("http://"))
         .ok_or_else(|| {
-            Failure::param(format!(
+            Failure::fatal(format!(
                 "param `server` must start with http:// or https://, got {server:?}"
             ))
         })?;
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
-        return Err(Failure::param(format!(
+        return Err(Failure::fatal(format!(
             "param `server` must be a base URL such as https://k8s.example.com:6443 (no path, query or user), got {server:?}"
         )));
     }
@@ -249,7 +249,7 @@ fn check_name(field: &str, name: &str, max: usize, dots: bool) -> Result<(), Fai
         || !edge(name.chars().next())
         || !edge(name.chars().last())
     {
-        return Err(Failure::param(format!(
+        return Err(Failure::fatal(format!(
             "param `{field}` must be a Kubernetes name (lowercase letters, digits and '-'{}, at most {max} characters, starting and ending with a letter or digit), got {name:?}",
             if dots { " or '.'" } else { "" }
         )));

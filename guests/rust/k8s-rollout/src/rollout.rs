@@ -22,30 +22,7 @@ const ANNOTATIONS_TO_SKIP: [&str; 6] = [
     "deprecated.deployment.rollback.to",
 ];
 
-/// A failed attempt, before it becomes the WIT `step-error`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub message: String,
-    pub retryable: bool,
-}
-
-impl Failure {
-    /// Bad params, or a refusal that retrying cannot change.
-    pub fn param(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: false,
-        }
-    }
-
-    /// Something that may clear up on a later attempt.
-    pub fn transient(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: true,
-        }
-    }
-}
+pub use guest_http::Failure;
 
 /// An API answer that is not a success: the remote status, the Kubernetes `Status` message
 /// (or the start of the body), and retryable only for 5xx and 429.
@@ -55,10 +32,7 @@ pub fn api_failure(method: &str, path: &str, status: u16, body: &[u8]) -> Failur
         .ok()
         .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_else(|| text.chars().take(200).collect());
-    Failure {
-        message: format!("{method} {path}: HTTP {status}: {detail}"),
-        retryable: status >= 500 || status == 429,
-    }
+    Failure::remote(status, format!("{method} {path}: HTTP {status}: {detail}"))
 }
 
 /// Percent-encodes a query parameter value.
@@ -118,7 +92,7 @@ pub fn images(obj: &Value) -> Vec<String> {
 pub fn label_selector(deployment: &Value) -> Result<String, Failure> {
     let selector = deployment
         .pointer("/spec/selector")
-        .ok_or_else(|| Failure::param("the deployment has no spec.selector"))?;
+        .ok_or_else(|| Failure::fatal("the deployment has no spec.selector"))?;
     let mut terms = Vec::new();
     if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
         for (k, v) in labels {
@@ -145,7 +119,7 @@ pub fn label_selector(deployment: &Value) -> Result<String, Failure> {
             Some("Exists") => key.to_owned(),
             Some("DoesNotExist") => format!("!{key}"),
             other => {
-                return Err(Failure::param(format!(
+                return Err(Failure::fatal(format!(
                     "the deployment's selector has an unknown operator {other:?}"
                 )));
             }
@@ -271,7 +245,7 @@ pub fn find_revision<'a>(
             .find(|rs| revision(rs) == n)
             .copied()
             .ok_or_else(|| {
-                Failure::param(format!(
+                Failure::fatal(format!(
                     "unable to find specified revision {n} in history of deployment {:?}",
                     name(deployment)
                 ))
@@ -280,7 +254,7 @@ pub fn find_revision<'a>(
     let mut by_revision: Vec<&Value> = replica_sets.to_vec();
     by_revision.sort_by_key(|rs| std::cmp::Reverse(revision(rs)));
     by_revision.get(1).copied().ok_or_else(|| {
-        Failure::param(format!(
+        Failure::fatal(format!(
             "no rollout history found for deployment {:?}: there is no previous revision",
             name(deployment)
         ))
@@ -418,7 +392,7 @@ impl UndoTarget {
     }
 
     pub fn from_json(text: &str) -> Result<Self, Failure> {
-        let bad = || Failure::param(format!("saved undo target is unreadable: {text}"));
+        let bad = || Failure::fatal(format!("saved undo target is unreadable: {text}"));
         let v: Value = serde_json::from_str(text).map_err(|_| bad())?;
         Ok(Self {
             revision: v.get("revision").and_then(Value::as_u64).ok_or_else(bad)?,

@@ -46,31 +46,7 @@ pub const PARAMS_SCHEMA: &str = r##"{
   "additionalProperties": false
 }"##;
 
-/// A failed attempt, before it becomes the WIT `step-error`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub message: String,
-    pub retryable: bool,
-}
-
-impl Failure {
-    /// Bad params, a bad query or a refused token: retrying cannot help.
-    pub fn fatal(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: false,
-        }
-    }
-
-    /// The condition does not hold (yet), or Prometheus is unavailable: a
-    /// workflow's retry policy keeps checking.
-    pub fn transient(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: true,
-        }
-    }
-}
+pub use guest_http::Failure;
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -480,10 +456,7 @@ pub fn refusal(params: &Params, status: u16, body: &str) -> Failure {
             params.query
         ),
     };
-    Failure {
-        message,
-        retryable: status >= 500 || status == 429,
-    }
+    Failure::remote(status, message)
 }
 
 #[cfg(test)]

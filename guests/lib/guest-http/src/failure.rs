@@ -1,0 +1,58 @@
+//! What a provider step reports when an attempt fails, and which remote answers are worth
+//! another attempt. One definition, so every provider retries the same answers.
+
+/// A failed attempt, before the step turns it into the WIT `step-error` (or, with
+/// `retry_after_ms`, a `retry-after` outcome).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub message: String,
+    pub retryable: bool,
+    /// The remote asked to wait this long before trying again (HTTP 429).
+    pub retry_after_ms: Option<u64>,
+}
+
+impl Failure {
+    /// Bad params, refusals and missing things: retrying cannot help.
+    pub fn fatal(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            retryable: false,
+            retry_after_ms: None,
+        }
+    }
+
+    /// Overload, outages and network trouble: a later attempt may succeed.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Failure {
+            retryable: true,
+            ..Failure::fatal(message)
+        }
+    }
+
+    /// A remote answer that is not a success, retryable when [`retryable_status`] says so.
+    pub fn remote(status: u16, message: impl Into<String>) -> Self {
+        Failure {
+            retryable: retryable_status(status),
+            ..Failure::fatal(message)
+        }
+    }
+
+    pub fn with_retry_after(mut self, ms: Option<u64>) -> Self {
+        self.retry_after_ms = ms;
+        self
+    }
+}
+
+/// Whether an HTTP status may be different next time: the server was overloaded (429) or
+/// failed (5xx). Any other refusal will be the same on a retry.
+pub fn retryable_status(status: u16) -> bool {
+    status == 429 || status >= 500
+}
+
+/// A `Retry-After` header in seconds, as milliseconds (the HTTP-date form is not used by the
+/// services the providers talk to, and is ignored).
+pub fn retry_after_ms(header: Option<&str>) -> Option<u64> {
+    header
+        .and_then(|h| h.trim().parse::<u64>().ok())
+        .map(|s| s.saturating_mul(1000))
+}
