@@ -90,6 +90,17 @@ fn wait_run(serve: &Serve, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     panic!("timed out waiting for {what}; last run state: {last:#}");
 }
 
+/// Sends SIGTERM and waits for a clean exit.
+fn sigterm_and_wait(serve: &mut Serve) {
+    let pid = serve.child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert!(sent.unwrap().success(), "kill -TERM {pid}");
+    let exit = serve.child.wait().unwrap();
+    assert!(exit.success(), "medic serve exited with {exit} on SIGTERM");
+}
+
 fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
     run["steps"]
         .as_array()
@@ -268,16 +279,7 @@ fn a_waiting_gate_survives_sigterm_and_kill_9_and_is_decided_with_the_cli() {
     let deadline = step(&before, "still-broken")["gate"]["deadline"].clone();
 
     // SIGTERM: medic parks the run and exits cleanly.
-    let pid = serve.child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let exit = serve.child.wait().unwrap();
-    assert!(exit.success(), "medic serve exited with {exit} on SIGTERM");
+    sigterm_and_wait(&mut serve);
     drop(serve);
 
     // Back up: the gate still waits, with its original deadline. Then kill -9.
@@ -499,16 +501,7 @@ steps:
         step(r, "slow-probe")["status"] == "running"
     });
     let stopping = Instant::now();
-    let pid = serve.child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let exit = serve.child.wait().unwrap();
-    assert!(exit.success(), "medic serve exited with {exit} on SIGTERM");
+    sigterm_and_wait(&mut serve);
     // It waited for the slow request to be answered and journalled...
     assert!(
         stopping.elapsed() >= Duration::from_millis(500),
