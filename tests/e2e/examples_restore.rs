@@ -13,7 +13,6 @@ use crate::prom_stack::http_get;
 use crate::support::{medic, repo, steps_dir};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -147,28 +146,13 @@ impl Drop for Example {
     }
 }
 
-/// One HTTP/1.0 request to `http://127.0.0.1:port`: (status, JSON body or null).
+/// One request to `http://host:port`: (status, JSON body or null).
 fn request(base: &str, method: &str, path: &str, auth: Option<&str>) -> (u16, Value) {
     let host = base.trim_start_matches("http://");
-    let mut s = TcpStream::connect(host).unwrap_or_else(|e| panic!("connecting to {base}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let auth = auth
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: {host}\r\n{auth}Content-Length: 0\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+    let (status, body) = crate::support::http_request(host, method, path, &headers, &[])
+        .unwrap_or_else(|e| panic!("{method} {base}{path}: {e}"));
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
 /// The `m.room.message` bodies of a room, oldest first, with their senders, as `token`'s

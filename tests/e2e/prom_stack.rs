@@ -4,7 +4,7 @@
 //! JSON. The harness is proven here against a plain recording receiver.
 
 use serde_json::json;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -143,22 +143,14 @@ fn read_request(reader: &mut impl BufRead) -> Option<Request> {
     })
 }
 
-/// A plain HTTP GET of an `http://host:port/path` URL (HTTP/1.0, so the answer is never
-/// chunked and ends at close): (status, body). Errors are returned, not panicked on,
-/// because callers poll daemons that may not be listening yet.
+/// A plain HTTP GET of an `http://host:port/path` URL: (status, body). Errors are returned,
+/// not panicked on, because callers poll daemons that may not be listening yet.
 pub fn http_get(url: &str) -> std::io::Result<(u16, String)> {
     let rest = url.strip_prefix("http://").unwrap_or(url);
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
-    let mut s = TcpStream::connect(host)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let code = raw.split(' ').nth(1).unwrap_or_default();
-    let status = code.parse().unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    Ok((status, body.to_string()))
+    let (status, body) = crate::support::http_request(host, "GET", path, &[], &[])?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// A scrape target the test controls: serves GET /metrics with one gauge.

@@ -2,37 +2,28 @@
 
 use crate::support::{medic, steps_dir};
 use serde_json::{Value, json};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "e2e-token";
 
-/// A minimal HTTP/1.1 client over std: (status, body).
+/// A request to medic serve with the test token: (status, body).
 pub fn http(
     port: u16,
     method: &str,
     path: &str,
     body: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let status = raw.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+    let auth = format!("Bearer {TOKEN}");
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let addr = format!("127.0.0.1:{port}");
+    let body = body.unwrap_or("").as_bytes();
+    let (status, answer) = crate::support::http_request(&addr, method, path, &headers, body)?;
+    Ok((status, String::from_utf8_lossy(&answer).into_owned()))
 }
 
 pub fn free_port() -> u16 {

@@ -146,15 +146,12 @@ impl StandIn {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// GET a JSON document from the stand-in (plain HTTP/1.0 over std, no client crate).
+    /// GET a JSON document from the stand-in.
     pub fn get(&self, path: &str) -> serde_json::Value {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {e}: {raw}"))
+        let addr = format!("127.0.0.1:{}", self.port);
+        let (_, body) = http_request(&addr, "GET", path, &[], &[]).unwrap();
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}: {}", String::from_utf8_lossy(&body)))
     }
 }
 
@@ -163,4 +160,43 @@ impl Drop for StandIn {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One HTTP/1.0 request over std to `addr` (`host:port`): (status, body). HTTP/1.0, so the
+/// answer is never chunked and ends at close. I/O errors are returned, not panicked on,
+/// because callers poll daemons that may not be listening yet. The one raw client the
+/// harnesses share (medic serve, Prometheus, Unleash, Synapse, the stand-ins).
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n");
+    let (head, answer) = match split {
+        Some(i) => (&raw[..i], raw[i + 4..].to_vec()),
+        None => (&raw[..], Vec::new()),
+    };
+    let status = String::from_utf8_lossy(head)
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((status, answer))
 }

@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -284,7 +284,7 @@ fn request(
     ))
 }
 
-/// One HTTP/1.0 request with a JSON (or empty) body: status and raw answer body.
+/// One request with a JSON (or empty) body: status and raw answer body.
 pub fn raw_request(
     port: u16,
     method: &str,
@@ -292,35 +292,15 @@ pub fn raw_request(
     token: Option<&str>,
     body: &[u8],
 ) -> std::io::Result<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut head = format!(
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = Vec::new();
     if !body.is_empty() {
-        head.push_str("Content-Type: application/json\r\n");
+        headers.push(("Content-Type", "application/json"));
     }
-    if let Some(token) = token {
-        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    if let Some(auth) = &auth {
+        headers.push(("Authorization", auth.as_str()));
     }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes())?;
-    s.write_all(body)?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n");
-    let (head, answer) = match split {
-        Some(i) => (&raw[..i], raw[i + 4..].to_vec()),
-        None => (&raw[..], Vec::new()),
-    };
-    let head = String::from_utf8_lossy(head);
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((status, answer))
+    crate::support::http_request(&format!("127.0.0.1:{port}"), method, path, &headers, body)
 }
 
 impl Drop for Synapse {

@@ -9,8 +9,7 @@
 //! instance in a `static`, a panic that aborts, a kill).
 
 use crate::prom_stack::poll_until;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -179,7 +178,7 @@ impl Drop for Unleash {
     }
 }
 
-/// A plain HTTP/1.0 request (the answer is never chunked and ends at close).
+/// One request to Unleash (`token` is the raw `Authorization` value): (status, body).
 fn request(
     url: &str,
     method: &str,
@@ -188,27 +187,16 @@ fn request(
     body: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
     let host = url.trim_start_matches("http://");
-    let mut s = TcpStream::connect(host)?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut head = format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\n");
+    let mut headers = Vec::new();
     if let Some(token) = token {
-        head.push_str(&format!("Authorization: {token}\r\n"));
+        headers.push(("Authorization", token));
     }
-    if let Some(body) = body {
-        head.push_str("Content-Type: application/json\r\n");
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    if body.is_some() {
+        headers.push(("Content-Type", "application/json"));
     }
-    s.write_all(format!("{head}\r\n{}", body.unwrap_or("")).as_bytes())?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let status = raw
-        .split(' ')
-        .nth(1)
-        .unwrap_or_default()
-        .parse()
-        .unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    Ok((status, body.to_string()))
+    let body = body.unwrap_or("").as_bytes();
+    let (status, answer) = crate::support::http_request(host, method, path, &headers, body)?;
+    Ok((status, String::from_utf8_lossy(&answer).into_owned()))
 }
 
 /// Closes the supervisor's stdin so it shuts PostgreSQL down, waiting a while for it.
