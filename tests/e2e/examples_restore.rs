@@ -9,8 +9,7 @@
 //! Needs scripts/deps.d/10-prometheus, 20-unleash, 30-kubectl and 40-synapse; the scripts
 //! fail naming the missing installer.
 
-use crate::prom_stack::http_get;
-use crate::support::{medic, repo, steps_dir};
+use crate::support::{http_get, medic, repo, steps_dir};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::TcpStream;

@@ -1,7 +1,9 @@
 //! medic end to end. Each module is one capability, exercised the way a user would:
 //! through the `medic` binary or the engine crates with the real sandbox and sled store.
 
-mod support;
+mod harness;
+// The harness modules every test names (`crate::support::…`), at the crate root.
+use harness::{kube_api, support, synapse, unleash};
 
 /// chat-matrix against a real Synapse: war rooms and posts read back as a human would.
 mod chat_matrix;
@@ -27,8 +29,6 @@ mod hostile_guests;
 mod k8s_rollout;
 /// The Kubernetes API test server is faithful: the real kubectl's rollout commands on it.
 mod kube;
-/// Starts the Kubernetes API test server (tests/k8s-api) and runs the real kubectl on it.
-mod kube_api;
 /// `medic run` of a rollback killed at every journal write: resumed, it lands once, on the
 /// revision chosen before the kill.
 mod kube_crash;
@@ -36,8 +36,8 @@ mod kube_crash;
 mod polyglot;
 /// The prom-check step against a real Prometheus: thresholds, consecutive checks, empty results.
 mod prom_check;
-/// Real Prometheus and Alertmanager, started by the test: the harness `medic serve` is tested
-/// against, proven here with a plain receiver.
+/// Real Prometheus and Alertmanager deliver the notifications `medic serve` is tested
+/// against, proven with a plain receiver.
 mod prom_stack;
 /// A resumed attempt replays its host calls; a different call is a nondeterminism error.
 mod replay;
@@ -47,10 +47,6 @@ mod resume;
 mod serve;
 /// `medic step new|build|test`: scaffold a step in Rust, Python or JS, build it, try it out.
 mod step_tool;
-/// A real Synapse homeserver, started by the test, with users registered by shared secret.
-mod synapse;
-/// Real Unleash on a throwaway PostgreSQL cluster, started by the test (harness).
-mod unleash;
 /// `medic validate` checks components and their params schemas.
 mod validate_components;
 /// Components built against every released `medic:step` WIT version run; unknown ones are named.

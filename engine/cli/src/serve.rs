@@ -2,7 +2,8 @@
 
 use crate::app::Ctx;
 use anyhow::{Context, Result, bail};
-use medic_server::{LoadedWorkflow, ServeConfig, Service};
+use medic_core::LoadedWorkflow;
+use medic_server::{ServeConfig, Service};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;

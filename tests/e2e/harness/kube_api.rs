@@ -2,9 +2,9 @@
 //! each `KubeApi` is a server on a free 127.0.0.1 port with its own kubeconfig and kubectl
 //! cache in a temp dir, killed on drop.
 
-use crate::support::repo;
+use crate::support::{repo, spawn_reporting_port};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 
@@ -46,14 +46,7 @@ impl KubeApi {
         if let Some(token) = token {
             cmd.args(["--token", token]);
         }
-        let mut child = cmd
-            .spawn()
-            .expect("python3 runs the Kubernetes API test server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("server prints its port");
+        let (child, port) = spawn_reporting_port(&mut cmd, "the Kubernetes API test server");
         let dir = tempfile::tempdir().unwrap();
         let api = KubeApi {
             child,
