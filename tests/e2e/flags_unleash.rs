@@ -11,13 +11,13 @@ use medic_core::timeline::Timeline;
 use medic_core::{Entry, Event, HostCall, RunState, RunStatus, Store};
 use std::sync::OnceLock;
 
-fn unleash() -> &'static Unleash {
+pub(crate) fn unleash() -> &'static Unleash {
     static UNLEASH: OnceLock<Unleash> = OnceLock::new();
     UNLEASH.get_or_init(Unleash::start)
 }
 
-const PROJECT: &str = "default";
-const ENV: &str = "production";
+pub(crate) const PROJECT: &str = "default";
+pub(crate) const ENV: &str = "production";
 
 /// A one-step workflow: `flags-unleash` with `action` on `feature`, granted the Unleash host
 /// (unless `allow` says otherwise) and the token secret, with 3 attempts so a test can see
@@ -44,21 +44,21 @@ steps:
     )
 }
 
-struct Ran {
-    status: RunStatus,
-    state: RunState,
-    entries: Vec<Entry>,
+pub(crate) struct Ran {
+    pub status: RunStatus,
+    pub state: RunState,
+    pub entries: Vec<Entry>,
 }
 
 impl Ran {
-    fn output(&self) -> &serde_json::Value {
+    pub fn output(&self) -> &serde_json::Value {
         let step = &self.state.steps["flag"];
         step.output
             .as_ref()
             .unwrap_or_else(|| panic!("no output: {:?}\n{}", self.state.reason, self.timeline()))
     }
 
-    fn timeline(&self) -> String {
+    pub fn timeline(&self) -> String {
         Timeline::render(&self.entries).join("\n")
     }
 
@@ -67,7 +67,7 @@ impl Ran {
     }
 
     /// (method, url) of every HTTP request the step made.
-    fn requests(&self) -> Vec<(String, String)> {
+    pub fn requests(&self) -> Vec<(String, String)> {
         let requests = self.entries.iter().filter_map(|e| match &e.event {
             Event::HostCall {
                 call: HostCall::HttpRequest { method, url, .. },
@@ -79,7 +79,7 @@ impl Ran {
     }
 }
 
-async fn run(yaml: &str, token: &str) -> Ran {
+pub(crate) async fn run(yaml: &str, token: &str) -> Ran {
     let t = engine_with(&[("UNLEASH_TOKEN", token)], None);
     let run = t.engine.create_run(new_run(yaml)).unwrap();
     let status = t.engine.drive(&run).await.unwrap();
@@ -92,7 +92,7 @@ async fn run(yaml: &str, token: &str) -> Ran {
     }
 }
 
-fn allow(u: &Unleash) -> String {
+pub(crate) fn allow(u: &Unleash) -> String {
     u.url.trim_start_matches("http://").to_string()
 }
 
