@@ -10,13 +10,13 @@ use crate::unleash::{ADMIN_TOKEN, Unleash};
 use medic_core::{Event, HostCall, RunStatus};
 use std::sync::OnceLock;
 
-fn unleash() -> &'static Unleash {
+pub(crate) fn unleash() -> &'static Unleash {
     static UNLEASH: OnceLock<Unleash> = OnceLock::new();
     UNLEASH.get_or_init(Unleash::start)
 }
 
-const PROJECT: &str = "default";
-const ENV: &str = "production";
+pub(crate) const PROJECT: &str = "default";
+pub(crate) const ENV: &str = "production";
 
 /// A one-step workflow: `flags-unleash` with `action` on `feature`, granted the Unleash host
 /// (unless `allow` says otherwise) and the token secret, with 3 attempts so a test can see
@@ -43,11 +43,11 @@ steps:
     )
 }
 
-async fn run(yaml: &str, token: &str) -> Ran {
+pub(crate) async fn run(yaml: &str, token: &str) -> Ran {
     crate::support::run(yaml, &[("UNLEASH_TOKEN", token)]).await
 }
 
-fn allow(u: &Unleash) -> String {
+pub(crate) fn allow(u: &Unleash) -> String {
     u.url.trim_start_matches("http://").to_string()
 }
 

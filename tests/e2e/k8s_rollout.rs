@@ -7,7 +7,7 @@ use medic_core::{Event, FailureKind, RunStatus};
 use serde_json::{Value, json};
 
 /// A workflow of k8s-rollout steps: (id, params, extra YAML lines for the step).
-fn workflow(steps: &[(&str, Value, &str)]) -> String {
+pub(crate) fn workflow(steps: &[(&str, Value, &str)]) -> String {
     let mut yaml = String::from("apiVersion: medic/v1\nkind: Workflow\nname: rollback\nsteps:\n");
     for (id, with, extra) in steps {
         yaml.push_str(&format!(
@@ -17,12 +17,12 @@ fn workflow(steps: &[(&str, Value, &str)]) -> String {
     yaml
 }
 
-fn params(k: &KubeApi, deployment: &str, action: &str) -> Value {
+pub(crate) fn params(k: &KubeApi, deployment: &str, action: &str) -> Value {
     json!({"server": k.url(), "namespace": "default", "deployment": deployment, "action": action})
 }
 
 /// The API requests the step made (kubectl's carry its user agent).
-fn step_requests(k: &KubeApi) -> Vec<Value> {
+pub(crate) fn step_requests(k: &KubeApi) -> Vec<Value> {
     k.requests()
         .into_iter()
         .filter(|r| {

@@ -18,12 +18,21 @@ mod example_run;
 /// The restore examples (bad-flag, bad-deploy) run through their scripts against real
 /// services; the outcome is read back from Unleash, Synapse, kubectl and Prometheus.
 mod examples_restore;
+/// The guarded-rollout example: real Unleash moves 5% → 25% and back to 0% when the real
+/// Prometheus sees the regression.
+mod examples_rollout;
+/// flags-unleash `set_rollout` against a real Unleash: the flexible-rollout percentage,
+/// read back from Unleash; the strategy's other settings kept; unsafe setups refused.
+mod flags_rollout;
 /// The flags-unleash step against a real Unleash: enable, disable, no-op, refusals, grants.
 mod flags_unleash;
 /// Human gates (API, CLI, deadline default, restarts) and resolution reaching running runs.
 mod gates;
 /// Every hostile guest fails only its own step, with a clear reason; the engine carries on.
 mod hostile_guests;
+/// `k8s-rollout`'s roll-forward actions (set_image, restart, scale) through the engine,
+/// checked with the real kubectl; a retried attempt never restarts twice.
+mod k8s_roll_forward;
 /// The `k8s-rollout` step through the engine against the Kubernetes API test server,
 /// checked with the real kubectl; an interrupted undo does not flip back.
 mod k8s_rollout;
