@@ -28,6 +28,9 @@ mod flags_rollout;
 mod flags_unleash;
 /// Human gates (API, CLI, deadline default, restarts) and resolution reaching running runs.
 mod gates;
+/// One workflow file with `vars`, run against two environments' configs, reaches two
+/// services; an `allow` from an unset var is an error at load.
+mod environments;
 /// Every hostile guest fails only its own step, with a clear reason; the engine carries on.
 mod hostile_guests;
 /// `k8s-rollout`'s roll-forward actions (set_image, restart, scale) through the engine,
@@ -36,11 +39,16 @@ mod k8s_roll_forward;
 /// The `k8s-rollout` step through the engine against the Kubernetes API test server,
 /// checked with the real kubectl; an interrupted undo does not flip back.
 mod k8s_rollout;
+/// k8s-rollout over HTTPS with a private CA (medic.toml, kubeconfig), mutual TLS, and
+/// certificate problems named with the host and the reason.
+mod k8s_tls;
 /// The Kubernetes API test server is faithful: the real kubectl's rollout commands on it.
 mod kube;
 /// `medic run` of a rollback killed at every journal write: resumed, it lands once, on the
 /// revision chosen before the kill.
 mod kube_crash;
+/// A fresh private CA and certificates per TLS test (rcgen).
+mod pki;
 /// Python and JavaScript steps run like Rust ones: HTTP, secrets, notes, state, grants, limits.
 mod polyglot;
 /// The prom-check step against a real Prometheus: thresholds, consecutive checks, empty results.

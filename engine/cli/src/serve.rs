@@ -41,6 +41,9 @@ pub async fn serve(
     if let Some(l) = listen {
         config.listen = l;
     }
+    let env = crate::environment::Environment::from_config(&config.environment())
+        .context("config: [[tls]], [kubernetes] or [vars]")?;
+    let ctx = &ctx.clone().with_environment(env);
     let loaded = load_workflows(ctx, workflows)?;
     let store = ctx.store()?;
     let sandbox = ctx.sandbox()?;

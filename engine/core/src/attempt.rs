@@ -193,6 +193,7 @@ impl NewRun {
                 trigger: Default::default(),
                 steps: vec![step],
                 on_resolved: Default::default(),
+                vars: Default::default(),
             },
             workflow_file: component,
             incident,

@@ -483,8 +483,8 @@ impl RunState {
         (s.status == StepStatus::Running).then_some(s.gate.as_ref())?
     }
 
-    /// What templates and conditions see: `incident.*` and `steps.<id>.{status,output}`
-    /// of every step that has finished.
+    /// What templates and conditions see: `incident.*`, `steps.<id>.{status,output}`
+    /// of every step that has finished, and the workflow's `vars.*` for its environment.
     pub fn context(&self) -> Value {
         let steps: serde_json::Map<String, Value> = self
             .steps
@@ -502,6 +502,6 @@ impl RunState {
                 )
             })
             .collect();
-        json!({"incident": self.incident.to_context(), "steps": steps})
+        json!({"incident": self.incident.to_context(), "steps": steps, "vars": self.workflow.vars})
     }
 }

@@ -17,6 +17,8 @@
 
 mod api;
 pub mod config;
+pub mod environment;
+pub mod kubeconfig;
 mod gates;
 mod intake;
 mod metrics;

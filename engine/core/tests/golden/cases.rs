@@ -90,6 +90,7 @@ fn workflow() -> Workflow {
         },
         steps: vec![probe, retoggle],
         on_resolved: OnResolved::Continue,
+        vars: Default::default(),
     }
 }
 
