@@ -46,6 +46,8 @@ pub use memstore::MemoryStore;
 pub use runner::{
     AttemptRequest, AttemptResult, Grants, Invocation, ResolvedLimits, StepRunner, host_allowed,
 };
-pub use secrets::{EnvSecrets, Redactor, SecretSource, StaticSecrets};
+pub use secrets::{
+    EnvSecrets, Redactor, SecretError, SecretSource, StaticSecrets, check_granted, check_secret,
+};
 pub use state::{Next, RunState, StateError, StepState, StepStatus};
 pub use store::{Durability, Message, RunMeta, Store, StoreError};
