@@ -312,6 +312,9 @@ fn sigterm_with_half_sent_requests_open_exits_within_the_grace_period() {
     };
     let took = started.elapsed();
     assert!(exit.success(), "medic serve exited with {exit}");
-    assert!(took < Duration::from_secs(3), "exited {took:?} after SIGTERM (grace 2 s)");
+    assert!(
+        took < Duration::from_secs(3),
+        "exited {took:?} after SIGTERM (grace 2 s)"
+    );
     drop((half_headers, half_body));
 }

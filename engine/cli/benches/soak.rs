@@ -46,7 +46,10 @@ fn request(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     Ok((status, body))
 }
 
@@ -167,14 +170,15 @@ fn main() {
         i += 1;
         // New incidents, re-sends of the last one, resolutions of an older one.
         let fp = format!("soak-{i}");
-        let mut send = |body: String| match request(medic.port, "POST", "/intake/alertmanager", &body) {
-            Ok((202, _)) => true,
-            Ok((503, _)) | Err(_) => {
-                unavailable += 1;
-                false
-            }
-            Ok((s, b)) => panic!("intake answered {s}: {b}"),
-        };
+        let mut send =
+            |body: String| match request(medic.port, "POST", "/intake/alertmanager", &body) {
+                Ok((202, _)) => true,
+                Ok((503, _)) | Err(_) => {
+                    unavailable += 1;
+                    false
+                }
+                Ok((s, b)) => panic!("intake answered {s}: {b}"),
+            };
         if send(alert(&fp, "firing")) {
             acked.push(fp.clone());
         }
@@ -204,7 +208,12 @@ fn main() {
                 }
                 let id = run["id"].as_str().unwrap_or_default();
                 let path = format!("/api/runs/{id}/gates/go-on");
-                if let Ok((202, _)) = request(medic.port, "POST", &path, r#"{"decision":"approve","by":"soak"}"#) {
+                if let Ok((202, _)) = request(
+                    medic.port,
+                    "POST",
+                    &path,
+                    r#"{"decision":"approve","by":"soak"}"#,
+                ) {
                     decided += 1;
                 }
             }

@@ -77,9 +77,9 @@ pub async fn serve(
         (false, _) => println!(
             "medic: stopped with attempts still running; they resume by replay at the next start"
         ),
-        (true, false) => println!(
-            "medic: stopped; connections still open after the grace period were closed"
-        ),
+        (true, false) => {
+            println!("medic: stopped; connections still open after the grace period were closed")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -329,7 +329,8 @@ enum Percent {
 fn percent(bytes: &[u8], how: Percent, upper: bool) -> String {
     let mut out = String::with_capacity(bytes.len() * 3);
     for &b in bytes {
-        let unreserved = matches!(b, b'-' | b'.' | b'_' | b'~') && how != Percent::AllButAlphanumeric;
+        let unreserved =
+            matches!(b, b'-' | b'.' | b'_' | b'~') && how != Percent::AllButAlphanumeric;
         match b {
             _ if b.is_ascii_alphanumeric() || unreserved => out.push(b as char),
             b' ' if how == Percent::Form => out.push('+'),

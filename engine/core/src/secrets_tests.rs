@@ -1,12 +1,7 @@
 use super::*;
-use base64::Engine as _;
 
 fn redactor(pairs: &[(&str, &str)]) -> Redactor {
-    Redactor::new(
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string())),
-    )
+    Redactor::new(pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())))
 }
 
 #[test]
@@ -69,9 +64,13 @@ fn binary_bodies_are_redacted_as_bytes() {
 
 #[test]
 fn a_secret_url_is_redacted_by_its_parts() {
-    let url = "https://bot:pa55word-x@hooks.example.com/services/T0001/B0002/XXsecretXX?sig=abcdef123456";
+    let url =
+        "https://bot:pa55word-x@hooks.example.com/services/T0001/B0002/XXsecretXX?sig=abcdef123456";
     let r = redactor(&[("HOOK", url)]);
-    assert_eq!(r.text(&format!("POST {url} failed")), "POST [redacted:HOOK] failed");
+    assert_eq!(
+        r.text(&format!("POST {url} failed")),
+        "POST [redacted:HOOK] failed"
+    );
     for quoted in [
         "404: no such hook /services/T0001/B0002/XXsecretXX",
         "unknown path services/T0001/B0002/XXsecretXX",
@@ -81,7 +80,12 @@ fn a_secret_url_is_redacted_by_its_parts() {
     ] {
         let out = r.text(quoted);
         assert!(out.contains("[redacted:HOOK]"), "{quoted} -> {out}");
-        assert!(!out.contains("XXsecretXX") && !out.contains("abcdef123456") && !out.contains("pa55word"), "{out}");
+        assert!(
+            !out.contains("XXsecretXX")
+                && !out.contains("abcdef123456")
+                && !out.contains("pa55word"),
+            "{out}"
+        );
     }
     // Ordinary text around it is left alone.
     assert_eq!(r.text("hooks.example.com is up"), "hooks.example.com is up");
@@ -94,7 +98,12 @@ fn short_secrets_are_refused_at_load() {
         assert!(err.to_string().contains("secret TOKEN is"), "{err}");
     }
     // The value itself is never in the message.
-    assert!(!check_secret("T", "qz9").unwrap_err().to_string().contains("qz9"));
+    assert!(
+        !check_secret("T", "qz9")
+            .unwrap_err()
+            .to_string()
+            .contains("qz9")
+    );
     check_secret("TOKEN", "abcd").unwrap();
     check_secret("TOKEN", "").unwrap();
     let map = BTreeMap::from([("A".to_string(), "xy".to_string())]);

@@ -253,11 +253,14 @@ impl ServeConfig {
         match &self.secrets {
             SecretsConfig::Env => Ok(std::sync::Arc::new(medic_core::EnvSecrets)),
             SecretsConfig::File { path } => {
-                let err = |e: String| StartError::Config(format!("secrets file {}: {e}", path.display()));
+                let err =
+                    |e: String| StartError::Config(format!("secrets file {}: {e}", path.display()));
                 let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
                 let map: BTreeMap<String, String> =
                     toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-                Ok(std::sync::Arc::new(medic_core::StaticSecrets::checked(map)?))
+                Ok(std::sync::Arc::new(medic_core::StaticSecrets::checked(
+                    map,
+                )?))
             }
         }
     }
@@ -290,13 +293,18 @@ mod tests {
             ServeConfig::parse("tokens = [\"t\"]\n[limits]\ntimeout = \"soon\"\n")
                 .unwrap_err()
                 .contains("limits.timeout")
-        );    }
+        );
+    }
 
     #[test]
     fn http_limits_have_defaults_and_are_checked() {
         let c = ServeConfig::parse("tokens = [\"t\"]\n").unwrap();
         assert_eq!(
-            (c.header_read_timeout_ms(), c.body_read_timeout_ms(), c.max_connections),
+            (
+                c.header_read_timeout_ms(),
+                c.body_read_timeout_ms(),
+                c.max_connections
+            ),
             (10_000, 30_000, 256)
         );
         assert!(!c.intake_accepts_user_tokens);
@@ -304,10 +312,16 @@ mod tests {
             "tokens = [\"t\"]\nheader_read_timeout = \"2s\"\nbody_read_timeout = \"500ms\"\nintake_accepts_user_tokens = true\n",
         )
         .unwrap();
-        assert_eq!((c.header_read_timeout_ms(), c.body_read_timeout_ms()), (2_000, 500));
+        assert_eq!(
+            (c.header_read_timeout_ms(), c.body_read_timeout_ms()),
+            (2_000, 500)
+        );
         assert!(c.intake_accepts_user_tokens);
         for (bad, needle) in [
-            ("header_read_timeout = \"soon\"", "header_read_timeout: `soon`"),
+            (
+                "header_read_timeout = \"soon\"",
+                "header_read_timeout: `soon`",
+            ),
             ("body_read_timeout = \"0s\"", "body_read_timeout: `0s`"),
             ("max_connections = 0", "max_connections must be at least 1"),
         ] {

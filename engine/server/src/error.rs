@@ -73,7 +73,9 @@ impl ApiError {
             ApiError::Intake(e) => {
                 StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
             }
-            ApiError::Gate(r) => StatusCode::from_u16(r.http_status()).unwrap_or(StatusCode::CONFLICT),
+            ApiError::Gate(r) => {
+                StatusCode::from_u16(r.http_status()).unwrap_or(StatusCode::CONFLICT)
+            }
             ApiError::Store(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -113,7 +115,10 @@ pub(crate) fn error_response(status: StatusCode, message: &str) -> Response {
 /// Middleware: an error answer that is not JSON (axum's 404 and 405, hyper-independent
 /// rejections such as the body limit's 413) is rewritten to `{"error": …}`, so a sender
 /// never has to parse two shapes.
-pub(crate) async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+pub(crate) async fn json_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let response = next.run(request).await;

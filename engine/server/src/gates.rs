@@ -74,9 +74,8 @@ pub(crate) async fn decide(
     let (run2, step2, by2) = (run.clone(), step.clone(), by.clone());
     blocking(move || {
         let entries = svc.store.entries(&run2)?;
-        let state = RunState::fold(&run2, &entries).map_err(|e| {
-            ApiError::Unavailable(format!("run {run2}: journal unreadable: {e}"))
-        })?;
+        let state = RunState::fold(&run2, &entries)
+            .map_err(|e| ApiError::Unavailable(format!("run {run2}: journal unreadable: {e}")))?;
         gates::check_decision(&state, &step2, &by2)?;
         let message = Message::GateDecision {
             step: step2,
@@ -91,7 +90,9 @@ pub(crate) async fn decide(
     .await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"run": run, "step": step, "decision": decision.as_str(),
-            "by": by, "status": "accepted"})),
+        Json(
+            json!({"run": run, "step": step, "decision": decision.as_str(),
+            "by": by, "status": "accepted"}),
+        ),
     ))
 }

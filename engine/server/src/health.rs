@@ -106,7 +106,11 @@ impl Service {
         };
         self.store_failed(&first);
         {
-            let mut last = self.health.last_reopen.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut last = self
+                .health
+                .last_reopen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if last.is_some_and(|t| t.elapsed() < REOPEN_EVERY) {
                 return Err(self.health.get().unwrap_or(Failure {
                     message: first.to_string(),

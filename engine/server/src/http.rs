@@ -83,10 +83,8 @@ pub async fn serve(
             tokio::spawn(refuse(stream, config.max_connections));
             continue;
         };
-        let conn = builder.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(app.clone()),
-        );
+        let conn =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             // A connection error (client went away, header timeout) ends only that connection.

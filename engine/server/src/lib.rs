@@ -52,8 +52,8 @@ use medic_core::{Clock, Engine, StepRunner, SystemClock};
 use medic_model::Workflow;
 use medic_store::SledStore;
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore};
 
 /// A workflow the service can start, with its components resolved.

@@ -81,7 +81,8 @@ pub(crate) async fn enforce(
             return close(ApiError::BodyTimeout(timeout.as_millis() as u64).into_response());
         }
     };
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// Asks the client to close: after a refusal mid-request the connection's framing

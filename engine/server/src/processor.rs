@@ -350,7 +350,12 @@ impl Service {
 /// on a gate or a retry timer does not keep others from running.
 /// At most one driver per run: a run already driven here is left to its driver.
 fn spawn_drive(svc: &Arc<Service>, id: String) {
-    if !svc.driving.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone()) {
+    if !svc
+        .driving
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(id.clone())
+    {
         return;
     }
     let svc = svc.clone();
@@ -368,7 +373,10 @@ fn spawn_drive(svc: &Arc<Service>, id: String) {
             }
             eprintln!("medic: run {id} stopped: {e}");
         }
-        svc.driving.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+        svc.driving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
     });
 }
 

@@ -31,7 +31,11 @@ pub(crate) fn json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 /// that reads them says what is wrong, and where.
 pub(crate) fn no_duplicate_keys(body: &[u8]) -> Result<(), ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    match (Check { path: String::new() }).deserialize(&mut de) {
+    match (Check {
+        path: String::new(),
+    })
+    .deserialize(&mut de)
+    {
         Err(e) if e.is_data() => Err(ApiError::BadRequest(format!(
             "{e}: send each key once (JSON readers disagree on which copy wins)"
         ))),
@@ -127,7 +131,10 @@ mod tests {
     fn duplicate_keys_are_named_by_path() {
         let twice = br#"{"version":"4","alerts":[{"a":1}],"alerts":[]}"#;
         let e = no_duplicate_keys(twice).unwrap_err().to_string();
-        assert!(e.starts_with("duplicate key `alerts` in the JSON body"), "{e}");
+        assert!(
+            e.starts_with("duplicate key `alerts` in the JSON body"),
+            "{e}"
+        );
         let nested = br#"{"alerts":[{"labels":{"x":"1","x":"2"}}]}"#;
         let e = no_duplicate_keys(nested).unwrap_err().to_string();
         assert!(e.contains("`alerts[0].labels.x`"), "{e}");

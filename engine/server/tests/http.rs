@@ -27,7 +27,10 @@ async fn a_client_sending_half_its_headers_is_cut_off() {
     let answer = support::read_response(&mut half, Duration::from_secs(10)).await;
     assert!(answer.is_some(), "connection still open after 10 s");
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(900), "closed too early: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed too early: {waited:?}"
+    );
     // The server still serves others.
     let r = s.request("GET", "/healthz", &[], b"").await;
     assert_eq!(r.status, 200);
@@ -47,7 +50,11 @@ async fn a_declared_body_over_the_limit_gets_413_at_once_and_one_never_sent_408(
         .expect("an answer within 5 s");
     assert_eq!(r.status, 413, "{r:?}");
     assert!(r.error().contains("max_body_bytes"), "{r:?}");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 
     // Within the limit but never sent: 408 once body_read_timeout passes.
     let head = format!(
@@ -65,7 +72,11 @@ async fn a_declared_body_over_the_limit_gets_413_at_once_and_one_never_sent_408(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_over_the_cap_get_503_and_the_cap_frees_up() {
-    let s = Server::start("max_connections = 2\nheader_read_timeout = \"2s\"\n", &[ECHO]).await;
+    let s = Server::start(
+        "max_connections = 2\nheader_read_timeout = \"2s\"\n",
+        &[ECHO],
+    )
+    .await;
     let a = s.open(b"GET /healthz HTTP/1.1\r\nhost: x\r\n").await;
     let b = s.open(b"GET /healthz HTTP/1.1\r\nhost: x\r\n").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -88,19 +99,69 @@ async fn every_error_answer_is_the_documented_json() {
     let long_uri = format!("/api/runs/{}", "x".repeat(9000));
     let big_header = "y".repeat(20_000);
     let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
-        ("GET", "/intake/alertmanager", vec![AUTH], vec![], 405, "does not take GET"),
-        ("GET", "/nowhere", vec![AUTH], vec![], 404, "no such endpoint: /nowhere"),
+        (
+            "GET",
+            "/intake/alertmanager",
+            vec![AUTH],
+            vec![],
+            405,
+            "does not take GET",
+        ),
+        (
+            "GET",
+            "/nowhere",
+            vec![AUTH],
+            vec![],
+            404,
+            "no such endpoint: /nowhere",
+        ),
         ("GET", &long_uri, vec![AUTH], vec![], 414, "at most 8192"),
-        ("GET", "/api/runs", vec![AUTH, ("x-big", &big_header)], vec![], 431, "header"),
-        ("POST", "/intake/alertmanager", vec![JSON], payload("alertmanager-group.json"), 401, "bearer token"),
-        ("POST", "/intake/alertmanager", vec![AUTH, ("content-type", "application/jsonfoo")], payload("alertmanager-group.json"), 415, "application/jsonfoo"),
-        ("GET", "/api/runs/nope", vec![AUTH], vec![], 404, "no run with id nope"),
+        (
+            "GET",
+            "/api/runs",
+            vec![AUTH, ("x-big", &big_header)],
+            vec![],
+            431,
+            "header",
+        ),
+        (
+            "POST",
+            "/intake/alertmanager",
+            vec![JSON],
+            payload("alertmanager-group.json"),
+            401,
+            "bearer token",
+        ),
+        (
+            "POST",
+            "/intake/alertmanager",
+            vec![AUTH, ("content-type", "application/jsonfoo")],
+            payload("alertmanager-group.json"),
+            415,
+            "application/jsonfoo",
+        ),
+        (
+            "GET",
+            "/api/runs/nope",
+            vec![AUTH],
+            vec![],
+            404,
+            "no run with id nope",
+        ),
     ];
     for (method, path, headers, body, want, needle) in cases {
         let r = s.request(method, path, &headers, &body).await;
-        assert_eq!(r.status, want, "{method} {}: {r:?}", &path[..path.len().min(40)]);
+        assert_eq!(
+            r.status,
+            want,
+            "{method} {}: {r:?}",
+            &path[..path.len().min(40)]
+        );
         let e = r.error();
-        assert!(e.contains(needle), "{want}: {e:?} should mention {needle:?}");
+        assert!(
+            e.contains(needle),
+            "{want}: {e:?} should mention {needle:?}"
+        );
     }
 }
 
@@ -124,7 +185,8 @@ async fn concurrent_identical_signed_deliveries_are_counted_once() {
                         ("x-pagerduty-signature", sig.as_str()),
                         ("x-webhook-id", id.as_str()),
                     ];
-                    s.request("POST", "/intake/pagerduty", &headers, &body).await
+                    s.request("POST", "/intake/pagerduty", &headers, &body)
+                        .await
                 })
             })
             .collect();

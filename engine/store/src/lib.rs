@@ -489,7 +489,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(dir.path()).unwrap();
         s.create_run(&meta("a"), &skip(0)).unwrap();
-        s.db().unwrap().0.insert(entry_key("a", 1), vec![9u8, b'{']).unwrap();
+        s.db()
+            .unwrap()
+            .0
+            .insert(entry_key("a", 1), vec![9u8, b'{'])
+            .unwrap();
         let err = s.entries("a").unwrap_err().to_string();
         assert!(err.contains("format version 9"), "{err}");
         assert!(err.contains("corrupt record e/a/1"), "{err}");

@@ -167,8 +167,12 @@ mod tests {
                     let (s, marker) = (s.clone(), marker.clone());
                     std::thread::spawn(move || {
                         let item = format!("inbox/{round}/{i}").into_bytes();
-                        s.write_unless_marked(&marker, vec![Op::Put(item, vec![1])], Durability::Lazy)
-                            .unwrap()
+                        s.write_unless_marked(
+                            &marker,
+                            vec![Op::Put(item, vec![1])],
+                            Durability::Lazy,
+                        )
+                        .unwrap()
                     })
                 })
                 .collect();

@@ -34,7 +34,10 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -74,7 +77,10 @@ async fn after_a_full_disk_the_service_goes_ready_again_by_itself_and_loses_noth
         s.request(
             "POST",
             "/intake/alertmanager",
-            &[("authorization", &format!("Bearer {TOKEN}")), ("content-type", "application/json")],
+            &[
+                ("authorization", &format!("Bearer {TOKEN}")),
+                ("content-type", "application/json"),
+            ],
             &alert(fp),
         )
         .await
@@ -108,7 +114,12 @@ async fn after_a_full_disk_the_service_goes_ready_again_by_itself_and_loses_noth
     assert!(r.error().contains("store not writable"), "{r:?}");
     // Reads keep working.
     let r = s
-        .request("GET", "/api/incidents", &[("authorization", &format!("Bearer {TOKEN}"))], b"")
+        .request(
+            "GET",
+            "/api/incidents",
+            &[("authorization", &format!("Bearer {TOKEN}"))],
+            b"",
+        )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
 
@@ -125,8 +136,15 @@ async fn after_a_full_disk_the_service_goes_ready_again_by_itself_and_loses_noth
     // Every acknowledged alert is an incident, and its run finishes.
     let incidents: Value = eventually("every acknowledged alert handled", async || {
         let i = s.get("/api/incidents").await;
-        let ids: Vec<&str> = i.as_array()?.iter().filter_map(|x| x["id"].as_str()).collect();
-        acked.iter().all(|a| ids.contains(&a.as_str())).then_some(i.clone())
+        let ids: Vec<&str> = i
+            .as_array()?
+            .iter()
+            .filter_map(|x| x["id"].as_str())
+            .collect();
+        acked
+            .iter()
+            .all(|a| ids.contains(&a.as_str()))
+            .then_some(i.clone())
     })
     .await;
     assert!(incidents.as_array().unwrap().len() >= acked.len());

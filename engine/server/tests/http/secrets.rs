@@ -42,7 +42,11 @@ fn receiver() -> u16 {
                 let mut a = vec![0xff, 0x00, 0xfe];
                 a.extend_from_slice(&body);
                 a.push(b'|');
-                a.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(&body).as_bytes());
+                a.extend_from_slice(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(&body)
+                        .as_bytes(),
+                );
                 a.push(b'|');
                 a.extend_from_slice(hex::encode(&body).as_bytes());
                 a.push(b'|');
@@ -92,7 +96,10 @@ fn leaks(text: &str, needle: &str) -> Vec<String> {
     let b = unescaped.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() && let Ok(v) = u8::from_str_radix(&unescaped[i + 1..i + 3], 16) {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&unescaped[i + 1..i + 3], 16)
+        {
             decoded.push(v);
             i += 3;
             continue;
@@ -150,13 +157,20 @@ async fn secrets_echoed_in_binary_or_quoted_from_a_url_never_reach_any_record() 
     let dir = tempfile::tempdir().unwrap();
     let secrets = dir.path().join("secrets.toml");
     let hook = format!("http://127.0.0.1:{port}{HOOK_PATH}");
-    std::fs::write(&secrets, format!("TOKEN = \"{VALUE}\"\nHOOK = \"{hook}\"\n")).unwrap();
+    std::fs::write(
+        &secrets,
+        format!("TOKEN = \"{VALUE}\"\nHOOK = \"{hook}\"\n"),
+    )
+    .unwrap();
     let leak = format!(
         "apiVersion: medic/v1\nkind: Workflow\nname: leak\ntrigger:\n  matchers: ['alertname=~\".+\"']\nsteps:\n  - id: leak\n    phase: communicate\n    uses: hostile\n    with: {{ mode: leak-secret, secret: TOKEN, url: 'http://127.0.0.1:{port}/echo' }}\n    secrets: [TOKEN]\n    allow: [127.0.0.1]\n"
     );
     let chat = "apiVersion: medic/v1\nkind: Workflow\nname: chat\ntrigger:\n  matchers: ['alertname=~\".+\"']\nsteps:\n  - id: post\n    phase: communicate\n    uses: chat-webhook\n    with: { url_secret: HOOK, text: 'checkout is down' }\n    secrets: [HOOK]\n    allow: [127.0.0.1]\n";
     let s = Server::start(
-        &format!("[secrets]\nfrom = \"file\"\npath = \"{}\"\n", secrets.display()),
+        &format!(
+            "[secrets]\nfrom = \"file\"\npath = \"{}\"\n",
+            secrets.display()
+        ),
         &[&leak, chat],
     )
     .await;
@@ -164,7 +178,10 @@ async fn secrets_echoed_in_binary_or_quoted_from_a_url_never_reach_any_record() 
         .request(
             "POST",
             "/intake/alertmanager",
-            &[("authorization", &format!("Bearer {TOKEN}")), ("content-type", "application/json")],
+            &[
+                ("authorization", &format!("Bearer {TOKEN}")),
+                ("content-type", "application/json"),
+            ],
             &crate::support::payload("alertmanager-group.json"),
         )
         .await;

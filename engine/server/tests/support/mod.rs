@@ -70,9 +70,8 @@ impl Server {
     /// Serves with the store at `store`.
     pub async fn start_in(store: &Path, extra_config: &str, workflows: &[&str]) -> Server {
         let store = Arc::new(medic_store::SledStore::open(store).unwrap());
-        let sandbox = Arc::new(
-            medic_sandbox::Sandbox::new(medic_sandbox::SandboxConfig::default()).unwrap(),
-        );
+        let sandbox =
+            Arc::new(medic_sandbox::Sandbox::new(medic_sandbox::SandboxConfig::default()).unwrap());
         let config = ServeConfig::parse(&format!(
             "tokens = [\"{TOKEN}\"]\nconcurrency = 2\n{extra_config}"
         ))
@@ -130,7 +129,12 @@ impl Server {
     /// Authenticated JSON `GET`, expecting 200.
     pub async fn get(&self, path: &str) -> Value {
         let r = self
-            .request("GET", path, &[("authorization", &format!("Bearer {TOKEN}"))], b"")
+            .request(
+                "GET",
+                path,
+                &[("authorization", &format!("Bearer {TOKEN}"))],
+                b"",
+            )
             .await;
         assert_eq!(r.status, 200, "{path}: {}", r.body);
         r.json()
