@@ -67,6 +67,16 @@ pub struct ServeConfig {
     /// Field mapping for `POST /intake/generic`; without it that source is refused.
     #[serde(default)]
     pub generic: Option<medic_intake::generic::Mapping>,
+    /// `[[tls]]`, `[kubernetes]`, `[vars]`: see [`crate::environment`].
+    #[serde(default)]
+    pub tls: Vec<crate::environment::TlsEntry>,
+    #[serde(default)]
+    pub kubernetes: Option<crate::environment::KubernetesConfig>,
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// The config file's directory (relative paths are read from there).
+    #[serde(skip)]
+    pub base: PathBuf,
 }
 
 fn default_listen() -> String {
@@ -155,7 +165,8 @@ impl ServeConfig {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        let c = Self::parse(&text).map_err(err)?;
+        let mut c = Self::parse(&text).map_err(err)?;
+        c.base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         Ok(c)
     }
 
@@ -215,6 +226,7 @@ impl ServeConfig {
             m.validate().map_err(|e| format!("generic: {e}"))?;
         }
         c.limits()?;
+        c.environment().check()?;
         Ok(c)
     }
 
@@ -243,26 +255,27 @@ impl ServeConfig {
         })
     }
 
-    /// The configured secret source.
+    /// The environment sections (`[[tls]]`, `[kubernetes]`, `[vars]`, `[secrets]`).
+    pub fn environment(&self) -> crate::environment::EnvironmentConfig {
+        crate::environment::EnvironmentConfig {
+            tls: self.tls.clone(),
+            kubernetes: self.kubernetes.clone(),
+            vars: self.vars.clone(),
+            secrets: self.secrets.clone(),
+            base: self.base.clone(),
+        }
+    }
+
+    /// The configured secret source, with the `[kubernetes]` context's token.
     ///
     /// # Errors
     ///
-    /// [`StartError::Config`] when the secrets file cannot be read or parsed;
-    /// [`StartError::Secret`] when a secret in it is too short to redact (1–3 characters).
+    /// [`StartError::Config`] when the secrets file or the kubeconfig cannot be read, or
+    /// a secret in the file is too short to redact (1–3 characters).
     pub fn secret_source(&self) -> Result<std::sync::Arc<dyn SecretSource>, StartError> {
-        match &self.secrets {
-            SecretsConfig::Env => Ok(std::sync::Arc::new(medic_core::EnvSecrets)),
-            SecretsConfig::File { path } => {
-                let err =
-                    |e: String| StartError::Config(format!("secrets file {}: {e}", path.display()));
-                let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-                let map: BTreeMap<String, String> =
-                    toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-                Ok(std::sync::Arc::new(medic_core::StaticSecrets::checked(
-                    map,
-                )?))
-            }
-        }
+        self.environment()
+            .secret_source()
+            .map_err(StartError::Config)
     }
 }
 

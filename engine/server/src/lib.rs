@@ -30,7 +30,9 @@
 mod api;
 mod auth;
 pub mod config;
+pub mod environment;
 mod error;
+pub mod kubeconfig;
 mod gates;
 mod health;
 mod http;
@@ -49,23 +51,14 @@ pub use processor::{IncidentRecord, ProcessError, process};
 use axum::Router;
 use axum::routing::{get, post};
 use medic_core::{Clock, Engine, StepRunner, SystemClock};
-use medic_model::Workflow;
 use medic_store::SledStore;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore};
 
-/// A workflow the service can start, with its components resolved.
-#[derive(Debug, Clone)]
-pub struct LoadedWorkflow {
-    /// The parsed workflow.
-    pub workflow: Workflow,
-    /// The file it was read from, as shown in runs.
-    pub file: String,
-    /// Step id -> component location.
-    pub components: BTreeMap<String, String>,
-}
+/// A workflow the service can start, with its components resolved (medic-core's type).
+pub use medic_core::LoadedWorkflow;
 
 /// Shared state of the service.
 pub struct Service {
