@@ -163,3 +163,56 @@ fn real_prometheus_and_alertmanager_drive_medic_serve_end_to_end() {
     );
     assert_eq!(stack.target_health("medic").as_deref(), Some("up"));
 }
+
+/// SIGTERM while one client has sent half its headers and another half its body: the
+/// process still exits within `shutdown_grace` + 1 s (it used to wait for them forever).
+#[test]
+fn sigterm_with_half_sent_requests_open_exits_within_the_grace_period() {
+    use std::io::Write;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let note = "apiVersion: medic/v1\nkind: Workflow\nname: note\ntrigger:\n  matchers: ['alertname=~\".+\"']\nsteps:\n  - id: note\n    phase: communicate\n    uses: echo\n    with: { annotate: hi }\n";
+    let mut serve = Serve::with_config(
+        data.path(),
+        port,
+        &[("note.yaml", note.to_string())],
+        "shutdown_grace = \"2s\"\n",
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let mut half_headers = std::net::TcpStream::connect(&addr).unwrap();
+    half_headers
+        .write_all(b"POST /intake/alertmanager HTTP/1.1\r\nHost: x\r\nContent-Ty")
+        .unwrap();
+    let mut half_body = std::net::TcpStream::connect(&addr).unwrap();
+    half_body
+        .write_all(
+            format!("POST /intake/alertmanager HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 2000\r\n\r\n{{\"version\"")
+                .as_bytes(),
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let pid = serve.child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -TERM {pid}");
+    let exit = loop {
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "medic serve still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = started.elapsed();
+    assert!(exit.success(), "medic serve exited with {exit}");
+    assert!(
+        took < Duration::from_secs(3),
+        "exited {took:?} after SIGTERM (grace 2 s)"
+    );
+    drop((half_headers, half_body));
+}

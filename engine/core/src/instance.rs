@@ -416,10 +416,8 @@ impl AttemptHost {
             m.next_http_id += 1;
             m.next_http_id
         };
-        let body = match Body::from_bytes(body) {
-            Body::Text(t) => Body::Text(r.text(&t)),
-            other => other,
-        };
+        // Text or binary, every encoded form of a secret goes (secrets.rs).
+        let body = r.body(&Body::from_bytes(body));
         let call = HostCall::HttpRequest {
             id,
             method: method.to_string(),
@@ -469,10 +467,7 @@ impl AttemptHost {
             } => HttpOutcome::Response {
                 status,
                 headers: headers.into_iter().map(|(k, v)| (k, r.text(&v))).collect(),
-                body: match body {
-                    Body::Text(t) => Body::Text(r.text(&t)),
-                    other => other,
-                },
+                body: r.body(&body),
             },
             HttpOutcome::Error { message } => HttpOutcome::Error {
                 message: r.text(&message),

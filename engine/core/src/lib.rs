@@ -49,6 +49,8 @@ pub use run::{LoadedWorkflow, NewRun};
 pub use runner::{
     AttemptRequest, AttemptResult, Grants, Invocation, ResolvedLimits, StepRunner, host_allowed,
 };
-pub use secrets::{EnvSecrets, Redactor, SecretSource, StaticSecrets};
+pub use secrets::{
+    EnvSecrets, Redactor, SecretError, SecretSource, StaticSecrets, check_granted, check_secret,
+};
 pub use state::{LoadError, Next, RunState, StateError, StepState, StepStatus};
 pub use store::{Durability, Message, RunMeta, Store, StoreError};

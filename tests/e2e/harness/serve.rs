@@ -42,6 +42,11 @@ impl Serve {
 
     /// `medic serve` with these workflow files (name, YAML).
     pub fn with_workflows(data: &Path, port: u16, files: &[(&str, String)]) -> Serve {
+        Self::with_config(data, port, files, "")
+    }
+
+    /// `medic serve` with these workflow files and `extra` lines in its engine config.
+    pub fn with_config(data: &Path, port: u16, files: &[(&str, String)], extra: &str) -> Serve {
         let workflows = data.join("workflows");
         std::fs::create_dir_all(&workflows).unwrap();
         for (name, yaml) in files {
@@ -50,7 +55,7 @@ impl Serve {
         let config = data.join("medic.toml");
         std::fs::write(
             &config,
-            format!("tokens = [\"{TOKEN}\"]\nconcurrency = 4\n"),
+            format!("tokens = [\"{TOKEN}\"]\nconcurrency = 4\n{extra}"),
         )
         .unwrap();
         let mut child = medic_in(data)
