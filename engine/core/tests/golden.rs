@@ -15,6 +15,8 @@
 //! Adding a variant: `kind` below stops compiling until it names the new variant; add
 //! a case in `cases` (golden/cases.rs) too, then bless.
 
+// A crate root finds modules beside it, not in a folder named after it.
+#[path = "golden/cases.rs"]
 mod cases;
 
 use cases::cases;
