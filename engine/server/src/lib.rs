@@ -18,9 +18,9 @@
 mod api;
 pub mod config;
 pub mod environment;
-pub mod kubeconfig;
 mod gates;
 mod intake;
+pub mod kubeconfig;
 mod metrics;
 mod processor;
 
