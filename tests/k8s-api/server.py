@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A Kubernetes API server for tests: Deployments and ReplicaSets (apps/v1), enough for the
-real kubectl (`create`, `get`, `set image`, `annotate`, `patch`, `rollout
-history|undo|pause|resume|status`) and for medic's `k8s-rollout` step. See README.md for what
+real kubectl (`create`, `get`, `set image`, `annotate`, `patch`, `scale`, `rollout
+history|undo|pause|resume|status|restart`) and for medic's `k8s-rollout` step. See README.md for what
 it models and what it does not.
 
     python3 server.py [--port 0] [--token T] [--rollout-delay-ms 300]
@@ -35,6 +35,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import discovery
+import scale
 from controller import Controller
 from patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from store import ApiError, Store, parse_field_selector, parse_label_selector, selector_requirements
@@ -222,9 +223,11 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         resource, name = rest[0], rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
-        if sub not in (None, "status"):
+        if sub not in (None, "status", "scale"):
             raise ApiError(404, "NotFound", f"the server could not find the requested resource ({sub})")
         store = self.state.store
+        if sub == "scale" and name is not None and ns is not None:
+            return 200, self.scale(resource, method, ns, name, body, content_type)
         if name is None:
             if method == "GET" and query.get("watch") in ("true", "1"):
                 self.watch(resource, ns, query)
@@ -264,6 +267,13 @@ class Handler(BaseHTTPRequestHandler):
                 return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                              "details": {"name": name, "group": "apps", "kind": resource, "uid": obj["metadata"]["uid"]}}
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
+
+    def scale(self, resource, method, ns, name, body, content_type):
+        patcher = PATCH_TYPES.get(content_type)
+        if method == "PATCH" and patcher is None:
+            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: {', '.join(PATCH_TYPES)}")
+        with self.state.store.cond:
+            return copy.deepcopy(scale.handle(self.state.store, resource, method, ns, name, body, patcher))
 
     def namespaces(self, name):
         def namespace(n):

@@ -2,7 +2,7 @@
 //! `medic run` and `medic serve` so both report problems the same way.
 
 use crate::app::Ctx;
-use medic_server::LoadedWorkflow;
+use medic_core::LoadedWorkflow;
 use std::collections::BTreeMap;
 use std::path::Path;
 

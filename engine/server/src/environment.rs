@@ -175,7 +175,10 @@ impl EnvironmentConfig {
                     .map_err(|e| format!("secrets file {}: {e}", path.display()))?;
                 let map: BTreeMap<String, String> = toml::from_str(&text)
                     .map_err(|e| format!("secrets file {}: {e}", path.display()))?;
-                Ok(Arc::new(medic_core::StaticSecrets(map)))
+                // Too short to redact safely: refused at load (secrets.rs).
+                Ok(Arc::new(
+                    medic_core::StaticSecrets::checked(map).map_err(|e| e.to_string())?,
+                ))
             }
         }
     }
