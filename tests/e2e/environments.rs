@@ -37,7 +37,12 @@ fn environment(m: &Medic, name: &str, k: &KubeApi) -> std::path::PathBuf {
 fn step_requests(k: &KubeApi) -> usize {
     k.requests()
         .iter()
-        .filter(|r| !r["user_agent"].as_str().unwrap_or("").starts_with("kubectl"))
+        .filter(|r| {
+            !r["user_agent"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("kubectl")
+        })
         .filter(|r| r["method"] == "GET")
         .count()
 }
@@ -61,15 +66,25 @@ fn one_workflow_reaches_the_service_of_each_environment() {
     let (ok, out) = m.run(&workflow, Some(&environment(&m, "staging", &staging)));
     assert!(ok, "{out}");
     assert!(step_requests(&staging) > seeded.0, "staging not reached");
-    assert_eq!(step_requests(&production), seeded.1, "production reached from staging");
+    assert_eq!(
+        step_requests(&production),
+        seeded.1,
+        "production reached from staging"
+    );
 
     let (ok, out) = m.run(&workflow, Some(&environment(&m, "production", &production)));
     assert!(ok, "{out}");
-    assert!(step_requests(&production) > seeded.1, "production not reached");
+    assert!(
+        step_requests(&production) > seeded.1,
+        "production not reached"
+    );
     // Each run's snapshot holds its environment's grant and values.
     let journals = m.journals();
     for k in [&staging, &production] {
-        assert!(journals.contains(&format!("127.0.0.1:{}", k.port)), "{journals}");
+        assert!(
+            journals.contains(&format!("127.0.0.1:{}", k.port)),
+            "{journals}"
+        );
     }
     assert!(journals.contains("production 2"), "production's history");
 }
@@ -92,7 +107,10 @@ fn an_allow_built_from_an_unset_var_is_an_error_at_load_with_its_position() {
     assert!(m.journals().is_empty() || !m.journals().contains("attempt_started"));
     let (ok, out) = {
         let o = m.cmd().arg("validate").arg(&workflow).output().unwrap();
-        (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned())
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
     };
     assert!(!ok && out.contains("`vars.k8s_host` is not set"), "{out}");
 }

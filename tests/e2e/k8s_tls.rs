@@ -76,10 +76,7 @@ impl Medic {
     /// Fails if `secret` appears in the journals, the store's files or `output`.
     pub fn assert_never_seen(&self, secret: &str, output: &str) {
         assert!(!output.contains(secret), "secret in the output:\n{output}");
-        assert!(
-            !self.journals().contains(secret),
-            "secret in a journal"
-        );
+        assert!(!self.journals().contains(secret), "secret in a journal");
         let mut stack = vec![self.dir.path().join("data")];
         while let Some(p) = stack.pop() {
             if p.is_dir() {
@@ -174,7 +171,12 @@ fn step_requests(k: &KubeApi) -> Vec<serde_json::Value> {
     let reqs: Vec<_> = k
         .requests()
         .into_iter()
-        .filter(|r| !r["user_agent"].as_str().unwrap_or("").starts_with("kubectl"))
+        .filter(|r| {
+            !r["user_agent"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("kubectl")
+        })
         .filter(|r| r["tls"] == true)
         .collect();
     assert!(!reqs.is_empty(), "the step made no HTTPS request");
@@ -210,7 +212,10 @@ fn kubectl_and_the_step_roll_back_over_https_with_the_ca_from_medic_toml() {
 fn a_kubeconfig_context_gives_the_step_server_ca_token_and_client_certificate() {
     let ca = Ca::new("medic test cluster CA");
     let client = ca.client("medic-bot");
-    let k = KubeApi::tls(Some(TOKEN), server_tls(&ca, Some(&ca), Some(client.clone())));
+    let k = KubeApi::tls(
+        Some(TOKEN),
+        server_tls(&ca, Some(&ca), Some(client.clone())),
+    );
     seed(&k);
     // kubectl with the client certificate from the kubeconfig.
     assert_eq!(k.history("web").len(), 3);
@@ -406,7 +411,10 @@ fn skipping_verification_is_warned_on_every_use_and_refused_by_strict_validation
         text(c.output().unwrap())
     };
     let (ok, out) = validate(false);
-    assert!(ok && out.contains("warning: TLS certificate verification is off"), "{out}");
+    assert!(
+        ok && out.contains("warning: TLS certificate verification is off"),
+        "{out}"
+    );
     let (ok, out) = validate(true);
     assert!(!ok && out.contains("--strict refuses it"), "{out}");
     let (ok, out) = m.run(&workflow, Some(&cfg));

@@ -13,6 +13,9 @@ mod chat_webhook;
 mod cli;
 /// Killed at every journal write and at random instants: runs resume, effects never repeat.
 mod crash;
+/// One workflow file with `vars`, run against two environments' configs, reaches two
+/// services; an `allow` from an unset var is an error at load.
+mod environments;
 /// The checkout-flag example runs end to end with `medic run` against a local service.
 mod example_run;
 /// The restore examples (bad-flag, bad-deploy) run through their scripts against real
@@ -28,9 +31,6 @@ mod flags_rollout;
 mod flags_unleash;
 /// Human gates (API, CLI, deadline default, restarts) and resolution reaching running runs.
 mod gates;
-/// One workflow file with `vars`, run against two environments' configs, reaches two
-/// services; an `allow` from an unset var is an error at load.
-mod environments;
 /// Every hostile guest fails only its own step, with a clear reason; the engine carries on.
 mod hostile_guests;
 /// `k8s-rollout`'s roll-forward actions (set_image, restart, scale) through the engine,

@@ -84,25 +84,24 @@ fn default_data_dir() -> Result<PathBuf> {
 }
 
 /// An engine that prints each journal entry as a timeline line as soon as it is durable.
-fn engine(
-    ctx: &Ctx,
-    store: Arc<dyn Store>,
-    sandbox: Arc<Sandbox>,
-    prefix_run_ids: bool,
-) -> Engine {
+fn engine(ctx: &Ctx, store: Arc<dyn Store>, sandbox: Arc<Sandbox>, prefix_run_ids: bool) -> Engine {
     let timelines: Mutex<HashMap<String, Timeline>> = Mutex::new(HashMap::new());
-    Engine::new(store, sandbox, Arc::new(SystemClock), ctx.env.secrets.clone()).with_observer(
-        Arc::new(move |run, entry| {
-            let mut t = timelines.lock().expect("timeline lock");
-            if let Some(line) = t.entry(run.to_string()).or_default().line(entry) {
-                if prefix_run_ids {
-                    println!("[{run}] {line}");
-                } else {
-                    println!("{line}");
-                }
-            }
-        }),
+    Engine::new(
+        store,
+        sandbox,
+        Arc::new(SystemClock),
+        ctx.env.secrets.clone(),
     )
+    .with_observer(Arc::new(move |run, entry| {
+        let mut t = timelines.lock().expect("timeline lock");
+        if let Some(line) = t.entry(run.to_string()).or_default().line(entry) {
+            if prefix_run_ids {
+                println!("[{run}] {line}");
+            } else {
+                println!("{line}");
+            }
+        }
+    }))
 }
 
 pub async fn run(ctx: &Ctx, workflow_path: &Path, alert_path: &Path) -> Result<ExitCode> {

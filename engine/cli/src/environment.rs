@@ -76,7 +76,12 @@ impl Environment {
             if uses.is_empty() {
                 uses.push("public roots");
             }
-            tls_notes.push(format!("TLS {}: {} ({})", t.host, uses.join(", "), t.origin));
+            tls_notes.push(format!(
+                "TLS {}: {} ({})",
+                t.host,
+                uses.join(", "),
+                t.origin
+            ));
             destinations.push(TlsDestination {
                 host: t.host,
                 ca_pem: t.ca_pem,
@@ -134,7 +139,9 @@ impl Environment {
                 if !step.secrets.iter().any(|s| s == KUBECONFIG_TOKEN_SECRET) {
                     step.secrets.push(KUBECONFIG_TOKEN_SECRET.into());
                 }
-                got.push(format!("the user's token as secret {KUBECONFIG_TOKEN_SECRET}"));
+                got.push(format!(
+                    "the user's token as secret {KUBECONFIG_TOKEN_SECRET}"
+                ));
             }
             if k.client_cert_pem.is_some() {
                 got.push("the user's client certificate (mutual TLS)".into());

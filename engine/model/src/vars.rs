@@ -92,13 +92,24 @@ impl Parser<'_> {
             let value = match v {
                 Node::Scalar(s) if matches!(classify(s), Scalar::Null) => None,
                 Node::Scalar(s) if template::is_templated(s.as_str()) => {
-                    self.err(marker_pos(v), &path, "a var's value is plain text: templates are not expanded in `vars`");
+                    self.err(
+                        marker_pos(v),
+                        &path,
+                        "a var's value is plain text: templates are not expanded in `vars`",
+                    );
                     ok = false;
                     continue;
                 }
                 Node::Scalar(s) => Some(s.as_str().to_string()),
                 other => {
-                    self.err(marker_pos(other), &path, expected("a value (text) or nothing (set per environment in medic.toml)", other));
+                    self.err(
+                        marker_pos(other),
+                        &path,
+                        expected(
+                            "a value (text) or nothing (set per environment in medic.toml)",
+                            other,
+                        ),
+                    );
                     ok = false;
                     continue;
                 }
@@ -206,4 +217,118 @@ pub(crate) fn values(vars: &Vars) -> BTreeMap<String, String> {
     vars.iter()
         .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{parse_workflow, parse_workflow_with_vars, template};
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    const SRC: &str = "apiVersion: medic/v1
+kind: Workflow
+name: rollback
+vars:
+  k8s_server: https://k8s.staging.example:6443
+  k8s_host: k8s.staging.example:6443
+  namespace: ~
+steps:
+  - id: undo
+    phase: restore
+    uses: k8s-rollout
+    with: { server: \"{{ vars.k8s_server }}\", namespace: \"{{ vars.namespace }}\" }
+    allow: [\"{{ vars.k8s_host }}\", \"metrics.{{ vars.namespace }}.example\"]
+";
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_environment_overrides_and_allow_is_resolved_at_load() {
+        let doc = parse_workflow_with_vars(
+            "w.yaml",
+            SRC,
+            &env(&[
+                ("k8s_server", "https://k8s.prod.example:6443"),
+                ("k8s_host", "k8s.prod.example:6443"),
+                ("namespace", "shop"),
+                ("unrelated", "ignored"),
+            ]),
+        )
+        .unwrap();
+        let w = &doc.workflow;
+        assert_eq!(
+            w.steps[0].allow,
+            ["k8s.prod.example:6443", "metrics.shop.example"]
+        );
+        assert_eq!(
+            w.vars,
+            env(&[
+                ("k8s_server", "https://k8s.prod.example:6443"),
+                ("k8s_host", "k8s.prod.example:6443"),
+                ("namespace", "shop"),
+            ])
+        );
+        // Templates read them at run time from the context.
+        let ctx = json!({"incident": {}, "steps": {}, "vars": w.vars});
+        let with = template::render(&w.steps[0].with, &ctx).unwrap();
+        assert_eq!(
+            with,
+            json!({"server": "https://k8s.prod.example:6443", "namespace": "shop"})
+        );
+    }
+
+    #[test]
+    fn a_var_without_a_value_is_an_error_where_it_is_used() {
+        let errs = parse_workflow_with_vars("w.yaml", SRC, &env(&[])).unwrap_err();
+        let shown: Vec<String> = errs.iter().map(|d| d.to_string()).collect();
+        assert!(
+            shown.iter().any(|e| e
+                .starts_with("w.yaml:12:61: steps[0].with.namespace: `vars.namespace` is not set")),
+            "{shown:#?}"
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|e| e
+                    .starts_with("w.yaml:13:48: steps[0].allow[1]: `vars.namespace` is not set")),
+            "{shown:#?}"
+        );
+        assert_eq!(shown.len(), 2, "{shown:#?}");
+    }
+
+    #[test]
+    fn undeclared_vars_other_paths_and_bad_hosts_are_refused() {
+        let src = SRC.replace(
+            "\"{{ vars.k8s_host }}\"",
+            "\"{{ vars.k8s_hots }}\", \"{{ incident.labels.host }}\", \"{{ vars.k8s_server }}\"",
+        );
+        let errs = parse_workflow("w.yaml", &src).unwrap_err();
+        let all: String = errs.iter().map(|d| format!("{d}\n")).collect();
+        assert!(
+            all.contains("`vars.k8s_hots` is not declared; did you mean `k8s_host`?"),
+            "{all}"
+        );
+        assert!(
+            all.contains(
+                "`allow` is resolved when the workflow loads, so it can only use `vars.*`"
+            ),
+            "{all}"
+        );
+        assert!(
+            all.contains("without scheme or path (from `{{ vars.k8s_server }}`)"),
+            "{all}"
+        );
+        let bad = SRC.replace("  namespace: ~\n", "  namespace: ~\n  2fast: x\n");
+        let all: String = parse_workflow("w.yaml", &bad)
+            .unwrap_err()
+            .iter()
+            .map(|d| format!("{d}\n"))
+            .collect();
+        assert!(all.contains("`2fast` is not a valid var name"), "{all}");
+    }
 }

@@ -5,7 +5,9 @@
 use crate::bindings::newest::medic::step::types as wit;
 use crate::{MAX_MEMORY_BYTES, Sandbox};
 use async_trait::async_trait;
-use medic_core::{AttemptHost, AttemptRequest, AttemptResult, Failure, FailureKind, Invocation, StepRunner};
+use medic_core::{
+    AttemptHost, AttemptRequest, AttemptResult, Failure, FailureKind, Invocation, StepRunner,
+};
 use medic_model::{IncidentStatus, Phase};
 use std::path::Path;
 use std::time::{Duration, Instant};

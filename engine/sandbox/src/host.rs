@@ -3,9 +3,9 @@
 //! core's journaling chokepoint ([`AttemptHost`]).
 
 use crate::bindings::newest::medic::step::{host, types};
+use crate::tls::{TlsProblem, TlsSettings};
 use http_body_util::BodyExt;
 use medic_core::{AttemptHost, Body, HttpOutcome, HttpPlan, Level, host_allowed};
-use crate::tls::{TlsProblem, TlsSettings};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;

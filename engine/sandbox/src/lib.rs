@@ -34,8 +34,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use versions::StepPre;
 pub use tls::{TlsDestination, TlsError, TlsSettings, normalise_host};
+use versions::StepPre;
 pub use versions::WitVersion;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
@@ -460,4 +460,3 @@ fn start_epoch_ticker(engine: &Engine) {
         })
         .expect("spawn epoch ticker thread");
 }
-

@@ -45,7 +45,10 @@ impl std::fmt::Debug for TlsDestination {
             .field("host", &self.host)
             .field("ca", &self.ca_pem.is_some())
             .field("client_cert", &self.client_cert_pem.is_some())
-            .field("client_key", &self.client_key_pem.as_ref().map(|_| "<redacted>"))
+            .field(
+                "client_key",
+                &self.client_key_pem.as_ref().map(|_| "<redacted>"),
+            )
             .field("insecure_skip_verify", &self.insecure_skip_verify)
             .field("origin", &self.origin)
             .finish()
@@ -85,7 +88,9 @@ impl std::fmt::Debug for TlsSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut hosts: Vec<&String> = self.by_host.keys().collect();
         hosts.sort();
-        f.debug_struct("TlsSettings").field("hosts", &hosts).finish()
+        f.debug_struct("TlsSettings")
+            .field("hosts", &hosts)
+            .finish()
     }
 }
 
@@ -279,15 +284,13 @@ pub(crate) async fn send(
     let connect_timeout = options
         .and_then(|o| o.connect_timeout)
         .unwrap_or(Duration::from_secs(600));
-    let tcp = match tokio::time::timeout(
-        connect_timeout,
-        tokio::net::TcpStream::connect(&authority),
-    )
-    .await
-    {
-        Ok(s) => s.map_err(HttpError::Connect)?,
-        Err(_) => return Err(HttpError::ConnectionTimeout.into()),
-    };
+    let tcp =
+        match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(&authority))
+            .await
+        {
+            Ok(s) => s.map_err(HttpError::Connect)?,
+            Err(_) => return Err(HttpError::ConnectionTimeout.into()),
+        };
     let name = server_name(&authority).map_err(|_| HttpError::HttpRequestUriInvalid)?;
     let connector = tokio_rustls::TlsConnector::from(config);
     let stream = match tokio::time::timeout(connect_timeout, connector.connect(name, tcp)).await {
@@ -368,12 +371,12 @@ fn describe(e: &rustls::Error) -> (HttpError, String) {
             CertificateError::UnknownIssuer => cert(format!(
                 "the server's certificate is not trusted: unknown issuer (signed by a CA medic does not trust for this host); {CA_HINT}"
             )),
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => cert(
-                format!("the server's certificate has expired ({c:?}); the server needs a renewed certificate"),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => cert(format!(
+                "the server's certificate has expired ({c:?}); the server needs a renewed certificate"
+            )),
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => cert(
+                format!("the server's certificate is not valid yet ({c:?}); check the clocks"),
             ),
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                cert(format!("the server's certificate is not valid yet ({c:?}); check the clocks"))
-            }
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 cert(format!(
                     "the server's certificate is for another name: wrong name ({c:?}); use the server name its certificate names"
@@ -385,7 +388,14 @@ fn describe(e: &rustls::Error) -> (HttpError, String) {
             }
             other => cert(format!("the server's certificate was refused: {other:?}")),
         },
-        rustls::Error::AlertReceived(a @ (A::CertificateRequired | A::BadCertificate | A::UnknownCA | A::HandshakeFailure | A::CertificateUnknown | A::AccessDenied)) => (
+        rustls::Error::AlertReceived(
+            a @ (A::CertificateRequired
+            | A::BadCertificate
+            | A::UnknownCA
+            | A::HandshakeFailure
+            | A::CertificateUnknown
+            | A::AccessDenied),
+        ) => (
             HttpError::TlsAlertReceived {
                 alert_id: Some(u8::from(*a)),
                 alert_message: Some(format!("{a:?}")),
@@ -479,14 +489,21 @@ mod tests {
             ca_pem: Some(b"not pem".to_vec()),
             ..d.clone()
         });
-        assert!(msg.contains("k8s:6443") && msg.contains("no PEM certificate"), "{msg}");
+        assert!(
+            msg.contains("k8s:6443") && msg.contains("no PEM certificate"),
+            "{msg}"
+        );
         let msg = bad(TlsDestination {
-            client_key_pem: Some(b"-----BEGIN PRIVATE KEY-----\nQUJD\n-----END PRIVATE KEY-----\n".to_vec()),
+            client_key_pem: Some(
+                b"-----BEGIN PRIVATE KEY-----\nQUJD\n-----END PRIVATE KEY-----\n".to_vec(),
+            ),
             ..d.clone()
         });
         assert!(msg.contains("needs its certificate"), "{msg}");
         assert!(!msg.contains("QUJD"), "{msg}");
-        let twice = TlsSettings::new(vec![d.clone(), d]).unwrap_err().to_string();
+        let twice = TlsSettings::new(vec![d.clone(), d])
+            .unwrap_err()
+            .to_string();
         assert!(twice.contains("configured twice"), "{twice}");
     }
 }

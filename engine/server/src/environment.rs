@@ -247,7 +247,11 @@ impl EnvironmentConfig {
         if let Some(k) = self.kube_context()? {
             let host = k.host_port();
             let taken = out.iter().any(|t| {
-                medic_core::host_allowed(std::slice::from_ref(&normal(&t.host)), &k.host, Some(k.port))
+                medic_core::host_allowed(
+                    std::slice::from_ref(&normal(&t.host)),
+                    &k.host,
+                    Some(k.port),
+                )
             });
             if !taken && k.scheme == "https" {
                 out.push(ResolvedTls {
@@ -305,6 +309,10 @@ mod tests {
             toml::from_str("[[tls]]\nhost = \"k8s:6443\"\nclient_key_secret = \"K\"\n").unwrap();
         assert!(bad.check().unwrap_err().contains("needs both"));
         let typo = toml::from_str::<EnvironmentConfig>("[[tls]]\nhost = \"k\"\ncacert = \"x\"\n");
-        assert!(typo.unwrap_err().to_string().contains("unknown field `cacert`"));
+        assert!(
+            typo.unwrap_err()
+                .to_string()
+                .contains("unknown field `cacert`")
+        );
     }
 }

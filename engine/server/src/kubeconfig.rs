@@ -130,7 +130,9 @@ pub fn load(path: &Path, context: Option<&str>) -> Result<KubeContext, String> {
     let err = |m: String| format!("kubeconfig {shown}: {m}");
     let text_of = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
     let root = marked_yaml::parse_yaml(0, &text_of).map_err(|e| err(format!("not YAML: {e}")))?;
-    let root = root.as_mapping().ok_or_else(|| err("not a mapping".into()))?;
+    let root = root
+        .as_mapping()
+        .ok_or_else(|| err("not a mapping".into()))?;
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     resolve(root, &dir, context).map_err(err)
 }
@@ -164,11 +166,12 @@ fn resolve(
         }
     };
     let mut fields = vec![format!("context `{name}`")];
-    let cluster_name =
-        text(ctx, "cluster").ok_or(format!("context `{name}` names no cluster"))?;
-    let cluster = named(root, "clusters", "cluster", &cluster_name)?
-        .ok_or(format!("context `{name}`: no cluster `{cluster_name}` in `clusters`"))?;
-    let server = text(cluster, "server").ok_or(format!("cluster `{cluster_name}` has no `server`"))?;
+    let cluster_name = text(ctx, "cluster").ok_or(format!("context `{name}` names no cluster"))?;
+    let cluster = named(root, "clusters", "cluster", &cluster_name)?.ok_or(format!(
+        "context `{name}`: no cluster `{cluster_name}` in `clusters`"
+    ))?;
+    let server =
+        text(cluster, "server").ok_or(format!("cluster `{cluster_name}` has no `server`"))?;
     fields.push(format!("clusters[{cluster_name}].server"));
     let (scheme, host, port) = split_server(&server)
         .map_err(|m| format!("cluster `{cluster_name}`: server {server:?}: {m}"))?;
@@ -312,11 +315,18 @@ mod tests {
         assert_eq!(k.ca_pem.as_deref(), Some(&b"-----BEGIN"[..]));
         assert_eq!(k.token.as_deref(), Some("s3cr3t"));
         assert_eq!(k.namespace.as_deref(), Some("shop"));
-        assert!(k.fields.contains(&"users[bot].token".to_string()), "{:?}", k.fields);
+        assert!(
+            k.fields.contains(&"users[bot].token".to_string()),
+            "{:?}",
+            k.fields
+        );
         assert!(!format!("{k:?}").contains("s3cr3t"));
         // current-context, a CA file relative to the kubeconfig, port 443 by default.
         let s = load(&path, None).unwrap();
-        assert_eq!((s.context.as_str(), s.host_port().as_str()), ("staging", "10.0.0.1:443"));
+        assert_eq!(
+            (s.context.as_str(), s.host_port().as_str()),
+            ("staging", "10.0.0.1:443")
+        );
         assert_eq!(s.ca_pem.as_deref(), Some(&b"CA"[..]));
     }
 
@@ -325,8 +335,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), CONFIG);
         let e = load(&path, Some("prd")).unwrap_err();
-        assert!(e.contains("no context `prd` (contexts: prod, staging, sso)"), "{e}");
+        assert!(
+            e.contains("no context `prd` (contexts: prod, staging, sso)"),
+            "{e}"
+        );
         let e = load(&path, Some("sso")).unwrap_err();
-        assert!(e.contains("users[sso].exec") && e.contains("not supported"), "{e}");
+        assert!(
+            e.contains("users[sso].exec") && e.contains("not supported"),
+            "{e}"
+        );
     }
 }

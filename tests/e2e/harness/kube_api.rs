@@ -129,7 +129,10 @@ impl KubeApi {
     fn write_kubeconfig(&self) {
         let (mut cluster, mut user) = (String::new(), Vec::new());
         if let Some(t) = &self.tls {
-            cluster = format!("\n    certificate-authority: {}", self.file("ca.pem", &t.ca_pem).display());
+            cluster = format!(
+                "\n    certificate-authority: {}",
+                self.file("ca.pem", &t.ca_pem).display()
+            );
             if let Some(token) = &self.token {
                 user.push(format!("token: {token}"));
             }
