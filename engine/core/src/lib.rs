@@ -27,6 +27,7 @@ mod host;
 pub mod journal;
 mod memstore;
 mod random;
+mod responder;
 mod runner;
 pub mod secrets;
 mod state;
@@ -43,6 +44,7 @@ pub use journal::{
     RunStatus,
 };
 pub use memstore::MemoryStore;
+pub use responder::HttpResponder;
 pub use runner::{
     AttemptRequest, AttemptResult, Grants, Invocation, ResolvedLimits, StepRunner, host_allowed,
 };
