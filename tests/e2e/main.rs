@@ -11,6 +11,10 @@ mod chat_webhook;
 mod cli;
 /// Killed at every journal write and at random instants: runs resume, effects never repeat.
 mod crash;
+/// `medic drill` on the hand-written scenarios: the suite, faults, fork, crash, divergence.
+mod drills;
+/// Drills recorded from real runs of the restore examples, replayed with every service down.
+mod drills_record;
 /// The checkout-flag example runs end to end with `medic run` against a local service.
 mod example_run;
 /// The restore examples (bad-flag, bad-deploy) run through their scripts against real

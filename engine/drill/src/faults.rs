@@ -11,7 +11,7 @@ pub struct Fault {
     /// Requests made by this step (its id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
-    /// Requests whose `METHOD URL` contains this text, e.g. `POST /apis/apps/v1`.
+    /// Requests with this method and URL text (`POST /apis/apps/v1`), or URL text alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
     /// Only the first N requests it targets; every one when absent.
@@ -50,13 +50,18 @@ impl std::fmt::Display for FaultKind {
 }
 
 impl Fault {
-    /// Whether this fault targets a request of `step` written `METHOD URL`.
-    pub fn targets(&self, step: &str, method_url: &str) -> bool {
-        self.step.as_deref().is_none_or(|s| s == step)
-            && self
-                .request
-                .as_deref()
-                .is_none_or(|r| method_url.contains(r))
+    /// Whether this fault targets a `method` `url` request of `step`. A request pattern
+    /// `METHOD TEXT` needs that method and TEXT in the URL; a pattern without a space
+    /// needs it in the URL.
+    pub fn targets(&self, step: &str, method: &str, url: &str) -> bool {
+        let request = match self.request.as_deref().map(str::trim) {
+            None => true,
+            Some(r) => match r.split_once(' ') {
+                Some((m, text)) => m.eq_ignore_ascii_case(method) && url.contains(text.trim()),
+                None => url.contains(r),
+            },
+        };
+        self.step.as_deref().is_none_or(|s| s == step) && request
     }
 
     /// Parses the command line's `TARGET=KIND[xN]`: TARGET is a step id, or request text
@@ -128,8 +133,8 @@ mod tests {
         let f = Fault::parse("GET /health=latency:20s").unwrap();
         assert_eq!(f.request.as_deref(), Some("GET /health"));
         assert_eq!(f.fault, FaultKind::Latency(Offset(20_000)));
-        assert!(f.targets("any", "GET http://h:1/health"));
-        assert!(!f.targets("any", "POST http://h:1/health"));
+        assert!(f.targets("any", "GET", "http://h:1/health"));
+        assert!(!f.targets("any", "POST", "http://h:1/health"));
         assert!(Fault::parse("undo=teapot").unwrap_err().contains("teapot"));
         assert!(Fault::parse("undo").is_err());
         assert_eq!(Fault::parse("x=refused").unwrap().fault, FaultKind::Refused);

@@ -56,6 +56,9 @@ pub struct StepOutcome {
     /// A gate's decision: `approved by alice`, `rejected by deadline`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<String>,
+    /// A human gate rather than a component.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gate: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -184,6 +187,7 @@ impl Outcome {
                 calls: calls.remove(&step.id).unwrap_or_default(),
                 why,
                 decision: decisions.remove(&step.id),
+                gate: step.is_gate(),
             });
         }
         let restored = restore.ok && !restore.broken;
@@ -206,11 +210,17 @@ impl Outcome {
     }
 
     /// The step that kept the run from restoring: the first restore step that failed or
-    /// was never reached.
+    /// was never reached, else the first one skipped (cancelled, condition false), else
+    /// the first step that failed.
     pub fn blocking_step(&self) -> Option<&StepOutcome> {
-        self.steps
-            .iter()
-            .find(|s| s.phase == Phase::Restore && matches!(s.status.as_str(), "failed" | "not reached"))
+        let restore = || {
+            self.steps
+                .iter()
+                .filter(|s| s.phase == Phase::Restore && !s.gate)
+        };
+        restore()
+            .find(|s| matches!(s.status.as_str(), "failed" | "not reached"))
+            .or_else(|| restore().find(|s| s.status == "skipped"))
             .or_else(|| self.steps.iter().find(|s| s.status == "failed"))
     }
 }

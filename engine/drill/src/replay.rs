@@ -8,7 +8,7 @@ use crate::faults::Fault;
 use crate::format::{DrillFile, IncidentUpdate, Offset};
 use crate::responder::{Oracle, Responder};
 use medic_core::{
-    Durability, Engine, Entry, Event, HostCall, MemoryStore, Message, NewRun, Observer, RunMeta,
+    Clock, Durability, Engine, Entry, Event, HostCall, MemoryStore, Message, NewRun, Observer, RunMeta,
     SecretSource, StaticSecrets, StepRunner, Store, SystemClock,
 };
 use sha2::{Digest, Sha256};
@@ -197,7 +197,7 @@ fn keep_copy(
     setup: &Setup,
     drill: &DrillFile,
 ) -> Result<String, DrillError> {
-    let now = medic_core::Clock::now_ms(&SystemClock);
+    let now = SystemClock.now_ms();
     let digest = Sha256::digest(format!("{id}/{now}/{}", std::process::id()));
     let copy = format!("{now:012x}-drill-{}", &hex::encode(digest)[..6]);
     let status = entries
@@ -245,11 +245,16 @@ async fn resume(
     id: &str,
 ) -> Result<(), DrillError> {
     let entries = store.entries(id)?;
+    // The restart happens at the instant of the last record, and every input after it is
+    // posted again at its own instant, so the resumed run sees exactly what a run without
+    // the crash saw: the crash changes where medic stopped, not what happened.
     let last = entries.last().map(|e| e.at_ms).unwrap_or(drill.started_at_ms);
+    for (message, _) in store.mailbox(id)? {
+        store.ack(id, message)?;
+    }
     let (engine, clock) = engine(drill, setup, opts, env, store.clone(), last, Some(&entries));
     clock.attach(store.clone(), id);
-    // Inputs due before the crash were posted (in the journal or still in the mailbox).
-    schedule_updates(drill, opts, &clock, last.saturating_sub(drill.started_at_ms) + 1);
+    schedule_updates(drill, opts, &clock, last.saturating_sub(drill.started_at_ms));
     let mut open: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
     for e in &entries {
         match &e.event {
@@ -375,8 +380,9 @@ fn schedule_updates(drill: &DrillFile, opts: &Options, clock: &DrillClock, from_
     }
 }
 
-/// The decision for the gate `step` that opened at `opened_ms`: an override (when the
-/// gate opened at or after the fork point), else the recorded one, else none (deadline).
+/// The decision for the gate `step` that opened at `opened_ms`: an override when the
+/// recorded decision had not been made yet at the fork point (it is then made no earlier
+/// than the fork), else the recorded one, else none (the deadline decides).
 fn schedule_decision(
     drill: &DrillFile,
     opts: &Options,
@@ -385,19 +391,23 @@ fn schedule_decision(
     opened_ms: u64,
     approvers: &[String],
 ) {
-    let forked = opened_ms.saturating_sub(drill.started_at_ms) >= opts.from.ms();
+    let fork_ms = drill.started_at_ms + opts.from.ms();
+    let recorded = drill.decisions.iter().find(|d| d.step == step);
+    let recorded_ms = recorded.map(|d| opened_ms + d.after.ms());
+    let forked = recorded_ms.is_none_or(|at| at >= fork_ms);
     let by = approvers.first().cloned().unwrap_or_else(|| "drill".into());
     let plan = match opts.decide.iter().find(|d| d.step == step).filter(|_| forked) {
-        Some(o) => o.decision.map(|d| (d, o.after, by, Some("decided in the drill".to_string()))),
-        None => drill
-            .decisions
-            .iter()
-            .find(|d| d.step == step)
-            .map(|d| (d.decision, d.after, d.by.clone(), d.comment.clone())),
+        Some(o) => o.decision.map(|d| {
+            let at = (opened_ms + o.after.ms()).max(fork_ms);
+            (d, at, by, Some("decided in the drill".to_string()))
+        }),
+        None => recorded.map(|d| {
+            (d.decision, opened_ms + d.after.ms(), d.by.clone(), d.comment.clone())
+        }),
     };
-    if let Some((decision, after, by, comment)) = plan {
+    if let Some((decision, at, by, comment)) = plan {
         clock.schedule(
-            opened_ms + after.ms(),
+            at,
             Message::GateDecision {
                 step: step.to_string(),
                 decision,

@@ -239,23 +239,25 @@ impl Report {
             let a = o.and_then(|o| o.steps.iter().find(|s| s.id == id));
             let b = r.steps.iter().find(|s| s.id == id);
             let phase = b.or(a).map(|s| s.phase.as_str()).unwrap_or("");
-            let mark = if a.map(summary) == b.map(summary) && a.map(|s| &s.calls) == b.map(|s| &s.calls) {
-                " "
-            } else {
-                "*"
-            };
+            let same = a.map(summary) == b.map(summary) && a.map(|s| &s.calls) == b.map(|s| &s.calls);
+            let mark = if o.is_none() || same { " " } else { "*" };
+            let absent = if o.is_some() { "(not in the recording)" } else { "-" };
             let _ = writeln!(
                 w,
                 "{mark}{id:<19} {phase:<10} {:<30} {}",
-                a.map(summary).unwrap_or_else(|| "(not in the recording)".into()),
+                a.map(summary).unwrap_or_else(|| absent.into()),
                 b.map(summary).unwrap_or_else(|| "(not in this workflow)".into()),
             );
-            if let Some(why) = b.and_then(|s| s.why.as_ref()).filter(|_| mark == "*") {
+            if let Some(why) = b.and_then(|s| s.why.as_ref()).filter(|_| !same || o.is_none()) {
                 let _ = writeln!(w, "{:31}{}", "", medic_core::timeline::truncate(why, 160));
             }
             let calls_a = a.map(|s| s.calls.as_slice()).unwrap_or(&[]);
             let calls_b = b.map(|s| s.calls.as_slice()).unwrap_or(&[]);
-            if calls_a != calls_b {
+            if o.is_none() {
+                for c in calls_b {
+                    let _ = writeln!(w, "{:31}  {c}", "");
+                }
+            } else if calls_a != calls_b {
                 for c in calls_b.iter().filter(|c| !calls_a.contains(c)) {
                     let _ = writeln!(w, "{:31}+ {c}", "");
                 }

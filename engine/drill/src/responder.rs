@@ -83,7 +83,7 @@ impl Oracle {
         let fault = self.faults.iter_mut().enumerate().find_map(|(i, (f, used))| {
             let active = i >= self.forked || offset >= self.forked_faults_from;
             let left = f.times.is_none_or(|t| *used < t);
-            (active && left && f.targets(step, &shown)).then(|| {
+            (active && left && f.targets(step, method, url)).then(|| {
                 *used += 1;
                 f.fault
             })

@@ -9,7 +9,7 @@
 //! Figures: wall time of one replay (target on the 2-core reference machine: <= 1 s),
 //! the virtual time it covered, and the drill file's size per exchange (YAML and JSON).
 //!
-//! `cargo bench -p medic-drill --bench replay`
+//! `cargo bench -p medic-cli --bench drill_replay`
 
 use medic_drill::format::{Answer, DrillBody, DrillFile, Exchange, GateDecision, Offset, Request};
 use medic_drill::{Env, Options, Report, Setup, Syntax};
