@@ -56,16 +56,30 @@ fn copy_examples() -> (tempfile::TempDir, PathBuf) {
 #[test]
 fn the_example_drills_pass_as_a_suite() {
     let data = tempfile::tempdir().unwrap();
-    let out = drill(data.path(), &["test", &repo().join("examples/drills").display().to_string()]);
+    let out = drill(
+        data.path(),
+        &[
+            "test",
+            &repo().join("examples/drills").display().to_string(),
+        ],
+    );
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     for name in [MIGRATION, "verify-fails-escalate.yaml"] {
-        let row = t.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no row for {name}:\n{t}"));
+        let row = t
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{t}"));
         assert!(row.contains(" ok "), "{row}");
     }
     assert!(t.contains("0 failed"), "{t}");
     // Drill runs are kept, and listed as drills.
-    let runs = medic().arg("--data").arg(data.path()).arg("runs").output().unwrap();
+    let runs = medic()
+        .arg("--data")
+        .arg(data.path())
+        .arg("runs")
+        .output()
+        .unwrap();
     let listed = String::from_utf8_lossy(&runs.stdout);
     assert!(listed.contains("[drill]"), "{listed}");
 }
@@ -81,12 +95,17 @@ fn a_broken_workflow_copy_fails_the_suite_with_a_readable_row() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     let row = t.lines().find(|l| l.starts_with(MIGRATION)).unwrap();
-    assert!(row.contains("FAIL") && row.contains("did not restore"), "{t}");
+    assert!(
+        row.contains("FAIL") && row.contains("did not restore"),
+        "{t}"
+    );
     assert!(t.contains("step roll-forward failed"), "{t}");
     assert!(
-        t.contains("first divergence: step roll-forward: POST http://127.0.0.1:8080/admin/deployments")
-            && t.contains("closest recorded: POST http://127.0.0.1:8080/admin/deploy (step roll-forward")
-            && t.contains("path /admin/deployments, recorded /admin/deploy"),
+        t.contains(
+            "first divergence: step roll-forward: POST http://127.0.0.1:8080/admin/deployments"
+        ) && t.contains(
+            "closest recorded: POST http://127.0.0.1:8080/admin/deploy (step roll-forward"
+        ) && t.contains("path /admin/deployments, recorded /admin/deploy"),
         "{t}"
     );
     assert!(t.contains("1 failed"), "{t}");
@@ -98,12 +117,18 @@ fn the_same_drill_gives_the_same_report_byte_for_byte() {
     let a = drill(data.path(), &["run", &example(MIGRATION)]);
     let b = drill(data.path(), &["run", &example(MIGRATION)]);
     assert!(a.status.success(), "{}", text(&a));
-    assert_eq!(String::from_utf8_lossy(&a.stdout), String::from_utf8_lossy(&b.stdout));
+    assert_eq!(
+        String::from_utf8_lossy(&a.stdout),
+        String::from_utf8_lossy(&b.stdout)
+    );
     let t = String::from_utf8_lossy(&a.stdout);
     assert!(t.contains("verdict: RESTORED\n"), "{t}");
     assert!(t.contains("divergences: none"), "{t}");
     // Approved 4 minutes after the gate opened; rolled forward then.
-    assert!(t.contains("time to restore        -                        4m"), "{t}");
+    assert!(
+        t.contains("time to restore        -                        4m"),
+        "{t}"
+    );
     let j1 = drill(data.path(), &["run", &example(MIGRATION), "--json"]);
     let j2 = drill(data.path(), &["run", &example(MIGRATION), "--json"]);
     assert_eq!(j1.stdout, j2.stdout);
@@ -135,7 +160,13 @@ fn each_fault_kind_changes_the_outcome() {
     let (code, r, t) = report(&["--fault", "roll-forward=503x3"]);
     assert_eq!(code, Some(1), "{t}");
     assert_eq!(r["verdict"], "did_not_restore", "{t}");
-    assert!(r["blocked_by"].as_str().unwrap().starts_with("step roll-forward failed"), "{t}");
+    assert!(
+        r["blocked_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("step roll-forward failed"),
+        "{t}"
+    );
     assert_eq!(step(&r, "roll-forward")["attempts"], 3);
     // 4m at the gate, two 30 s backoffs, then the recorded latencies.
     assert!(starts(&r["replay"]["duration"], "5m30."), "{t}");
@@ -150,7 +181,10 @@ fn each_fault_kind_changes_the_outcome() {
     // No answer: each attempt costs the step's timeout (30 s default) in virtual time.
     let (code, r, t) = report(&["--fault", "roll-forward=timeout"]);
     assert_eq!(code, Some(1), "{t}");
-    assert!(starts(&r["replay"]["duration"], "7m"), "4m + 3 timeouts + 2 backoffs: {t}");
+    assert!(
+        starts(&r["replay"]["duration"], "7m"),
+        "4m + 3 timeouts + 2 backoffs: {t}"
+    );
 
     // Refused: fails at once, same verdict.
     let (code, _, t) = report(&["--fault", "roll-forward=refused"]);
@@ -170,14 +204,24 @@ fn each_fault_kind_changes_the_outcome() {
     // Nobody answers the gate: the deadline (20m) rejects, the database owner is paged.
     let (code, r, t) = report(&["--decide", "roll-forward-ok=deadline"]);
     assert_eq!(code, Some(1), "{t}");
-    assert_eq!(step(&r, "roll-forward-ok")["decision"], "rejected by deadline", "{t}");
+    assert_eq!(
+        step(&r, "roll-forward-ok")["decision"],
+        "rejected by deadline",
+        "{t}"
+    );
     assert_eq!(step(&r, "page-db-owner")["status"], "succeeded", "{t}");
 
     // The incident resolves on its own while the gate waits: the workflow cancels.
     let (code, r, t) = report(&["--incident", "resolved@2m"]);
     assert_eq!(code, Some(1), "{t}");
     assert_eq!(step(&r, "roll-forward")["status"], "skipped", "{t}");
-    assert!(step(&r, "roll-forward")["why"].as_str().unwrap().starts_with("cancelled"), "{t}");
+    assert!(
+        step(&r, "roll-forward")["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("cancelled"),
+        "{t}"
+    );
     assert_eq!(step(&r, "page-db-owner")["status"], "skipped", "{t}");
 }
 
@@ -190,14 +234,28 @@ fn a_fork_at_the_gate_takes_the_other_decision() {
     let (code, r, t) = report(&["--from", "1m", "--decide", "roll-forward-ok=reject@1m"]);
     assert_eq!(code, Some(1), "{t}");
     assert_eq!(step(&r, "migration")["status"], "succeeded");
-    assert_eq!(step(&r, "roll-forward-ok")["decision"], "rejected by oncall", "{t}");
+    assert_eq!(
+        step(&r, "roll-forward-ok")["decision"],
+        "rejected by oncall",
+        "{t}"
+    );
     assert_eq!(step(&r, "roll-forward")["status"], "skipped", "{t}");
     assert_eq!(step(&r, "page-db-owner")["status"], "succeeded", "{t}");
-    assert!(r["inputs"][0].as_str().unwrap().starts_with("fork: recorded history until 1m"), "{t}");
+    assert!(
+        r["inputs"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("fork: recorded history until 1m"),
+        "{t}"
+    );
     // A fork after the gate opened keeps the recorded decision.
     let (code, r, t) = report(&["--from", "1h", "--decide", "roll-forward-ok=reject"]);
     assert_eq!(code, Some(0), "{t}");
-    assert_eq!(step(&r, "roll-forward-ok")["decision"], "approved by oncall", "{t}");
+    assert_eq!(
+        step(&r, "roll-forward-ok")["decision"],
+        "approved by oncall",
+        "{t}"
+    );
 }
 
 #[test]
@@ -205,14 +263,26 @@ fn a_crash_inside_a_drill_resumes_and_gives_the_same_report() {
     let (_, clean, _) = report(&["--fault", "roll-forward=503x2"]);
     let mut crashed = 0;
     for n in (2..36).step_by(2) {
-        let (_, r, t) = report(&["--fault", "roll-forward=503x2", "--crash-at", &n.to_string()]);
-        let said = r["inputs"].as_array().unwrap().iter().any(|i| i.as_str().unwrap().starts_with("crash:"));
+        let (_, r, t) = report(&[
+            "--fault",
+            "roll-forward=503x2",
+            "--crash-at",
+            &n.to_string(),
+        ]);
+        let said = r["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i.as_str().unwrap().starts_with("crash:"));
         crashed += usize::from(said);
         assert_eq!(r["replay"], clean["replay"], "crash at write {n}:\n{t}");
         assert_eq!(r["verdict"], clean["verdict"], "crash at write {n}");
         assert_eq!(r["divergences"], clean["divergences"], "crash at write {n}");
     }
-    assert!(crashed >= 12, "only {crashed} crash points were inside the run");
+    assert!(
+        crashed >= 12,
+        "only {crashed} crash points were inside the run"
+    );
 }
 
 #[test]
@@ -229,17 +299,33 @@ fn a_changed_workflow_gives_a_divergence_report_naming_the_step_and_the_closest_
         );
     std::fs::write(&wf, changed).unwrap();
     let data = tempfile::tempdir().unwrap();
-    let out = drill(data.path(), &["run", &dir.join(MIGRATION).display().to_string(), "--strict"]);
+    let out = drill(
+        data.path(),
+        &[
+            "run",
+            &dir.join(MIGRATION).display().to_string(),
+            "--strict",
+        ],
+    );
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("step smoke attempt 1: GET http://127.0.0.1:8080/cart"), "{t}");
-    assert!(t.contains("step health attempt 1: GET http://127.0.0.1:8080/healthz"), "{t}");
+    assert!(
+        t.contains("step smoke attempt 1: GET http://127.0.0.1:8080/cart"),
+        "{t}"
+    );
+    assert!(
+        t.contains("step health attempt 1: GET http://127.0.0.1:8080/healthz"),
+        "{t}"
+    );
     assert!(
         t.contains("closest recorded: GET http://127.0.0.1:8080/health (step health, at 4m)")
             && t.contains("difference: path /healthz, recorded /health"),
         "{t}"
     );
-    assert!(t.contains("recorded requests the replay did not make"), "{t}");
+    assert!(
+        t.contains("recorded requests the replay did not make"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -253,10 +339,16 @@ fn a_malformed_drill_file_is_refused_with_file_line_and_column() {
     assert_eq!(out.status.code(), Some(2), "{t}");
     let line = src.lines().position(|l| l.contains("after: 4m")).unwrap() + 1;
     assert!(
-        t.contains(&format!("bad.yaml:{line}:12: decisions[0].after: `soon` is not a duration")),
+        t.contains(&format!(
+            "bad.yaml:{line}:12: decisions[0].after: `soon` is not a duration"
+        )),
         "{t}"
     );
-    std::fs::write(&f, "medic_drill: 1\nname: x\nstarted_at_ms: 1\nincident: {}\nexchanges: [\n").unwrap();
+    std::fs::write(
+        &f,
+        "medic_drill: 1\nname: x\nstarted_at_ms: 1\nincident: {}\nexchanges: [\n",
+    )
+    .unwrap();
     let out = drill(dir.path(), &["run", &f.display().to_string()]);
     assert!(text(&out).contains("bad.yaml:"), "{}", text(&out));
     let schema = medic().args(["schema", "--drill"]).output().unwrap();

@@ -52,7 +52,11 @@ impl Held {
             if let Ok(Some(s)) = held.child.try_wait() {
                 panic!("examples/{name}/run.sh exited ({s}):\n{}", held.output());
             }
-            assert!(Instant::now() < deadline, "{name} took too long:\n{}", held.output());
+            assert!(
+                Instant::now() < deadline,
+                "{name} took too long:\n{}",
+                held.output()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
         held.state = std::fs::read_to_string(&state_file)
@@ -65,7 +69,10 @@ impl Held {
     }
 
     fn get(&self, key: &str) -> String {
-        self.state.get(key).cloned().unwrap_or_else(|| panic!("no {key} in {:?}", self.state))
+        self.state
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {key} in {:?}", self.state))
     }
 
     fn output(&self) -> String {
@@ -77,7 +84,11 @@ impl Held {
         drop(self.stdin.take());
         let deadline = Instant::now() + Duration::from_secs(120);
         while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "services not stopped:\n{}", self.output());
+            assert!(
+                Instant::now() < deadline,
+                "services not stopped:\n{}",
+                self.output()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         self.output()
@@ -87,7 +98,9 @@ impl Held {
 impl Drop for Held {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
             let _ = self.child.wait();
         }
     }
@@ -104,7 +117,11 @@ fn run(data: &Path, args: &[&str]) -> Output {
 }
 
 fn all(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// Records the example's only run into a drill file; returns it and the run id.
@@ -114,8 +131,22 @@ fn record(held: &Held, out: &Path) -> (PathBuf, String) {
     let runs: Value = serde_json::from_slice(&list.stdout).unwrap();
     let id = runs[0]["id"].as_str().unwrap().to_string();
     let file = out.join("drill.yaml");
-    let rec = run(&data, &["drill", "record", &id, "-o", &file.display().to_string()]);
+    let rec = run(
+        &data,
+        &["drill", "record", &id, "-o", &file.display().to_string()],
+    );
     assert!(rec.status.success(), "{}", all(&rec));
+    // MEDIC_DRILL_KEEP=DIR keeps the recording (how examples/drills got theirs).
+    if let Ok(keep) = std::env::var("MEDIC_DRILL_KEEP") {
+        let name = held
+            .dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let _ = std::fs::copy(&file, Path::new(&keep).join(format!("{name}.yaml")));
+    }
     (file, id)
 }
 
@@ -129,12 +160,16 @@ fn replay(file: &Path, extra: &[&str]) -> (Output, Value, String) {
     let text = run(data.path(), &args);
     args.push("--json");
     let json = run(data.path(), &args);
-    let report: Value = serde_json::from_slice(&json.stdout).unwrap_or_else(|e| panic!("{e}: {}", all(&json)));
+    let report: Value =
+        serde_json::from_slice(&json.stdout).unwrap_or_else(|e| panic!("{e}: {}", all(&json)));
     let listed = run(data.path(), &["runs", "--json"]);
     let runs: Value = serde_json::from_slice(&listed.stdout).unwrap();
     let mut journals = String::new();
     for r in runs.as_array().unwrap() {
-        let shown = run(data.path(), &["runs", "show", r["id"].as_str().unwrap(), "--journal"]);
+        let shown = run(
+            data.path(),
+            &["runs", "show", r["id"].as_str().unwrap(), "--journal"],
+        );
         journals.push_str(&all(&shown));
     }
     let printed = format!("{}{}{journals}", all(&text), all(&json));
@@ -152,12 +187,17 @@ fn calls(outcome: &Value) -> Vec<(String, Value)> {
 
 fn assert_no_secret(what: &str, haystack: &str, secrets: &[String]) {
     for s in secrets.iter().filter(|s| s.len() >= 8) {
-        assert!(!haystack.contains(s.as_str()), "a secret value appears in {what}");
+        assert!(
+            !haystack.contains(s.as_str()),
+            "a secret value appears in {what}"
+        );
     }
 }
 
 fn assert_down(url: &str) {
-    let host = url.trim_start_matches("http://").trim_start_matches("https://");
+    let host = url
+        .trim_start_matches("http://")
+        .trim_start_matches("https://");
     let host = host.split('/').next().unwrap();
     assert!(TcpStream::connect(host).is_err(), "{url} still answers");
 }
@@ -168,14 +208,21 @@ fn bad_flag_recorded_and_replayed_with_every_service_down() {
     let held = Held::start("bad-flag", &[]);
     let (file, _) = record(&held, tmp.path());
     let secrets = vec![held.get("UNLEASH_TOKEN"), held.get("MATRIX_ONCALL_TOKEN")];
-    let urls = [held.get("UNLEASH_URL"), held.get("MATRIX_URL"), held.get("PROM_URL")];
+    let urls = [
+        held.get("UNLEASH_URL"),
+        held.get("MATRIX_URL"),
+        held.get("PROM_URL"),
+    ];
     let script = held.release();
     for u in &urls {
         assert_down(u);
     }
     let drill_text = std::fs::read_to_string(&file).unwrap();
     assert_no_secret("the drill file", &drill_text, &secrets);
-    assert!(drill_text.contains("[redacted:UNLEASH_TOKEN]"), "the token is a placeholder");
+    assert!(
+        drill_text.contains("[redacted:UNLEASH_TOKEN]"),
+        "the token is a placeholder"
+    );
 
     let (text, report, printed) = replay(&file, &[]);
     assert!(text.status.success(), "{}\n{script}", all(&text));
@@ -189,7 +236,10 @@ fn bad_flag_recorded_and_replayed_with_every_service_down() {
     let (text, report, _) = replay(&file, &["--fault", "retoggle=503"]);
     assert_eq!(text.status.code(), Some(1), "{}", all(&text));
     let t = String::from_utf8_lossy(&text.stdout);
-    assert!(t.contains("verdict: DID NOT RESTORE: step retoggle failed"), "{t}");
+    assert!(
+        t.contains("verdict: DID NOT RESTORE: step retoggle failed"),
+        "{t}"
+    );
     assert_eq!(report["replay"]["steps"][2]["attempts"], 5, "{t}");
 }
 
@@ -199,7 +249,11 @@ fn bad_deploy_recorded_and_replayed_with_every_service_down_and_forked_at_its_ga
     let held = Held::start("bad-deploy", &[("MEDIC_EXAMPLE_DECIDE", "approve")]);
     let (file, _) = record(&held, tmp.path());
     let secrets = vec![held.get("MATRIX_ONCALL_TOKEN")];
-    let urls = [held.get("K8S_URL"), held.get("MATRIX_URL"), held.get("PROM_URL")];
+    let urls = [
+        held.get("K8S_URL"),
+        held.get("MATRIX_URL"),
+        held.get("PROM_URL"),
+    ];
     let script = held.release();
     for u in &urls {
         assert_down(u);
@@ -217,17 +271,29 @@ fn bad_deploy_recorded_and_replayed_with_every_service_down_and_forked_at_its_ga
     let (text, _, _) = replay(&file, &["--fault", "undo=503x3"]);
     assert_eq!(text.status.code(), Some(1));
     let t = String::from_utf8_lossy(&text.stdout);
-    assert!(t.contains("verdict: DID NOT RESTORE: step undo failed"), "{t}");
+    assert!(
+        t.contains("verdict: DID NOT RESTORE: step undo failed"),
+        "{t}"
+    );
     assert!(t.contains("failed (3 attempts)"), "{t}");
 
     // A fork at the gate with the opposite decision: rollouts stay paused; the message
     // saying so was never recorded, so it is a divergence naming the closest request.
-    let (_, report, _) = replay(&file, &["--from", "1s", "--decide", "resume-rollouts=reject"]);
+    let (_, report, _) = replay(
+        &file,
+        &["--from", "1s", "--decide", "resume-rollouts=reject"],
+    );
     let steps = report["replay"]["steps"].as_array().unwrap();
     let get = |id: &str| steps.iter().find(|s| s["id"] == id).unwrap().clone();
     assert_eq!(get("resume")["status"], "skipped");
     assert_eq!(get("resume-rollouts")["decision"], "rejected by oncall");
     let d = &report["divergences"][0];
     assert_eq!(d["step"], "kept-paused", "{report}");
-    assert!(d["closest"].as_str().unwrap().contains("/send/m.room.message/"), "{d}");
+    assert!(
+        d["closest"]
+            .as_str()
+            .unwrap()
+            .contains("/send/m.room.message/"),
+        "{d}"
+    );
 }

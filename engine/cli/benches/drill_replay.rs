@@ -79,7 +79,9 @@ fn incident() -> (Workflow, DrillFile) {
             response: Answer {
                 status: Some(status),
                 headers: BTreeMap::from([("content-type".into(), "application/json".into())]),
-                body: Some(DrillBody::Json(json!({"status": if status == 200 {"ok"} else {"unavailable"}, "checked": id}))),
+                body: Some(DrillBody::Json(
+                    json!({"status": if status == 200 {"ok"} else {"unavailable"}, "checked": id}),
+                )),
                 error: None,
             },
             latency: Offset(40),
@@ -191,14 +193,18 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let opts = Options::default();
     // The first replay compiles the component; the figures are for the ones after.
-    let first = rt.block_on(medic_drill::replay::run(&drill, &setup, &opts, &env)).expect("replay");
+    let first = rt
+        .block_on(medic_drill::replay::run(&drill, &setup, &opts, &env))
+        .expect("replay");
     let report = Report::new(&drill, &setup, &opts, &first).expect("report");
     assert!(report.replay.restored(), "{}", report.text());
     assert!(report.divergences.is_empty(), "{}", report.text());
     let mut times: Vec<Duration> = (0..5)
         .map(|_| {
             let t = Instant::now();
-            let r = rt.block_on(medic_drill::replay::run(&drill, &setup, &opts, &env)).expect("replay");
+            let r = rt
+                .block_on(medic_drill::replay::run(&drill, &setup, &opts, &env))
+                .expect("replay");
             let el = t.elapsed();
             assert_eq!(r.entries.len(), first.entries.len());
             el

@@ -100,9 +100,10 @@ fn record(ctx: &Ctx, run: &str, output: Option<PathBuf>, name: Option<String>) -
     }
     // Secret values this process knows are redacted again, in case one reached the
     // journal some way the engine could not see.
-    let redactor = Redactor::new(std::env::vars().filter_map(|(k, v)| {
-        k.strip_prefix("MEDIC_SECRET_").map(|n| (n.to_string(), v))
-    }));
+    let redactor = Redactor::new(
+        std::env::vars()
+            .filter_map(|(k, v)| k.strip_prefix("MEDIC_SECRET_").map(|n| (n.to_string(), v))),
+    );
     let mut drill = medic_drill::record(run, &entries, &redactor)?;
     if let Some(n) = name {
         drill.name = n;
@@ -134,19 +135,23 @@ fn load(path: &Path) -> Result<DrillFile> {
 
 /// The workflow to run: `--workflow` (a file, or the file in a folder with the drill's
 /// workflow name), else the drill's `workflow_file`, else the recorded workflow.
-fn setup(ctx: &Ctx, drill: &DrillFile, drill_path: &Path, workflow: Option<&Path>) -> Result<Setup> {
+fn setup(
+    ctx: &Ctx,
+    drill: &DrillFile,
+    drill_path: &Path,
+    workflow: Option<&Path>,
+) -> Result<Setup> {
     let file = match workflow {
         Some(p) if p.is_dir() => Some(find_in_dir(ctx, p, drill, drill_path)?),
         Some(p) => Some(p.to_path_buf()),
-        None => drill.workflow_file.as_ref().map(|f| {
-            drill_path
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(f)
-        }),
+        None => drill
+            .workflow_file
+            .as_ref()
+            .map(|f| drill_path.parent().unwrap_or(Path::new(".")).join(f)),
     };
     if let Some(file) = file {
-        let loaded = crate::load::load_workflow(ctx, &file).map_err(|p| anyhow::anyhow!(p.join("\n")))?;
+        let loaded =
+            crate::load::load_workflow(ctx, &file).map_err(|p| anyhow::anyhow!(p.join("\n")))?;
         return Ok(Setup {
             workflow: loaded.workflow,
             workflow_file: file.display().to_string(),
@@ -169,7 +174,7 @@ fn setup(ctx: &Ctx, drill: &DrillFile, drill_path: &Path, workflow: Option<&Path
     }
     Ok(Setup {
         workflow,
-        workflow_file: "(as recorded)".into(),
+        workflow_file: "as recorded".into(),
         components,
     })
 }
@@ -235,13 +240,18 @@ fn options(args: &RunArgs, drill: &DrillFile) -> Result<Options> {
         None => Offset(0),
         Some(s) => match s.strip_prefix('#') {
             Some(n) => {
-                let n: usize = n.parse().with_context(|| format!("--from {s}: not a number"))?;
+                let n: usize = n
+                    .parse()
+                    .with_context(|| format!("--from {s}: not a number"))?;
                 drill
                     .exchanges
                     .get(n.saturating_sub(1))
                     .map(|e| e.at)
                     .with_context(|| {
-                        format!("--from {s}: the drill has {} exchanges", drill.exchanges.len())
+                        format!(
+                            "--from {s}: the drill has {} exchanges",
+                            drill.exchanges.len()
+                        )
                     })?
             }
             None => Offset::parse(s)
@@ -283,7 +293,11 @@ async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode> {
         eprintln!("drill run kept as {id} (medic runs show {id})");
     }
     let failed = report.replay.time_to_restore.is_none() || (args.strict && report.diverged());
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Prints each journal entry of the drill run as a timeline line, on stderr (the report
@@ -301,7 +315,12 @@ async fn test(ctx: &Ctx, dir: &Path, workflow: Option<&Path>, strict: bool) -> R
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            )
+        })
         .collect();
     files.sort();
     if files.is_empty() {
@@ -315,7 +334,10 @@ async fn test(ctx: &Ctx, dir: &Path, workflow: Option<&Path>, strict: bool) -> R
     );
     let mut bad = 0;
     for file in &files {
-        let shown = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let shown = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let started = Instant::now();
         let result = async {
             let drill = load(file)?;
@@ -373,5 +395,9 @@ async fn test(ctx: &Ctx, dir: &Path, workflow: Option<&Path>, strict: bool) -> R
         }
     }
     println!("\n{} drills, {} failed", files.len(), bad);
-    Ok(if bad > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if bad > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -76,7 +76,11 @@ fn post_due(inner: &mut Inner) {
     let Some((store, run)) = inner.mailbox.clone() else {
         return;
     };
-    while inner.schedule.first().is_some_and(|(due, ..)| *due <= inner.now) {
+    while inner
+        .schedule
+        .first()
+        .is_some_and(|(due, ..)| *due <= inner.now)
+    {
         let (_, _, message) = inner.schedule.remove(0);
         if let Err(e) = store.post(&run, &message) {
             inner.error.get_or_insert(e.to_string());

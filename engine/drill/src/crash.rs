@@ -25,7 +25,8 @@ impl CrashStore {
 
     /// The write the crash happened at, once it has.
     pub fn crashed(&self) -> Option<u64> {
-        self.at.filter(|at| self.writes.load(Ordering::SeqCst) >= *at)
+        self.at
+            .filter(|at| self.writes.load(Ordering::SeqCst) >= *at)
     }
 
     fn write(&self) -> Result<(), StoreError> {

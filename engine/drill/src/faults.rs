@@ -82,9 +82,13 @@ impl Fault {
             ));
         }
         let (kind, times) = match kind.rsplit_once('x') {
-            Some((k, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
-                (k, Some(n.parse::<u32>().map_err(|e| format!("--fault {spec}: {e}"))?))
-            }
+            Some((k, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => (
+                k,
+                Some(
+                    n.parse::<u32>()
+                        .map_err(|e| format!("--fault {spec}: {e}"))?,
+                ),
+            ),
             _ => (kind, None),
         };
         let fault = parse_kind(kind).ok_or_else(|| {

@@ -68,7 +68,9 @@ pub fn parse(file: &str, src: &str) -> Result<DrillFile, FormatError> {
             serde_json::from_str(src).map_err(|e| at(e.line(), e.column(), e.to_string()))?;
         (v, None)
     } else {
-        let node = marked_yaml::parse_yaml(0, src).map_err(|e| {
+        // Quoted scalars stay strings: `"0"` in a recorded body must not come back as 0.
+        let options = marked_yaml::LoaderOptions::default().prevent_coercion(true);
+        let node = marked_yaml::parse_yaml_with_options(0, src, options).map_err(|e| {
             let (line, column) = load_error_pos(&e);
             at(line, column, e.to_string())
         })?;
@@ -81,9 +83,7 @@ pub fn parse(file: &str, src: &str) -> Result<DrillFile, FormatError> {
     {
         return Err(FormatError::File {
             file: file.to_string(),
-            message: format!(
-                "drill format version {v}; this medic reads version {FORMAT_VERSION}"
-            ),
+            message: format!("drill format version {v}; this medic reads version {FORMAT_VERSION}"),
         });
     }
     let json_src = marks.is_none().then_some(src);
@@ -281,11 +281,13 @@ fn yaml_scalar(v: &Value) -> String {
 /// Keys are written plain when that cannot be misread, else quoted.
 fn yaml_key(k: &str) -> String {
     let plain = !k.is_empty()
-        && k
-            .chars()
+        && k.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
         && !k.starts_with(['-', '.'])
-        && !matches!(k, "true" | "false" | "null" | "~" | "yes" | "no" | "on" | "off")
+        && !matches!(
+            k,
+            "true" | "false" | "null" | "~" | "yes" | "no" | "on" | "off"
+        )
         && k.parse::<f64>().is_err();
     if plain {
         k.to_string()

@@ -45,7 +45,12 @@ impl RequestKey {
             Ok(u) => {
                 let mut q: Vec<String> = u
                     .query()
-                    .map(|q| q.split('&').filter(|p| !p.is_empty()).map(String::from).collect())
+                    .map(|q| {
+                        q.split('&')
+                            .filter(|p| !p.is_empty())
+                            .map(String::from)
+                            .collect()
+                    })
                     .unwrap_or_default();
                 q.sort();
                 (
@@ -56,7 +61,13 @@ impl RequestKey {
                     q,
                 )
             }
-            Err(_) => (String::new(), String::new(), None, url.to_string(), Vec::new()),
+            Err(_) => (
+                String::new(),
+                String::new(),
+                None,
+                url.to_string(),
+                Vec::new(),
+            ),
         };
         let body = match body {
             None => BodyKey::None,
@@ -170,7 +181,9 @@ impl Matcher {
 
     /// Finds the answer for `key`, asked by `step`, and marks it used.
     pub fn take(&mut self, step: &str, attempt: u32, shown: &str, key: &RequestKey) -> Matched {
-        let same: Vec<usize> = (0..self.keys.len()).filter(|&i| self.keys[i] == *key).collect();
+        let same: Vec<usize> = (0..self.keys.len())
+            .filter(|&i| self.keys[i] == *key)
+            .collect();
         if same.is_empty() {
             return Matched::Unseen(self.divergence(step, attempt, shown, key));
         }
@@ -293,7 +306,11 @@ fn first_json_difference(a: &Value, b: &Value, path: &str) -> Option<(String, St
             .find_map(|(i, (u, w))| first_json_difference(u, w, &format!("{path}[{i}]"))),
         _ if a == b => None,
         _ => Some((
-            if path.is_empty() { "(root)".into() } else { path.to_string() },
+            if path.is_empty() {
+                "(root)".into()
+            } else {
+                path.to_string()
+            },
             show(Some(a)),
             show(Some(b)),
         )),
@@ -306,7 +323,12 @@ mod tests {
     use serde_json::json;
 
     fn key(m: &str, url: &str, body: Option<Value>) -> RequestKey {
-        RequestKey::new(m, url, body.map(DrillBody::Json).as_ref(), &["txn".to_string()])
+        RequestKey::new(
+            m,
+            url,
+            body.map(DrillBody::Json).as_ref(),
+            &["txn".to_string()],
+        )
     }
 
     #[test]
@@ -319,8 +341,11 @@ mod tests {
             key("POST", "http://h/a", Some(json!({"x": 1, "txn": "abc"}))),
             key("POST", "http://h/a", Some(json!({"x": 1, "txn": "def"})))
         );
-        let d = key("POST", "http://h/a", Some(json!({"x": 1})))
-            .differences(&key("POST", "http://h/b", Some(json!({"x": 2}))));
+        let d = key("POST", "http://h/a", Some(json!({"x": 1}))).differences(&key(
+            "POST",
+            "http://h/b",
+            Some(json!({"x": 2})),
+        ));
         assert_eq!(
             d,
             vec!["path /a, recorded /b", "body field `x`: 1, recorded 2"]

@@ -96,8 +96,7 @@ impl Outcome {
                         list.push(format!("{shown} -> no answer"));
                     }
                     HostCall::HttpResponse { id, outcome, .. } => {
-                        if let Some((i, shown)) = pending.remove(&(step.clone(), *attempt, *id))
-                        {
+                        if let Some((i, shown)) = pending.remove(&(step.clone(), *attempt, *id)) {
                             let result = match outcome {
                                 HttpOutcome::Response { status, .. } => status.to_string(),
                                 HttpOutcome::Error { .. } => "error".to_string(),
@@ -122,10 +121,7 @@ impl Outcome {
                     ended.insert(step.clone(), e.at_ms);
                 }
                 Event::GateDecided {
-                    step,
-                    decision,
-                    by,
-                    ..
+                    step, decision, by, ..
                 } => {
                     ended.insert(step.clone(), e.at_ms);
                     decisions.insert(step.clone(), format!("{} by {by}", decision.past()));

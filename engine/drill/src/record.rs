@@ -36,6 +36,8 @@ pub const VOLATILE_HEADERS: &[&str] = &[
     "x-kubernetes-pf-flowschema-uid",
     "x-kubernetes-pf-prioritylevel-uid",
     "user-agent",
+    // Derived from the URL, which is what matching compares.
+    "host",
 ];
 
 /// Headers that carry credentials: kept as a placeholder unless already redacted.
@@ -157,7 +159,10 @@ pub fn record(run: &str, entries: &[Entry], redactor: &Redactor) -> Result<Drill
                 comment,
             } => decisions.push(GateDecision {
                 step: step.clone(),
-                after: Offset(e.at_ms.saturating_sub(opened.get(step).copied().unwrap_or(e.at_ms))),
+                after: Offset(
+                    e.at_ms
+                        .saturating_sub(opened.get(step).copied().unwrap_or(e.at_ms)),
+                ),
                 decision: *decision,
                 by: by.clone(),
                 comment: comment.as_ref().map(|c| redactor.text(c)),
@@ -208,7 +213,10 @@ fn answer(outcome: &HttpOutcome, redactor: &Redactor) -> Answer {
 }
 
 /// Lower-case names, volatile headers dropped, credentials as placeholders.
-pub fn clean_headers(headers: &[(String, String)], redactor: &Redactor) -> BTreeMap<String, String> {
+pub fn clean_headers(
+    headers: &[(String, String)],
+    redactor: &Redactor,
+) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in headers {
         let k = k.to_ascii_lowercase();

@@ -8,11 +8,11 @@ use crate::faults::Fault;
 use crate::format::{DrillFile, IncidentUpdate, Offset};
 use crate::responder::{Oracle, Responder};
 use medic_core::{
-    Clock, Durability, Engine, Entry, Event, HostCall, MemoryStore, Message, NewRun, Observer, RunMeta,
-    SecretSource, StaticSecrets, StepRunner, Store, SystemClock,
+    Clock, Durability, Engine, Entry, Event, HostCall, MemoryStore, Message, NewRun, Observer,
+    RunMeta, SecretSource, StaticSecrets, StepRunner, Store, SystemClock,
 };
-use sha2::{Digest, Sha256};
 use medic_model::{Decision, Workflow};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -56,13 +56,13 @@ impl DecideOverride {
             ),
             None => (rest, Offset(0)),
         };
-        let decision = match what {
-            "deadline" => None,
-            other => Some(
-                Decision::parse(other)
-                    .ok_or_else(|| format!("--decide {spec}: `{other}` is not a decision; {usage}"))?,
-            ),
-        };
+        let decision =
+            match what {
+                "deadline" => None,
+                other => Some(Decision::parse(other).ok_or_else(|| {
+                    format!("--decide {spec}: `{other}` is not a decision; {usage}")
+                })?),
+            };
         Ok(DecideOverride {
             step: step.trim().to_string(),
             decision,
@@ -146,7 +146,15 @@ pub async fn run(
     let memory: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let crash = Arc::new(CrashStore::new(memory.clone(), opts.crash_at));
     let store: Arc<dyn Store> = crash.clone();
-    let (engine, clock) = engine(drill, setup, opts, env, store.clone(), drill.started_at_ms, None);
+    let (engine, clock) = engine(
+        drill,
+        setup,
+        opts,
+        env,
+        store.clone(),
+        drill.started_at_ms,
+        None,
+    );
     let id = drill.recorded_from.clone().unwrap_or_else(|| {
         let digest = Sha256::digest(drill.name.as_bytes());
         format!("drill-{}", &hex::encode(digest)[..12])
@@ -230,7 +238,11 @@ fn keep_copy(
             &copy,
             e,
             last.then_some(&finished),
-            if last { Durability::Flush } else { Durability::Lazy },
+            if last {
+                Durability::Flush
+            } else {
+                Durability::Lazy
+            },
         )?;
     }
     Ok(copy)
@@ -248,13 +260,21 @@ async fn resume(
     // The restart happens at the instant of the last record, and every input after it is
     // posted again at its own instant, so the resumed run sees exactly what a run without
     // the crash saw: the crash changes where medic stopped, not what happened.
-    let last = entries.last().map(|e| e.at_ms).unwrap_or(drill.started_at_ms);
+    let last = entries
+        .last()
+        .map(|e| e.at_ms)
+        .unwrap_or(drill.started_at_ms);
     for (message, _) in store.mailbox(id)? {
         store.ack(id, message)?;
     }
     let (engine, clock) = engine(drill, setup, opts, env, store.clone(), last, Some(&entries));
     clock.attach(store.clone(), id);
-    schedule_updates(drill, opts, &clock, last.saturating_sub(drill.started_at_ms));
+    schedule_updates(
+        drill,
+        opts,
+        &clock,
+        last.saturating_sub(drill.started_at_ms),
+    );
     let mut open: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
     for e in &entries {
         match &e.event {
@@ -396,13 +416,23 @@ fn schedule_decision(
     let recorded_ms = recorded.map(|d| opened_ms + d.after.ms());
     let forked = recorded_ms.is_none_or(|at| at >= fork_ms);
     let by = approvers.first().cloned().unwrap_or_else(|| "drill".into());
-    let plan = match opts.decide.iter().find(|d| d.step == step).filter(|_| forked) {
+    let plan = match opts
+        .decide
+        .iter()
+        .find(|d| d.step == step)
+        .filter(|_| forked)
+    {
         Some(o) => o.decision.map(|d| {
             let at = (opened_ms + o.after.ms()).max(fork_ms);
             (d, at, by, Some("decided in the drill".to_string()))
         }),
         None => recorded.map(|d| {
-            (d.decision, opened_ms + d.after.ms(), d.by.clone(), d.comment.clone())
+            (
+                d.decision,
+                opened_ms + d.after.ms(),
+                d.by.clone(),
+                d.comment.clone(),
+            )
         }),
     };
     if let Some((decision, at, by, comment)) = plan {

@@ -69,7 +69,12 @@ pub struct Report {
 
 impl Report {
     /// Builds the report of `replay`.
-    pub fn new(drill: &DrillFile, setup: &Setup, opts: &Options, replay: &Replay) -> Result<Report, medic_core::StateError> {
+    pub fn new(
+        drill: &DrillFile,
+        setup: &Setup,
+        opts: &Options,
+        replay: &Replay,
+    ) -> Result<Report, medic_core::StateError> {
         let outcome = Outcome::from_journal(&replay.run_id, &replay.entries)?;
         let mut oracle = Oracle::new(drill, &opts.faults, opts.from);
         let mut used = vec![false; drill.exchanges.len()];
@@ -111,18 +116,22 @@ impl Report {
             }
             (Some(_), true) => Verdict::RestoredDifferently,
         };
-        let blocked_by = (verdict == Verdict::DidNotRestore).then(|| match outcome.blocking_step() {
-            Some(s) => format!(
-                "step {} {}{}",
-                s.id,
-                s.status,
-                s.why.as_ref().map(|w| format!(": {w}")).unwrap_or_default()
-            ),
-            None => "no restore step succeeded".into(),
-        });
+        let blocked_by =
+            (verdict == Verdict::DidNotRestore).then(|| match outcome.blocking_step() {
+                Some(s) => format!(
+                    "step {} {}{}",
+                    s.id,
+                    s.status,
+                    s.why.as_ref().map(|w| format!(": {w}")).unwrap_or_default()
+                ),
+                None => "no restore step succeeded".into(),
+            });
         let mut inputs = Vec::new();
         if opts.from.ms() > 0 {
-            inputs.push(format!("fork: recorded history until {}, then the changes below", opts.from));
+            inputs.push(format!(
+                "fork: recorded history until {}, then the changes below",
+                opts.from
+            ));
         }
         for f in drill.faults.iter().chain(&opts.faults) {
             let target = match (&f.step, &f.request) {
@@ -135,14 +144,22 @@ impl Report {
             inputs.push(format!("fault: {target}: {}{times}", f.fault));
         }
         for d in &opts.decide {
-            let what = d.decision.map(|d| d.as_str()).unwrap_or("nobody answers (deadline)");
-            inputs.push(format!("gate {}: {what}, {} after it opens", d.step, d.after));
+            let what = d
+                .decision
+                .map(|d| d.as_str())
+                .unwrap_or("nobody answers (deadline)");
+            inputs.push(format!(
+                "gate {}: {what}, {} after it opens",
+                d.step, d.after
+            ));
         }
         for u in &opts.incident_updates {
             inputs.push(format!("incident: {} at {}", u.status.as_str(), u.at));
         }
         if let Some(n) = replay.crashed_at {
-            inputs.push(format!("crash: medic stopped at journal write {n}, then resumed"));
+            inputs.push(format!(
+                "crash: medic stopped at journal write {n}, then resumed"
+            ));
         }
         if opts.live {
             inputs.push("live: requests went to the real services".into());
@@ -217,18 +234,45 @@ impl Report {
             let _ = writeln!(w, "{name:<22} {a:<24} {b}");
         };
         let na = || "-".to_string();
-        row(w, "time to restore", o.map(|o| t(o.time_to_restore)).unwrap_or_else(na), t(r.time_to_restore));
-        row(w, "time to verified", o.map(|o| t(o.time_to_verified)).unwrap_or_else(na), t(r.time_to_verified));
-        row(w, "run", o.map(|o| o.status.clone()).unwrap_or_else(na), r.status.clone());
-        row(w, "duration", o.map(|o| o.duration.to_string()).unwrap_or_else(na), r.duration.to_string());
-        for (phase, (from, to)) in &r.phases {
+        row(
+            w,
+            "time to restore",
+            o.map(|o| t(o.time_to_restore)).unwrap_or_else(na),
+            t(r.time_to_restore),
+        );
+        row(
+            w,
+            "time to verified",
+            o.map(|o| t(o.time_to_verified)).unwrap_or_else(na),
+            t(r.time_to_verified),
+        );
+        row(
+            w,
+            "run",
+            o.map(|o| o.status.clone()).unwrap_or_else(na),
+            r.status.clone(),
+        );
+        row(
+            w,
+            "duration",
+            o.map(|o| o.duration.to_string()).unwrap_or_else(na),
+            r.duration.to_string(),
+        );
+        let phases = medic_model::Phase::ALL
+            .iter()
+            .filter_map(|p| r.phases.get(p.as_str()).map(|x| (p.as_str(), x)));
+        for (phase, (from, to)) in phases {
             let orig = o
                 .and_then(|o| o.phases.get(phase))
                 .map(|(a, b)| format!("{a} - {b}"))
                 .unwrap_or_else(na);
             row(w, &format!("phase {phase}"), orig, format!("{from} - {to}"));
         }
-        let _ = writeln!(w, "\n{:<20} {:<10} {:<30} replay", "step", "phase", "original");
+        let _ = writeln!(
+            w,
+            "\n{:<20} {:<10} {:<30} replay",
+            "step", "phase", "original"
+        );
         let mut ids: Vec<&str> = r.steps.iter().map(|s| s.id.as_str()).collect();
         for s in o.map(|o| o.steps.as_slice()).unwrap_or(&[]) {
             if !ids.contains(&s.id.as_str()) {
@@ -239,16 +283,25 @@ impl Report {
             let a = o.and_then(|o| o.steps.iter().find(|s| s.id == id));
             let b = r.steps.iter().find(|s| s.id == id);
             let phase = b.or(a).map(|s| s.phase.as_str()).unwrap_or("");
-            let same = a.map(summary) == b.map(summary) && a.map(|s| &s.calls) == b.map(|s| &s.calls);
+            let same =
+                a.map(summary) == b.map(summary) && a.map(|s| &s.calls) == b.map(|s| &s.calls);
             let mark = if o.is_none() || same { " " } else { "*" };
-            let absent = if o.is_some() { "(not in the recording)" } else { "-" };
+            let absent = if o.is_some() {
+                "(not in the recording)"
+            } else {
+                "-"
+            };
             let _ = writeln!(
                 w,
                 "{mark}{id:<19} {phase:<10} {:<30} {}",
                 a.map(summary).unwrap_or_else(|| absent.into()),
-                b.map(summary).unwrap_or_else(|| "(not in this workflow)".into()),
+                b.map(summary)
+                    .unwrap_or_else(|| "(not in this workflow)".into()),
             );
-            if let Some(why) = b.and_then(|s| s.why.as_ref()).filter(|_| !same || o.is_none()) {
+            if let Some(why) = b
+                .and_then(|s| s.why.as_ref())
+                .filter(|_| !same || o.is_none())
+            {
                 let _ = writeln!(w, "{:31}{}", "", medic_core::timeline::truncate(why, 160));
             }
             let calls_a = a.map(|s| s.calls.as_slice()).unwrap_or(&[]);
@@ -280,9 +333,16 @@ impl Report {
             }
         }
         if self.divergences.is_empty() {
-            let _ = writeln!(w, "\ndivergences: none (every request was answered from the recording)");
+            let _ = writeln!(
+                w,
+                "\ndivergences: none (every request was answered from the recording)"
+            );
         } else {
-            let _ = writeln!(w, "\ndivergences ({}): requests the recording never saw, answered without the network", self.divergences.len());
+            let _ = writeln!(
+                w,
+                "\ndivergences ({}): requests the recording never saw, answered without the network",
+                self.divergences.len()
+            );
             for d in &self.divergences {
                 let _ = writeln!(w, "  step {} attempt {}: {}", d.step, d.attempt, d.request);
                 match &d.closest {
@@ -297,7 +357,11 @@ impl Report {
             }
         }
         if !self.not_made.is_empty() {
-            let _ = writeln!(w, "\nrecorded requests the replay did not make ({}):", self.not_made.len());
+            let _ = writeln!(
+                w,
+                "\nrecorded requests the replay did not make ({}):",
+                self.not_made.len()
+            );
             for n in self.not_made.iter().take(20) {
                 let _ = writeln!(w, "  {n}");
             }

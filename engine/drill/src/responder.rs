@@ -63,7 +63,13 @@ impl Oracle {
 
     /// Decides for `request` (a journalled `HostCall::HttpRequest`), made at `now_ms`.
     /// `None` for any other call.
-    pub fn decide(&mut self, step: &str, attempt: u32, request: &HostCall, now_ms: u64) -> Option<Decision> {
+    pub fn decide(
+        &mut self,
+        step: &str,
+        attempt: u32,
+        request: &HostCall,
+        now_ms: u64,
+    ) -> Option<Decision> {
         let HostCall::HttpRequest {
             method, url, body, ..
         } = request
@@ -80,14 +86,18 @@ impl Oracle {
             self.matcher.ignore(),
         );
         let offset = now_ms.saturating_sub(self.start_ms);
-        let fault = self.faults.iter_mut().enumerate().find_map(|(i, (f, used))| {
-            let active = i >= self.forked || offset >= self.forked_faults_from;
-            let left = f.times.is_none_or(|t| *used < t);
-            (active && left && f.targets(step, method, url)).then(|| {
-                *used += 1;
-                f.fault
-            })
-        });
+        let fault = self
+            .faults
+            .iter_mut()
+            .enumerate()
+            .find_map(|(i, (f, used))| {
+                let active = i >= self.forked || offset >= self.forked_faults_from;
+                let left = f.times.is_none_or(|t| *used < t);
+                (active && left && f.targets(step, method, url)).then(|| {
+                    *used += 1;
+                    f.fault
+                })
+            });
         let matched = match fault {
             // These answer without the recording: they must not use up a recorded answer.
             Some(k @ (FaultKind::Status(_) | FaultKind::Timeout | FaultKind::Refused)) => {
@@ -191,8 +201,7 @@ impl Oracle {
             Decision::Fault(k, rec) => fault(*k, *rec),
             Decision::Unseen(_, FaultKind::Refused) => (
                 HttpOutcome::Error {
-                    message: "drill: connection refused (the recording has no such request)"
-                        .into(),
+                    message: "drill: connection refused (the recording has no such request)".into(),
                 },
                 0,
             ),
@@ -212,7 +221,12 @@ pub struct Responder {
 
 impl Responder {
     /// `timeouts`: each step's attempt timeout in ms (what a `timeout` fault costs).
-    pub fn new(oracle: Oracle, clock: Arc<DrillClock>, timeouts: BTreeMap<String, u64>, live: bool) -> Self {
+    pub fn new(
+        oracle: Oracle,
+        clock: Arc<DrillClock>,
+        timeouts: BTreeMap<String, u64>,
+        live: bool,
+    ) -> Self {
         Responder {
             oracle: Mutex::new(oracle),
             clock,
