@@ -1,107 +1,9 @@
 //! `medic serve` as a process: alerts in over HTTP, runs out; kill -9 loses nothing acked.
 
-use crate::support::{medic, steps_dir};
-use serde_json::{Value, json};
-use std::path::Path;
-use std::process::{Child, Stdio};
+use crate::harness::serve::{Serve, TOKEN, http};
+use crate::support::free_port;
+use serde_json::json;
 use std::time::{Duration, Instant};
-
-pub const TOKEN: &str = "e2e-token";
-
-/// A request to medic serve with the test token: (status, body).
-pub fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> std::io::Result<(u16, String)> {
-    let auth = format!("Bearer {TOKEN}");
-    let headers = [
-        ("Authorization", auth.as_str()),
-        ("Content-Type", "application/json"),
-    ];
-    let addr = format!("127.0.0.1:{port}");
-    let body = body.unwrap_or("").as_bytes();
-    let (status, answer) = crate::support::http_request(&addr, method, path, &headers, body)?;
-    Ok((status, String::from_utf8_lossy(&answer).into_owned()))
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A `medic serve` process with one workflow that matches every alert.
-pub struct Serve {
-    pub child: Child,
-    pub port: u16,
-}
-
-impl Serve {
-    pub fn start(data: &Path, port: u16) -> Serve {
-        let note = "apiVersion: medic/v1\nkind: Workflow\nname: note\ntrigger:\n  matchers: ['alertname=~\".+\"']\nsteps:\n  - id: note\n    phase: communicate\n    uses: echo\n    with: { annotate: '{{ incident.title }}' }\n";
-        Self::with_workflows(data, port, &[("note.yaml", note.to_string())])
-    }
-
-    /// `medic serve` with these workflow files (name, YAML).
-    pub fn with_workflows(data: &Path, port: u16, files: &[(&str, String)]) -> Serve {
-        let workflows = data.join("workflows");
-        std::fs::create_dir_all(&workflows).unwrap();
-        for (name, yaml) in files {
-            std::fs::write(workflows.join(name), yaml).unwrap();
-        }
-        let config = data.join("medic.toml");
-        std::fs::write(
-            &config,
-            format!("tokens = [\"{TOKEN}\"]\nconcurrency = 4\n"),
-        )
-        .unwrap();
-        let mut child = medic()
-            .arg("--data")
-            .arg(data)
-            .arg("--cache")
-            .arg(std::env::temp_dir().join("medic-e2e-cli-cache"))
-            .arg("--steps")
-            .arg(steps_dir())
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .arg("--workflows")
-            .arg(&workflows)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok((200, _)) = http(port, "GET", "/healthz", None) {
-                return Serve { child, port };
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("medic serve did not come up on port {port}");
-    }
-
-    pub fn get(&self, path: &str) -> Value {
-        let (status, body) = http(self.port, "GET", path, None).unwrap();
-        assert_eq!(status, 200, "{path}: {body}");
-        serde_json::from_str(&body).unwrap()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// An Alertmanager v4 webhook (documented format) carrying one firing alert.
 fn alertmanager(i: usize) -> String {
@@ -181,7 +83,8 @@ fn kill_9_after_a_burst_of_acknowledged_alerts_loses_none_and_duplicates_none() 
 /// notification arrives and the incident shows resolved. Prometheus also scrapes medic.
 #[test]
 fn real_prometheus_and_alertmanager_drive_medic_serve_end_to_end() {
-    use crate::prom_stack::{MetricTarget, PromStack, StackConfig, poll_until};
+    use crate::harness::prom_stack::{MetricTarget, PromStack, StackConfig};
+    use crate::support::poll_until;
     let service = crate::support::StandIn::start();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -259,4 +162,57 @@ fn real_prometheus_and_alertmanager_drive_medic_serve_end_to_end() {
         "resolution starts nothing"
     );
     assert_eq!(stack.target_health("medic").as_deref(), Some("up"));
+}
+
+/// SIGTERM while one client has sent half its headers and another half its body: the
+/// process still exits within `shutdown_grace` + 1 s (it used to wait for them forever).
+#[test]
+fn sigterm_with_half_sent_requests_open_exits_within_the_grace_period() {
+    use std::io::Write;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let note = "apiVersion: medic/v1\nkind: Workflow\nname: note\ntrigger:\n  matchers: ['alertname=~\".+\"']\nsteps:\n  - id: note\n    phase: communicate\n    uses: echo\n    with: { annotate: hi }\n";
+    let mut serve = Serve::with_config(
+        data.path(),
+        port,
+        &[("note.yaml", note.to_string())],
+        "shutdown_grace = \"2s\"\n",
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let mut half_headers = std::net::TcpStream::connect(&addr).unwrap();
+    half_headers
+        .write_all(b"POST /intake/alertmanager HTTP/1.1\r\nHost: x\r\nContent-Ty")
+        .unwrap();
+    let mut half_body = std::net::TcpStream::connect(&addr).unwrap();
+    half_body
+        .write_all(
+            format!("POST /intake/alertmanager HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 2000\r\n\r\n{{\"version\"")
+                .as_bytes(),
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let pid = serve.child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -TERM {pid}");
+    let exit = loop {
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "medic serve still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = started.elapsed();
+    assert!(exit.success(), "medic serve exited with {exit}");
+    assert!(
+        took < Duration::from_secs(3),
+        "exited {took:?} after SIGTERM (grace 2 s)"
+    );
+    drop((half_headers, half_body));
 }

@@ -2,10 +2,10 @@
 
 use crate::app::Ctx;
 use anyhow::{Context, Result, bail};
-use medic_server::{LoadedWorkflow, ServeConfig, Service};
+use medic_core::LoadedWorkflow;
+use medic_server::{ServeConfig, Service};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 /// Every `*.yaml`/`*.yml` in `dir`, parsed and with components resolved. Any error stops
 /// start-up: a service must not run half its runbooks.
@@ -40,6 +40,9 @@ pub async fn serve(
     if let Some(l) = listen {
         config.listen = l;
     }
+    let env = crate::environment::Environment::from_config(&config.environment())
+        .context("config: [[tls]], [kubernetes] or [vars]")?;
+    let ctx = &ctx.clone().with_environment(env);
     let loaded = load_workflows(ctx, workflows)?;
     let store = ctx.store()?;
     let sandbox = ctx.sandbox()?;
@@ -59,30 +62,29 @@ pub async fn serve(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let grace = Duration::from_millis(svc_grace_ms);
     let processor = tokio::spawn(medic_server::process(svc.clone()));
     let app = medic_server::router(svc.clone());
-    let stopping = svc.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            // Intake answers 503 from now on, no new attempt starts, and the attempts in
-            // flight get the grace period to finish and be journalled. Runs are parked in
-            // their journals and resume at the next start.
-            println!(
-                "medic: stopping: intake closed, waiting up to {} for step attempts in flight",
-                medic_model::units::format_duration_ms(svc_grace_ms)
-            );
-            if stopping.shut_down(grace).await {
-                println!("medic: stopped; unfinished runs resume at the next start");
-            } else {
-                println!(
-                    "medic: stopped with attempts still running; they resume by replay at the next start"
-                );
-            }
-        })
-        .await?;
+    let signal = async move {
+        shutdown_signal().await;
+        // Intake answers 503 from now on, no new attempt starts, and the attempts in
+        // flight and the open connections get the grace period to finish. Runs are
+        // parked in their journals and resume at the next start.
+        println!(
+            "medic: stopping: intake closed, waiting up to {} for step attempts and connections in flight",
+            medic_model::units::format_duration_ms(svc_grace_ms)
+        );
+    };
+    let stopped = medic_server::serve(svc, app, listener, signal).await?;
     processor.abort();
+    match (stopped.attempts_finished, stopped.connections_closed) {
+        (true, true) => println!("medic: stopped; unfinished runs resume at the next start"),
+        (false, _) => println!(
+            "medic: stopped with attempts still running; they resume by replay at the next start"
+        ),
+        (true, false) => {
+            println!("medic: stopped; connections still open after the grace period were closed")
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,115 +1,115 @@
 //! The read side of the API (runs, incidents), health and metrics. Gate decisions are in
 //! `gates`.
+//!
+//! Reads never need a write: while the disk is full (writes refused with 503) the
+//! runs and incidents stay readable.
 
 use crate::Service;
-use crate::intake::{authorized, error};
+use crate::auth::Caller;
+use crate::error::ApiError;
 use crate::processor::IncidentRecord;
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use medic_core::{Durability, RunState, Store, clock::rfc3339, codec};
-use medic_store::Op;
-use serde_json::json;
+use axum::http::header;
+use axum::response::IntoResponse;
+use medic_core::{RunState, Store, clock::rfc3339, codec};
+use serde_json::{Value, json};
 use std::sync::Arc;
 
-pub(crate) fn unauthorized() -> Response {
-    error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
+/// Runs a blocking store call off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("store worker failed: {e}")))?
 }
 
-pub(crate) fn internal(e: impl std::fmt::Display) -> Response {
-    error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"))
+/// `GET /api/runs`: every run's summary.
+pub(crate) async fn runs(
+    State(svc): State<Arc<Service>>,
+    _: Caller,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let runs = blocking(move || Ok(svc.store.runs()?)).await?;
+    Ok(Json(
+        runs.iter().map(medic_core::timeline::run_summary).collect(),
+    ))
 }
 
-pub(crate) async fn runs(State(svc): State<Arc<Service>>, headers: HeaderMap) -> Response {
-    if !authorized(&svc, &headers) {
-        return unauthorized();
-    }
-    match svc.store.runs() {
-        Ok(runs) => axum::Json(
-            runs.iter()
-                .map(medic_core::timeline::run_summary)
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
-        Err(e) => internal(e),
-    }
-}
-
+/// `GET /api/runs/{id}`: one run's report and timeline.
 pub(crate) async fn run(
     State(svc): State<Arc<Service>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if !authorized(&svc, &headers) {
-        return unauthorized();
-    }
-    let entries = match svc.store.entries(&id) {
-        Ok(e) => e,
-        Err(medic_core::StoreError::NoSuchRun(_)) => {
-            return error(StatusCode::NOT_FOUND, format!("no run with id {id}"));
-        }
-        Err(e) => return internal(e),
-    };
-    match RunState::fold(&id, &entries) {
-        Ok(state) => axum::Json(medic_core::timeline::run_report(&state, &entries)).into_response(),
-        Err(e) => internal(e),
-    }
+    _: Caller,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let entries = svc.store.entries(&id)?;
+        let state = RunState::fold(&id, &entries)
+            .map_err(|e| ApiError::Unavailable(format!("run {id}: journal unreadable: {e}")))?;
+        Ok(Json(medic_core::timeline::run_report(&state, &entries)))
+    })
+    .await
 }
 
-pub(crate) async fn incidents(State(svc): State<Arc<Service>>, headers: HeaderMap) -> Response {
-    if !authorized(&svc, &headers) {
-        return unauthorized();
-    }
-    let records = match svc.store.scan(IncidentRecord::PREFIX) {
-        Ok(r) => r,
-        Err(e) => return internal(e),
-    };
+/// `GET /api/incidents`: every incident with its counts and runs.
+pub(crate) async fn incidents(
+    State(svc): State<Arc<Service>>,
+    _: Caller,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let records = blocking(move || Ok(svc.store.scan(IncidentRecord::PREFIX)?)).await?;
     let mut out = Vec::new();
-    for (_, v) in records {
-        match codec::decode::<IncidentRecord>(&v) {
-            Ok(r) => out.push(json!({
-                "id": r.fingerprint, "generation": r.generation,
-                "status": r.incident.status.as_str(), "title": r.incident.title,
-                "severity": r.incident.severity, "source": r.incident.source,
-                "labels": r.incident.labels, "alerts": r.alerts, "runs": r.runs,
-                "first_seen": rfc3339(r.first_seen_ms), "last_seen": rfc3339(r.last_seen_ms),
-                "resolved": r.resolved_ms.map(rfc3339),
-            })),
-            Err(e) => return internal(e),
-        }
+    for (key, v) in records {
+        let r: IncidentRecord = codec::decode(&v).map_err(|e| {
+            ApiError::Unavailable(format!(
+                "incident record {} unreadable: {e}",
+                String::from_utf8_lossy(&key)
+            ))
+        })?;
+        out.push(json!({
+            "id": r.fingerprint, "generation": r.generation,
+            "status": r.incident.status.as_str(), "title": r.incident.title,
+            "severity": r.incident.severity, "source": r.incident.source,
+            "labels": r.incident.labels, "alerts": r.alerts, "runs": r.runs,
+            "first_seen": rfc3339(r.first_seen_ms), "last_seen": rfc3339(r.last_seen_ms),
+            "resolved": r.resolved_ms.map(rfc3339),
+        }));
     }
-    axum::Json(out).into_response()
+    Ok(Json(out))
 }
 
-pub(crate) async fn healthz() -> &'static str {
-    "ok\n"
+/// `GET /healthz`: 200 while medic can do its job or recover by itself; 503 when the
+/// store failed and does not come back (reopened and probed), so a supervisor restarts
+/// medic.
+pub(crate) async fn healthz(State(svc): State<Arc<Service>>) -> Result<&'static str, ApiError> {
+    blocking(move || svc.check_store(true)).await?;
+    Ok("ok\n")
 }
 
-/// Ready when intake is open and the store takes a durable write.
-pub(crate) async fn readyz(State(svc): State<Arc<Service>>) -> Response {
+/// `GET /readyz`: ready when intake is open and the store takes a durable write.
+pub(crate) async fn readyz(State(svc): State<Arc<Service>>) -> Result<&'static str, ApiError> {
     if !svc.accepting() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+        return Err(ApiError::Unavailable("shutting down".into()));
     }
-    let probe = vec![Op::Put(
-        b"readyz".to_vec(),
-        svc.clock.now_ms().to_be_bytes().to_vec(),
-    )];
-    match svc.store.write(probe, Durability::Flush) {
-        Ok(()) => "ready\n".into_response(),
-        Err(e) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("store not writable: {e}"),
-        ),
-    }
+    blocking(move || svc.check_store(false)).await?;
+    Ok("ready\n")
 }
 
-pub(crate) async fn metrics(State(svc): State<Arc<Service>>) -> Response {
-    match svc.store.runs() {
-        Ok(runs) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            svc.metrics.render(&runs, svc.engine.waiting_for_slot()),
-        )
-            .into_response(),
-        Err(e) => internal(e),
-    }
+/// Any path no route takes: a 404 in the JSON shape, naming the path.
+pub(crate) async fn no_such_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!(
+        "no such endpoint: {} (medic serves /intake/{{source}}, /api/runs, /api/incidents, /healthz, /readyz, /metrics)",
+        uri.path()
+    ))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub(crate) async fn metrics(
+    State(svc): State<Arc<Service>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let worker = svc.clone();
+    let runs = blocking(move || Ok(worker.store.runs()?)).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        svc.metrics.render(&runs, svc.engine.waiting_for_slot()),
+    ))
 }

@@ -6,13 +6,15 @@
 //! durably stored: the timeline shows it a moment later.
 
 use crate::Service;
-use crate::api::{internal, unauthorized};
-use crate::intake::{Caller, caller, error};
+use crate::api::blocking;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use medic_core::{Message, RunState, Store, StoreError, gates};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use medic_core::{Message, RunState, Store, gates};
 use medic_model::Decision;
 use serde::Deserialize;
 use serde_json::json;
@@ -31,101 +33,66 @@ struct Body {
     comment: Option<String>,
 }
 
+/// The handler: who decides comes from the token (a personal one) or the body (a
+/// system token naming the person).
 pub(crate) async fn decide(
     State(svc): State<Arc<Service>>,
     Path((run, step)): Path<(String, String)>,
-    headers: HeaderMap,
+    who: Caller,
     body: Bytes,
-) -> Response {
-    let Some(who) = caller(&svc, &headers) else {
-        return unauthorized();
-    };
-    let body: Body = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "body must be JSON like {{\"decision\": \"approve\", \"by\": \"alice\", \"comment\": \"...\"}}: {e}"
-                ),
-            );
-        }
-    };
-    let Some(decision) = Decision::parse(&body.decision) else {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "`decision` is `{}`: write `approve` or `reject`",
-                body.decision
-            ),
-        );
-    };
+) -> Result<impl IntoResponse, ApiError> {
+    let body: Body = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "body must be JSON like {{\"decision\": \"approve\", \"by\": \"alice\", \"comment\": \"...\"}}: {e}"
+        ))
+    })?;
+    let decision = Decision::parse(&body.decision).ok_or_else(|| {
+        ApiError::Unprocessable(format!(
+            "`decision` is `{}`: write `approve` or `reject`",
+            body.decision
+        ))
+    })?;
     let by = match (who, body.by) {
         (Caller::User(name), Some(by)) if by != name => {
-            return error(
-                StatusCode::FORBIDDEN,
-                format!("this token belongs to {name}: it cannot decide as {by}"),
-            );
+            return Err(ApiError::Forbidden(format!(
+                "this token belongs to {name}: it cannot decide as {by}"
+            )));
         }
         (Caller::User(name), _) => name,
         (Caller::Service, Some(by)) if !by.trim().is_empty() => by.trim().to_string(),
         (Caller::Service, _) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "say who decides: add \"by\": \"<name>\" (or use a personal token from [users] in the engine config)",
-            );
+            return Err(ApiError::BadRequest(
+                "say who decides: add \"by\": \"<name>\" (or use a personal token from [users] in the engine config)".into(),
+            ));
         }
     };
     if body.comment.as_ref().is_some_and(|c| c.len() > MAX_COMMENT) {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("`comment` is too long: at most {MAX_COMMENT} bytes"),
-        );
+        return Err(ApiError::Unprocessable(format!(
+            "`comment` is too long: at most {MAX_COMMENT} bytes"
+        )));
     }
-    let worker = svc.clone();
     let (run2, step2, by2) = (run.clone(), step.clone(), by.clone());
-    let posted = tokio::task::spawn_blocking(move || {
-        let entries = worker.store.entries(&run2)?;
-        let state = RunState::fold(&run2, &entries).map_err(|e| StoreError::Io {
-            path: "journal".into(),
-            message: e.to_string(),
-        })?;
-        if let Err(refusal) = gates::check_decision(&state, &step2, &by2) {
-            return Ok(Err(refusal));
-        }
+    blocking(move || {
+        let entries = svc.store.entries(&run2)?;
+        let state = RunState::fold(&run2, &entries)
+            .map_err(|e| ApiError::Unavailable(format!("run {run2}: journal unreadable: {e}")))?;
+        gates::check_decision(&state, &step2, &by2)?;
         let message = Message::GateDecision {
             step: step2,
             decision,
             by: by2,
             comment: body.comment,
         };
-        worker
-            .engine
+        svc.engine
             .post(&run2, &message)
-            .map_err(|e| StoreError::Io {
-                path: "mailbox".into(),
-                message: e.to_string(),
-            })?;
-        Ok(Ok(()))
+            .map_err(|e| ApiError::Unavailable(format!("cannot store the decision: {e}")))
     })
-    .await;
-    match posted {
-        Ok(Ok(Ok(()))) => (
-            StatusCode::ACCEPTED,
-            axum::Json(
-                json!({"run": run, "step": step, "decision": decision.as_str(),
-                "by": by, "status": "accepted"}),
-            ),
-        )
-            .into_response(),
-        Ok(Ok(Err(refusal))) => error(
-            StatusCode::from_u16(refusal.http_status()).unwrap_or(StatusCode::CONFLICT),
-            refusal.to_string(),
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(
+            json!({"run": run, "step": step, "decision": decision.as_str(),
+            "by": by, "status": "accepted"}),
         ),
-        Ok(Err(StoreError::NoSuchRun(_))) => {
-            error(StatusCode::NOT_FOUND, format!("no run with id {run}"))
-        }
-        Ok(Err(e)) => internal(e),
-        Err(e) => internal(format!("gate worker failed: {e}")),
-    }
+    ))
 }

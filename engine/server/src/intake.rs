@@ -1,174 +1,115 @@
 //! `POST /intake/{source}`: authenticate, parse, store durably, then acknowledge.
+//!
+//! An alert is acknowledged (202) only once it is on disk: a 2xx is a promise that it is
+//! never lost. Anything that keeps medic from keeping that promise (shutting down, a
+//! full disk) is a 503, so the sender retries.
 
 use crate::Service;
+use crate::auth::Sender;
+use crate::error::ApiError;
 use crate::processor::InboxItem;
+use crate::strict;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use medic_core::{Durability, codec};
-use medic_intake::{Source, alertmanager, generic, grafana, pagerduty};
+use medic_intake::{Alert, Source, alertmanager, generic, grafana, pagerduty};
 use medic_store::Op;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::sync::Arc;
 
-pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"error": message.into()}))).into_response()
-}
-
-/// Who is calling, by bearer token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Caller {
-    /// One of `tokens`: a system (Alertmanager, a chat bot); it names people itself.
-    Service,
-    /// A personal token from `[users]`: decisions are recorded under this name.
-    User(String),
-}
-
-/// The caller behind the request's bearer token, if it carries a configured one.
-pub(crate) fn caller(svc: &Service, headers: &HeaderMap) -> Option<Caller> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())?;
-    let token = value.strip_prefix("Bearer ")?.trim();
-    if token.is_empty() {
-        return None;
-    }
-    if let Some((name, _)) = svc.config.users.iter().find(|(_, t)| t.as_str() == token) {
-        return Some(Caller::User(name.clone()));
-    }
-    svc.config
-        .tokens
-        .iter()
-        .any(|t| t == token)
-        .then_some(Caller::Service)
-}
-
-/// True when the request carries one of the configured bearer tokens.
-pub(crate) fn authorized(svc: &Service, headers: &HeaderMap) -> bool {
-    caller(svc, headers).is_some()
-}
-
+/// The handler. Authentication comes first for every source but a signed PagerDuty
+/// webhook, whose signature over the body is its authentication.
 pub(crate) async fn intake(
     State(svc): State<Arc<Service>>,
     Path(source): Path<String>,
+    sender: Result<Sender, ApiError>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let Some(src) = Source::parse(&source) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "unknown alert source `{source}`: medic takes alertmanager, grafana, pagerduty, generic"
-            ),
-        );
-    };
-    // The durable write blocks on fsync: off the async workers, so concurrent requests
-    // wait on the disk together and share one flush (group commit).
-    let worker = svc.clone();
-    let result = tokio::task::spawn_blocking(move || accept(&worker, src, &headers, &body))
-        .await
-        .unwrap_or_else(|e| {
-            Err((
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("intake worker failed: {e}"),
-            ))
-        });
+) -> Result<impl IntoResponse, ApiError> {
+    let src = Source::parse(&source).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "unknown alert source `{source}`: medic takes alertmanager, grafana, pagerduty, generic"
+        ))
+    })?;
+    let result = accept_checked(&svc, src, sender, headers, body).await;
     let label = match &result {
         Ok(_) => "accepted",
-        Err((s, _)) if *s == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-        Err((s, _)) if *s == StatusCode::UNAUTHORIZED => "unauthorized",
+        Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => "unauthorized",
         Err(_) => "rejected",
     };
     svc.metrics.alert_received(src, label);
-    match result {
-        Ok(reply) => (StatusCode::ACCEPTED, axum::Json(reply)).into_response(),
-        Err((status, message)) => error(status, message),
-    }
+    Ok((StatusCode::ACCEPTED, axum::Json(result?)))
 }
 
-type Rejection = (StatusCode, String);
-
-fn accept(
-    svc: &Service,
+async fn accept_checked(
+    svc: &Arc<Service>,
     src: Source,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<serde_json::Value, Rejection> {
+    sender: Result<Sender, ApiError>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Value, ApiError> {
     if !svc.accepting() {
-        return Err((
-            StatusCode::SERVICE_UNAVAILABLE,
+        return Err(ApiError::Unavailable(
             "medic is shutting down; retry later".into(),
         ));
     }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type
-        .trim_start()
-        .to_ascii_lowercase()
-        .starts_with("application/json")
-    {
-        return Err((
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("content type must be application/json, got `{content_type}`"),
-        ));
-    }
     // PagerDuty signs its webhooks; with signing secrets configured, the signature is
-    // the authentication. Everything else needs a bearer token.
-    let pd_signed = src == Source::PagerDuty && !svc.config.pagerduty.secrets.is_empty();
-    if pd_signed {
+    // the authentication. Everything else needs a sender's bearer token.
+    if src == Source::PagerDuty && !svc.config.pagerduty.secrets.is_empty() {
         let sig = headers
             .get("x-pagerduty-signature")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        pagerduty::verify(body, sig, &svc.config.pagerduty.secrets)
-            .map_err(|e| (StatusCode::UNAUTHORIZED, e.to_string()))?;
-    } else if !authorized(svc, headers) {
-        return Err((
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token (Authorization: Bearer <token> from the engine config)"
-                .into(),
-        ));
+        pagerduty::verify(&body, sig, &svc.config.pagerduty.secrets)?;
+    } else {
+        sender?;
     }
-    let parsed = match src {
-        Source::Alertmanager => alertmanager::parse(body),
-        Source::Grafana => grafana::parse(body),
-        Source::PagerDuty => pagerduty::parse(body),
+    strict::json_content_type(&headers)?;
+    strict::no_duplicate_keys(&body)?;
+    let alerts = parse(svc, src, &body)?;
+    let dedupe = (src == Source::PagerDuty)
+        .then(|| headers.get("x-webhook-id").and_then(|v| v.to_str().ok()))
+        .flatten()
+        .map(|id| format!("seen/pagerduty/{id}").into_bytes());
+    // The durable write blocks on fsync: off the async workers, so concurrent requests
+    // wait on the disk together and share one flush (group commit).
+    let worker = svc.clone();
+    tokio::task::spawn_blocking(move || store(&worker, &alerts, dedupe))
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("intake worker failed: {e}")))?
+}
+
+fn parse(svc: &Service, src: Source, body: &[u8]) -> Result<Vec<Alert>, ApiError> {
+    Ok(match src {
+        Source::Alertmanager => alertmanager::parse(body)?,
+        Source::Grafana => grafana::parse(body)?,
+        Source::PagerDuty => pagerduty::parse(body)?,
         Source::Generic => match &svc.config.generic {
-            Some(mapping) => generic::parse(body, mapping),
+            Some(mapping) => generic::parse(body, mapping)?,
             None => {
-                return Err((
-                    StatusCode::NOT_FOUND,
-                    "generic intake is not configured: add a [generic] mapping to the engine config".into(),
+                return Err(ApiError::NotFound(
+                    "generic intake is not configured: add a [generic] mapping to the engine config"
+                        .into(),
                 ));
             }
         },
-    };
-    let alerts = parsed.map_err(|e| {
-        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-        (status, e.to_string())
-    })?;
+    })
+}
 
+/// Writes the alerts to the inbox, durably. With a dedupe key (PagerDuty's
+/// `X-Webhook-Id`), the check and the write are one transaction: of concurrent
+/// deliveries with one id, exactly one is stored.
+fn store(svc: &Service, alerts: &[Alert], dedupe: Option<Vec<u8>>) -> Result<Value, ApiError> {
     let unavailable = |e: medic_core::StoreError| {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("cannot store the alert, not acknowledged: {e}"),
-        )
+        svc.store_failed(&e);
+        ApiError::Unavailable(format!("cannot store the alert, not acknowledged: {e}"))
     };
-    let mut ops = Vec::new();
-    if src == Source::PagerDuty
-        && let Some(id) = headers.get("x-webhook-id").and_then(|v| v.to_str().ok())
-    {
-        let key = format!("seen/pagerduty/{id}").into_bytes();
-        if svc.store.get(&key).map_err(unavailable)?.is_some() {
-            return Ok(json!({"accepted": 0, "duplicate": true}));
-        }
-        ops.push(Op::Put(key, Vec::new()));
-    }
     let received_ms = svc.clock.now_ms();
-    for alert in &alerts {
+    let mut ops = Vec::new();
+    for alert in alerts {
         let id = svc.store.next_id().map_err(unavailable)?;
         let item = InboxItem {
             received_ms,
@@ -177,9 +118,22 @@ fn accept(
         ops.push(Op::Put(InboxItem::key(id), codec::encode(&item)));
     }
     // Durable before the acknowledgement: an acked alert is never lost.
-    svc.store
-        .write(ops, Durability::Flush)
-        .map_err(unavailable)?;
+    match dedupe {
+        Some(marker) => {
+            if !svc
+                .store
+                .write_unless_marked(&marker, ops, Durability::Flush)
+                .map_err(unavailable)?
+            {
+                return Ok(json!({"accepted": 0, "duplicate": true}));
+            }
+        }
+        None => svc
+            .store
+            .write(ops, Durability::Flush)
+            .map_err(unavailable)?,
+    }
+    svc.store_ok();
     svc.wake.notify_one();
     Ok(json!({"accepted": alerts.len()}))
 }

@@ -6,44 +6,59 @@
 //! the workflows whose trigger matches, and drives runs on a bounded pool. Runs, incidents
 //! and the queue are visible on the token-protected API and `/metrics`.
 //!
+//! The HTTP layer is written as axum applications are: [`router`] is a plain `Router`
+//! (testable with `tower::ServiceExt::oneshot`, and open to more routes), handlers take
+//! an authenticated caller as an extractor and return `Result<_, ApiError>`, and
+//! [`serve`] runs it on hyper with read timeouts, a connection cap and a bounded
+//! shutdown. Limits, timeouts and the error shape are in docs/serve.md.
+//!
 //! ```no_run
-//! # async fn demo(svc: std::sync::Arc<medic_server::Service>) {
+//! # async fn demo(svc: std::sync::Arc<medic_server::Service>) -> std::io::Result<()> {
 //! let app = medic_server::router(svc.clone());
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8730").await.unwrap();
-//! tokio::spawn(medic_server::process(svc));
-//! axum::serve(listener, app).await.unwrap();
-//! # }
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8730").await?;
+//! tokio::spawn(medic_server::process(svc.clone()));
+//! let stopped = medic_server::serve(svc, app, listener, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await?;
+//! println!("attempts finished in time: {}", stopped.attempts_finished);
+//! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 mod api;
+mod auth;
 pub mod config;
+pub mod environment;
+mod error;
+pub mod kubeconfig;
 mod gates;
+mod health;
+mod http;
 mod intake;
+pub mod limits;
 mod metrics;
 mod processor;
+mod strict;
 
+pub use auth::{Caller, Sender};
 pub use config::ServeConfig;
-pub use processor::{IncidentRecord, process};
+pub use error::{ApiError, StartError};
+pub use http::{Stopped, serve};
+pub use processor::{IncidentRecord, ProcessError, process};
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use medic_core::{Clock, Engine, StepRunner, SystemClock};
-use medic_model::Workflow;
 use medic_store::SledStore;
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore};
 
-/// A workflow the service can start, with its components resolved.
-#[derive(Debug, Clone)]
-pub struct LoadedWorkflow {
-    pub workflow: Workflow,
-    pub file: String,
-    /// Step id -> component location.
-    pub components: BTreeMap<String, String>,
-}
+/// A workflow the service can start, with its components resolved (medic-core's type).
+pub use medic_core::LoadedWorkflow;
 
 /// Shared state of the service.
 pub struct Service {
@@ -57,30 +72,46 @@ pub struct Service {
     pub(crate) wake: Notify,
     /// Step attempts running at once (`concurrency`); shared with the engine.
     pub(crate) pool: Arc<Semaphore>,
+    /// Whether the store's last write failed, and why (health.rs).
+    pub(crate) health: health::StoreHealth,
+    /// Runs driven by this process now: never two drivers for one run.
+    pub(crate) driving: Mutex<HashSet<String>>,
     accepting: AtomicBool,
 }
 
 impl Service {
+    /// The service over `store`, running steps with `runner`.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError`] when the config's limits or secret source cannot be used, or a
+    /// secret some workflow grants is too short to redact safely.
     pub fn new(
         store: Arc<SledStore>,
         runner: Arc<dyn StepRunner>,
         config: ServeConfig,
         workflows: Vec<LoadedWorkflow>,
-    ) -> Result<Arc<Service>, String> {
+    ) -> Result<Arc<Service>, StartError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let metrics = Arc::new(metrics::Metrics::new(&workflows));
         let observer = metrics.observer(store.clone());
         let pool = Arc::new(Semaphore::new(config.concurrency));
-        let engine = Engine::new(
-            store.clone(),
-            runner,
-            clock.clone(),
-            config.secret_source()?,
-        )
-        .with_defaults(config.limits()?)
-        .with_observer(observer)
-        .with_drive_hook(metrics.drive_hook())
-        .with_slots(pool.clone());
+        let secrets = config.secret_source()?;
+        // Refused at load, not at the first attempt: a 2-character secret cannot be
+        // redacted from journals without blanking ordinary text.
+        medic_core::check_granted(
+            secrets.as_ref(),
+            workflows
+                .iter()
+                .flat_map(|w| w.workflow.steps.iter())
+                .flat_map(|s| s.secrets.iter().map(String::as_str)),
+        )?;
+        let limits = config.limits().map_err(StartError::Config)?;
+        let engine = Engine::new(store.clone(), runner, clock.clone(), secrets)
+            .with_defaults(limits)
+            .with_observer(observer)
+            .with_drive_hook(metrics.drive_hook())
+            .with_slots(pool.clone());
         Ok(Arc::new(Service {
             store,
             engine: Arc::new(engine),
@@ -90,6 +121,8 @@ impl Service {
             workflows,
             metrics,
             wake: Notify::new(),
+            health: health::StoreHealth::default(),
+            driving: Mutex::new(HashSet::new()),
             accepting: AtomicBool::new(true),
         }))
     }
@@ -99,6 +132,7 @@ impl Service {
         self.accepting.store(false, Ordering::SeqCst);
     }
 
+    /// Whether intake is open.
     pub fn accepting(&self) -> bool {
         self.accepting.load(Ordering::SeqCst)
     }
@@ -118,15 +152,26 @@ impl Service {
             .is_ok()
     }
 
+    /// The executor driving this service's runs.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
+
+    /// The configuration the service runs with.
+    pub fn config(&self) -> &ServeConfig {
+        &self.config
+    }
 }
 
-/// The HTTP API: intake, runs, incidents, health and metrics.
+/// The HTTP API: intake, runs, incidents, gates, health and metrics.
+///
+/// Every answer that is not a success is `{"error": "..."}` (see [`ApiError`]); request
+/// limits ([`limits`]) apply to every route, including routes merged in later (`/ui`).
+/// Add routes with `router(svc).merge(...)` or `.nest(...)`: the layers applied here
+/// cover only the routes defined here, so a merged router should add
+/// [`layers`] itself, or be merged before calling [`layers`] on the whole.
 pub fn router(svc: Arc<Service>) -> Router {
-    let limit = svc.config.max_body_bytes;
-    Router::new()
+    let routes = Router::new()
         .route("/intake/{source}", post(intake::intake))
         .route("/api/runs", get(api::runs))
         .route("/api/runs/{id}", get(api::run))
@@ -135,6 +180,17 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(svc)
+        .fallback(api::no_such_route)
+        .with_state(svc.clone());
+    layers(svc, routes)
+}
+
+/// The request limits and the JSON error shape, as layers over `routes`: what
+/// [`router`] applies to its own routes, for a caller that builds a bigger router.
+pub fn layers(svc: Arc<Service>, routes: Router) -> Router {
+    routes
+        // Inner: reads the body within the limits; outer: gives every refusal,
+        // including the router's own 404 and 405, the JSON shape.
+        .layer(axum::middleware::from_fn_with_state(svc, limits::enforce))
+        .layer(axum::middleware::from_fn(error::json_errors))
 }

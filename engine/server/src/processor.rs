@@ -6,7 +6,7 @@
 //! item handled again after a crash finds its runs instead of starting new ones.
 
 use crate::{LoadedWorkflow, Service};
-use medic_core::{Durability, NewRun, clock::rfc3339, codec};
+use medic_core::{Durability, EngineError, NewRun, StoreError, clock::rfc3339, codec};
 use medic_intake::Alert;
 use medic_model::{Incident, IncidentStatus};
 use medic_store::Op;
@@ -15,6 +15,28 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Why handling the inbox stopped; the items stay in the inbox and are tried again.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The store could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A run could not be created or told about its incident.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// An incident record that cannot be decoded.
+    #[error("incident record {key}: {source}")]
+    Corrupt {
+        /// The record's key.
+        key: String,
+        /// What is wrong with it.
+        source: codec::CodecError,
+    },
+    /// The blocking worker handling the inbox panicked or was cancelled.
+    #[error("inbox worker failed: {0}")]
+    Worker(String),
+}
 
 /// An accepted alert waiting to be handled.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,16 +59,22 @@ impl InboxItem {
 /// An incident: alerts with one fingerprint, and the runs they started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentRecord {
+    /// The incident key: the alert fingerprint, or the `group-by` key.
     pub fingerprint: String,
     /// Counts firings after a resolution: each generation is a new occurrence with its own runs.
     pub generation: u32,
+    /// The incident as the alert described it (status follows firing/resolved).
     pub incident: Incident,
+    /// When this generation's first alert was handled, ms since the Unix epoch.
     pub first_seen_ms: u64,
+    /// When its latest alert was handled, ms since the Unix epoch.
     pub last_seen_ms: u64,
+    /// When it resolved, ms since the Unix epoch.
     #[serde(default)]
     pub resolved_ms: Option<u64>,
     /// Alerts received for this generation (re-sends included).
     pub alerts: u64,
+    /// Ids of the runs this generation started.
     pub runs: Vec<String>,
     /// Fingerprints of the alerts firing in this generation: with `group-by`, several
     /// alerts make one incident, which resolves when the last of them does.
@@ -72,10 +100,7 @@ fn run_id(fingerprint: &str, generation: u32, workflow: &str) -> String {
 /// The processor: resumes unfinished runs, then handles the inbox whenever intake
 /// wakes it (and every second, so nothing waits on a lost wake-up). Runs forever.
 pub async fn process(svc: Arc<Service>) {
-    match svc.engine.unfinished_runs() {
-        Ok(ids) => ids.into_iter().for_each(|id| spawn_drive(&svc, id)),
-        Err(e) => eprintln!("medic: cannot list unfinished runs: {e}"),
-    }
+    resume_unfinished(&svc);
     loop {
         if svc.engine.is_shutting_down() {
             // Shutting down: the inbox keeps what is left for the next start.
@@ -83,12 +108,25 @@ pub async fn process(svc: Arc<Service>) {
         }
         // Store calls block on fsync: keep them off the async workers that serve intake.
         let worker = svc.clone();
-        let drained = tokio::task::spawn_blocking(move || drain(&worker))
-            .await
-            .unwrap_or_else(|e| Err(format!("inbox worker failed: {e}")));
+        let drained = tokio::task::spawn_blocking(move || {
+            if worker.store_failing() {
+                // After a failed write (a full disk), try to get the store back first.
+                let _ = worker.check_store(false);
+            }
+            drain(&worker)
+        })
+        .await
+        .unwrap_or_else(|e| Err(ProcessError::Worker(e.to_string())));
         if let Err(e) = drained {
             // The item stays in the inbox and is tried again: never dropped.
+            if let ProcessError::Store(e) = &e {
+                svc.store_failed(e);
+            }
             eprintln!("medic: handling the inbox: {e}");
+        }
+        if svc.take_redrive() {
+            // The store came back: runs whose drivers stopped on its error go on.
+            resume_unfinished(&svc);
         }
         tokio::select! {
             _ = svc.wake.notified() => {}
@@ -113,11 +151,8 @@ struct Batch {
     started: Vec<String>,
 }
 
-fn drain(svc: &Arc<Service>) -> Result<(), String> {
-    let items = svc
-        .store
-        .scan(InboxItem::PREFIX)
-        .map_err(|e| e.to_string())?;
+fn drain(svc: &Arc<Service>) -> Result<(), ProcessError> {
+    let items = svc.store.scan(InboxItem::PREFIX)?;
     svc.metrics.set_inbox_depth(items.len());
     for chunk in items.chunks(BATCH) {
         let mut batch = Batch::default();
@@ -148,9 +183,7 @@ fn drain(svc: &Arc<Service>) -> Result<(), String> {
                 codec::encode(&r),
             ));
         }
-        svc.store
-            .write(ops, Durability::Flush)
-            .map_err(|e| e.to_string())?;
+        svc.store.write(ops, Durability::Flush)?;
         for id in started {
             spawn_drive(svc, id);
         }
@@ -179,7 +212,7 @@ fn handle(
     batch: &mut Batch,
     key: Vec<u8>,
     item: InboxItem,
-) -> Result<(), String> {
+) -> Result<(), ProcessError> {
     let alert = item.alert;
     let incident = alert.to_incident(&rfc3339(item.received_ms));
     // The incidents this alert belongs to, each with the workflows it starts. An alert no
@@ -201,12 +234,11 @@ fn handle(
     for (ikey, workflows) in incidents {
         let existing = match batch.records.get(&ikey) {
             Some(r) => Some(r.clone()),
-            None => match svc
-                .store
-                .get(&IncidentRecord::key(&ikey))
-                .map_err(|e| e.to_string())?
-            {
-                Some(v) => Some(codec::decode(&v).map_err(|e| e.to_string())?),
+            None => match svc.store.get(&IncidentRecord::key(&ikey))? {
+                Some(v) => Some(codec::decode(&v).map_err(|source| ProcessError::Corrupt {
+                    key: ikey.clone(),
+                    source,
+                })?),
                 None => None,
             },
         };
@@ -229,7 +261,7 @@ fn update(
     alert: &Alert,
     incident: medic_model::Incident,
     workflows: &[&LoadedWorkflow],
-) -> Result<Option<IncidentRecord>, String> {
+) -> Result<Option<IncidentRecord>, ProcessError> {
     let now = svc.clock.now_ms();
     Ok(match (alert.status, existing) {
         // A re-sent, re-fired or grouped alert for an open incident: no second run.
@@ -257,18 +289,16 @@ fn update(
                 if svc.store_run_exists(&id)? {
                     // Handled before a crash: the run exists, only the record was lost.
                 } else {
-                    svc.engine
-                        .create_run_as_lazy(
-                            id.clone(),
-                            NewRun {
-                                workflow: wf.workflow.clone(),
-                                workflow_file: wf.file.clone(),
-                                incident: incident.clone(),
-                                components: wf.components.clone(),
-                                drill: false,
-                            },
-                        )
-                        .map_err(|e| e.to_string())?;
+                    svc.engine.create_run_as_lazy(
+                        id.clone(),
+                        NewRun {
+                            workflow: wf.workflow.clone(),
+                            workflow_file: wf.file.clone(),
+                            incident: incident.clone(),
+                            components: wf.components.clone(),
+                            drill: false,
+                        },
+                    )?;
                 }
                 r.runs.push(id.clone());
                 batch.started.push(id);
@@ -300,33 +330,61 @@ fn update(
 impl Service {
     /// Posts an incident update to each of `runs` still going (finished runs have no
     /// driver to read it).
-    fn tell_runs(&self, runs: &[String], status: IncidentStatus) -> Result<(), String> {
+    fn tell_runs(&self, runs: &[String], status: IncidentStatus) -> Result<(), ProcessError> {
         for id in runs {
-            let meta =
-                medic_core::Store::run(self.store.as_ref(), id).map_err(|e| e.to_string())?;
+            let meta = medic_core::Store::run(self.store.as_ref(), id)?;
             if meta.is_some_and(|m| m.status == medic_core::RunStatus::Running) {
                 self.engine
-                    .post(id, &medic_core::Message::IncidentUpdate { status })
-                    .map_err(|e| e.to_string())?;
+                    .post(id, &medic_core::Message::IncidentUpdate { status })?;
             }
         }
         Ok(())
     }
 
-    fn store_run_exists(&self, id: &str) -> Result<bool, String> {
-        medic_core::Store::run(self.store.as_ref(), id)
-            .map(|m| m.is_some())
-            .map_err(|e| e.to_string())
+    fn store_run_exists(&self, id: &str) -> Result<bool, ProcessError> {
+        Ok(medic_core::Store::run(self.store.as_ref(), id)?.is_some())
     }
 }
 
 /// Drives a run. The engine bounds how many step attempts run at once, so a run waiting
 /// on a gate or a retry timer does not keep others from running.
+/// At most one driver per run: a run already driven here is left to its driver.
 fn spawn_drive(svc: &Arc<Service>, id: String) {
+    if !svc
+        .driving
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(id.clone())
+    {
+        return;
+    }
     let svc = svc.clone();
     tokio::spawn(async move {
         if let Err(e) = svc.engine.drive(&id).await {
+            // The run is parked in its journal; it is driven again once the store
+            // recovers (health.rs).
+            match &e {
+                EngineError::Store(e) => svc.store_failed(e),
+                EngineError::JournalLost { message, .. } => svc.store_failed(&StoreError::Io {
+                    path: "journal".into(),
+                    message: message.clone(),
+                }),
+                EngineError::State(_) => {}
+            }
             eprintln!("medic: run {id} stopped: {e}");
         }
+        svc.driving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
     });
+}
+
+/// Drives every unfinished run that has no driver here (at start, and after the store
+/// recovered from a failure).
+fn resume_unfinished(svc: &Arc<Service>) {
+    match svc.engine.unfinished_runs() {
+        Ok(ids) => ids.into_iter().for_each(|id| spawn_drive(svc, id)),
+        Err(e) => eprintln!("medic: cannot list unfinished runs: {e}"),
+    }
 }

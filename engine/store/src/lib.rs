@@ -31,6 +31,8 @@
 //! }
 //! ```
 
+#![warn(missing_docs)]
+
 mod failpoint;
 mod group;
 mod keys;
@@ -47,10 +49,14 @@ use medic_core::{Durability, Entry, Message, RunMeta, RunStatus, Store, StoreErr
 pub use records::{Op, Record};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
+/// The [`Store`] on sled: one process's handle on a data directory (sled's lock file
+/// refuses a second process). Also holds the service's records ([`SledStore::write`]).
 pub struct SledStore {
-    db: sled::Db,
+    /// The open database, and how many times it was reopened (`reopen`). `None` only
+    /// while a reopen is under way or after one failed.
+    db: RwLock<(Option<sled::Db>, u64)>,
     path: PathBuf,
     /// The writer lock, and the next sequence number of each unfinished run this
     /// handle has written to (sled's lock file makes this handle the only writer, so
@@ -65,6 +71,11 @@ impl SledStore {
     /// Opens (or creates) the store at `path`.
     ///
     /// Reads `MEDIC_CRASH_AT_WRITE` (see the crate docs); a malformed value is an error.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] naming `path` when it cannot be opened or created (another
+    /// medic process holds it, permissions, not a store) or the failpoint is malformed.
     pub fn open(path: impl AsRef<Path>) -> Result<SledStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         let failpoint = Failpoint::from_env().map_err(|message| StoreError::Io {
@@ -76,7 +87,7 @@ impl SledStore {
             .open()
             .map_err(|e| open_error(&path, e))?;
         Ok(SledStore {
-            db,
+            db: RwLock::new((Some(db), 0)),
             path,
             next_seq: Mutex::new(HashMap::new()),
             commits: GroupCommit::default(),
@@ -84,8 +95,78 @@ impl SledStore {
         })
     }
 
+    /// The directory the store was opened at.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether [`REOPEN_SPACE_BYTES`] fit on the store's filesystem: written, synced and
+    /// removed again.
+    fn room_to_reopen(&self) -> bool {
+        use std::io::Write;
+        let probe = self.path.join("reopen-space-probe");
+        let written = std::fs::File::create(&probe).and_then(|mut f| {
+            let block = vec![0u8; 64 * 1024];
+            for _ in 0..REOPEN_SPACE_BYTES / block.len() {
+                f.write_all(&block)?;
+            }
+            f.sync_all()
+        });
+        let _ = std::fs::remove_file(&probe);
+        written.is_ok()
+    }
+
+    /// The open database and its epoch (how many reopens so far).
+    fn db(&self) -> Result<(sled::Db, u64), StoreError> {
+        let guard = self.db.read().unwrap_or_else(PoisonError::into_inner);
+        match &guard.0 {
+            Some(db) => Ok((db.clone(), guard.1)),
+            None => Err(self.io("closed after a failure; reopening (see /healthz)")),
+        }
+    }
+
+    /// A write applied in epoch `epoch` and flushed: an error if the store was reopened
+    /// in between, because the write was then applied to a database that is gone, and
+    /// the flush did not cover it.
+    fn same_epoch(&self, epoch: u64) -> Result<(), StoreError> {
+        let now = self.db.read().unwrap_or_else(PoisonError::into_inner).1;
+        if now == epoch {
+            Ok(())
+        } else {
+            Err(self.io("reopened before this write was durable; not written"))
+        }
+    }
+
+    /// Closes and reopens the database: the way back after an I/O error (a full disk),
+    /// because sled refuses every write after its first I/O error until it is reopened.
+    /// Writes that were not durable are lost, as in a crash (none was acknowledged as
+    /// durable); in-memory caches are dropped.
+    ///
+    /// Nothing is closed unless [`REOPEN_SPACE_BYTES`] can be written next to the store
+    /// first: while the disk is still full the old handle stays, and with it every read;
+    /// that answers `Ok(false)`. `Ok(true)`: reopened.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when the database cannot be opened again (another handle of it
+    /// is still in use, or it is unreadable): the store is then closed and every call
+    /// fails until a later `reopen` succeeds.
+    pub fn reopen(&self) -> Result<bool, StoreError> {
+        if !self.room_to_reopen() {
+            return Ok(false);
+        }
+        let mut cache = self.writer();
+        let mut guard = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        guard.1 += 1;
+        // sled's lock file is released only when the last handle is dropped.
+        drop(guard.0.take());
+        cache.clear();
+        let db = sled::Config::new()
+            .path(&self.path)
+            .open()
+            .map_err(|e| open_error(&self.path, e))?;
+        guard.0 = Some(db);
+        Ok(true)
     }
 
     /// fsyncs this handle has performed: with group commit, usually fewer than the
@@ -127,7 +208,7 @@ impl SledStore {
             return Ok(Some(next));
         }
         let prefix = entry_prefix(run);
-        match self.db.scan_prefix(&prefix).next_back() {
+        match self.db()?.0.scan_prefix(&prefix).next_back() {
             None => Ok(None),
             Some(Err(e)) => Err(self.io(e)),
             Some(Ok((k, _))) => match keys::seq_of(&k[prefix.len()..]) {
@@ -146,9 +227,8 @@ impl SledStore {
         seq: u64,
         meta: Option<&RunMeta>,
         batch: sled::Batch,
-    ) -> Result<u64, StoreError> {
-        self.db.apply_batch(batch).map_err(|e| self.io(e))?;
-        let ticket = self.commits.wrote();
+    ) -> Result<Written, StoreError> {
+        let ticket = self.apply_batch(batch)?;
         // A finished run gets no more appends: drop it so the cache holds live runs only.
         if meta.is_some_and(|m| m.status != RunStatus::Running) {
             cache.remove(run);
@@ -159,7 +239,7 @@ impl SledStore {
     }
 
     /// Writes a new run's meta and first entry in one batch; returns the ticket to flush.
-    fn create(&self, meta: &RunMeta, first: &Entry) -> Result<u64, StoreError> {
+    fn create(&self, meta: &RunMeta, first: &Entry) -> Result<Written, StoreError> {
         self.failpoint.before_write();
         let ticket = {
             let mut cache = self.writer();
@@ -180,11 +260,35 @@ impl SledStore {
         Ok(ticket)
     }
 
-    fn durable(&self, ticket: u64) -> Result<(), StoreError> {
-        self.commits.flush_through(ticket, || {
-            self.db.flush().map(|_| ()).map_err(|e| self.io(e))
+    /// Applies a batch to the open database; returns its ticket for [`Self::durable`].
+    fn apply_batch(&self, batch: sled::Batch) -> Result<Written, StoreError> {
+        let (db, epoch) = self.db()?;
+        db.apply_batch(batch).map_err(|e| self.io(e))?;
+        Ok(Written {
+            ticket: self.commits.wrote(),
+            epoch,
         })
     }
+
+    /// Returns once `written` (and every write before it) is on disk.
+    fn durable(&self, written: Written) -> Result<(), StoreError> {
+        self.commits.flush_through(written.ticket, || {
+            self.db()?.0.flush().map(|_| ()).map_err(|e| self.io(e))
+        })?;
+        self.same_epoch(written.epoch)
+    }
+}
+
+/// Free space [`SledStore::reopen`] wants before it closes the old handle: room for a
+/// few of sled's 512 KiB log segments.
+pub const REOPEN_SPACE_BYTES: usize = 4 << 20;
+
+/// A write applied, to make durable: its group-commit ticket and the epoch it was
+/// applied in.
+#[derive(Debug, Clone, Copy)]
+struct Written {
+    ticket: u64,
+    epoch: u64,
 }
 
 fn open_error(path: &Path, e: sled::Error) -> StoreError {
@@ -252,7 +356,7 @@ impl Store for SledStore {
 
     fn entries(&self, run: &str) -> Result<Vec<Entry>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.db.scan_prefix(entry_prefix(run)) {
+        for kv in self.db()?.0.scan_prefix(entry_prefix(run)) {
             let (k, v) = kv.map_err(|e| self.io(e))?;
             out.push(decode_entry(&v).map_err(|e| self.corrupt(&k, e))?);
         }
@@ -264,7 +368,7 @@ impl Store for SledStore {
 
     fn run(&self, run: &str) -> Result<Option<RunMeta>, StoreError> {
         let key = meta_key(run);
-        match self.db.get(&key).map_err(|e| self.io(e))? {
+        match self.db()?.0.get(&key).map_err(|e| self.io(e))? {
             None => Ok(None),
             Some(v) => decode_meta(&v).map(Some).map_err(|e| self.corrupt(&key, e)),
         }
@@ -272,7 +376,7 @@ impl Store for SledStore {
 
     fn runs(&self) -> Result<Vec<RunMeta>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.db.scan_prefix(META_PREFIX) {
+        for kv in self.db()?.0.scan_prefix(META_PREFIX) {
             let (k, v) = kv.map_err(|e| self.io(e))?;
             out.push(decode_meta(&v).map_err(|e| self.corrupt(&k, e))?);
         }
@@ -393,7 +497,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(dir.path()).unwrap();
         s.create_run(&meta("a"), &skip(0)).unwrap();
-        s.db.insert(entry_key("a", 1), vec![9u8, b'{']).unwrap();
+        s.db()
+            .unwrap()
+            .0
+            .insert(entry_key("a", 1), vec![9u8, b'{'])
+            .unwrap();
         let err = s.entries("a").unwrap_err().to_string();
         assert!(err.contains("format version 9"), "{err}");
         assert!(err.contains("corrupt record e/a/1"), "{err}");

@@ -9,7 +9,9 @@ use medic_core::{Durability, StoreError};
 /// One change in an atomic [`SledStore::write`].
 #[derive(Debug, Clone)]
 pub enum Op {
+    /// Set key (without the `x/` prefix) to value.
     Put(Vec<u8>, Vec<u8>),
+    /// Remove key (without the `x/` prefix); removing a missing key is no error.
     Remove(Vec<u8>),
 }
 
@@ -25,6 +27,10 @@ fn key(k: &[u8]) -> Vec<u8> {
 impl SledStore {
     /// Applies `ops` atomically; with [`Durability::Flush`] they (and every earlier
     /// write) are on disk when this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when sled cannot apply the batch or flush it.
     pub fn write(&self, ops: Vec<Op>, durability: Durability) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for op in ops {
@@ -33,26 +39,89 @@ impl SledStore {
                 Op::Remove(k) => batch.remove(key(&k)),
             }
         }
-        self.db.apply_batch(batch).map_err(|e| self.io(e))?;
-        let ticket = self.commits.wrote();
+        let written = self.apply_batch(batch)?;
         match durability {
-            Durability::Flush => self.durable(ticket),
+            Durability::Flush => self.durable(written),
             Durability::Lazy => Ok(()),
         }
     }
 
+    /// Applies `ops` and puts `marker` (empty value) atomically, unless `marker` is
+    /// already there; returns whether it wrote. The check and the write are one sled
+    /// transaction, so of any number of concurrent callers with one marker exactly one
+    /// writes: what makes a dedupe key (a webhook id) count a delivery once. With
+    /// [`Durability::Flush`] a `true` is on disk when this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when the store cannot be read or written (nothing was written).
+    pub fn write_unless_marked(
+        &self,
+        marker: &[u8],
+        ops: Vec<Op>,
+        durability: Durability,
+    ) -> Result<bool, StoreError> {
+        use sled::transaction::ConflictableTransactionError as Tx;
+        let marker = key(marker);
+        let ops: Vec<Op> = ops
+            .into_iter()
+            .map(|op| match op {
+                Op::Put(k, v) => Op::Put(key(&k), v),
+                Op::Remove(k) => Op::Remove(key(&k)),
+            })
+            .collect();
+        let (db, epoch) = self.db()?;
+        let wrote = db.transaction(|tx| {
+            if tx.get(&marker)?.is_some() {
+                return Err(Tx::Abort(()));
+            }
+            tx.insert(marker.as_slice(), Vec::<u8>::new())?;
+            for op in &ops {
+                match op {
+                    Op::Put(k, v) => tx.insert(k.as_slice(), v.as_slice())?,
+                    Op::Remove(k) => tx.remove(k.as_slice())?,
+                };
+            }
+            Ok(())
+        });
+        match wrote {
+            Ok(()) => {}
+            Err(sled::transaction::TransactionError::Abort(())) => return Ok(false),
+            Err(sled::transaction::TransactionError::Storage(e)) => return Err(self.io(e)),
+        }
+        let written = crate::Written {
+            ticket: self.commits.wrote(),
+            epoch,
+        };
+        match durability {
+            Durability::Flush => self.durable(written)?,
+            Durability::Lazy => {}
+        }
+        Ok(true)
+    }
+
+    /// The value at `k` (without the `x/` prefix), if any.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when the store cannot be read.
     pub fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .db
+            .db()?
+            .0
             .get(key(k))
             .map_err(|e| self.io(e))?
             .map(|v| v.to_vec()))
     }
 
     /// Every (key without `x/`, value) under `prefix`, in key order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when sled cannot read them.
     pub fn scan(&self, prefix: &[u8]) -> Result<Vec<Record>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.db.scan_prefix(key(prefix)) {
+        for kv in self.db()?.0.scan_prefix(key(prefix)) {
             let (k, v) = kv.map_err(|e| self.io(e))?;
             out.push((k[2..].to_vec(), v.to_vec()));
         }
@@ -60,8 +129,12 @@ impl SledStore {
     }
 
     /// A new id, increasing across restarts: orders the inbox.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when sled cannot persist the counter.
     pub fn next_id(&self) -> Result<u64, StoreError> {
-        self.db.generate_id().map_err(|e| self.io(e))
+        self.db()?.0.generate_id().map_err(|e| self.io(e))
     }
 }
 
@@ -95,5 +168,36 @@ mod tests {
         assert_eq!(inbox, vec![(b"inbox/2".to_vec(), b"two".to_vec())]);
         assert_eq!(s.get(b"other").unwrap().as_deref(), Some(&b"x"[..]));
         assert!(s.next_id().unwrap() > 0);
+    }
+
+    #[test]
+    fn of_concurrent_writers_with_one_marker_exactly_one_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
+        for round in 0..20u32 {
+            let marker = format!("seen/{round}").into_bytes();
+            let threads: Vec<_> = (0..8u32)
+                .map(|i| {
+                    let (s, marker) = (s.clone(), marker.clone());
+                    std::thread::spawn(move || {
+                        let item = format!("inbox/{round}/{i}").into_bytes();
+                        s.write_unless_marked(
+                            &marker,
+                            vec![Op::Put(item, vec![1])],
+                            Durability::Lazy,
+                        )
+                        .unwrap()
+                    })
+                })
+                .collect();
+            let wrote = threads
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .filter(|w| *w)
+                .count();
+            assert_eq!(wrote, 1, "round {round}");
+            let items = s.scan(format!("inbox/{round}/").as_bytes()).unwrap();
+            assert_eq!(items.len(), 1, "round {round}");
+        }
     }
 }
