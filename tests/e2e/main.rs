@@ -13,6 +13,10 @@ mod chat_webhook;
 mod cli;
 /// Killed at every journal write and at random instants: runs resume, effects never repeat.
 mod crash;
+/// `medic drill` on the hand-written scenarios: the suite, faults, fork, crash, divergence.
+mod drills;
+/// Drills recorded from real runs of the restore examples, replayed with every service down.
+mod drills_record;
 /// One workflow file with `vars`, run against two environments' configs, reaches two
 /// services; an `allow` from an unset var is an error at load.
 mod environments;

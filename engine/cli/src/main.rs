@@ -7,10 +7,12 @@
 //! medic approve <RUN> <GATE-STEP> --comment "error rate is back to normal"
 //! medic validate workflow.yaml
 //! medic schema > medic-workflow.schema.json
+//! medic drill record <RUN> -o drills/bad-flag.yaml && medic drill run drills/bad-flag.yaml --fault retoggle=503x5
 //! medic step new my-step --lang rust && medic step test my-step/dist/my-step.wasm
 //! ```
 
 mod app;
+mod drill;
 mod environment;
 mod gate;
 mod load;
@@ -84,7 +86,11 @@ enum Command {
         strict: bool,
     },
     /// Print the JSON Schema of the workflow file format (for editors).
-    Schema,
+    Schema {
+        /// The drill file format's schema instead.
+        #[arg(long)]
+        drill: bool,
+    },
     /// Approve a human gate that is waiting.
     Approve(DecideCli),
     /// Reject a human gate that is waiting.
@@ -101,6 +107,12 @@ enum Command {
         /// Listen address, overriding the config (default 127.0.0.1:8730).
         #[arg(long, value_name = "HOST:PORT")]
         listen: Option<String>,
+    },
+    /// Drills: replay a past incident against today's workflows in virtual time, with
+    /// faults: `medic drill record|run|test`.
+    Drill {
+        #[command(subcommand)]
+        command: drill::DrillCommand,
     },
     /// Write, build and try out steps: `medic step new|build|test`.
     Step {
@@ -203,11 +215,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Approve(a) => gate::decide(&ctx, medic_model::Decision::Approve, a.into_args()),
         Command::Reject(a) => gate::decide(&ctx, medic_model::Decision::Reject, a.into_args()),
         Command::Step { command } => step::dispatch(&ctx, command).await,
-        Command::Schema => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&medic_model::workflow_schema())?
-            );
+        Command::Drill { command } => drill::dispatch(&ctx, command).await,
+        Command::Schema { drill } => {
+            let schema = if drill {
+                medic_drill::drill_schema()
+            } else {
+                medic_model::workflow_schema()
+            };
+            println!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(ExitCode::SUCCESS)
         }
     }

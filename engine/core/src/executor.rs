@@ -65,6 +65,7 @@ pub struct Engine {
     /// Attempts ready to start but waiting for a slot.
     waiting: AtomicU64,
     on_drive: Option<DriveHook>,
+    responder: Option<Arc<dyn crate::HttpResponder>>,
 }
 
 /// Called when a driver starts on an unfinished run, with the state folded from its
@@ -94,6 +95,7 @@ impl Engine {
             slots: None,
             waiting: AtomicU64::new(0),
             on_drive: None,
+            responder: None,
         }
     }
 
@@ -112,6 +114,13 @@ impl Engine {
     /// See [`DriveHook`].
     pub fn with_drive_hook(mut self, hook: DriveHook) -> Self {
         self.on_drive = Some(hook);
+        self
+    }
+
+    /// Every step's outgoing requests are answered by `responder` instead of the network
+    /// (a drill: see [`crate::HttpResponder`]).
+    pub fn with_responder(mut self, responder: Arc<dyn crate::HttpResponder>) -> Self {
+        self.responder = Some(responder);
         self
     }
 
@@ -442,6 +451,7 @@ impl Engine {
             } else {
                 Default::default()
             },
+            responder: self.responder.clone(),
         });
         let mut request = attempt::request(state, &step, attempt, &params, &self.defaults);
         let started_ms = if resumed {

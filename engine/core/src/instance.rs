@@ -80,6 +80,7 @@ struct HostInner {
     redactor: Redactor,
     state: Mutex<BTreeMap<String, String>>,
     mutable: Mutex<Mutable>,
+    responder: Option<Arc<dyn crate::HttpResponder>>,
 }
 
 struct Mutable {
@@ -115,6 +116,8 @@ pub struct HostSetup {
     pub state: BTreeMap<String, String>,
     /// For a resumed attempt: what it did before the crash.
     pub recorded: Recorded,
+    /// Answers requests instead of the network (drills); `None` for real runs.
+    pub responder: Option<Arc<dyn crate::HttpResponder>>,
 }
 
 impl AttemptHost {
@@ -138,6 +141,7 @@ impl AttemptHost {
                 entropy: setup.entropy,
                 redactor,
                 state: Mutex::new(setup.state),
+                responder: setup.responder,
                 mutable: Mutex::new(Mutable {
                     replay: setup.recorded.calls.into(),
                     responses: setup.recorded.responses,
@@ -170,6 +174,7 @@ impl AttemptHost {
             entropy: Arc::new(OsEntropy),
             state: BTreeMap::new(),
             recorded: Recorded::default(),
+            responder: None,
         })
     }
 
@@ -428,11 +433,12 @@ impl AttemptHost {
                 .collect(),
             body,
         };
-        match self.call(call)? {
+        let asked = self.inner.responder.as_ref().map(|_| call.clone());
+        let plan = match self.call(call)? {
             Some(HostCall::HttpRequest { id: recorded, .. }) => {
                 let mut m = self.lock();
                 m.next_http_id = recorded;
-                Ok(match m.responses.remove(&recorded) {
+                match m.responses.remove(&recorded) {
                     Some(response) => HttpPlan::Replay {
                         id: recorded,
                         response,
@@ -440,10 +446,20 @@ impl AttemptHost {
                     // Sent before the crash but never answered in the journal: send it
                     // again. This is the one request that can arrive twice.
                     None => HttpPlan::Send { id: recorded },
-                })
+                }
             }
-            _ => Ok(HttpPlan::Send { id }),
+            _ => HttpPlan::Send { id },
+        };
+        // A drill answers instead of the network; the answer is journalled like a
+        // response that arrived.
+        if let (HttpPlan::Send { id }, Some(responder), Some(asked)) =
+            (&plan, &self.inner.responder, &asked)
+            && let Some(response) = responder.respond(&self.inner.step, self.inner.attempt, asked)
+        {
+            self.http_response(*id, response.clone(), 0)?;
+            return Ok(HttpPlan::Replay { id: *id, response });
         }
+        Ok(plan)
     }
 
     /// Records a response (whole body, redacted) to request `id` before the guest sees

@@ -30,6 +30,7 @@ mod instance;
 pub mod journal;
 mod memstore;
 mod random;
+mod responder;
 mod run;
 mod runner;
 pub mod secrets;
@@ -45,6 +46,7 @@ pub use journal::{
     Recorded, RetryPlan, RunJournal, RunStatus,
 };
 pub use memstore::MemoryStore;
+pub use responder::HttpResponder;
 pub use run::{LoadedWorkflow, NewRun};
 pub use runner::{
     AttemptRequest, AttemptResult, Grants, Invocation, ResolvedLimits, StepRunner, host_allowed,

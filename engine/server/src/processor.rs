@@ -369,7 +369,7 @@ fn spawn_drive(svc: &Arc<Service>, id: String) {
                     path: "journal".into(),
                     message: message.clone(),
                 }),
-                EngineError::State(_) => {}
+                EngineError::State(_) | EngineError::NotStandalone(_) => {}
             }
             eprintln!("medic: run {id} stopped: {e}");
         }

@@ -1,0 +1,449 @@
+//! Running a drill: today's workflow, the recorded alert and inputs, a virtual clock,
+//! and every request answered from the recording (or a fault) through the journal's
+//! chokepoint. Optionally a crash at journal write N, then a resume, as medic would.
+
+use crate::clock::DrillClock;
+use crate::crash::CrashStore;
+use crate::faults::Fault;
+use crate::format::{DrillFile, IncidentUpdate, Offset};
+use crate::responder::{Oracle, Responder};
+use medic_core::{
+    Clock, Durability, Engine, Entry, Event, HostCall, MemoryStore, Message, NewRun, Observer,
+    RunMeta, SecretSource, StaticSecrets, StepRunner, Store, SystemClock,
+};
+use medic_model::{Decision, Workflow};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The workflow a drill runs, with its components resolved by the caller.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The workflow, parsed.
+    pub workflow: Workflow,
+    /// Where it came from, for the report.
+    pub workflow_file: String,
+    /// Step id -> component location.
+    pub components: BTreeMap<String, String>,
+}
+
+/// What a gate gets in the drill instead of its recorded decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecideOverride {
+    /// The gate step's id.
+    pub step: String,
+    /// `None`: nobody answers; the gate's deadline decides.
+    pub decision: Option<Decision>,
+    /// How long after the gate opens.
+    pub after: Offset,
+}
+
+impl DecideOverride {
+    /// Parses `STEP=approve|reject|deadline[@OFFSET]` (`--decide`).
+    ///
+    /// # Errors
+    /// A sentence saying what is wrong with `spec`.
+    pub fn parse(spec: &str) -> Result<DecideOverride, String> {
+        let usage = "write STEP=approve|reject|deadline[@OFFSET], e.g. resume-rollouts=reject@5m";
+        let (step, rest) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("--decide {spec}: {usage}"))?;
+        let (what, after) = match rest.split_once('@') {
+            Some((w, a)) => (
+                w,
+                Offset::parse(a)
+                    .ok_or_else(|| format!("--decide {spec}: `{a}` is not a duration; {usage}"))?,
+            ),
+            None => (rest, Offset(0)),
+        };
+        let decision =
+            match what {
+                "deadline" => None,
+                other => Some(Decision::parse(other).ok_or_else(|| {
+                    format!("--decide {spec}: `{other}` is not a decision; {usage}")
+                })?),
+            };
+        Ok(DecideOverride {
+            step: step.trim().to_string(),
+            decision,
+            after,
+        })
+    }
+}
+
+/// How to run a drill beyond what its file says.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Gate decisions that replace the recorded ones (from the fork point on).
+    pub decide: Vec<DecideOverride>,
+    /// Faults on top of the file's (from the fork point on).
+    pub faults: Vec<Fault>,
+    /// Incident status changes on top of the recorded ones.
+    pub incident_updates: Vec<IncidentUpdate>,
+    /// Send requests to the real services (a game day against staging).
+    pub live: bool,
+    /// Stop the engine at this journal write (1 = the run's creation), then resume.
+    pub crash_at: Option<u64>,
+    /// The fork point: recorded decisions and no extra faults before it.
+    pub from: Offset,
+    /// Pace virtual time at N× real time.
+    pub speed: Option<f64>,
+}
+
+/// What the caller provides: how steps run, and where finished drill runs are kept.
+#[derive(Clone)]
+pub struct Env {
+    /// Where the finished drill run's journal is copied, marked as a drill (`medic runs`
+    /// lists it). `None`: not kept. The drill itself runs in memory under the recorded
+    /// run's id, so idempotency keys (and everything steps derive from them, such as
+    /// Matrix transaction ids) are the recorded ones.
+    pub store: Option<Arc<dyn Store>>,
+    /// Runs step attempts (the sandbox).
+    pub runner: Arc<dyn StepRunner>,
+    /// Secret values for `--live`; `None`: placeholders (nothing real is reached anyway).
+    pub secrets: Option<Arc<dyn SecretSource>>,
+    /// Sees every journal entry of the drill run (live timeline).
+    pub observer: Option<Observer>,
+}
+
+/// A finished (or stopped) drill run.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The id the drill ran under (the recorded run's).
+    pub run_id: String,
+    /// The id of the copy kept in [`Env::store`].
+    pub kept_as: Option<String>,
+    /// The drill run's whole journal, in virtual time.
+    pub entries: Vec<Entry>,
+    /// The journal write the engine was stopped at, when a crash was asked for and hit.
+    pub crashed_at: Option<u64>,
+}
+
+/// Why a drill could not be run (not: the drill did not restore — that is a report).
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    #[error(transparent)]
+    /// The engine stopped (other than the crash asked for).
+    Engine(#[from] medic_core::EngineError),
+    #[error(transparent)]
+    /// The store failed.
+    Store(#[from] medic_core::StoreError),
+    #[error("drill: {0}")]
+    /// Anything else, in words.
+    Other(String),
+}
+
+/// Runs `drill` with `setup`'s workflow.
+///
+/// # Errors
+/// The store failed (other than the crash asked for), or posting a scheduled input failed.
+pub async fn run(
+    drill: &DrillFile,
+    setup: &Setup,
+    opts: &Options,
+    env: &Env,
+) -> Result<Replay, DrillError> {
+    let memory: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let crash = Arc::new(CrashStore::new(memory.clone(), opts.crash_at));
+    let store: Arc<dyn Store> = crash.clone();
+    let (engine, clock) = engine(
+        drill,
+        setup,
+        opts,
+        env,
+        store.clone(),
+        drill.started_at_ms,
+        None,
+    );
+    let id = drill.recorded_from.clone().unwrap_or_else(|| {
+        let digest = Sha256::digest(drill.name.as_bytes());
+        format!("drill-{}", &hex::encode(digest)[..12])
+    });
+    engine.create_run_as(
+        id.clone(),
+        NewRun {
+            workflow: setup.workflow.clone(),
+            workflow_file: setup.workflow_file.clone(),
+            incident: drill.incident.clone(),
+            components: setup.components.clone(),
+            drill: true,
+        },
+    )?;
+    clock.attach(store.clone(), &id);
+    schedule_updates(drill, opts, &clock, 0);
+    let first = engine.drive(&id).await;
+    let crashed_at = crash.crashed();
+    match (first, crashed_at) {
+        (Ok(_), None) => {
+            if let Some(e) = clock.take_error() {
+                return Err(DrillError::Other(format!("posting a scheduled input: {e}")));
+            }
+        }
+        (Err(e), None) => return Err(e.into()),
+        // The crash we asked for: resume as `medic resume` would, with a fresh engine.
+        (_, Some(_)) => resume(drill, setup, opts, env, &memory, &id).await?,
+    }
+    let entries = memory.entries(&id)?;
+    let kept_as = match &env.store {
+        Some(keep) => Some(keep_copy(keep.as_ref(), &id, &entries, setup, drill)?),
+        None => None,
+    };
+    Ok(Replay {
+        entries,
+        run_id: id,
+        kept_as,
+        crashed_at,
+    })
+}
+
+/// Copies a finished drill run's journal into the caller's store under a new id (time
+/// first, so it sorts with the other runs), as a drill.
+fn keep_copy(
+    store: &dyn Store,
+    id: &str,
+    entries: &[Entry],
+    setup: &Setup,
+    drill: &DrillFile,
+) -> Result<String, DrillError> {
+    let now = SystemClock.now_ms();
+    let digest = Sha256::digest(format!("{id}/{now}/{}", std::process::id()));
+    let copy = format!("{now:012x}-drill-{}", &hex::encode(digest)[..6]);
+    let status = entries
+        .iter()
+        .rev()
+        .find_map(|e| match &e.event {
+            Event::RunFinished { status, .. } => Some(*status),
+            _ => None,
+        })
+        .unwrap_or(medic_core::RunStatus::Running);
+    let meta = RunMeta {
+        id: copy.clone(),
+        workflow: setup.workflow.name.clone(),
+        incident_title: format!("[drill] {}", drill.incident.title),
+        status: medic_core::RunStatus::Running,
+        created_ms: now,
+        updated_ms: now,
+    };
+    let Some((first, rest)) = entries.split_first() else {
+        return Err(DrillError::Other("the drill run has no journal".into()));
+    };
+    store.create_run(&meta, first)?;
+    for (i, e) in rest.iter().enumerate() {
+        let last = i + 1 == rest.len();
+        let finished = RunMeta {
+            status,
+            ..meta.clone()
+        };
+        store.append(
+            &copy,
+            e,
+            last.then_some(&finished),
+            if last {
+                Durability::Flush
+            } else {
+                Durability::Lazy
+            },
+        )?;
+    }
+    Ok(copy)
+}
+
+async fn resume(
+    drill: &DrillFile,
+    setup: &Setup,
+    opts: &Options,
+    env: &Env,
+    store: &Arc<dyn Store>,
+    id: &str,
+) -> Result<(), DrillError> {
+    let entries = store.entries(id)?;
+    // The restart happens at the instant of the last record, and every input after it is
+    // posted again at its own instant, so the resumed run sees exactly what a run without
+    // the crash saw: the crash changes where medic stopped, not what happened.
+    let last = entries
+        .last()
+        .map(|e| e.at_ms)
+        .unwrap_or(drill.started_at_ms);
+    for (message, _) in store.mailbox(id)? {
+        store.ack(id, message)?;
+    }
+    let (engine, clock) = engine(drill, setup, opts, env, store.clone(), last, Some(&entries));
+    clock.attach(store.clone(), id);
+    schedule_updates(
+        drill,
+        opts,
+        &clock,
+        last.saturating_sub(drill.started_at_ms),
+    );
+    let mut open: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
+    for e in &entries {
+        match &e.event {
+            Event::GateOpened {
+                step, approvers, ..
+            } => {
+                open.insert(step.clone(), (e.at_ms, approvers.clone()));
+            }
+            Event::GateDecided { step, .. } => {
+                open.remove(step);
+            }
+            _ => {}
+        }
+    }
+    for (step, (at, approvers)) in open {
+        schedule_decision(drill, opts, &clock, &step, at, &approvers);
+    }
+    engine.drive(id).await?;
+    if let Some(e) = clock.take_error() {
+        return Err(DrillError::Other(format!("posting a scheduled input: {e}")));
+    }
+    Ok(())
+}
+
+/// An engine on the virtual clock with the drill's responder; `journal` (when resuming)
+/// is fed to the responder so its answers carry on where they stopped.
+fn engine(
+    drill: &DrillFile,
+    setup: &Setup,
+    opts: &Options,
+    env: &Env,
+    store: Arc<dyn Store>,
+    now_ms: u64,
+    journal: Option<&[Entry]>,
+) -> (Engine, Arc<DrillClock>) {
+    let clock = Arc::new(DrillClock::new(now_ms, opts.speed));
+    let oracle = Oracle::new(drill, &opts.faults, opts.from);
+    let timeouts = setup
+        .workflow
+        .steps
+        .iter()
+        .map(|s| (s.id.clone(), s.timeout_ms.unwrap_or(30_000)))
+        .collect();
+    let responder = Arc::new(Responder::new(oracle, clock.clone(), timeouts, opts.live));
+    if let Some(entries) = journal {
+        feed(&responder, entries);
+    }
+    let secrets: Arc<dyn SecretSource> = match &env.secrets {
+        Some(s) => s.clone(),
+        None => Arc::new(placeholder_secrets(&setup.workflow)),
+    };
+    let observer: Observer = {
+        let clock = clock.clone();
+        let drill = drill.clone();
+        let opts = opts.clone();
+        let user = env.observer.clone();
+        Arc::new(move |run: &str, entry: &Entry| {
+            if let Event::GateOpened {
+                step, approvers, ..
+            } = &entry.event
+            {
+                schedule_decision(&drill, &opts, &clock, step, entry.at_ms, approvers);
+            }
+            if let Some(o) = &user {
+                o(run, entry);
+            }
+        })
+    };
+    let engine = Engine::new(store, env.runner.clone(), clock.clone(), secrets)
+        .with_observer(observer)
+        .with_responder(responder);
+    (engine, clock)
+}
+
+/// Answered requests of a journal, in order, into the responder.
+fn feed(responder: &Responder, entries: &[Entry]) {
+    let answered: std::collections::HashSet<(String, u32, u32)> = entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::HostCall {
+                step,
+                attempt,
+                call: HostCall::HttpResponse { id, .. },
+            } => Some((step.clone(), *attempt, *id)),
+            _ => None,
+        })
+        .collect();
+    for e in entries {
+        if let Event::HostCall {
+            step,
+            attempt,
+            call: call @ HostCall::HttpRequest { id, .. },
+        } = &e.event
+            && answered.contains(&(step.clone(), *attempt, *id))
+        {
+            responder.replayed(step, *attempt, call, e.at_ms);
+        }
+    }
+}
+
+/// Each secret a step is granted, as a placeholder value: what the replay's journal
+/// redacts to the same `[redacted:NAME]` the recording has.
+fn placeholder_secrets(workflow: &Workflow) -> StaticSecrets {
+    StaticSecrets(
+        workflow
+            .steps
+            .iter()
+            .flat_map(|s| s.secrets.iter())
+            .map(|n| (n.clone(), format!("drill-placeholder-{n}")))
+            .collect(),
+    )
+}
+
+/// Recorded and extra incident updates due at or after `from_offset`.
+fn schedule_updates(drill: &DrillFile, opts: &Options, clock: &DrillClock, from_offset: u64) {
+    for u in drill.incident_updates.iter().chain(&opts.incident_updates) {
+        if u.at.ms() >= from_offset {
+            clock.schedule(
+                drill.started_at_ms + u.at.ms(),
+                Message::IncidentUpdate { status: u.status },
+            );
+        }
+    }
+}
+
+/// The decision for the gate `step` that opened at `opened_ms`: an override when the
+/// recorded decision had not been made yet at the fork point (it is then made no earlier
+/// than the fork), else the recorded one, else none (the deadline decides).
+fn schedule_decision(
+    drill: &DrillFile,
+    opts: &Options,
+    clock: &DrillClock,
+    step: &str,
+    opened_ms: u64,
+    approvers: &[String],
+) {
+    let fork_ms = drill.started_at_ms + opts.from.ms();
+    let recorded = drill.decisions.iter().find(|d| d.step == step);
+    let recorded_ms = recorded.map(|d| opened_ms + d.after.ms());
+    let forked = recorded_ms.is_none_or(|at| at >= fork_ms);
+    let by = approvers.first().cloned().unwrap_or_else(|| "drill".into());
+    let plan = match opts
+        .decide
+        .iter()
+        .find(|d| d.step == step)
+        .filter(|_| forked)
+    {
+        Some(o) => o.decision.map(|d| {
+            let at = (opened_ms + o.after.ms()).max(fork_ms);
+            (d, at, by, Some("decided in the drill".to_string()))
+        }),
+        None => recorded.map(|d| {
+            (
+                d.decision,
+                opened_ms + d.after.ms(),
+                d.by.clone(),
+                d.comment.clone(),
+            )
+        }),
+    };
+    if let Some((decision, at, by, comment)) = plan {
+        clock.schedule(
+            at,
+            Message::GateDecision {
+                step: step.to_string(),
+                decision,
+                by,
+                comment,
+            },
+        );
+    }
+}
