@@ -68,11 +68,11 @@ pub enum PostmortemError {
     #[error("no run journals: a postmortem needs at least one run")]
     NoJournals,
     /// A journal is not a well-formed run journal.
-    #[error("run {run}: {message}")]
+    #[error("{message}")]
     Journal {
         /// The run id.
         run: String,
-        /// What is wrong, with the entry's sequence number.
+        /// What is wrong, naming the run and the entry's sequence number.
         message: String,
     },
     /// A template failed to compile or render; `line` is 1-based when known.

@@ -210,7 +210,7 @@ fn legend() -> Group {
         g = g
             .add(rect(x, 32.0, 12.0, 10.0, colour))
             .add(text(x + 16.0, 41.0, 11, label));
-        x += 24.0 + 7.0 * label.len() as f64;
+        x += 28.0 + 6.2 * label.len() as f64;
     }
     g
 }

@@ -257,8 +257,11 @@ fn scan_run(
                 ..
             } => {
                 let Some(k) = step_of(step) else { continue };
+                // As rendered; else as written in the workflow (a templated action was
+                // rendered into params, so this only fills in what params lack).
                 let action = params
                     .get("action")
+                    .or_else(|| workflow.step(step).and_then(|s| s.with.get("action")))
                     .and_then(|a| a.as_str())
                     .map(str::to_string);
                 steps[k].attempts.push(AttemptRec {
