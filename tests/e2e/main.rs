@@ -32,6 +32,8 @@ mod kube_api;
 /// `medic run` of a rollback killed at every journal write: resumed, it lands once, on the
 /// revision chosen before the kill.
 mod kube_crash;
+/// Postmortem drafts of real runs on the API and the CLI; journals recorded for the goldens.
+mod postmortem;
 /// Python and JavaScript steps run like Rust ones: HTTP, secrets, notes, state, grants, limits.
 mod polyglot;
 /// The prom-check step against a real Prometheus: thresholds, consecutive checks, empty results.

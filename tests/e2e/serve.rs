@@ -48,6 +48,11 @@ impl Serve {
 
     /// `medic serve` with these workflow files (name, YAML).
     pub fn with_workflows(data: &Path, port: u16, files: &[(&str, String)]) -> Serve {
+        Self::with_config(data, port, files, "")
+    }
+
+    /// [`Serve::with_workflows`], with `extra` (top-level keys) at the head of its config.
+    pub fn with_config(data: &Path, port: u16, files: &[(&str, String)], extra: &str) -> Serve {
         let workflows = data.join("workflows");
         std::fs::create_dir_all(&workflows).unwrap();
         for (name, yaml) in files {
@@ -56,7 +61,7 @@ impl Serve {
         let config = data.join("medic.toml");
         std::fs::write(
             &config,
-            format!("tokens = [\"{TOKEN}\"]\nconcurrency = 4\n"),
+            format!("{extra}tokens = [\"{TOKEN}\"]\nconcurrency = 4\n"),
         )
         .unwrap();
         let mut child = medic()

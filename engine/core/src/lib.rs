@@ -34,7 +34,7 @@ mod store;
 pub mod timeline;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use executor::{DriveHook, Engine, EngineError, NewRun, idempotency_key, unfinished_runs};
+pub use executor::{DriveHook, Engine, RunContext, EngineError, NewRun, idempotency_key, unfinished_runs};
 pub use host::{
     AttemptHost, Entropy, HostError, HostSetup, HttpPlan, Observer, OsEntropy, Recorded, RunJournal,
 };

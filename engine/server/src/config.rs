@@ -40,6 +40,22 @@ pub struct ServeConfig {
     /// Field mapping for `POST /intake/generic`; without it that source is refused.
     #[serde(default)]
     pub generic: Option<medic_intake::generic::Mapping>,
+    /// The address people reach this medic at, e.g. `https://medic.example.com`: links
+    /// in postmortems and `run.url` / `run.postmortem_url` in workflow templates.
+    #[serde(default)]
+    pub external_url: Option<String>,
+    #[serde(default)]
+    pub postmortem: PostmortemConfig,
+}
+
+/// `[postmortem]`: how drafts are written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostmortemConfig {
+    /// A team's Markdown template (minijinja) used instead of the built-in one; see
+    /// docs/postmortems.md for its variables.
+    #[serde(default)]
+    pub template: Option<PathBuf>,
 }
 
 fn default_listen() -> String {
@@ -122,6 +138,13 @@ impl ServeConfig {
         c.shutdown_grace_ms()?;
         if c.concurrency == 0 {
             return Err("concurrency must be at least 1".into());
+        }
+        if let Some(u) = &c.external_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(format!(
+                "external_url: `{u}` is not an http:// or https:// URL"
+            ));
         }
         if let Some(m) = &c.generic {
             m.validate().map_err(|e| format!("generic: {e}"))?;

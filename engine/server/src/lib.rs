@@ -20,9 +20,11 @@ pub mod config;
 mod gates;
 mod intake;
 mod metrics;
+mod postmortem;
 mod processor;
 
 pub use config::ServeConfig;
+pub use postmortem::incident_journals;
 pub use processor::{IncidentRecord, process};
 
 use axum::Router;
@@ -80,6 +82,7 @@ impl Service {
         .with_defaults(config.limits()?)
         .with_observer(observer)
         .with_drive_hook(metrics.drive_hook())
+        .with_run_context(postmortem::run_context(config.external_url.clone()))
         .with_slots(pool.clone());
         Ok(Arc::new(Service {
             store,
@@ -132,6 +135,11 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/api/runs/{id}", get(api::run))
         .route("/api/runs/{id}/gates/{step}", post(gates::decide))
         .route("/api/incidents", get(api::incidents))
+        .route("/api/runs/{id}/postmortem", get(postmortem::run_postmortem))
+        .route(
+            "/api/incidents/{id}/postmortem",
+            get(postmortem::incident_postmortem),
+        )
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
