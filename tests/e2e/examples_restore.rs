@@ -10,8 +10,7 @@
 //! fail naming the missing installer.
 
 use crate::postmortem::{assert_no_secret, postmortem_cli, record_journals};
-use crate::prom_stack::http_get;
-use crate::support::{medic, repo, steps_dir};
+use crate::support::{http_get, medic, repo, steps_dir};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::TcpStream;
@@ -24,7 +23,7 @@ use std::time::{Duration, Instant};
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// One example's script, running, holding its services up until released.
-struct Example {
+pub(crate) struct Example {
     child: Child,
     stdin: Option<ChildStdin>,
     dir: tempfile::TempDir,
@@ -35,7 +34,7 @@ struct Example {
 impl Example {
     /// Runs `examples/<name>/run.sh` with `env` until it has written its state file (the run
     /// is over, the services still up). Panics with the script's output if it exits first.
-    fn start(name: &str, env: &[(&str, &str)]) -> Example {
+    pub(crate) fn start(name: &str, env: &[(&str, &str)]) -> Example {
         let dir = tempfile::tempdir().unwrap();
         let state_file = dir.path().join("state");
         let log = std::fs::File::create(dir.path().join("output")).unwrap();
@@ -82,19 +81,19 @@ impl Example {
         example
     }
 
-    fn get(&self, key: &str) -> &str {
+    pub(crate) fn get(&self, key: &str) -> &str {
         self.state
             .get(key)
             .unwrap_or_else(|| panic!("the script wrote no {key}: {:?}", self.state.keys()))
     }
 
     /// What the script printed so far.
-    fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("output")).unwrap_or_default()
     }
 
     /// `medic runs show RUN --json` (or the only run) on the example's store.
-    fn run_report(&self) -> Value {
+    pub(crate) fn run_report(&self) -> Value {
         let data = Path::new(self.get("MEDIC_DATA"));
         let list = medic()
             .arg("--data")
@@ -117,7 +116,7 @@ impl Example {
 
     /// Closes the script's stdin so it stops its services, and returns its exit status and
     /// output.
-    fn finish(mut self) -> (bool, String) {
+    pub(crate) fn finish(mut self) -> (bool, String) {
         drop(self.stdin.take());
         let deadline = Instant::now() + Duration::from_secs(120);
         let status = loop {
@@ -148,7 +147,7 @@ impl Drop for Example {
 }
 
 /// One request to `http://host:port`: (status, JSON body or null).
-fn request(base: &str, method: &str, path: &str, auth: Option<&str>) -> (u16, Value) {
+pub(crate) fn request(base: &str, method: &str, path: &str, auth: Option<&str>) -> (u16, Value) {
     let host = base.trim_start_matches("http://");
     let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
     let (status, body) = crate::support::http_request(host, method, path, &headers, &[])
@@ -178,7 +177,7 @@ fn room_messages(matrix: &str, token: &str, room: &str) -> Vec<(String, String)>
 }
 
 /// The checkout error ratio as Prometheus computes it now.
-fn error_ratio(prometheus: &str) -> f64 {
+pub(crate) fn error_ratio(prometheus: &str) -> f64 {
     let query = "sum(rate(http_requests_total%7Bjob%3D%22checkout%22%2Ccode%3D~%225..%22%7D%5B5s%5D))\
                  %20%2F%20sum(rate(http_requests_total%7Bjob%3D%22checkout%22%7D%5B5s%5D))";
     let (status, body) = http_get(&format!("{prometheus}/api/v1/query?query={query}")).unwrap();
@@ -193,7 +192,7 @@ fn error_ratio(prometheus: &str) -> f64 {
 }
 
 /// Nothing answers at `base` any more: the script's exit trap stopped the service.
-fn assert_stopped(base: &str, what: &str) {
+pub(crate) fn assert_stopped(base: &str, what: &str) {
     let host = base.trim_start_matches("http://");
     assert!(
         TcpStream::connect(host).is_err(),
@@ -218,7 +217,7 @@ fn postmortem(example: &Example, run: &str, name: &str, secrets: &[&str]) -> Val
     serde_json::from_str(&outputs[1].1).unwrap()
 }
 
-fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
+pub(crate) fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
     let steps = report["steps"].as_array().unwrap();
     steps
         .iter()
@@ -286,7 +285,12 @@ fn bad_flag_example_turns_the_flag_off_and_posts_the_all_clear() {
     let secrets = ["UNLEASH_TOKEN", "MATRIX_BOT_TOKEN", "MATRIX_ONCALL_TOKEN"];
     let pm = postmortem(&example, run, "bad-flag", &secrets);
     assert_eq!(pm["restore"][0]["kind"], "retoggle", "{pm:#}");
-    for m in ["time_to_detect", "time_to_communicate", "time_to_mitigate", "time_to_verified"] {
+    for m in [
+        "time_to_detect",
+        "time_to_communicate",
+        "time_to_mitigate",
+        "time_to_verified",
+    ] {
         assert!(pm["metrics"][m]["seconds"].is_number(), "{m}: {pm:#}");
     }
 
@@ -402,9 +406,18 @@ fn bad_deploy_example_rolls_back_freezes_and_resumes_when_approved() {
         "ONCALL_TOKEN",
     ];
     let pm = postmortem(&example, &run, "bad-deploy", &secrets);
-    assert!(pm["restore"].as_array().unwrap().iter().any(|r| r["kind"] == "rollback"));
+    assert!(
+        pm["restore"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "rollback")
+    );
     assert_eq!(pm["gates"][0]["by"], "oncall", "{pm:#}");
-    assert_eq!(pm["gates"][0]["comment"], "decided by examples/bad-deploy/run.sh");
+    assert_eq!(
+        pm["gates"][0]["comment"],
+        "decided by examples/bad-deploy/run.sh"
+    );
     assert_eq!(pm["incident"]["status"], "resolved", "{pm:#}");
     let mitigated = pm["metrics"]["time_to_mitigate"]["text"].as_str().unwrap();
     assert!(

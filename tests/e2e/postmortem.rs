@@ -5,8 +5,8 @@
 //! with `MEDIC_BLESS=1` for the golden tests of medic-postmortem (examples_restore.rs
 //! records the examples' journals the same way).
 
-use crate::serve::{Serve, free_port, http};
-use crate::support::medic;
+use crate::harness::serve::{Serve, TOKEN, http};
+use crate::support::{free_port, medic};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -33,7 +33,8 @@ pub fn record_journals(data: &Path, runs: &[String], name: &str) -> Value {
         .collect();
     let doc = Value::Array(recorded);
     if std::env::var("MEDIC_BLESS").is_ok_and(|v| v == "1") {
-        let path = crate::support::repo().join(format!("tests/golden/postmortem/{name}.journals.json"));
+        let path =
+            crate::support::repo().join(format!("tests/golden/postmortem/{name}.journals.json"));
         std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap() + "\n").unwrap();
     }
     doc
@@ -60,7 +61,10 @@ pub fn assert_no_secret(outputs: &[(&str, &str)], secrets: &[&str]) {
         let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
         for (name, text) in outputs {
             assert!(!text.contains(secret), "{name} contains a secret value");
-            assert!(!text.contains(&b64[..b64.len() - 4]), "{name} contains a secret, base64");
+            assert!(
+                !text.contains(&b64[..b64.len() - 4]),
+                "{name} contains a secret, base64"
+            );
         }
     }
 }
@@ -145,7 +149,10 @@ fn an_incident_with_two_runs_gets_one_postmortem_on_the_api_and_the_cli() {
     let serve = Serve::with_config(
         dir.path(),
         port,
-        &[("triage.yaml", TRIAGE.into()), ("escalate.yaml", ESCALATE.into())],
+        &[
+            ("triage.yaml", TRIAGE.into()),
+            ("escalate.yaml", ESCALATE.into()),
+        ],
         extra,
     );
     let (status, body) =
@@ -160,19 +167,29 @@ fn an_incident_with_two_runs_gets_one_postmortem_on_the_api_and_the_cli() {
         .iter()
         .map(|r| r["id"].as_str().unwrap().to_string())
         .collect();
-    let escalate = ids.iter().find(|i| i.starts_with("escalate")).unwrap().clone();
+    let escalate = ids
+        .iter()
+        .find(|i| i.starts_with("escalate"))
+        .unwrap()
+        .clone();
     wait_for("the gate to open", || {
         let run = serve.get(&format!("/api/runs/{escalate}"));
         run["steps"][0]["gate"]["open"] == true
     });
     // Alertmanager says the alerts resolved while the gate waits: journalled by that run.
-    let (status, body) =
-        http(port, "POST", "/intake/alertmanager", Some(&alert("resolved"))).unwrap();
+    let (status, body) = http(
+        port,
+        "POST",
+        "/intake/alertmanager",
+        Some(&alert("resolved")),
+    )
+    .unwrap();
     assert_eq!(status, 202, "{body}");
     wait_for("the resolution to reach the run", || {
         serve.get(&format!("/api/runs/{escalate}"))["incident"]["status"] == "resolved"
     });
-    let decision = json!({"decision": "approve", "by": "alice", "comment": "error rate still rising"});
+    let decision =
+        json!({"decision": "approve", "by": "alice", "comment": "error rate still rising"});
     let (status, body) = http(
         port,
         "POST",
@@ -189,7 +206,10 @@ fn an_incident_with_two_runs_gets_one_postmortem_on_the_api_and_the_cli() {
             .all(|r| r["status"] == "succeeded")
     });
 
-    let incident = serve.get("/api/incidents")[0]["id"].as_str().unwrap().to_string();
+    let incident = serve.get("/api/incidents")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let api = |path: &str| {
         let (status, body) = http(port, "GET", path, None).unwrap();
         (status, body)
@@ -209,7 +229,11 @@ fn an_incident_with_two_runs_gets_one_postmortem_on_the_api_and_the_cli() {
         .iter()
         .map(|r| r["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["other", "other"], "echo is neither a flag nor a rollout");
+    assert_eq!(
+        kinds,
+        ["other", "other"],
+        "echo is neither a flag nor a rollout"
+    );
     assert!(
         facts["timeline"]
             .as_array()
@@ -255,7 +279,10 @@ fn an_incident_with_two_runs_gets_one_postmortem_on_the_api_and_the_cli() {
         )),
         "{report}"
     );
-    assert!(!report.contains("unknown"), "time to mitigate was known: {report}");
+    assert!(
+        !report.contains("unknown"),
+        "time to mitigate was known: {report}"
+    );
 
     drop(serve);
     // The CLI on the same store and config writes the same bytes as the API.
@@ -264,15 +291,35 @@ fn an_incident_with_two_runs_gets_one_postmortem_on_the_api_and_the_cli() {
     let json_cli = postmortem_cli(dir.path(), &incident, "json", &["--config", config]);
     assert_eq!(json_cli, json_api);
     let out = dir.path().join("pm.md");
-    postmortem_cli(dir.path(), &incident, "md", &["--config", config, "-o", out.to_str().unwrap()]);
+    postmortem_cli(
+        dir.path(),
+        &incident,
+        "md",
+        &["--config", config, "-o", out.to_str().unwrap()],
+    );
     let md_file = std::fs::read_to_string(&out).unwrap();
-    assert!(md_file.contains("](pm.svg)"), "the picture is linked beside it");
+    assert!(
+        md_file.contains("](pm.svg)"),
+        "the picture is linked beside it"
+    );
     assert!(dir.path().join("pm.svg").exists());
     let template = dir.path().join("team.md");
-    std::fs::write(&template, "{{ incident.title }}: mitigated in {{ metrics.time_to_mitigate.text }}\n").unwrap();
-    let team = postmortem_cli(dir.path(), &incident, "md", &["--template", template.to_str().unwrap()]);
+    std::fs::write(
+        &template,
+        "{{ incident.title }}: mitigated in {{ metrics.time_to_mitigate.text }}\n",
+    )
+    .unwrap();
+    let team = postmortem_cli(
+        dir.path(),
+        &incident,
+        "md",
+        &["--template", template.to_str().unwrap()],
+    );
     assert!(team.starts_with("CheckoutDown: mitigated in "), "{team}");
-    assert_no_secret(&[("md", &md), ("json", &json_api), ("html", &html)], &[crate::serve::TOKEN]);
+    assert_no_secret(
+        &[("md", &md), ("json", &json_api), ("html", &html)],
+        &[TOKEN],
+    );
 
     let mut ids = ids;
     ids.sort();

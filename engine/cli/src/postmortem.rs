@@ -30,12 +30,14 @@ pub fn postmortem(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         None => None,
     };
     let template = args.template.clone().or_else(|| {
-        config
-            .as_ref()
-            .and_then(|c| c.postmortem.template.clone())
+        let c = config.as_ref()?;
+        c.postmortem.template.as_ref().map(|t| c.base.join(t))
     });
     if template.is_some() && format != Format::Markdown {
-        bail!("a template writes Markdown: drop --format {} or the template", args.format);
+        bail!(
+            "a template writes Markdown: drop --format {} or the template",
+            args.format
+        );
     }
     let store = ctx.store()?;
     let journals = match store.entries(&args.id) {

@@ -227,12 +227,18 @@ const PROMPTS: [(&str, &str); 6] = [
         "Contributing factors",
         "What conditions made this incident possible? List several; avoid a single root cause and avoid naming people.",
     ),
-    ("What went well", "What helped: alerts, runbook steps, tools, people?"),
+    (
+        "What went well",
+        "What helped: alerts, runbook steps, tools, people?",
+    ),
     (
         "What went wrong",
         "What slowed detection, communication or recovery? Which steps failed or retried, and why?",
     ),
-    ("Where we got lucky", "What could have made this much worse, and did not?"),
+    (
+        "Where we got lucky",
+        "What could have made this much worse, and did not?",
+    ),
     (
         "Action items",
         "Each with an owner, a due date and a ticket: | action | owner | due | ticket |",
@@ -269,7 +275,11 @@ pub(crate) fn build(scan: &Scan, external_url: Option<&str>) -> (Facts, u64) {
         .max_by_key(|u| (u.at_ms, u.run))
         .map_or(incident.status, |u| u.status);
     let base = external_url.map(|u| u.trim_end_matches('/').to_string());
-    let runs: Vec<RunFacts> = scan.runs.iter().map(|r| run_facts(r, base.as_deref())).collect();
+    let runs: Vec<RunFacts> = scan
+        .runs
+        .iter()
+        .map(|r| run_facts(r, base.as_deref()))
+        .collect();
     let t = |ms: u64| time::t_plus(ms, impact_ms);
     let restore = restore_facts(&scan.runs, impact_ms);
     let gates = gate_facts(&scan.runs, impact_ms);
@@ -278,12 +288,17 @@ pub(crate) fn build(scan: &Scan, external_url: Option<&str>) -> (Facts, u64) {
         .iter()
         .flat_map(|r| r.steps.iter().map(move |s| (r, s)))
         .map(|(r, s)| {
-            let start = s.attempts.first().map(|a| a.start_ms).or(s.gate.as_ref().map(|g| g.opened_ms));
-            let end = s
+            let start = s
                 .attempts
-                .last()
-                .map(|a| a.end_ms)
-                .max(s.gate.as_ref().and_then(|g| g.decided.as_ref()).map(|d| d.at_ms));
+                .first()
+                .map(|a| a.start_ms)
+                .or(s.gate.as_ref().map(|g| g.opened_ms));
+            let end = s.attempts.last().map(|a| a.end_ms).max(
+                s.gate
+                    .as_ref()
+                    .and_then(|g| g.decided.as_ref())
+                    .map(|d| d.at_ms),
+            );
             let took = start.zip(end).map(|(a, b)| b.saturating_sub(a));
             StepFacts {
                 run: r.id.clone(),
@@ -378,10 +393,7 @@ fn run_facts(r: &RunRec, base: Option<&str>) -> RunFacts {
         id: r.id.clone(),
         workflow: r.workflow.name.clone(),
         workflow_file: r.workflow_file.clone(),
-        status: r
-            .finished
-            .as_ref()
-            .map_or("running", |f| f.1.as_str()),
+        status: r.finished.as_ref().map_or("running", |f| f.1.as_str()),
         reason: r.finished.as_ref().and_then(|f| f.2.clone()),
         drill: r.drill,
         created: time::utc(r.created_ms),
@@ -478,14 +490,21 @@ fn summary(
         .collect();
     s += &format!(
         " and ran {} {}.",
-        if runs.len() == 1 { "workflow" } else { "workflows" },
+        if runs.len() == 1 {
+            "workflow"
+        } else {
+            "workflows"
+        },
         names.join(" and ")
     );
     let options: Vec<String> = restore
         .iter()
         .filter(|r| r.kind != "wait")
         .map(|r| {
-            let what = r.action.as_ref().map_or(r.uses.clone(), |a| format!("{} {a}", r.uses));
+            let what = r
+                .action
+                .as_ref()
+                .map_or(r.uses.clone(), |a| format!("{} {a}", r.uses));
             format!("{} (step {}: {what})", r.kind, r.step)
         })
         .collect();
@@ -531,7 +550,10 @@ fn summary(
     }
     match (status, &m.time_to_resolve.absent) {
         (IncidentStatus::Resolved, None) => {
-            s += &format!(" The incident resolved {} after impact start.", m.time_to_resolve.text)
+            s += &format!(
+                " The incident resolved {} after impact start.",
+                m.time_to_resolve.text
+            )
         }
         _ => s += " The incident is not recorded as resolved.",
     }

@@ -267,7 +267,11 @@ impl Postmortem {
 /// `"restored in {{ run.metrics.time_to_mitigate.text }}, postmortem draft: {{ run.postmortem_url }}"`.
 ///
 /// A journal that cannot be read as a run gives `run.id` alone.
-pub fn run_context(run_id: &str, entries: &[Entry], external_url: Option<&str>) -> serde_json::Value {
+pub fn run_context(
+    run_id: &str,
+    entries: &[Entry],
+    external_url: Option<&str>,
+) -> serde_json::Value {
     let base = external_url.map(|u| u.trim_end_matches('/'));
     let url = base.map(|b| format!("{b}/runs/{run_id}"));
     let postmortem_url = base.map(|b| format!("{b}/api/runs/{run_id}/postmortem"));

@@ -105,7 +105,8 @@ pub struct Metrics {
     pub actions: Actions,
 }
 
-pub(crate) const DETECT: &str = "Impact start (the alert's startsAt) → medic received the alert (the first run was created).";
+pub(crate) const DETECT: &str =
+    "Impact start (the alert's startsAt) → medic received the alert (the first run was created).";
 pub(crate) const COMMUNICATE: &str =
     "Impact start → the first communicate-phase step that succeeded.";
 pub(crate) const MITIGATE: &str = "Impact start → the last restore-phase step that succeeded, when no restore step failed for good.";
@@ -188,10 +189,7 @@ fn phase_done(runs: &[RunRec], impact_ms: u64, phase: Phase, def: &'static str) 
         return Metric::absent(def, format!("the workflow has no {name} step"));
     }
     if let Some((r, s)) = steps.iter().find(|(_, s)| s.failed().is_some()) {
-        return Metric::absent(
-            def,
-            format!("{name} step {} failed in run {}", s.id, r.id),
-        );
+        return Metric::absent(def, format!("{name} step {} failed in run {}", s.id, r.id));
     }
     if phase == Phase::Verify
         && let Some((_, s)) = steps.iter().find(|(_, s)| s.succeeded_ms().is_none())
@@ -230,10 +228,7 @@ fn resolve(scan: &Scan, impact_ms: u64) -> Metric {
             RESOLVE,
             impact_ms,
             u.at_ms,
-            format!(
-                "incident_updated (resolved) in run {}",
-                scan.runs[u.run].id
-            ),
+            format!("incident_updated (resolved) in run {}", scan.runs[u.run].id),
         ),
         None => Metric::absent(
             RESOLVE,
@@ -245,7 +240,11 @@ fn resolve(scan: &Scan, impact_ms: u64) -> Metric {
 fn waiting(runs: &[RunRec]) -> Metric {
     let gates: Vec<_> = runs
         .iter()
-        .flat_map(|r| r.steps.iter().filter_map(move |s| s.gate.as_ref().map(|g| (r, g))))
+        .flat_map(|r| {
+            r.steps
+                .iter()
+                .filter_map(move |s| s.gate.as_ref().map(|g| (r, g)))
+        })
         .collect();
     if gates.is_empty() {
         return Metric::absent(WAITING, "no gate opened: nothing waited on people");

@@ -23,7 +23,9 @@ fn incident(steps: usize, step_ms: u64, lead_ms: u64) -> Vec<Entry> {
             "  - {{id: step-{i:02}, phase: {phase}, uses: echo, retry: {{attempts: 2}}}}\n"
         );
     }
-    let workflow = medic_model::parse_workflow("w.yaml", &yaml).unwrap().workflow;
+    let workflow = medic_model::parse_workflow("w.yaml", &yaml)
+        .unwrap()
+        .workflow;
     let incident = medic_model::alert::incident_from_json(
         r#"{"title": "Checkout down", "startsAt": "2026-11-22T03:00:00Z"}"#,
         "2026-11-22T03:00:00Z",
@@ -170,7 +172,10 @@ fn check(journal: &[Entry], name: &str) -> (String, Vec<String>) {
 #[test]
 fn a_two_minute_incident_renders() {
     let (svg, labels) = check(&incident(6, 45_000, 20_000), "two-minutes");
-    assert!(labels.iter().any(|l| l == "T+01:30"), "T+ axis ticks: {labels:?}");
+    assert!(
+        labels.iter().any(|l| l == "T+01:30"),
+        "T+ axis ticks: {labels:?}"
+    );
     assert!(!svg.contains("axis break"));
 }
 

@@ -40,10 +40,21 @@ pub struct ServeConfig {
     /// Field mapping for `POST /intake/generic`; without it that source is refused.
     #[serde(default)]
     pub generic: Option<medic_intake::generic::Mapping>,
+    /// `[[tls]]`, `[kubernetes]`, `[vars]`: see [`crate::environment`].
+    #[serde(default)]
+    pub tls: Vec<crate::environment::TlsEntry>,
+    #[serde(default)]
+    pub kubernetes: Option<crate::environment::KubernetesConfig>,
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// The config file's directory (relative paths are read from there).
+    #[serde(skip)]
+    pub base: PathBuf,
     /// The address people reach this medic at, e.g. `https://medic.example.com`: links
     /// in postmortems and `run.url` / `run.postmortem_url` in workflow templates.
     #[serde(default)]
     pub external_url: Option<String>,
+    /// `[postmortem]`: how drafts are written.
     #[serde(default)]
     pub postmortem: PostmortemConfig,
 }
@@ -53,7 +64,8 @@ pub struct ServeConfig {
 #[serde(deny_unknown_fields)]
 pub struct PostmortemConfig {
     /// A team's Markdown template (minijinja) used instead of the built-in one; see
-    /// docs/postmortems.md for its variables.
+    /// docs/postmortems.md for its variables. Relative paths are from the config's
+    /// directory.
     #[serde(default)]
     pub template: Option<PathBuf>,
 }
@@ -108,7 +120,8 @@ impl ServeConfig {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        let c = Self::parse(&text).map_err(err)?;
+        let mut c = Self::parse(&text).map_err(err)?;
+        c.base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         Ok(c)
     }
 
@@ -150,6 +163,7 @@ impl ServeConfig {
             m.validate().map_err(|e| format!("generic: {e}"))?;
         }
         c.limits()?;
+        c.environment().check()?;
         Ok(c)
     }
 
@@ -174,8 +188,22 @@ impl ServeConfig {
         })
     }
 
-    /// The configured secret source.
+    /// The environment sections (`[[tls]]`, `[kubernetes]`, `[vars]`, `[secrets]`).
+    pub fn environment(&self) -> crate::environment::EnvironmentConfig {
+        crate::environment::EnvironmentConfig {
+            tls: self.tls.clone(),
+            kubernetes: self.kubernetes.clone(),
+            vars: self.vars.clone(),
+            secrets: self.secrets.clone(),
+            base: self.base.clone(),
+        }
+    }
+
+    /// The configured secret source, with the `[kubernetes]` context's token.
     pub fn secret_source(&self) -> Result<std::sync::Arc<dyn SecretSource>, String> {
+        if self.kubernetes.is_some() {
+            return self.environment().secret_source();
+        }
         match &self.secrets {
             SecretsConfig::Env => Ok(std::sync::Arc::new(medic_core::EnvSecrets)),
             SecretsConfig::File { path } => {

@@ -118,7 +118,8 @@ fn respond(svc: &Service, journals: Vec<(String, Vec<Entry>)>, format: Option<&s
     }
     let body = match (&svc.config.postmortem.template, format) {
         (Some(path), Format::Markdown) => {
-            let rendered = std::fs::read_to_string(path)
+            let path = svc.config.base.join(path);
+            let rendered = std::fs::read_to_string(&path)
                 .map_err(|e| format!("postmortem template {}: {e}", path.display()))
                 .and_then(|t| {
                     pm.render_template(&path.display().to_string(), &t)
