@@ -51,6 +51,9 @@ ex_kubectl rollout status deployment/checkout --timeout=30s >/dev/null
 ex_kubectl set image deployment/checkout app=shop/checkout:1.42 >/dev/null
 ex_kubectl annotate --overwrite deployment/checkout kubernetes.io/change-cause="release 1.42" >/dev/null
 ex_kubectl rollout status deployment/checkout --timeout=30s >/dev/null
+# Impact starts now, with 1.42 rolled out: the alert says so (`startsAt`), so the
+# postmortem measures time to detect and to mitigate from here.
+impact_start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 ex_say "kubectl rollout history deployment/checkout"
 ex_kubectl rollout history deployment/checkout
 
@@ -65,10 +68,13 @@ ex_wait_prom "$ratio" '>' 0.05 60 "Prometheus sees checkout failing (the alert's
 intake_token=$(python3 -c 'import secrets; print(secrets.token_hex(20))')
 oncall_token=$(python3 -c 'import secrets; print(secrets.token_hex(20))')
 # This environment's addresses (the services' real ports) are the values of the
-# workflow's vars.
-cat >"$EX_TMP/medic.toml" <<EOF
+# workflow's vars; external_url is where people reach this medic, for the postmortem link
+# the follow-up posts (known once medic serve has a port).
+write_config() {
+  cat >"$EX_TMP/medic.toml" <<EOF
 tokens = ["$intake_token"]
 users = { oncall = "$oncall_token" }
+external_url = "$1"
 [secrets]
 from = "env"
 [vars]
@@ -81,7 +87,8 @@ shop_host = "${SHOP_URL#http://}"
 prometheus_url = "$PROM_URL"
 prometheus_host = "${PROM_URL#http://}"
 EOF
-chmod 600 "$EX_TMP/medic.toml"
+  chmod 600 "$EX_TMP/medic.toml"
+}
 mkdir -p "$EX_TMP/workflows"
 cp "$here/workflow.yaml" "$EX_TMP/workflows/checkout-bad-deploy.yaml"
 printf 'Authorization: Bearer %s\n' "$intake_token" >"$EX_TMP/intake.header"
@@ -89,6 +96,7 @@ printf 'Authorization: Bearer %s\n' "$intake_token" >"$EX_TMP/intake.header"
 for try in 1 2 3; do
   serve_port=$(ex_free_port)
   MEDIC_SERVER="http://127.0.0.1:$serve_port"
+  write_config "$MEDIC_SERVER"
   MEDIC_SECRET_MATRIX_TOKEN="$MATRIX_BOT_TOKEN" ex_spawn medic-serve TERM \
     "$MEDIC" serve --config "$EX_TMP/medic.toml" --workflows "$EX_TMP/workflows" \
     --listen "127.0.0.1:$serve_port"
@@ -102,10 +110,23 @@ done
 printf 'export MEDIC_SERVER=%s MEDIC_TOKEN=%s\n' "$MEDIC_SERVER" "$oncall_token" >"$EX_TMP/oncall.env"
 chmod 600 "$EX_TMP/oncall.env"
 
-ex_say "Alertmanager would now send: POST /intake/alertmanager (alert.json)"
-curl -fsS -H @"$EX_TMP/intake.header" -H 'Content-Type: application/json' \
-  --data @"$here/alert.json" "$MEDIC_SERVER/intake/alertmanager"
-echo
+# alert.json, as Alertmanager would send it now: startsAt is when 1.42 rolled out, and
+# `resolved` (with endsAt) once the error rate is back down.
+alert_as() {
+  python3 -c 'import json, sys
+a = json.load(open(sys.argv[1]))
+for x in a["alerts"]:
+    x["startsAt"] = sys.argv[2]
+    if sys.argv[3] == "resolved":
+        a["status"] = x["status"] = "resolved"
+        x["endsAt"] = sys.argv[4]
+print(json.dumps(a))' "$here/alert.json" "$impact_start" "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$EX_TMP/alert-$1.json"
+  curl -fsS -H @"$EX_TMP/intake.header" -H 'Content-Type: application/json' \
+    --data @"$EX_TMP/alert-$1.json" "$MEDIC_SERVER/intake/alertmanager"
+  echo
+}
+ex_say "Alertmanager would now send: POST /intake/alertmanager (alert.json, startsAt $impact_start)"
+alert_as firing
 
 # run_state: the first run's id, status and the gate's state, one per line, from the API.
 run_state() {
@@ -122,6 +143,10 @@ until run_state >"$EX_TMP/run.state" 2>/dev/null &&
 done
 run_id=$(sed -n 1p "$EX_TMP/run.state")
 if [ "$(sed -n 3p "$EX_TMP/run.state")" = open ]; then
+  # Checks passed and the error rate is down: Alertmanager resolves the alert, and the
+  # run (still going, at its gate) journals the incident as resolved.
+  ex_say "Alertmanager would now send the resolution: POST /intake/alertmanager (resolved)"
+  alert_as resolved
   ex_say "run $run_id is waiting at the gate resume-rollouts:"
   sed -n '4,$p' "$EX_TMP/run.state" | sed 's/^/    /'
   echo "    Decide in another shell (nobody answering within 30 minutes keeps rollouts paused):"
@@ -165,6 +190,9 @@ ex_say "Prometheus: checkout error ratio now $(ex_prom_value "$ratio")"
 
 WAR_ROOM=$room
 RUN_ID=$run_id
-ex_hold K8S_URL KUBECONFIG MATRIX_URL MATRIX_ONCALL_TOKEN WAR_ROOM PROM_URL MEDIC_DATA RUN_ID
+INTAKE_TOKEN=$intake_token
+ONCALL_TOKEN=$oncall_token
+ex_hold K8S_URL KUBECONFIG MATRIX_URL MATRIX_ONCALL_TOKEN MATRIX_BOT_TOKEN WAR_ROOM PROM_URL MEDIC_DATA RUN_ID \
+  MEDIC_SERVER INTAKE_TOKEN ONCALL_TOKEN
 ex_elapsed
 exit "$status"

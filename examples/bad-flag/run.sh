@@ -24,7 +24,10 @@ ex_start_synapse
 ex_unleash POST /api/admin/projects/default/features \
   '{"name": "new-checkout", "type": "release", "description": "The new checkout flow"}' >/dev/null
 ex_unleash POST /api/admin/projects/default/features/new-checkout/environments/production/on >/dev/null
-ex_say "Unleash: new-checkout switched on in production"
+# Impact starts now: the alert says so (`startsAt`), as Prometheus would, so the postmortem
+# measures time to detect and to mitigate from here.
+impact_start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+ex_say "Unleash: new-checkout switched on in production at $impact_start"
 eval "$(python3 "$EX_LIB/matrix.py" room "$MATRIX_URL" "$MATRIX_ONCALL_TOKEN" incidents "$MATRIX_BOT")"
 python3 "$EX_LIB/matrix.py" join "$MATRIX_URL" "$MATRIX_BOT_TOKEN" "$MATRIX_ROOM_ID"
 ex_say "Matrix: #incidents:medic.test ($MATRIX_ROOM_ID), $MATRIX_ONCALL and $MATRIX_BOT in it"
@@ -46,11 +49,14 @@ prometheus_url = "$PROM_URL"
 prometheus_host = "${PROM_URL#http://}"
 EOF
 
-ex_say "medic run workflow.yaml --alert alert.json --config medic.toml"
+python3 -c 'import json, sys; a = json.load(open(sys.argv[1])); a["startsAt"] = sys.argv[2]; print(json.dumps(a))' \
+  "$here/alert.json" "$impact_start" >"$EX_TMP/alert.json"
+
+ex_say "medic run workflow.yaml --alert alert.json --config medic.toml (startsAt $impact_start)"
 status=0
 # Secrets reach medic as MEDIC_SECRET_<NAME>, only in its own environment.
 MEDIC_SECRET_UNLEASH_TOKEN="$UNLEASH_TOKEN" MEDIC_SECRET_MATRIX_TOKEN="$MATRIX_BOT_TOKEN" \
-  "$MEDIC" run "$here/workflow.yaml" --alert "$here/alert.json" --config "$EX_TMP/medic.toml" || status=$?
+  "$MEDIC" run "$here/workflow.yaml" --alert "$EX_TMP/alert.json" --config "$EX_TMP/medic.toml" || status=$?
 
 echo
 ex_say "what the incidents room shows (as $MATRIX_ONCALL)"
@@ -59,6 +65,6 @@ ex_say "Unleash: new-checkout in production is enabled=$(ex_unleash GET /api/adm
   python3 -c 'import json,sys; print(next(e["enabled"] for e in json.load(sys.stdin)["environments"] if e["name"] == "production"))')"
 ex_say "Prometheus: checkout error ratio now $(ex_prom_value "$ratio")"
 
-ex_hold UNLEASH_URL UNLEASH_TOKEN MATRIX_URL MATRIX_ONCALL_TOKEN MATRIX_ROOM_ID PROM_URL MEDIC_DATA
+ex_hold UNLEASH_URL UNLEASH_TOKEN MATRIX_URL MATRIX_ONCALL_TOKEN MATRIX_BOT_TOKEN MATRIX_ROOM_ID PROM_URL MEDIC_DATA
 ex_elapsed
 exit "$status"

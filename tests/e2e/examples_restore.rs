@@ -9,6 +9,7 @@
 //! Needs scripts/deps.d/10-prometheus, 20-unleash, 30-kubectl and 40-synapse; the scripts
 //! fail naming the missing installer.
 
+use crate::postmortem::{assert_no_secret, postmortem_cli, record_journals};
 use crate::support::{http_get, medic, repo, steps_dir};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -199,6 +200,23 @@ pub(crate) fn assert_stopped(base: &str, what: &str) {
     );
 }
 
+/// The run's postmortem in every format from `medic postmortem`, checked free of the
+/// example's secrets (journal too), its journal recorded for the goldens (MEDIC_BLESS=1);
+/// returns the JSON facts.
+fn postmortem(example: &Example, run: &str, name: &str, secrets: &[&str]) -> Value {
+    let data = Path::new(example.get("MEDIC_DATA"));
+    let outputs: Vec<(&str, String)> = ["md", "json", "html", "svg"]
+        .into_iter()
+        .map(|f| (f, postmortem_cli(data, run, f, &[])))
+        .collect();
+    let journal = record_journals(data, &[run.to_string()], name).to_string();
+    let mut all: Vec<(&str, &str)> = outputs.iter().map(|(f, t)| (*f, t.as_str())).collect();
+    all.push(("journal", &journal));
+    let secrets: Vec<&str> = secrets.iter().map(|s| example.get(s)).collect();
+    assert_no_secret(&all, &secrets);
+    serde_json::from_str(&outputs[1].1).unwrap()
+}
+
 pub(crate) fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
     let steps = report["steps"].as_array().unwrap();
     steps
@@ -261,6 +279,20 @@ fn bad_flag_example_turns_the_flag_off_and_posts_the_all_clear() {
     assert_eq!(step(&report, "flag")["output"]["current"], true);
     assert_eq!(step(&report, "retoggle")["output"]["changed"], true);
     assert_eq!(step(&report, "error-rate")["output"]["satisfied"], true);
+
+    // The postmortem: a retoggle, verified after retries, measured from the alert's start.
+    let run = report["id"].as_str().unwrap();
+    let secrets = ["UNLEASH_TOKEN", "MATRIX_BOT_TOKEN", "MATRIX_ONCALL_TOKEN"];
+    let pm = postmortem(&example, run, "bad-flag", &secrets);
+    assert_eq!(pm["restore"][0]["kind"], "retoggle", "{pm:#}");
+    for m in [
+        "time_to_detect",
+        "time_to_communicate",
+        "time_to_mitigate",
+        "time_to_verified",
+    ] {
+        assert!(pm["metrics"][m]["seconds"].is_number(), "{m}: {pm:#}");
+    }
 
     let (ok, output) = example.finish();
     assert!(ok, "the script failed:\n{output}");
@@ -340,6 +372,13 @@ fn bad_deploy_example_rolls_back_freezes_and_resumes_when_approved() {
     assert!(bodies[0].contains("checkout runs shop/checkout:1.42 (revision 2); rolling back"));
     assert!(bodies[1].starts_with("Recovered: checkout is back on shop/checkout:1.41"));
     assert!(bodies[1].contains("PAUSED"));
+    // ... with the time to mitigate and the postmortem link, from the run itself.
+    let run = example.get("RUN_ID").to_string();
+    let link = format!(
+        "Postmortem draft: {}/api/runs/{run}/postmortem",
+        example.get("MEDIC_SERVER")
+    );
+    assert!(bodies[1].ends_with(&link), "{}", bodies[1]);
     assert_eq!(
         bodies[2],
         "Rollouts of checkout resumed (oncall approved). Postmortem owner: on-call."
@@ -356,6 +395,36 @@ fn bad_deploy_example_rolls_back_freezes_and_resumes_when_approved() {
     assert_eq!(gate["by_deadline"], false, "{gate}");
     assert_eq!(step(&report, "undo")["output"]["to_revision"], 1);
     assert_eq!(step(&report, "kept-paused")["status"], "skipped");
+
+    // The postmortem: a rollback, the on-call's decision with its comment, the incident
+    // resolved by Alertmanager while the gate waited; the time to mitigate is what the
+    // follow-up step posted.
+    let secrets = [
+        "MATRIX_BOT_TOKEN",
+        "MATRIX_ONCALL_TOKEN",
+        "INTAKE_TOKEN",
+        "ONCALL_TOKEN",
+    ];
+    let pm = postmortem(&example, &run, "bad-deploy", &secrets);
+    assert!(
+        pm["restore"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "rollback")
+    );
+    assert_eq!(pm["gates"][0]["by"], "oncall", "{pm:#}");
+    assert_eq!(
+        pm["gates"][0]["comment"],
+        "decided by examples/bad-deploy/run.sh"
+    );
+    assert_eq!(pm["incident"]["status"], "resolved", "{pm:#}");
+    let mitigated = pm["metrics"]["time_to_mitigate"]["text"].as_str().unwrap();
+    assert!(
+        bodies[1].contains(&format!("Time to mitigate: {mitigated} from impact start")),
+        "{}",
+        bodies[1]
+    );
 
     let (ok, output) = example.finish();
     assert!(ok, "the script failed:\n{output}");

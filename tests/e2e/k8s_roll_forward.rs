@@ -3,8 +3,8 @@
 //! kubectl, and the requests are the ones kubectl sends for the same commands.
 
 use crate::k8s_rollout::{params, step_requests, workflow};
-use crate::support::run;
 use crate::kube_api::KubeApi;
+use crate::support::run;
 use medic_core::{Event, RunStatus};
 use serde_json::{Value, json};
 

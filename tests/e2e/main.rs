@@ -55,6 +55,8 @@ mod kube_crash;
 mod pki;
 /// Python and JavaScript steps run like Rust ones: HTTP, secrets, notes, state, grants, limits.
 mod polyglot;
+/// Postmortem drafts of real runs on the API and the CLI; journals recorded for the goldens.
+mod postmortem;
 /// The prom-check step against a real Prometheus: thresholds, consecutive checks, empty results.
 mod prom_check;
 /// Real Prometheus and Alertmanager deliver the notifications `medic serve` is tested

@@ -86,12 +86,17 @@ fn default_data_dir() -> Result<PathBuf> {
 /// An engine that prints each journal entry as a timeline line as soon as it is durable.
 fn engine(ctx: &Ctx, store: Arc<dyn Store>, sandbox: Arc<Sandbox>, prefix_run_ids: bool) -> Engine {
     let timelines: Mutex<HashMap<String, Timeline>> = Mutex::new(HashMap::new());
+    // `run.url` and `run.postmortem_url` in templates: where people reach medic's API.
+    let external_url = std::env::var("MEDIC_EXTERNAL_URL").ok();
     Engine::new(
         store,
         sandbox,
         Arc::new(SystemClock),
         ctx.env.secrets.clone(),
     )
+    .with_run_context(Arc::new(move |run, entries| {
+        medic_postmortem::run_context(run, entries, external_url.as_deref())
+    }))
     .with_observer(Arc::new(move |run, entry| {
         let mut t = timelines.lock().expect("timeline lock");
         if let Some(line) = t.entry(run.to_string()).or_default().line(entry) {

@@ -5,6 +5,7 @@
 //! medic runs
 //! medic runs show <RUN> --journal
 //! medic approve <RUN> <GATE-STEP> --comment "error rate is back to normal"
+//! medic postmortem <RUN|INCIDENT> --format md -o postmortem.md
 //! medic validate workflow.yaml
 //! medic schema > medic-workflow.schema.json
 //! medic drill record <RUN> -o drills/bad-flag.yaml && medic drill run drills/bad-flag.yaml --fault retoggle=503x5
@@ -16,6 +17,7 @@ mod drill;
 mod environment;
 mod gate;
 mod load;
+mod postmortem;
 mod resolve;
 mod runs;
 mod serve;
@@ -113,6 +115,23 @@ enum Command {
     Drill {
         #[command(subcommand)]
         command: drill::DrillCommand,
+    },
+    /// Write a blameless postmortem draft of a run, or of every run of an incident.
+    Postmortem {
+        /// A run id, or an incident id (all its runs, merged into one timeline).
+        id: String,
+        /// md (the draft), json (the facts), html (a page) or svg (the timeline picture).
+        #[arg(long, default_value = "md", value_name = "md|json|html|svg")]
+        format: String,
+        /// Write here instead of stdout (Markdown also writes the picture beside it, .svg).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The team's Markdown template (minijinja; variables in docs/postmortems.md).
+        #[arg(long, value_name = "FILE")]
+        template: Option<PathBuf>,
+        /// Engine config: `external_url` for links, `[postmortem] template`.
+        #[arg(long, env = "MEDIC_CONFIG", value_name = "medic.toml")]
+        config: Option<PathBuf>,
     },
     /// Write, build and try out steps: `medic step new|build|test`.
     Step {
@@ -216,6 +235,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reject(a) => gate::decide(&ctx, medic_model::Decision::Reject, a.into_args()),
         Command::Step { command } => step::dispatch(&ctx, command).await,
         Command::Drill { command } => drill::dispatch(&ctx, command).await,
+        Command::Postmortem {
+            id,
+            format,
+            output,
+            template,
+            config,
+        } => postmortem::postmortem(
+            &ctx,
+            postmortem::Args {
+                id,
+                format,
+                output,
+                template,
+                config,
+            },
+        ),
         Command::Schema { drill } => {
             let schema = if drill {
                 medic_drill::drill_schema()

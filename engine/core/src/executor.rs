@@ -66,11 +66,18 @@ pub struct Engine {
     waiting: AtomicU64,
     on_drive: Option<DriveHook>,
     responder: Option<Arc<dyn crate::HttpResponder>>,
+    run_context: Option<RunContext>,
 }
 
 /// Called when a driver starts on an unfinished run, with the state folded from its
 /// journal: what a restart finds (open gates, say) without reading the journal twice.
 pub type DriveHook = Arc<dyn Fn(&RunState) + Send + Sync>;
+
+/// What templates and conditions see as `run.*`, from the run's id and journal so far
+/// (medic-postmortem's `run_context`: the run's links and metrics). Called only for steps
+/// whose `with:` or `if:` mention `run.`, so other steps cost no journal read. Without
+/// it, `run.id` alone.
+pub type RunContext = Arc<dyn Fn(&str, &[crate::Entry]) -> serde_json::Value + Send + Sync>;
 
 impl Engine {
     /// An executor writing to `store`, running steps with `runner`, reading time from
@@ -96,6 +103,7 @@ impl Engine {
             waiting: AtomicU64::new(0),
             on_drive: None,
             responder: None,
+            run_context: None,
         }
     }
 
@@ -122,6 +130,28 @@ impl Engine {
     pub fn with_responder(mut self, responder: Arc<dyn crate::HttpResponder>) -> Self {
         self.responder = Some(responder);
         self
+    }
+
+    /// See [`RunContext`].
+    pub fn with_run_context(mut self, hook: RunContext) -> Self {
+        self.run_context = Some(hook);
+        self
+    }
+
+    /// What `step`'s templates and condition see: the run state's context plus `run.*`.
+    fn context(&self, state: &RunState, step: &medic_model::Step) -> serde_json::Value {
+        let mut ctx = state.context();
+        let uses_run = step.with.to_string().contains("run.")
+            || step.condition.as_ref().is_some_and(|c| c.contains("run."));
+        let entries = match &self.run_context {
+            Some(_) if uses_run => self.store.entries(&state.id).ok(),
+            _ => None,
+        };
+        ctx["run"] = match (&self.run_context, entries) {
+            (Some(hook), Some(entries)) => hook(&state.id, &entries),
+            _ => serde_json::json!({"id": state.id}),
+        };
+        ctx
     }
 
     /// At most this many step attempts run at once, across all runs.
@@ -398,10 +428,13 @@ impl Engine {
     }
 
     fn condition(&self, state: &RunState, step: &str) -> Result<bool, String> {
-        let Some(cond) = state.workflow.step(step).and_then(|s| s.condition.as_ref()) else {
+        let Some(step) = state.workflow.step(step) else {
             return Ok(true);
         };
-        expr::eval_condition(cond, &state.context()).map_err(|e| format!("if: {e}"))
+        let Some(cond) = &step.condition else {
+            return Ok(true);
+        };
+        expr::eval_condition(cond, &self.context(state, step)).map_err(|e| format!("if: {e}"))
     }
 
     /// Runs one attempt. Appends `attempt_started` itself (and the host calls happen
@@ -423,7 +456,7 @@ impl Engine {
             let event = outcome.event(&step, attempt, duration_ms, self.clock.now_ms());
             (event, outcome)
         };
-        let params = match template::render(&step.with, &state.context()) {
+        let params = match template::render(&step.with, &self.context(state, &step)) {
             Ok(p) => p,
             Err(e) => {
                 let f = Failure::new(FailureKind::Template, false, format!("with: {e}"));

@@ -39,7 +39,7 @@ mod store;
 pub mod timeline;
 
 pub use clock::{Clock, Entropy, ManualClock, OsEntropy, SystemClock};
-pub use executor::{DriveHook, Engine, EngineError, idempotency_key, unfinished_runs};
+pub use executor::{DriveHook, Engine, EngineError, RunContext, idempotency_key, unfinished_runs};
 pub use instance::{AttemptHost, HostError, HostSetup, HttpPlan};
 pub use journal::{
     Body, ClockKind, Entry, Event, Failure, FailureKind, HostCall, HttpOutcome, Level, Observer,

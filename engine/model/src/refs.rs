@@ -11,6 +11,9 @@ use crate::yaml;
 use marked_yaml::types::{MarkedScalarNode, Node};
 use std::collections::{BTreeMap, HashMap};
 
+/// The fields of `run` in template and condition context (see medic-postmortem's `run_context`).
+const RUN_FIELDS: [&str; 4] = ["id", "url", "postmortem_url", "metrics"];
+
 /// The fields of `incident` in template and condition context (see `Incident::to_context`).
 const INCIDENT_FIELDS: [&str; 8] = [
     "id",
@@ -371,9 +374,24 @@ fn check_ref(
                 }
             }
         }
+        // The run itself (medic-postmortem's `run_context`): its id, links, and metrics so far.
+        "run" => {
+            let name = match path.segments.get(1) {
+                None => return None,
+                Some(Segment::Key(k)) => k.as_str(),
+                Some(Segment::Index(_)) => "",
+            };
+            (!RUN_FIELDS.contains(&name)).then(|| {
+                format!(
+                    "`{path}`: a run has no field `{name}`{} (fields: {})",
+                    hint(name, RUN_FIELDS),
+                    RUN_FIELDS.join(", ")
+                )
+            })
+        }
         other => Some(format!(
-            "`{path}`: references start with `incident.`, `steps.` or `vars.`{}",
-            hint(other, ["incident", "steps", "vars"])
+            "`{path}`: references start with `incident.`, `steps.`, `vars.` or `run.`{}",
+            hint(other, ["incident", "steps", "vars", "run"])
         )),
     }
 }

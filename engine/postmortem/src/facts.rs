@@ -17,32 +17,46 @@ pub const FORMAT: &str = "medic-postmortem/1";
 pub struct Facts {
     /// Always [`FORMAT`].
     pub format: &'static str,
+    /// `Postmortem draft: <incident title>`.
     pub title: String,
     /// "UTC (offset +00:00)": every time in the document is UTC.
     pub timezone: &'static str,
+    /// The incident the first run was created for.
     pub incident: IncidentFacts,
+    /// Impact start to resolution.
     pub impact: Impact,
     /// One paragraph written from the facts below.
     pub summary: String,
+    /// Every run, oldest first.
     pub runs: Vec<RunFacts>,
+    /// The standard metrics, with definitions.
     pub metrics: Metrics,
     /// Restore-phase steps that succeeded, and which restore option each was.
     pub restore: Vec<RestoreFacts>,
+    /// Every gate: what people were asked and what they decided.
     pub gates: Vec<GateFacts>,
+    /// Every step of every run, in run order.
     pub steps: Vec<StepFacts>,
+    /// The merged timeline, oldest first.
     pub timeline: Vec<TimelineRow>,
     /// The sections only people can write, as questions.
     pub prompts: Vec<Prompt>,
 }
 
+/// The incident.
 #[derive(Debug, Clone, Serialize)]
 pub struct IncidentFacts {
+    /// The incident id (the alert fingerprint in `medic serve`).
     pub id: String,
+    /// The alert's title.
     pub title: String,
+    /// The alert's severity.
     pub severity: String,
+    /// Where the alert came from: `alertmanager`, `cli`, ...
     pub source: String,
     /// `firing` or `resolved`: the latest status any run journalled.
     pub status: &'static str,
+    /// The alert's labels.
     pub labels: BTreeMap<String, String>,
     /// The alert's `summary` annotation, when it has one.
     pub description: Option<String>,
@@ -50,6 +64,7 @@ pub struct IncidentFacts {
     pub started_at: String,
 }
 
+/// The impact window.
 #[derive(Debug, Clone, Serialize)]
 pub struct Impact {
     /// RFC 3339 UTC: T+00:00 of every timeline offset.
@@ -60,19 +75,28 @@ pub struct Impact {
     pub end: Option<String>,
     /// `end - start`, for people; `null` while unresolved.
     pub duration: Option<String>,
+    /// `end - start` in seconds; `null` while unresolved.
     pub seconds: Option<f64>,
 }
 
+/// One run of the incident.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunFacts {
+    /// The run id.
     pub id: String,
+    /// The workflow's name.
     pub workflow: String,
+    /// The workflow file the run was started from.
     pub workflow_file: String,
     /// `running`, `succeeded` or `failed`.
     pub status: &'static str,
+    /// Why it failed, when it did.
     pub reason: Option<String>,
+    /// Whether it was a drill.
     pub drill: bool,
+    /// When it was created (medic received the alert), RFC 3339 UTC.
     pub created: String,
+    /// When it finished; `null` while running.
     pub finished: Option<String>,
     /// Run length for people (created → finished, or → its last entry while running).
     pub duration: String,
@@ -82,58 +106,88 @@ pub struct RunFacts {
     pub postmortem_url: Option<String>,
 }
 
+/// A restore-phase step that succeeded.
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreFacts {
+    /// The run id.
     pub run: String,
+    /// The step id.
     pub step: String,
+    /// Its component.
     pub uses: String,
+    /// Its `action` parameter, when it has one (`undo`, `disable`, ...).
     pub action: Option<String>,
     /// `retoggle`, `rollback`, `roll forward`, `wait` (a status check) or `other`.
     pub kind: &'static str,
+    /// When it succeeded, RFC 3339 UTC.
     pub at: String,
+    /// The same as T+ from impact start.
     pub t: String,
 }
 
+/// A gate: what people were asked, and what they decided.
 #[derive(Debug, Clone, Serialize)]
 pub struct GateFacts {
+    /// The run id.
     pub run: String,
+    /// The gate step's id.
     pub step: String,
+    /// The question, rendered.
     pub prompt: String,
+    /// Who could decide (empty: anyone with an API token).
     pub approvers: Vec<String>,
+    /// When it opened, RFC 3339 UTC.
     pub opened: String,
+    /// The same as T+.
     pub opened_t: String,
+    /// When its deadline decides, RFC 3339 UTC.
     pub deadline: String,
     /// What the deadline decides: `approved` or `rejected`.
     pub on_deadline: &'static str,
     /// `approved`, `rejected`, or `null` while open.
     pub decision: Option<&'static str>,
+    /// When it was decided, RFC 3339 UTC.
     pub decided: Option<String>,
+    /// The same as T+.
     pub decided_t: Option<String>,
+    /// Who decided (for a deadline, what `by` the journal holds).
     pub by: Option<String>,
+    /// True when the deadline decided, nobody having answered.
     pub by_deadline: bool,
+    /// The decider's comment.
     pub comment: Option<String>,
+    /// How long it waited, for people (to the journal's end while open).
     pub wait: String,
+    /// The same in seconds.
     pub wait_seconds: f64,
 }
 
+/// One step of one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepFacts {
+    /// The run id.
     pub run: String,
+    /// The step id.
     pub id: String,
+    /// Its phase.
     pub phase: &'static str,
     /// The component, or `gate`.
     pub uses: String,
     /// `succeeded`, `failed`, `skipped`, `waiting`, `running` or `pending`.
     pub status: &'static str,
+    /// Attempts started (retries included).
     pub attempts: u32,
     /// First attempt start → last result, for people; `null` when it never ran.
     pub duration: Option<String>,
+    /// The same in seconds.
     pub seconds: Option<f64>,
+    /// When its first attempt started (or its gate opened), T+.
     pub started_t: Option<String>,
     /// The last failure, or the reason it was skipped.
     pub note: Option<String>,
 }
 
+/// One row of the timeline.
 #[derive(Debug, Clone, Serialize)]
 pub struct TimelineRow {
     /// RFC 3339 UTC with milliseconds.
@@ -144,17 +198,23 @@ pub struct TimelineRow {
     pub t: String,
     /// The run's workflow name; empty for incident-wide rows.
     pub workflow: String,
+    /// The step's phase, for step rows.
     pub phase: Option<&'static str>,
+    /// The step, for step rows.
     pub step: Option<String>,
     /// `impact`, `alert`, `succeeded`, `retry`, `failed`, `skipped`, `http`, `note`,
     /// `log`, `denied`, `gate`, `decision`, `incident` or `finished`.
     pub kind: &'static str,
+    /// What happened, one line.
     pub text: String,
 }
 
+/// A section only people can write, as a question.
 #[derive(Debug, Clone, Serialize)]
 pub struct Prompt {
+    /// The section's heading.
     pub section: &'static str,
+    /// The question.
     pub prompt: &'static str,
 }
 
@@ -167,12 +227,18 @@ const PROMPTS: [(&str, &str); 6] = [
         "Contributing factors",
         "What conditions made this incident possible? List several; avoid a single root cause and avoid naming people.",
     ),
-    ("What went well", "What helped: alerts, runbook steps, tools, people?"),
+    (
+        "What went well",
+        "What helped: alerts, runbook steps, tools, people?",
+    ),
     (
         "What went wrong",
         "What slowed detection, communication or recovery? Which steps failed or retried, and why?",
     ),
-    ("Where we got lucky", "What could have made this much worse, and did not?"),
+    (
+        "Where we got lucky",
+        "What could have made this much worse, and did not?",
+    ),
     (
         "Action items",
         "Each with an owner, a due date and a ticket: | action | owner | due | ticket |",
@@ -184,29 +250,36 @@ pub(crate) fn build(scan: &Scan, external_url: Option<&str>) -> (Facts, u64) {
     let first = &scan.runs[0];
     let incident = &first.incident;
     let received = first.created_ms;
-    let (impact_ms, start_source) = match time::parse_rfc3339(&incident.started_at) {
-        Some(ms) if ms <= received => (ms, "the alert's startsAt".to_string()),
+    let (impact_ms, no_start) = match time::parse_rfc3339(&incident.started_at) {
+        Some(ms) if ms <= received => (ms, None),
         Some(_) => (
             received,
-            "when medic received the alert (the alert's startsAt is later: clocks disagree)"
-                .to_string(),
+            Some("the alert's startsAt is later than when medic received it (the clocks of the alert source and medic disagree)".to_string()),
         ),
         None => (
             received,
-            format!(
-                "when medic received the alert (the alert's startsAt `{}` is not an RFC 3339 time)",
+            Some(format!(
+                "the alert's startsAt `{}` is not an RFC 3339 time",
                 incident.started_at
-            ),
+            )),
         ),
     };
-    let metrics = metrics::compute(scan, impact_ms);
+    let start_source = match &no_start {
+        None => "the alert's startsAt".to_string(),
+        Some(why) => format!("when medic received the alert: {why}"),
+    };
+    let metrics = metrics::compute(scan, impact_ms, no_start.as_deref());
     let status = scan
         .updates
         .iter()
         .max_by_key(|u| (u.at_ms, u.run))
         .map_or(incident.status, |u| u.status);
     let base = external_url.map(|u| u.trim_end_matches('/').to_string());
-    let runs: Vec<RunFacts> = scan.runs.iter().map(|r| run_facts(r, base.as_deref())).collect();
+    let runs: Vec<RunFacts> = scan
+        .runs
+        .iter()
+        .map(|r| run_facts(r, base.as_deref()))
+        .collect();
     let t = |ms: u64| time::t_plus(ms, impact_ms);
     let restore = restore_facts(&scan.runs, impact_ms);
     let gates = gate_facts(&scan.runs, impact_ms);
@@ -215,12 +288,17 @@ pub(crate) fn build(scan: &Scan, external_url: Option<&str>) -> (Facts, u64) {
         .iter()
         .flat_map(|r| r.steps.iter().map(move |s| (r, s)))
         .map(|(r, s)| {
-            let start = s.attempts.first().map(|a| a.start_ms).or(s.gate.as_ref().map(|g| g.opened_ms));
-            let end = s
+            let start = s
                 .attempts
-                .last()
-                .map(|a| a.end_ms)
-                .max(s.gate.as_ref().and_then(|g| g.decided.as_ref()).map(|d| d.at_ms));
+                .first()
+                .map(|a| a.start_ms)
+                .or(s.gate.as_ref().map(|g| g.opened_ms));
+            let end = s.attempts.last().map(|a| a.end_ms).max(
+                s.gate
+                    .as_ref()
+                    .and_then(|g| g.decided.as_ref())
+                    .map(|d| d.at_ms),
+            );
             let took = start.zip(end).map(|(a, b)| b.saturating_sub(a));
             StepFacts {
                 run: r.id.clone(),
@@ -315,10 +393,7 @@ fn run_facts(r: &RunRec, base: Option<&str>) -> RunFacts {
         id: r.id.clone(),
         workflow: r.workflow.name.clone(),
         workflow_file: r.workflow_file.clone(),
-        status: r
-            .finished
-            .as_ref()
-            .map_or("running", |f| f.1.as_str()),
+        status: r.finished.as_ref().map_or("running", |f| f.1.as_str()),
         reason: r.finished.as_ref().and_then(|f| f.2.clone()),
         drill: r.drill,
         created: time::utc(r.created_ms),
@@ -415,14 +490,21 @@ fn summary(
         .collect();
     s += &format!(
         " and ran {} {}.",
-        if runs.len() == 1 { "workflow" } else { "workflows" },
+        if runs.len() == 1 {
+            "workflow"
+        } else {
+            "workflows"
+        },
         names.join(" and ")
     );
     let options: Vec<String> = restore
         .iter()
         .filter(|r| r.kind != "wait")
         .map(|r| {
-            let what = r.action.as_ref().map_or(r.uses.clone(), |a| format!("{} {a}", r.uses));
+            let what = r
+                .action
+                .as_ref()
+                .map_or(r.uses.clone(), |a| format!("{} {a}", r.uses));
             format!("{} (step {}: {what})", r.kind, r.step)
         })
         .collect();
@@ -468,7 +550,10 @@ fn summary(
     }
     match (status, &m.time_to_resolve.absent) {
         (IncidentStatus::Resolved, None) => {
-            s += &format!(" The incident resolved {} after impact start.", m.time_to_resolve.text)
+            s += &format!(
+                " The incident resolved {} after impact start.",
+                m.time_to_resolve.text
+            )
         }
         _ => s += " The incident is not recorded as resolved.",
     }

@@ -68,11 +68,11 @@ pub enum PostmortemError {
     #[error("no run journals: a postmortem needs at least one run")]
     NoJournals,
     /// A journal is not a well-formed run journal.
-    #[error("run {run}: {message}")]
+    #[error("{message}")]
     Journal {
         /// The run id.
         run: String,
-        /// What is wrong, with the entry's sequence number.
+        /// What is wrong, naming the run and the entry's sequence number.
         message: String,
     },
     /// A template failed to compile or render; `line` is 1-based when known.
@@ -267,7 +267,11 @@ impl Postmortem {
 /// `"restored in {{ run.metrics.time_to_mitigate.text }}, postmortem draft: {{ run.postmortem_url }}"`.
 ///
 /// A journal that cannot be read as a run gives `run.id` alone.
-pub fn run_context(run_id: &str, entries: &[Entry], external_url: Option<&str>) -> serde_json::Value {
+pub fn run_context(
+    run_id: &str,
+    entries: &[Entry],
+    external_url: Option<&str>,
+) -> serde_json::Value {
     let base = external_url.map(|u| u.trim_end_matches('/'));
     let url = base.map(|b| format!("{b}/runs/{run_id}"));
     let postmortem_url = base.map(|b| format!("{b}/api/runs/{run_id}/postmortem"));

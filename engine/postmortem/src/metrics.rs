@@ -18,8 +18,9 @@ pub struct Metric {
     pub seconds: Option<f64>,
     /// For people: `4 m 12 s`, or `unknown` when absent.
     pub text: String,
-    /// Where the measurement starts and ends, RFC 3339 UTC; `null` when absent.
+    /// Where the measurement starts, RFC 3339 UTC; `null` when absent.
     pub from: Option<String>,
+    /// Where it ends, RFC 3339 UTC.
     pub to: Option<String>,
     /// The journal entry the end was taken from (`run`, `step`, `event`), in words.
     pub source: Option<String>,
@@ -80,24 +81,32 @@ pub struct Actions {
     pub by_people: u32,
     /// Gates their deadline decided, nobody having answered.
     pub by_deadline: u32,
+    /// What the counts count.
     pub definition: &'static str,
 }
 
 /// Every metric of a postmortem. Serialised as the `metrics` object of the JSON output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Metrics {
+    /// Impact start → medic received the alert.
     pub time_to_detect: Metric,
+    /// Impact start → the first communicate step that succeeded.
     pub time_to_communicate: Metric,
+    /// Impact start → the last restore step that succeeded.
     pub time_to_mitigate: Metric,
+    /// Impact start → the verify phase passed.
     pub time_to_verified: Metric,
+    /// Impact start → the incident resolved.
     pub time_to_resolve: Metric,
     /// The sum of every gate's wait, opened → decided (or → the end of the journal for a
     /// gate still open). Measured from each gate's opening, not from impact start.
     pub waiting_on_people: Metric,
+    /// What medic did by itself, and what people decided.
     pub actions: Actions,
 }
 
-pub(crate) const DETECT: &str = "Impact start (the alert's startsAt) → medic received the alert (the first run was created).";
+pub(crate) const DETECT: &str =
+    "Impact start (the alert's startsAt) → medic received the alert (the first run was created).";
 pub(crate) const COMMUNICATE: &str =
     "Impact start → the first communicate-phase step that succeeded.";
 pub(crate) const MITIGATE: &str = "Impact start → the last restore-phase step that succeeded, when no restore step failed for good.";
@@ -107,15 +116,14 @@ pub(crate) const RESOLVE: &str =
 pub(crate) const WAITING: &str = "Time gates waited for a decision by people, summed over gates (opened → decided; a gate still open counts to the end of its journal).";
 pub(crate) const ACTIONS: &str = "Steps medic ran by itself (automated; with their attempts, retries included) versus gates decided by a person, or by their deadline when nobody answered.";
 
-/// Computes every metric from the scanned journals and the impact start.
-pub(crate) fn compute(scan: &Scan, impact_ms: u64) -> Metrics {
+/// Computes every metric from the scanned journals and the impact start. `no_start` says
+/// why the alert gave no usable impact start (then `impact_ms` is the alert's arrival, and
+/// time to detect is absent).
+pub(crate) fn compute(scan: &Scan, impact_ms: u64, no_start: Option<&str>) -> Metrics {
     let runs = &scan.runs;
     let received = runs.iter().map(|r| r.created_ms).min().unwrap_or(impact_ms);
-    let time_to_detect = if received < impact_ms {
-        Metric::absent(
-            DETECT,
-            "the alert's startsAt is later than when medic received it (the clocks of the alert source and medic disagree)",
-        )
+    let time_to_detect = if let Some(why) = no_start {
+        Metric::absent(DETECT, why)
     } else {
         Metric::present(
             DETECT,
@@ -181,10 +189,7 @@ fn phase_done(runs: &[RunRec], impact_ms: u64, phase: Phase, def: &'static str) 
         return Metric::absent(def, format!("the workflow has no {name} step"));
     }
     if let Some((r, s)) = steps.iter().find(|(_, s)| s.failed().is_some()) {
-        return Metric::absent(
-            def,
-            format!("{name} step {} failed in run {}", s.id, r.id),
-        );
+        return Metric::absent(def, format!("{name} step {} failed in run {}", s.id, r.id));
     }
     if phase == Phase::Verify
         && let Some((_, s)) = steps.iter().find(|(_, s)| s.succeeded_ms().is_none())
@@ -223,10 +228,7 @@ fn resolve(scan: &Scan, impact_ms: u64) -> Metric {
             RESOLVE,
             impact_ms,
             u.at_ms,
-            format!(
-                "incident_updated (resolved) in run {}",
-                scan.runs[u.run].id
-            ),
+            format!("incident_updated (resolved) in run {}", scan.runs[u.run].id),
         ),
         None => Metric::absent(
             RESOLVE,
@@ -238,7 +240,11 @@ fn resolve(scan: &Scan, impact_ms: u64) -> Metric {
 fn waiting(runs: &[RunRec]) -> Metric {
     let gates: Vec<_> = runs
         .iter()
-        .flat_map(|r| r.steps.iter().filter_map(move |s| s.gate.as_ref().map(|g| (r, g))))
+        .flat_map(|r| {
+            r.steps
+                .iter()
+                .filter_map(move |s| s.gate.as_ref().map(|g| (r, g)))
+        })
         .collect();
     if gates.is_empty() {
         return Metric::absent(WAITING, "no gate opened: nothing waited on people");

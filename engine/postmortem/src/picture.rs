@@ -98,7 +98,11 @@ fn vline(x: f64, y0: f64, y1: f64, colour: &str, dash: bool) -> Line {
         .set("y2", n(y1))
         .set("stroke", colour)
         .set("stroke-width", 1.5);
-    if dash { l.set("stroke-dasharray", "4 3") } else { l }
+    if dash {
+        l.set("stroke-dasharray", "4 3")
+    } else {
+        l
+    }
 }
 
 fn shorten(s: &str, max: usize) -> String {
@@ -112,8 +116,8 @@ fn shorten(s: &str, max: usize) -> String {
 /// A tick step (ms) that gives at most ~10 ticks over `span` ms.
 fn tick_step(span: u64) -> u64 {
     const STEPS: [u64; 16] = [
-        1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000,
-        900_000, 1_800_000, 3_600_000, 7_200_000, 21_600_000, 86_400_000,
+        1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000,
+        1_800_000, 3_600_000, 7_200_000, 21_600_000, 86_400_000,
     ];
     STEPS
         .into_iter()
@@ -174,7 +178,11 @@ pub(crate) fn render(scan: &Scan, metrics: &Metrics, impact: u64, title: &str) -
             .add(text(12.0, y + 14.0, 12, phase.as_str()).set("font-weight", "bold"));
         let mut ry = y + LANE_HEAD;
         if steps.is_empty() {
-            body = body.add(text(X0 - 8.0, ry + 13.0, 10, "no steps").set("text-anchor", "end").set("fill", "#8a94a6"));
+            body = body.add(
+                text(X0 - 8.0, ry + 13.0, 10, "no steps")
+                    .set("text-anchor", "end")
+                    .set("fill", "#8a94a6"),
+            );
         }
         for (run, step) in steps {
             let label = if multi {
@@ -182,9 +190,8 @@ pub(crate) fn render(scan: &Scan, metrics: &Metrics, impact: u64, title: &str) -
             } else {
                 step.id.clone()
             };
-            body = body.add(
-                text(X0 - 8.0, ry + 13.0, 11, &shorten(&label, 34)).set("text-anchor", "end"),
-            );
+            body = body
+                .add(text(X0 - 8.0, ry + 13.0, 11, &shorten(&label, 34)).set("text-anchor", "end"));
             body = body.add(step_bars(&scale, run, step, ry));
             ry += ROW;
         }
@@ -210,7 +217,7 @@ fn legend() -> Group {
         g = g
             .add(rect(x, 32.0, 12.0, 10.0, colour))
             .add(text(x + 16.0, 41.0, 11, label));
-        x += 24.0 + 7.0 * label.len() as f64;
+        x += 28.0 + 6.2 * label.len() as f64;
     }
     g
 }
@@ -227,7 +234,11 @@ fn step_bars(scale: &Scale, run: &RunRec, step: &crate::scan::StepRec, y: f64) -
             None => "still waiting".to_string(),
         };
         let label = format!("{label} after {}", time::human(end - gate.opened_ms));
-        let tip = format!("{}: waited {} for a decision; {label}", step.id, time::human(end - gate.opened_ms));
+        let tip = format!(
+            "{}: waited {} for a decision; {label}",
+            step.id,
+            time::human(end - gate.opened_ms)
+        );
         g = g.add(
             rect(x0, by - 2.0, x1 - x0, bh + 4.0, "#f6d365")
                 .set("stroke", "#c99a06")
@@ -262,7 +273,11 @@ fn step_bars(scale: &Scale, run: &RunRec, step: &crate::scan::StepRec, y: f64) -
             Outcome::Failed => "#d64545",
             Outcome::Open => "#8a94a6",
         };
-        let end = if a.outcome == Outcome::Open { run.last_ms.max(a.start_ms) } else { a.end_ms };
+        let end = if a.outcome == Outcome::Open {
+            run.last_ms.max(a.start_ms)
+        } else {
+            a.end_ms
+        };
         let what = match (&a.outcome, &a.failure) {
             (Outcome::Succeeded, _) => "succeeded".to_string(),
             (Outcome::Open, _) => "no result in the journal".to_string(),
@@ -323,7 +338,10 @@ fn axis(scale: &Scale, top: f64, bottom: f64) -> Group {
                     .set("stroke", "#d0d4d9")
                     .set("stroke-width", 0.5),
             )
-            .add(text(x, bottom + 17.0, 10, &time::t_plus(at, scale.impact)).set("text-anchor", "middle"));
+            .add(
+                text(x, bottom + 17.0, 10, &time::t_plus(at, scale.impact))
+                    .set("text-anchor", "middle"),
+            );
         k += 1;
     }
     if scale.broken() {
@@ -347,7 +365,10 @@ fn axis(scale: &Scale, top: f64, bottom: f64) -> Group {
 }
 
 fn markers(metrics: &Metrics, scale: &Scale, impact: u64, received: u64, bottom: f64) -> Group {
-    let mut list: Vec<(u64, &str, &str)> = vec![(impact, "impact start", "#d64545"), (received, "alert", "#e67e22")];
+    let mut list: Vec<(u64, &str, &str)> = vec![
+        (impact, "impact start", "#d64545"),
+        (received, "alert", "#e67e22"),
+    ];
     for (m, label, colour) in [
         (&metrics.time_to_mitigate, "mitigated", "#2f6fd6"),
         (&metrics.time_to_verified, "verified", "#2e9d5b"),

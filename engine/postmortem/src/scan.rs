@@ -248,7 +248,12 @@ fn scan_run(
             Event::StepSkipped { step, reason } => {
                 let Some(k) = step_of(step) else { continue };
                 steps[k].skipped = Some((e.at_ms, reason.clone()));
-                row(Some(steps[k].phase), Some(step), "skipped", format!("skipped: {reason}"));
+                row(
+                    Some(steps[k].phase),
+                    Some(step),
+                    "skipped",
+                    format!("skipped: {reason}"),
+                );
             }
             Event::AttemptStarted {
                 step,
@@ -257,8 +262,11 @@ fn scan_run(
                 ..
             } => {
                 let Some(k) = step_of(step) else { continue };
+                // As rendered; else as written in the workflow (a templated action was
+                // rendered into params, so this only fills in what params lack).
                 let action = params
                     .get("action")
+                    .or_else(|| workflow.step(step).and_then(|s| s.with.get("action")))
                     .and_then(|a| a.as_str())
                     .map(str::to_string);
                 steps[k].attempts.push(AttemptRec {
@@ -270,7 +278,11 @@ fn scan_run(
                     action,
                 });
             }
-            Event::HostCall { step, attempt, call } => {
+            Event::HostCall {
+                step,
+                attempt,
+                call,
+            } => {
                 let Some(k) = step_of(step) else { continue };
                 let phase = Some(steps[k].phase);
                 match call {
@@ -306,7 +318,10 @@ fn scan_run(
                         phase,
                         Some(step),
                         "denied",
-                        format!("DENIED host not allowed: {host} ({method} {})", without_query(url)),
+                        format!(
+                            "DENIED host not allowed: {host} ({method} {})",
+                            without_query(url)
+                        ),
                     ),
                     HostCall::Annotate { message } => {
                         row(phase, Some(step), "note", format!("note: {message}"))
@@ -357,7 +372,13 @@ fn scan_run(
                     Some(r) => Outcome::Retry(r.not_before_ms),
                     None => Outcome::Failed,
                 };
-                close(&mut steps[k], *attempt, e.at_ms, outcome, Some(failure.to_string()));
+                close(
+                    &mut steps[k],
+                    *attempt,
+                    e.at_ms,
+                    outcome,
+                    Some(failure.to_string()),
+                );
                 let next = match retry {
                     Some(r) => format!(
                         "; retry: attempt {} at {} UTC",

@@ -3,9 +3,7 @@
 //! are missing.
 
 use medic_core::journal::RunCreated;
-use medic_core::{
-    Entry, Event, Failure, FailureKind, HostCall, HttpOutcome, RetryPlan, RunStatus,
-};
+use medic_core::{Entry, Event, Failure, FailureKind, HostCall, HttpOutcome, RetryPlan, RunStatus};
 use medic_model::{Decision, IncidentStatus};
 use medic_postmortem::Postmortem;
 use serde_json::json;
@@ -197,15 +195,33 @@ fn every_metric_comes_from_its_entries() {
     let m = pm.metrics();
     // run_created at T+45 s.
     assert_eq!(m.time_to_detect.seconds, Some(45.0));
-    assert_eq!(m.time_to_detect.from.as_deref(), Some("2026-11-22T03:00:00.000Z"));
-    assert_eq!(m.time_to_detect.to.as_deref(), Some("2026-11-22T03:00:45.000Z"));
+    assert_eq!(
+        m.time_to_detect.from.as_deref(),
+        Some("2026-11-22T03:00:00.000Z")
+    );
+    assert_eq!(
+        m.time_to_detect.to.as_deref(),
+        Some("2026-11-22T03:00:45.000Z")
+    );
     // war-room's second attempt succeeded at T+50.5 s (its first failed and does not count).
     assert_eq!(m.time_to_communicate.seconds, Some(50.5));
-    assert!(m.time_to_communicate.source.as_ref().unwrap().contains("war-room"));
+    assert!(
+        m.time_to_communicate
+            .source
+            .as_ref()
+            .unwrap()
+            .contains("war-room")
+    );
     // rolled-out, the last restore step, at T+70 s.
     assert_eq!(m.time_to_mitigate.seconds, Some(70.0));
     assert_eq!(m.time_to_mitigate.text, "1 m 10 s");
-    assert!(m.time_to_mitigate.source.as_ref().unwrap().contains("rolled-out"));
+    assert!(
+        m.time_to_mitigate
+            .source
+            .as_ref()
+            .unwrap()
+            .contains("rolled-out")
+    );
     // error-rate, after its retry, at T+80 s.
     assert_eq!(m.time_to_verified.seconds, Some(80.0));
     // incident_updated resolved at T+100 s.
@@ -236,11 +252,18 @@ fn every_metric_comes_from_its_entries() {
     let f = pm.facts();
     assert_eq!(f.impact.seconds, Some(100.0));
     assert_eq!(f.incident.status, "resolved");
-    assert_eq!(f.restore.iter().map(|r| r.kind).collect::<Vec<_>>(), ["rollback", "wait"]);
+    assert_eq!(
+        f.restore.iter().map(|r| r.kind).collect::<Vec<_>>(),
+        ["rollback", "wait"]
+    );
     let gate = &f.gates[0];
     assert_eq!(
         (gate.decision, gate.by.as_deref(), gate.comment.as_deref()),
-        (Some("approved"), Some("oncall"), Some("the fix is in the pipeline"))
+        (
+            Some("approved"),
+            Some("oncall"),
+            Some("the fix is in the pipeline")
+        )
     );
     // The exchange is one line, its query string (which could hold a token) left out.
     let http: Vec<_> = f.timeline.iter().filter(|r| r.kind == "http").collect();
@@ -286,13 +309,32 @@ steps:
         assert_eq!(metric.text, "unknown");
         metric.absent.clone().expect("a reason")
     };
-    assert_eq!(absent(&m.time_to_communicate), "the workflow has no communicate step");
-    assert_eq!(absent(&m.time_to_mitigate), "restore step flip failed in run run-2");
-    assert_eq!(absent(&m.time_to_verified), "the workflow has no verify step");
+    assert_eq!(
+        absent(&m.time_to_communicate),
+        "the workflow has no communicate step"
+    );
+    assert_eq!(
+        absent(&m.time_to_mitigate),
+        "restore step flip failed in run run-2"
+    );
+    assert_eq!(
+        absent(&m.time_to_verified),
+        "the workflow has no verify step"
+    );
     assert!(absent(&m.time_to_resolve).starts_with("no run journalled the incident as resolved"));
-    assert_eq!(absent(&m.waiting_on_people), "no gate opened: nothing waited on people");
-    assert!(pm.markdown().contains("unknown: the workflow has no verify step"));
-    assert!(pm.facts().summary.contains("No restore is recorded as done"));
+    assert_eq!(
+        absent(&m.waiting_on_people),
+        "no gate opened: nothing waited on people"
+    );
+    assert!(
+        pm.markdown()
+            .contains("unknown: the workflow has no verify step")
+    );
+    assert!(
+        pm.facts()
+            .summary
+            .contains("No restore is recorded as done")
+    );
 
     // A verify step that never passed (skipped after the failure) is named.
     let with_verify = format!("{workflow}  - {{id: probe, phase: verify, uses: http-probe}}\n");
@@ -322,7 +364,14 @@ fn a_start_time_after_the_alert_is_not_turned_into_a_negative_time_to_detect() {
     };
     created.incident.started_at = "2026-11-22T04:00:00Z".into();
     let pm = Postmortem::from_journals([("run-1", &j)]).unwrap();
-    assert!(pm.metrics().time_to_detect.absent.as_ref().unwrap().contains("clocks"));
+    assert!(
+        pm.metrics()
+            .time_to_detect
+            .absent
+            .as_ref()
+            .unwrap()
+            .contains("clocks")
+    );
     // Offsets then count from the alert's arrival.
     assert_eq!(pm.facts().impact.start, "2026-11-22T03:00:45.000Z");
     assert_eq!(pm.metrics().time_to_mitigate.seconds, Some(25.0));
@@ -368,7 +417,10 @@ fn a_team_template_sees_the_facts_and_typos_fail_by_line() {
     let err = pm
         .render_template("team.md", "ok\n{{ metrics.time_to_mitigat.text }}\n")
         .unwrap_err();
-    assert!(err.to_string().starts_with("template team.md, line 2: "), "{err}");
+    assert!(
+        err.to_string().starts_with("template team.md, line 2: "),
+        "{err}"
+    );
 }
 
 #[test]

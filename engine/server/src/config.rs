@@ -77,6 +77,24 @@ pub struct ServeConfig {
     /// The config file's directory (relative paths are read from there).
     #[serde(skip)]
     pub base: PathBuf,
+    /// The address people reach this medic at, e.g. `https://medic.example.com`: links
+    /// in postmortems and `run.url` / `run.postmortem_url` in workflow templates.
+    #[serde(default)]
+    pub external_url: Option<String>,
+    /// `[postmortem]`: how drafts are written.
+    #[serde(default)]
+    pub postmortem: PostmortemConfig,
+}
+
+/// `[postmortem]`: how drafts are written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostmortemConfig {
+    /// A team's Markdown template (minijinja) used instead of the built-in one; see
+    /// docs/postmortems.md for its variables. Relative paths are from the config's
+    /// directory.
+    #[serde(default)]
+    pub template: Option<PathBuf>,
 }
 
 fn default_listen() -> String {
@@ -221,6 +239,13 @@ impl ServeConfig {
         }
         if c.max_connections == 0 {
             return Err("max_connections must be at least 1".into());
+        }
+        if let Some(u) = &c.external_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(format!(
+                "external_url: `{u}` is not an http:// or https:// URL"
+            ));
         }
         if let Some(m) = &c.generic {
             m.validate().map_err(|e| format!("generic: {e}"))?;

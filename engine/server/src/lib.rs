@@ -32,13 +32,14 @@ mod auth;
 pub mod config;
 pub mod environment;
 mod error;
-pub mod kubeconfig;
 mod gates;
 mod health;
 mod http;
 mod intake;
+pub mod kubeconfig;
 pub mod limits;
 mod metrics;
+mod postmortem;
 mod processor;
 mod strict;
 
@@ -46,6 +47,7 @@ pub use auth::{Caller, Sender};
 pub use config::ServeConfig;
 pub use error::{ApiError, StartError};
 pub use http::{Stopped, serve};
+pub use postmortem::incident_journals;
 pub use processor::{IncidentRecord, ProcessError, process};
 
 use axum::Router;
@@ -111,6 +113,7 @@ impl Service {
             .with_defaults(limits)
             .with_observer(observer)
             .with_drive_hook(metrics.drive_hook())
+            .with_run_context(postmortem::run_context(config.external_url.clone()))
             .with_slots(pool.clone());
         Ok(Arc::new(Service {
             store,
@@ -177,6 +180,11 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/api/runs/{id}", get(api::run))
         .route("/api/runs/{id}/gates/{step}", post(gates::decide))
         .route("/api/incidents", get(api::incidents))
+        .route("/api/runs/{id}/postmortem", get(postmortem::run_postmortem))
+        .route(
+            "/api/incidents/{id}/postmortem",
+            get(postmortem::incident_postmortem),
+        )
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))

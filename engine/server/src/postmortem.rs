@@ -1,0 +1,143 @@
+//! Postmortem drafts on the API: `GET /api/runs/{id}/postmortem` and
+//! `GET /api/incidents/{id}/postmortem`, `?format=md|json|html|svg` (default `md`).
+//! The facts come from medic-postmortem; the Markdown uses the team's template when
+//! `[postmortem] template` is configured.
+
+use crate::Service;
+use crate::api::{internal, unauthorized};
+use crate::intake::{authorized, error};
+use crate::processor::IncidentRecord;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use medic_core::{Entry, Store, StoreError, codec};
+use medic_postmortem::{Format, Postmortem};
+use medic_store::SledStore;
+use serde::Deserialize;
+use std::sync::Arc;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct FormatQuery {
+    format: Option<String>,
+}
+
+/// The journals of every run of incident `id`: the runs its incident record lists (the
+/// service's incidents, by fingerprint), or else every run created for an incident with
+/// that id (runs started by `medic run`). Empty when there are none.
+///
+/// # Errors
+/// The store's, reading records or journals.
+pub fn incident_journals(
+    store: &SledStore,
+    id: &str,
+) -> Result<Vec<(String, Vec<Entry>)>, StoreError> {
+    let mut runs: Vec<String> = Vec::new();
+    for (_, v) in store.scan(IncidentRecord::PREFIX)? {
+        // A record that does not decode is someone else's problem: the runs still tell.
+        if let Ok(r) = codec::decode::<IncidentRecord>(&v)
+            && r.fingerprint == id
+        {
+            runs = r.runs;
+        }
+    }
+    if runs.is_empty() {
+        for meta in store.runs()? {
+            let entries = store.entries(&meta.id)?;
+            if let Some(Entry {
+                event: medic_core::Event::RunCreated(created),
+                ..
+            }) = entries.first()
+                && created.incident.id == id
+            {
+                runs.push(meta.id);
+            }
+        }
+    }
+    runs.into_iter()
+        .map(|run| Ok((run.clone(), store.entries(&run)?)))
+        .collect()
+}
+
+pub(crate) async fn run_postmortem(
+    State(svc): State<Arc<Service>>,
+    Path(id): Path<String>,
+    Query(q): Query<FormatQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&svc, &headers) {
+        return unauthorized();
+    }
+    let entries = match svc.store.entries(&id) {
+        Ok(e) => e,
+        Err(StoreError::NoSuchRun(_)) => {
+            return error(StatusCode::NOT_FOUND, format!("no run with id {id}"));
+        }
+        Err(e) => return internal(e),
+    };
+    respond(&svc, vec![(id, entries)], q.format.as_deref())
+}
+
+pub(crate) async fn incident_postmortem(
+    State(svc): State<Arc<Service>>,
+    Path(id): Path<String>,
+    Query(q): Query<FormatQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&svc, &headers) {
+        return unauthorized();
+    }
+    match incident_journals(&svc.store, &id) {
+        Ok(j) if j.is_empty() => error(
+            StatusCode::NOT_FOUND,
+            format!("no incident with id {id} (or it started no run)"),
+        ),
+        Ok(j) => respond(&svc, j, q.format.as_deref()),
+        Err(e) => internal(e),
+    }
+}
+
+fn respond(svc: &Service, journals: Vec<(String, Vec<Entry>)>, format: Option<&str>) -> Response {
+    let format = match format.map_or(Some(Format::Markdown), Format::parse) {
+        Some(f) => f,
+        None => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "format `{}`: medic writes postmortems as md, json, html or svg",
+                    format.unwrap_or_default()
+                ),
+            );
+        }
+    };
+    let mut pm = match Postmortem::from_journals(journals) {
+        Ok(pm) => pm,
+        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    };
+    if let Some(url) = &svc.config.external_url {
+        pm = pm.with_external_url(url);
+    }
+    let body = match (&svc.config.postmortem.template, format) {
+        (Some(path), Format::Markdown) => {
+            let path = svc.config.base.join(path);
+            let rendered = std::fs::read_to_string(&path)
+                .map_err(|e| format!("postmortem template {}: {e}", path.display()))
+                .and_then(|t| {
+                    pm.render_template(&path.display().to_string(), &t)
+                        .map_err(|e| e.to_string())
+                });
+            match rendered {
+                Ok(text) => text,
+                Err(message) => return error(StatusCode::INTERNAL_SERVER_ERROR, message),
+            }
+        }
+        _ => pm.render(format),
+    };
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+}
+
+/// `run.*` in workflow templates: the run's links under `external_url`, and its metrics.
+pub(crate) fn run_context(external_url: Option<String>) -> medic_core::RunContext {
+    Arc::new(move |run, entries| {
+        medic_postmortem::run_context(run, entries, external_url.as_deref())
+    })
+}
