@@ -19,7 +19,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 /// Longest comment kept on the timeline.
-const MAX_COMMENT: usize = 2000;
+pub(crate) const MAX_COMMENT: usize = 2000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,28 +85,7 @@ pub(crate) async fn decide(
     let worker = svc.clone();
     let (run2, step2, by2) = (run.clone(), step.clone(), by.clone());
     let posted = tokio::task::spawn_blocking(move || {
-        let entries = worker.store.entries(&run2)?;
-        let state = RunState::fold(&run2, &entries).map_err(|e| StoreError::Io {
-            path: "journal".into(),
-            message: e.to_string(),
-        })?;
-        if let Err(refusal) = gates::check_decision(&state, &step2, &by2) {
-            return Ok(Err(refusal));
-        }
-        let message = Message::GateDecision {
-            step: step2,
-            decision,
-            by: by2,
-            comment: body.comment,
-        };
-        worker
-            .engine
-            .post(&run2, &message)
-            .map_err(|e| StoreError::Io {
-                path: "mailbox".into(),
-                message: e.to_string(),
-            })?;
-        Ok(Ok(()))
+        check_and_post(&worker, &run2, &step2, decision, &by2, body.comment)
     })
     .await;
     match posted {
@@ -128,4 +107,37 @@ pub(crate) async fn decide(
         Ok(Err(e)) => internal(e),
         Err(e) => internal(format!("gate worker failed: {e}")),
     }
+}
+
+/// Checks a decision against the run as journalled (`gates::check_decision`: the gate is
+/// open, `by` is one of its approvers) and posts it to the run's mailbox. The API and the
+/// web view both decide through here, so they enforce the same rules. Blocking (store
+/// reads and a flushed write): call it off the async workers.
+pub(crate) fn check_and_post(
+    svc: &Service,
+    run: &str,
+    step: &str,
+    decision: Decision,
+    by: &str,
+    comment: Option<String>,
+) -> Result<Result<(), gates::Refusal>, StoreError> {
+    let entries = svc.store.entries(run)?;
+    let state = RunState::fold(run, &entries).map_err(|e| StoreError::Io {
+        path: "journal".into(),
+        message: e.to_string(),
+    })?;
+    if let Err(refusal) = gates::check_decision(&state, step, by) {
+        return Ok(Err(refusal));
+    }
+    let message = Message::GateDecision {
+        step: step.to_string(),
+        decision,
+        by: by.to_string(),
+        comment,
+    };
+    svc.engine.post(run, &message).map_err(|e| StoreError::Io {
+        path: "mailbox".into(),
+        message: e.to_string(),
+    })?;
+    Ok(Ok(()))
 }

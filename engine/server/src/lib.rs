@@ -21,6 +21,7 @@ mod gates;
 mod intake;
 mod metrics;
 mod processor;
+mod web;
 
 pub use config::ServeConfig;
 pub use processor::{IncidentRecord, process};
@@ -57,6 +58,8 @@ pub struct Service {
     pub(crate) wake: Notify,
     /// Step attempts running at once (`concurrency`); shared with the engine.
     pub(crate) pool: Arc<Semaphore>,
+    /// The web view's live state (`/ui`): appends for its pages, waiting gates.
+    pub(crate) web: Arc<web::Live>,
     accepting: AtomicBool,
 }
 
@@ -69,7 +72,24 @@ impl Service {
     ) -> Result<Arc<Service>, String> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let metrics = Arc::new(metrics::Metrics::new(&workflows));
-        let observer = metrics.observer(store.clone());
+        let web = Arc::new(web::Live::new());
+        let observer = {
+            let (metrics, web, store) =
+                (metrics.observer(store.clone()), web.clone(), store.clone());
+            let both: medic_core::Observer = Arc::new(move |run, entry| {
+                metrics(run, entry);
+                web.observe(&store, run, entry);
+            });
+            both
+        };
+        let drive_hook = {
+            let (metrics, web) = (metrics.drive_hook(), web.clone());
+            let both: medic_core::DriveHook = Arc::new(move |state| {
+                metrics(state);
+                web.resumed(state);
+            });
+            both
+        };
         let pool = Arc::new(Semaphore::new(config.concurrency));
         let engine = Engine::new(
             store.clone(),
@@ -79,7 +99,7 @@ impl Service {
         )
         .with_defaults(config.limits()?)
         .with_observer(observer)
-        .with_drive_hook(metrics.drive_hook())
+        .with_drive_hook(drive_hook)
         .with_slots(pool.clone());
         Ok(Arc::new(Service {
             store,
@@ -89,6 +109,7 @@ impl Service {
             config,
             workflows,
             metrics,
+            web,
             wake: Notify::new(),
             accepting: AtomicBool::new(true),
         }))
@@ -123,10 +144,15 @@ impl Service {
     }
 }
 
-/// The HTTP API: intake, runs, incidents, health and metrics.
+/// The HTTP API: intake, runs, incidents, health and metrics; and the web view under `/ui`.
 pub fn router(svc: Arc<Service>) -> Router {
     let limit = svc.config.max_body_bytes;
     Router::new()
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/ui/runs") }),
+        )
+        .nest("/ui", web::router())
         .route("/intake/{source}", post(intake::intake))
         .route("/api/runs", get(api::runs))
         .route("/api/runs/{id}", get(api::run))
