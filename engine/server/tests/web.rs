@@ -297,6 +297,7 @@ async fn sign_in_takes_personal_tokens_only_and_sets_a_strict_cookie() {
 async fn alert_text_and_step_outputs_stay_text() {
     let h = harness();
     let run = h.alert("<script>alert(1)</script> & co").await;
+    h.step_status(&run, "ask", "running").await;
     let (cookie, csrf) = h.sign_in("alice-token").await;
     let c = [("cookie", cookie.as_str())];
     for path in [
@@ -313,7 +314,7 @@ async fn alert_text_and_step_outputs_stay_text() {
         );
         assert!(
             page.body
-                .contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"),
+                .contains("&#60;script&#62;alert(1)&#60;/script&#62; &#38; co"),
             "{path}:\n{}",
             page.body
         );
@@ -332,7 +333,7 @@ async fn alert_text_and_step_outputs_stay_text() {
     let page = h.send("GET", &format!("/ui/runs/{run}"), &c, "").await;
     assert!(
         page.body
-            .contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; co")
+            .contains("&#60;script&#62;alert(1)&#60;/script&#62; &#38; co")
     );
     assert!(!page.body.contains("<script>alert"), "{}", page.body);
 }
@@ -419,7 +420,7 @@ async fn gate_decisions_need_the_form_token_and_an_approver_and_name_the_person(
         .await;
     assert_eq!(a.status, StatusCode::CONFLICT);
     assert!(
-        a.body.contains("already decided: approve by alice"),
+        a.body.contains("already decided: approved by alice"),
         "{}",
         a.body
     );

@@ -166,12 +166,18 @@ impl Session {
 
 /// Where to send someone without a session: sign-in, then back to what they asked for.
 fn to_signin(parts: &Parts) -> Response {
-    let next = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .filter(|p| p.starts_with("/ui/") && !p.starts_with("/ui/signin"))
-        .unwrap_or("/ui/runs");
+    // Nested under /ui, the router sees the path without its prefix.
+    let asked = parts.uri.path_and_query().map_or("/runs", |p| p.as_str());
+    let full = if asked.starts_with("/ui/") {
+        asked.to_string()
+    } else {
+        format!("/ui{asked}")
+    };
+    let next = if full.starts_with("/ui/signin") || full.ends_with("/events") {
+        "/ui/runs"
+    } else {
+        full.as_str()
+    };
     let target = format!("/ui/signin?next={}", urlencode(next));
     Redirect::to(&target).into_response()
 }
