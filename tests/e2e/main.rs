@@ -53,6 +53,10 @@ mod synapse;
 mod unleash;
 /// `medic validate` checks components and their params schemas.
 mod validate_components;
+/// The web view in a real headless Chromium: sign-in, live runs, gates, CSRF, "not live".
+mod web;
+/// A headless Chromium over WebDriver, through a chromedriver the test starts (harness).
+mod webdriver;
 /// Components built against every released `medic:step` WIT version run; unknown ones are named.
 mod wit_versions;
 /// Retries, conditions, templating, durable step state and secrets through real components.
