@@ -186,7 +186,12 @@ pub(crate) fn run_view(
                 String::new()
             },
             output: s.output.as_ref().map(|o| Clip::new(&pretty(o), CLIP)),
-            error: s.last_failure.as_ref().map(|f| f.to_string()),
+            // A failed attempt that a later one recovered from is in the calls, not here.
+            error: s
+                .last_failure
+                .as_ref()
+                .filter(|_| s.status != StepStatus::Succeeded)
+                .map(|f| f.to_string()),
             calls: c.shown.into_iter().collect(),
             calls_total: c.total,
         });
