@@ -72,6 +72,8 @@ mod serve;
 mod step_tool;
 /// `medic validate` checks components and their params schemas.
 mod validate_components;
+/// The web view in a real headless Chromium: sign-in, live runs, gates, CSRF, "not live".
+mod web;
 /// Components built against every released `medic:step` WIT version run; unknown ones are named.
 mod wit_versions;
 /// Retries, conditions, templating, durable step state and secrets through real components.

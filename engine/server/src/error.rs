@@ -129,7 +129,10 @@ pub(crate) async fn json_errors(
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+        // The web view answers its refusals as pages for people: leave HTML alone.
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
     if is_json {
         return response;
     }

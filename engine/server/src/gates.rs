@@ -14,14 +14,14 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use medic_core::{Message, RunState, Store, gates};
+use medic_core::{Message, RunState, Store, StoreError, gates};
 use medic_model::Decision;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
 /// Longest comment kept on the timeline.
-const MAX_COMMENT: usize = 2000;
+pub(crate) const MAX_COMMENT: usize = 2000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,19 +73,8 @@ pub(crate) async fn decide(
     }
     let (run2, step2, by2) = (run.clone(), step.clone(), by.clone());
     blocking(move || {
-        let entries = svc.store.entries(&run2)?;
-        let state = RunState::fold(&run2, &entries)
-            .map_err(|e| ApiError::Unavailable(format!("run {run2}: journal unreadable: {e}")))?;
-        gates::check_decision(&state, &step2, &by2)?;
-        let message = Message::GateDecision {
-            step: step2,
-            decision,
-            by: by2,
-            comment: body.comment,
-        };
-        svc.engine
-            .post(&run2, &message)
-            .map_err(|e| ApiError::Unavailable(format!("cannot store the decision: {e}")))
+        check_and_post(&svc, &run2, &step2, decision, &by2, body.comment)??;
+        Ok(())
     })
     .await?;
     Ok((
@@ -95,4 +84,37 @@ pub(crate) async fn decide(
             "by": by, "status": "accepted"}),
         ),
     ))
+}
+
+/// Checks a decision against the run as journalled (`gates::check_decision`: the gate is
+/// open, `by` is one of its approvers) and posts it to the run's mailbox. The API and the
+/// web view both decide through here, so they enforce the same rules. Blocking (store
+/// reads and a flushed write): call it off the async workers.
+pub(crate) fn check_and_post(
+    svc: &Service,
+    run: &str,
+    step: &str,
+    decision: Decision,
+    by: &str,
+    comment: Option<String>,
+) -> Result<Result<(), gates::Refusal>, StoreError> {
+    let entries = svc.store.entries(run)?;
+    let state = RunState::fold(run, &entries).map_err(|e| StoreError::Io {
+        path: "journal".into(),
+        message: e.to_string(),
+    })?;
+    if let Err(refusal) = gates::check_decision(&state, step, by) {
+        return Ok(Err(refusal));
+    }
+    let message = Message::GateDecision {
+        step: step.to_string(),
+        decision,
+        by: by.to_string(),
+        comment,
+    };
+    svc.engine.post(run, &message).map_err(|e| StoreError::Io {
+        path: "mailbox".into(),
+        message: e.to_string(),
+    })?;
+    Ok(Ok(()))
 }

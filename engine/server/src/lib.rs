@@ -42,6 +42,7 @@ mod metrics;
 mod postmortem;
 mod processor;
 mod strict;
+mod web;
 
 pub use auth::{Caller, Sender};
 pub use config::ServeConfig;
@@ -78,6 +79,8 @@ pub struct Service {
     pub(crate) health: health::StoreHealth,
     /// Runs driven by this process now: never two drivers for one run.
     pub(crate) driving: Mutex<HashSet<String>>,
+    /// The web view's live state (`/ui`): appends for its pages, waiting gates.
+    pub(crate) web: Arc<web::Live>,
     accepting: AtomicBool,
 }
 
@@ -96,7 +99,24 @@ impl Service {
     ) -> Result<Arc<Service>, StartError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let metrics = Arc::new(metrics::Metrics::new(&workflows));
-        let observer = metrics.observer(store.clone());
+        let web = Arc::new(web::Live::new());
+        let observer = {
+            let (metrics, web, store) =
+                (metrics.observer(store.clone()), web.clone(), store.clone());
+            let both: medic_core::Observer = Arc::new(move |run, entry| {
+                metrics(run, entry);
+                web.observe(&store, run, entry);
+            });
+            both
+        };
+        let drive_hook = {
+            let (metrics, web) = (metrics.drive_hook(), web.clone());
+            let both: medic_core::DriveHook = Arc::new(move |state| {
+                metrics(state);
+                web.resumed(state);
+            });
+            both
+        };
         let pool = Arc::new(Semaphore::new(config.concurrency));
         let secrets = config.secret_source()?;
         // Refused at load, not at the first attempt: a 2-character secret cannot be
@@ -112,7 +132,7 @@ impl Service {
         let engine = Engine::new(store.clone(), runner, clock.clone(), secrets)
             .with_defaults(limits)
             .with_observer(observer)
-            .with_drive_hook(metrics.drive_hook())
+            .with_drive_hook(drive_hook)
             .with_run_context(postmortem::run_context(config.external_url.clone()))
             .with_slots(pool.clone());
         Ok(Arc::new(Service {
@@ -123,6 +143,7 @@ impl Service {
             config,
             workflows,
             metrics,
+            web,
             wake: Notify::new(),
             health: health::StoreHealth::default(),
             driving: Mutex::new(HashSet::new()),
@@ -166,7 +187,8 @@ impl Service {
     }
 }
 
-/// The HTTP API: intake, runs, incidents, gates, health and metrics.
+/// The HTTP API: intake, runs, incidents, gates, health and metrics; and the web view
+/// under `/ui` (`/` redirects there).
 ///
 /// Every answer that is not a success is `{"error": "..."}` (see [`ApiError`]); request
 /// limits ([`limits`]) apply to every route, including routes merged in later (`/ui`).
@@ -175,6 +197,11 @@ impl Service {
 /// [`layers`] itself, or be merged before calling [`layers`] on the whole.
 pub fn router(svc: Arc<Service>) -> Router {
     let routes = Router::new()
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/ui/runs") }),
+        )
+        .nest("/ui", web::router())
         .route("/intake/{source}", post(intake::intake))
         .route("/api/runs", get(api::runs))
         .route("/api/runs/{id}", get(api::run))

@@ -128,6 +128,25 @@ impl SledStore {
         Ok(out)
     }
 
+    /// Records under `prefix`, newest key first, strictly below `before` (a whole key
+    /// without `x/`) when given. Lazy: a keyset page reads only the records it takes,
+    /// however many the prefix holds.
+    pub fn scan_back(
+        &self,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+    ) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
+        let low = key(prefix);
+        let high = match before {
+            Some(b) => key(b),
+            None => successor(&low),
+        };
+        self.db.range(low..high).rev().map(move |kv| {
+            let (k, v) = kv.map_err(|e| self.io(e))?;
+            Ok((k[2..].to_vec(), v.to_vec()))
+        })
+    }
+
     /// A new id, increasing across restarts: orders the inbox.
     ///
     /// # Errors
@@ -136,6 +155,20 @@ impl SledStore {
     pub fn next_id(&self) -> Result<u64, StoreError> {
         self.db()?.0.generate_id().map_err(|e| self.io(e))
     }
+}
+
+/// The smallest key above every key that starts with `prefix`.
+fn successor(prefix: &[u8]) -> Vec<u8> {
+    let mut out = prefix.to_vec();
+    while let Some(last) = out.pop() {
+        if last < u8::MAX {
+            out.push(last + 1);
+            return out;
+        }
+    }
+    // A prefix of all 0xFF bytes: nothing sorts above it but longer keys; the tree's
+    // keys here always start with `x/`, so this is unreachable in practice.
+    vec![u8::MAX; prefix.len() + 1]
 }
 
 #[cfg(test)]
@@ -199,5 +232,25 @@ mod tests {
             let items = s.scan(format!("inbox/{round}/").as_bytes()).unwrap();
             assert_eq!(items.len(), 1, "round {round}");
         }
+    }
+
+    #[test]
+    fn scan_back_walks_a_prefix_newest_first_from_a_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let ops = ["p/1", "p/2", "p/3", "q/1", "o/9"]
+            .iter()
+            .map(|k| Op::Put(k.as_bytes().to_vec(), b"v".to_vec()))
+            .collect();
+        s.write(ops, Durability::Lazy).unwrap();
+        let keys = |before: Option<&[u8]>| -> Vec<Vec<u8>> {
+            s.scan_back(b"p/", before).map(|r| r.unwrap().0).collect()
+        };
+        assert_eq!(
+            keys(None),
+            vec![b"p/3".to_vec(), b"p/2".to_vec(), b"p/1".to_vec()]
+        );
+        assert_eq!(keys(Some(b"p/3")), vec![b"p/2".to_vec(), b"p/1".to_vec()]);
+        assert!(keys(Some(b"p/1")).is_empty());
     }
 }

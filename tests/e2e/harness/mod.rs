@@ -17,3 +17,5 @@ pub mod support;
 pub mod synapse;
 /// Real Unleash on a throwaway PostgreSQL cluster.
 pub mod unleash;
+/// A headless Chromium over WebDriver, through a chromedriver the test starts.
+pub mod webdriver;

@@ -1,0 +1,326 @@
+//! What the web view learns as the journal grows: one broadcast message per journal
+//! append (the pages' Server-Sent Events), the waiting gates across runs (the approvals
+//! page), and the run index (`index`). Fed by the engine's observer and drive hook, so
+//! nothing here reads a journal to find out what changed.
+
+use super::index;
+use super::session::Session;
+use crate::Service;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+use medic_core::{Entry, Event, RunState, Store};
+use medic_model::Decision;
+use medic_store::SledStore;
+use serde::Deserialize;
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// How often an idle stream sends a comment, so proxies and browsers keep it open
+/// (nginx closes an idle upstream after 60 s by default).
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Appends a slow page may fall behind by before it is told to re-read the run.
+const BACKLOG: usize = 4096;
+
+/// One journal append, as pages hear of it.
+#[derive(Debug, Clone)]
+pub(crate) struct Append {
+    pub run: Arc<str>,
+    pub seq: u64,
+    pub kind: &'static str,
+}
+
+/// A gate waiting for people, for the approvals page.
+#[derive(Debug, Clone)]
+pub(crate) struct WaitingGate {
+    pub run: String,
+    pub step: String,
+    pub workflow: String,
+    pub incident_title: String,
+    pub prompt: String,
+    pub approvers: Vec<String>,
+    pub deadline_ms: u64,
+    pub on_deadline: Decision,
+}
+
+/// The web view's live state, shared with the engine's hooks.
+pub(crate) struct Live {
+    tx: broadcast::Sender<Append>,
+    gates: Mutex<HashMap<(String, String), WaitingGate>>,
+    /// Whether the index backfill ran in this process.
+    indexed: Mutex<bool>,
+}
+
+impl Live {
+    pub(crate) fn new() -> Live {
+        Live {
+            tx: broadcast::channel(BACKLOG).0,
+            gates: Mutex::default(),
+            indexed: Mutex::new(false),
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Append> {
+        self.tx.subscribe()
+    }
+
+    /// Called for every journal append (after it is written): indexes new runs, keeps
+    /// the waiting gates, and tells connected pages.
+    pub(crate) fn observe(&self, store: &SledStore, run: &str, entry: &Entry) {
+        match &entry.event {
+            Event::RunCreated(created) => {
+                // The index is the web view's own record; a failure here must not fail
+                // the run, and a missing entry is written again by the next backfill.
+                let _ = index::record(store, run, entry.at_ms, created);
+            }
+            Event::GateOpened {
+                step,
+                prompt,
+                approvers,
+                deadline_ms,
+                on_deadline,
+            } => {
+                let meta = store.run(run).ok().flatten();
+                self.gates_lock().insert(
+                    (run.to_string(), step.clone()),
+                    WaitingGate {
+                        run: run.to_string(),
+                        step: step.clone(),
+                        workflow: meta
+                            .as_ref()
+                            .map(|m| m.workflow.clone())
+                            .unwrap_or_default(),
+                        incident_title: meta.map(|m| m.incident_title).unwrap_or_default(),
+                        prompt: prompt.clone(),
+                        approvers: approvers.clone(),
+                        deadline_ms: *deadline_ms,
+                        on_deadline: *on_deadline,
+                    },
+                );
+            }
+            Event::GateDecided { step, .. } | Event::StepSkipped { step, .. } => {
+                self.gates_lock().remove(&(run.to_string(), step.clone()));
+            }
+            Event::RunFinished { .. } => self.gates_lock().retain(|(r, _), _| r != run),
+            _ => {}
+        }
+        // No page listening is the common case, not an error.
+        let _ = self.tx.send(Append {
+            run: run.into(),
+            seq: entry.seq,
+            kind: kind(&entry.event),
+        });
+    }
+
+    /// Called when a driver starts on an unfinished run: the gates it finds open were
+    /// opened before a restart.
+    pub(crate) fn resumed(&self, state: &RunState) {
+        let mut gates = self.gates_lock();
+        for step in state.steps.keys() {
+            if let Some(g) = state.open_gate(step) {
+                gates.insert(
+                    (state.id.clone(), step.clone()),
+                    WaitingGate {
+                        run: state.id.clone(),
+                        step: step.clone(),
+                        workflow: state.workflow.name.clone(),
+                        incident_title: state.incident.title.clone(),
+                        prompt: g.prompt.clone(),
+                        approvers: g.approvers.clone(),
+                        deadline_ms: g.deadline_ms,
+                        on_deadline: g.on_deadline,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Runs the index backfill once per process, before the first list is read.
+    pub(crate) fn ensure_indexed(&self, store: &SledStore) -> Result<(), medic_core::StoreError> {
+        let mut done = self.indexed.lock().unwrap_or_else(PoisonError::into_inner);
+        if !*done {
+            index::backfill(store)?;
+            *done = true;
+        }
+        Ok(())
+    }
+
+    /// Every waiting gate, soonest deadline first.
+    pub(crate) fn waiting_gates(&self) -> Vec<WaitingGate> {
+        let mut out: Vec<_> = self.gates_lock().values().cloned().collect();
+        out.sort_by(|a, b| (a.deadline_ms, &a.run, &a.step).cmp(&(b.deadline_ms, &b.run, &b.step)));
+        out
+    }
+
+    fn gates_lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), WaitingGate>> {
+        // Plain map updates cannot leave it half-changed.
+        self.gates.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The journal event's type, as the encoded journal names it.
+fn kind(e: &Event) -> &'static str {
+    match e {
+        Event::RunCreated(_) => "run_created",
+        Event::StepSkipped { .. } => "step_skipped",
+        Event::AttemptStarted { .. } => "attempt_started",
+        Event::HostCall { .. } => "host_call",
+        Event::AttemptSucceeded { .. } => "attempt_succeeded",
+        Event::AttemptFailed { .. } => "attempt_failed",
+        Event::GateOpened { .. } => "gate_opened",
+        Event::GateDecided { .. } => "gate_decided",
+        Event::IncidentUpdated { .. } => "incident_updated",
+        Event::RunFinished { .. } => "run_finished",
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct After {
+    /// The last sequence number the page already shows.
+    after: Option<u64>,
+}
+
+/// Where a stream starts: `Last-Event-ID` (the browser's own reconnect) wins over the
+/// page's `?after=`.
+fn resume_point(headers: &HeaderMap, after: Option<u64>) -> Option<u64> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .or(after)
+}
+
+/// The SSE response headers: no caching, and no buffering by nginx-style proxies (the
+/// reason live views silently stop behind them).
+fn sse_response<S>(stream: S) -> Response
+where
+    S: Stream<Item = Result<SseEvent, Infallible>> + Send + 'static,
+{
+    let mut r = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+        .into_response();
+    let h = r.headers_mut();
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn hello() -> SseEvent {
+    // The page marks itself live on this, not on the connection opening: a buffering
+    // proxy opens the connection but holds the events.
+    SseEvent::default().event("hello").data("live")
+}
+
+/// `GET /ui/runs/{id}/events`: one `append` event per journal append of the run, with
+/// the sequence number as its id. A page reconnecting with `Last-Event-ID: n` (or
+/// opening with `?after=n`) first gets every append after `n` from the journal.
+pub(crate) async fn run_events(
+    State(svc): State<Arc<Service>>,
+    _session: Session,
+    Path(id): Path<String>,
+    Query(q): Query<After>,
+    headers: HeaderMap,
+) -> Response {
+    // Subscribe before reading the journal, so no append falls between the two.
+    let rx = svc.web.subscribe();
+    let from = resume_point(&headers, q.after);
+    let mut backlog = VecDeque::new();
+    let mut last = from;
+    if let Some(after) = from {
+        let worker = svc.clone();
+        let run = id.clone();
+        let entries = tokio::task::spawn_blocking(move || worker.store.entries(&run))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        for e in entries.iter().filter(|e| e.seq > after) {
+            backlog.push_back(append_event(e.seq, kind(&e.event)));
+            last = Some(e.seq);
+        }
+    }
+    backlog.push_front(hello());
+    let run: Arc<str> = id.into();
+    let stream = stream::unfold(
+        (backlog, rx, last, run),
+        |(mut backlog, mut rx, mut last, run)| async move {
+            if let Some(ev) = backlog.pop_front() {
+                return Some((Ok(ev), (backlog, rx, last, run)));
+            }
+            loop {
+                match rx.recv().await {
+                    Ok(a) if a.run == run && last.is_none_or(|l| a.seq > l) => {
+                        last = Some(a.seq);
+                        let ev = append_event(a.seq, a.kind);
+                        return Some((Ok(ev), (backlog, rx, last, run)));
+                    }
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let ev = SseEvent::default().event("resync").data("lagged");
+                        return Some((Ok(ev), (backlog, rx, last, run)));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
+    sse_response(stream)
+}
+
+fn append_event(seq: u64, kind: &str) -> SseEvent {
+    SseEvent::default()
+        .event("append")
+        .id(seq.to_string())
+        .data(kind)
+}
+
+/// `GET /ui/events`: every append of every run (the runs and approvals pages refresh on
+/// them). Ids are `<run>/<seq>`; a reconnecting page is told to re-read (`resync`).
+pub(crate) async fn all_events(
+    State(svc): State<Arc<Service>>,
+    _session: Session,
+    headers: HeaderMap,
+) -> Response {
+    let rx = svc.web.subscribe();
+    let mut first = vec![hello()];
+    if headers.contains_key("last-event-id") {
+        first.push(SseEvent::default().event("resync").data("reconnected"));
+    }
+    let stream = stream::unfold((VecDeque::from(first), rx), |(mut q, mut rx)| async move {
+        if let Some(ev) = q.pop_front() {
+            return Some((Ok(ev), (q, rx)));
+        }
+        let ev = match rx.recv().await {
+            Ok(a) => SseEvent::default()
+                .event("append")
+                .id(format!("{}/{}", a.run, a.seq))
+                .data(&*a.run),
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                SseEvent::default().event("resync").data("lagged")
+            }
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(ev), (q, rx)))
+    });
+    sse_response(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_event_id_wins_over_the_pages_own_position() {
+        let mut h = HeaderMap::new();
+        assert_eq!(resume_point(&h, Some(4)), Some(4));
+        h.insert("last-event-id", HeaderValue::from_static("9"));
+        assert_eq!(resume_point(&h, Some(4)), Some(9));
+        h.insert("last-event-id", HeaderValue::from_static("junk"));
+        assert_eq!(resume_point(&h, None), None);
+    }
+}
