@@ -67,11 +67,13 @@ pub struct ServeConfig {
     /// Field mapping for `POST /intake/generic`; without it that source is refused.
     #[serde(default)]
     pub generic: Option<medic_intake::generic::Mapping>,
-    /// `[[tls]]`, `[kubernetes]`, `[vars]`: see [`crate::environment`].
+    /// `[[tls]]`: TLS per destination; see [`crate::environment`].
     #[serde(default)]
     pub tls: Vec<crate::environment::TlsEntry>,
+    /// `[kubernetes]`: the kubeconfig context for k8s-rollout steps.
     #[serde(default)]
     pub kubernetes: Option<crate::environment::KubernetesConfig>,
+    /// `[vars]`: workflow vars overridden for this environment.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
     /// The config file's directory (relative paths are read from there).
