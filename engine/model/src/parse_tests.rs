@@ -252,7 +252,7 @@ fn references_between_steps() {
     assert_eq!(
         errs,
         [
-            "w.yaml:23:19: steps[1].with.reason: `alert.title`: references start with `incident.` or `steps.`"
+            "w.yaml:23:19: steps[1].with.reason: `alert.title`: references start with `incident.`, `steps.` or `vars.`"
         ]
     );
     let errs = errors(&OK.replace("steps.probe.output.status", "steps.probe.outputs.status"));
