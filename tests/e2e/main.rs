@@ -3,6 +3,12 @@
 
 mod support;
 
+/// One payload, one reading: an Alertmanager group through `medic run` and `medic serve`
+/// gives the same incidents, ids and alerts.
+mod alert_intake;
+/// Real Alertmanager: firing and resolved notifications (the harness proven with a plain
+/// receiver), and two clustered replicas both notifying medic: one run per alert.
+mod alertmanager;
 /// chat-matrix against a real Synapse: war rooms and posts read back as a human would.
 mod chat_matrix;
 /// chat-webhook against a Slack-like receiver: the payload shape, clear refusals, no URL leaks.
@@ -36,8 +42,8 @@ mod kube_crash;
 mod polyglot;
 /// The prom-check step against a real Prometheus: thresholds, consecutive checks, empty results.
 mod prom_check;
-/// Real Prometheus and Alertmanager, started by the test: the harness `medic serve` is tested
-/// against, proven here with a plain receiver.
+/// Real Prometheus and Alertmanager (one, or a cluster of replicas), started by the test:
+/// the harness `medic serve` is tested against (proven in `alertmanager`).
 mod prom_stack;
 /// A resumed attempt replays its host calls; a different call is a nondeterminism error.
 mod replay;

@@ -105,6 +105,8 @@ pub enum Refusal {
     RunOver { run: String, status: String },
     #[error("gate `{step}` was skipped: {reason}")]
     Skipped { step: String, reason: String },
+    #[error("gate `{step}` was cancelled: {reason}")]
+    Cancelled { step: String, reason: String },
     #[error("gate `{step}` has not opened yet (the run has not reached it); decide once it waits")]
     NotOpenYet { step: String },
     #[error("gate `{step}` was already decided: {how}")]
@@ -161,12 +163,21 @@ pub fn check_decision(state: &RunState, step: &str, by: &str) -> Result<(), Refu
             how,
         });
     }
-    if s.status == crate::StepStatus::Skipped {
-        return Err(Refusal::Skipped {
-            step: step.to_string(),
-            reason: "its condition was false, an earlier step failed, or the incident resolved"
-                .into(),
-        });
+    let reason = || s.reason.clone().unwrap_or_default();
+    match s.status {
+        crate::StepStatus::Skipped => {
+            return Err(Refusal::Skipped {
+                step: step.to_string(),
+                reason: reason(),
+            });
+        }
+        crate::StepStatus::Cancelled => {
+            return Err(Refusal::Cancelled {
+                step: step.to_string(),
+                reason: reason(),
+            });
+        }
+        _ => {}
     }
     if state.is_finished() {
         return Err(Refusal::RunOver {

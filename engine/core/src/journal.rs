@@ -27,6 +27,10 @@ pub enum Event {
     RunCreated(Box<RunCreated>),
     /// The step's `if` was false, or an earlier step failed.
     StepSkipped { step: String, reason: String },
+    /// The step will not run because the incident resolved by itself (`on-resolved:
+    /// cancel`); an open gate is closed undecided. Kept apart from `step_skipped` so a
+    /// run that ended this way reads differently from one that restored service.
+    StepCancelled { step: String, reason: String },
     /// An attempt begins. Written before the component is instantiated.
     AttemptStarted {
         step: String,
@@ -190,14 +194,31 @@ pub enum RunStatus {
     Running,
     Succeeded,
     Failed,
+    /// Nothing failed, but steps were cancelled because the incident resolved by itself
+    /// (`on-resolved: cancel`): not a restore.
+    Cancelled,
 }
 
 impl RunStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [RunStatus; 4] = [
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
+    /// The status spelled as [`as_str`](RunStatus::as_str) spells it.
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 }

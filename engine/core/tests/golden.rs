@@ -217,6 +217,7 @@ fn incident() -> Incident {
         annotations: BTreeMap::from([("service_url".into(), "http://127.0.0.1:18080".into())]),
         started_at: "2026-01-01T00:00:00Z".into(),
         source: "alertmanager".into(),
+        notes: Vec::new(),
     }
 }
 

@@ -2,12 +2,14 @@
 //! `gates`.
 
 use crate::Service;
+use crate::incident::IncidentRecord;
 use crate::intake::{authorized, error};
-use crate::processor::IncidentRecord;
-use axum::extract::{Path, State};
+use crate::processor::InboxItem;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use medic_core::{Durability, RunState, Store, clock::rfc3339, codec};
+use medic_core::{Durability, RunState, RunStatus, Store, codec};
+use medic_model::time::format_ms;
 use medic_store::Op;
 use serde_json::json;
 use std::sync::Arc;
@@ -20,17 +22,39 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"))
 }
 
-pub(crate) async fn runs(State(svc): State<Arc<Service>>, headers: HeaderMap) -> Response {
+/// `?status=`: only runs with this status.
+#[derive(serde::Deserialize)]
+pub(crate) struct RunsQuery {
+    status: Option<String>,
+}
+
+/// Runs, newest first; `?status=cancelled` (or running, succeeded, failed) filters.
+pub(crate) async fn runs(
+    State(svc): State<Arc<Service>>,
+    Query(q): Query<RunsQuery>,
+    headers: HeaderMap,
+) -> Response {
     if !authorized(&svc, &headers) {
         return unauthorized();
     }
+    let status = match q.status.as_deref().map(|s| (s, RunStatus::parse(s))) {
+        None => None,
+        Some((_, Some(status))) => Some(status),
+        Some((s, None)) => {
+            let all = RunStatus::ALL.map(RunStatus::as_str).join(", ");
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("status={s}: expected one of {all}"),
+            );
+        }
+    };
     match svc.store.runs() {
-        Ok(runs) => axum::Json(
-            runs.iter()
-                .map(medic_core::timeline::run_summary)
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
+        Ok(mut runs) => {
+            runs.retain(|r| status.is_none_or(|s| r.status == s));
+            medic_core::timeline::newest_first(&mut runs);
+            let list: Vec<_> = runs.iter().map(medic_core::timeline::run_summary).collect();
+            axum::Json(list).into_response()
+        }
         Err(e) => internal(e),
     }
 }
@@ -71,9 +95,12 @@ pub(crate) async fn incidents(State(svc): State<Arc<Service>>, headers: HeaderMa
                 "id": r.fingerprint, "generation": r.generation,
                 "status": r.incident.status.as_str(), "title": r.incident.title,
                 "severity": r.incident.severity, "source": r.incident.source,
-                "labels": r.incident.labels, "alerts": r.alerts, "runs": r.runs,
-                "first_seen": rfc3339(r.first_seen_ms), "last_seen": rfc3339(r.last_seen_ms),
-                "resolved": r.resolved_ms.map(rfc3339),
+                "labels": r.incident.labels, "started_at": r.incident.started_at,
+                "notes": r.incident.notes, "alerts": r.alerts, "late_alerts": r.late_alerts,
+                "runs": r.runs,
+                "first_seen": format_ms(r.first_seen_ms), "last_seen": format_ms(r.last_seen_ms),
+                "resolved": r.resolved_ms.map(format_ms),
+                "ended_at": r.ended_at_ms.and_then(|ms| u64::try_from(ms).ok()).map(format_ms),
             })),
             Err(e) => return internal(e),
         }
@@ -104,10 +131,17 @@ pub(crate) async fn readyz(State(svc): State<Arc<Service>>) -> Response {
 }
 
 pub(crate) async fn metrics(State(svc): State<Arc<Service>>) -> Response {
-    match svc.store.runs() {
-        Ok(runs) => (
+    // The inbox depth is counted now, not remembered from the last drain: a sender asking
+    // "has what I posted been handled?" needs the present.
+    let read = svc
+        .store
+        .runs()
+        .and_then(|runs| Ok((runs, svc.store.scan(InboxItem::PREFIX)?.len())));
+    match read {
+        Ok((runs, inbox)) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            svc.metrics.render(&runs, svc.engine.waiting_for_slot()),
+            svc.metrics
+                .render(&runs, svc.engine.waiting_for_slot(), inbox),
         )
             .into_response(),
         Err(e) => internal(e),

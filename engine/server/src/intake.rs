@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use medic_core::{Durability, codec};
-use medic_intake::{Source, alertmanager, generic, grafana, pagerduty};
+use medic_intake::{Alert, IntakeError, Source, pagerduty};
 use medic_store::Op;
 use serde_json::json;
 use std::sync::Arc;
@@ -55,7 +55,7 @@ pub(crate) async fn intake(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(src) = Source::parse(&source) else {
+    let Some(src) = Source::webhook(&source) else {
         return error(
             StatusCode::NOT_FOUND,
             format!(
@@ -132,24 +132,38 @@ fn accept(
                 .into(),
         ));
     }
-    let parsed = match src {
-        Source::Alertmanager => alertmanager::parse(body),
-        Source::Grafana => grafana::parse(body),
-        Source::PagerDuty => pagerduty::parse(body),
-        Source::Generic => match &svc.config.generic {
-            Some(mapping) => generic::parse(body, mapping),
-            None => {
-                return Err((
-                    StatusCode::NOT_FOUND,
-                    "generic intake is not configured: add a [generic] mapping to the engine config".into(),
-                ));
-            }
-        },
-    };
-    let alerts = parsed.map_err(|e| {
-        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-        (status, e.to_string())
-    })?;
+    if src == Source::Generic && svc.config.generic.is_none() {
+        return Err((
+            StatusCode::NOT_FOUND,
+            "generic intake is not configured: add a [generic] mapping to the engine config".into(),
+        ));
+    }
+    let status_of =
+        |e: &IntakeError| StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let batch = medic_intake::read(src, body, svc.config.generic.as_ref())
+        .map_err(|e| (status_of(&e), e.to_string()))?;
+    // One bad element never costs the others: the good ones are stored and each refused
+    // one is answered for. Only a batch with nothing good in it is refused as a whole.
+    let rejected: Vec<serde_json::Value> = batch
+        .items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            r.as_ref()
+                .err()
+                .map(|e| json!({"index": i, "error": e.to_string()}))
+        })
+        .collect();
+    let alerts: Vec<&Alert> = batch.alerts().collect();
+    if alerts.is_empty()
+        && let Some(Err(first)) = batch.items.iter().find(|r| r.is_err())
+    {
+        let more = match rejected.len() {
+            1 => String::new(),
+            n => format!(" (and {} more of the {n} alerts refused)", n - 1),
+        };
+        return Err((status_of(first), format!("{first}{more}")));
+    }
 
     let unavailable = |e: medic_core::StoreError| {
         (
@@ -172,7 +186,7 @@ fn accept(
         let id = svc.store.next_id().map_err(unavailable)?;
         let item = InboxItem {
             received_ms,
-            alert: alert.clone(),
+            alert: (*alert).clone(),
         };
         ops.push(Op::Put(InboxItem::key(id), codec::encode(&item)));
     }
@@ -180,6 +194,11 @@ fn accept(
     svc.store
         .write(ops, Durability::Flush)
         .map_err(unavailable)?;
+    svc.metrics.inbox_added(alerts.len());
     svc.wake.notify_one();
-    Ok(json!({"accepted": alerts.len()}))
+    if rejected.is_empty() {
+        Ok(json!({"accepted": alerts.len()}))
+    } else {
+        Ok(json!({"accepted": alerts.len(), "rejected": rejected}))
+    }
 }

@@ -18,12 +18,14 @@
 mod api;
 pub mod config;
 mod gates;
+mod incident;
 mod intake;
 mod metrics;
 mod processor;
 
 pub use config::ServeConfig;
-pub use processor::{IncidentRecord, process};
+pub use incident::IncidentRecord;
+pub use processor::process;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
