@@ -64,19 +64,26 @@ ex_wait_prom "$ratio" '>' 0.05 60 "Prometheus sees checkout failing (the alert's
 # secret in its environment.
 intake_token=$(python3 -c 'import secrets; print(secrets.token_hex(20))')
 oncall_token=$(python3 -c 'import secrets; print(secrets.token_hex(20))')
+# This environment's addresses (the services' real ports) are the values of the
+# workflow's vars.
 cat >"$EX_TMP/medic.toml" <<EOF
 tokens = ["$intake_token"]
 users = { oncall = "$oncall_token" }
 [secrets]
 from = "env"
+[vars]
+k8s_url = "$K8S_URL"
+k8s_host = "${K8S_URL#http://}"
+matrix_url = "$MATRIX_URL"
+matrix_host = "${MATRIX_URL#http://}"
+shop_url = "$SHOP_URL"
+shop_host = "${SHOP_URL#http://}"
+prometheus_url = "$PROM_URL"
+prometheus_host = "${PROM_URL#http://}"
 EOF
 chmod 600 "$EX_TMP/medic.toml"
 mkdir -p "$EX_TMP/workflows"
-sed -e "s#127.0.0.1:6443#${K8S_URL#http://}#g" \
-  -e "s#127.0.0.1:8008#${MATRIX_URL#http://}#g" \
-  -e "s#127.0.0.1:8080#${SHOP_URL#http://}#g" \
-  -e "s#127.0.0.1:9090#${PROM_URL#http://}#g" \
-  "$here/workflow.yaml" >"$EX_TMP/workflows/checkout-bad-deploy.yaml"
+cp "$here/workflow.yaml" "$EX_TMP/workflows/checkout-bad-deploy.yaml"
 printf 'Authorization: Bearer %s\n' "$intake_token" >"$EX_TMP/intake.header"
 
 for try in 1 2 3; do

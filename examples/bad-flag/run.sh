@@ -34,17 +34,23 @@ ex_start_prometheus
 ratio='sum(rate(http_requests_total{job="checkout",code=~"5.."}[5s])) / sum(rate(http_requests_total{job="checkout"}[5s]))'
 ex_wait_prom "$ratio" '>' 0.05 60 "Prometheus sees checkout failing (the alert's condition)"
 
-# The workflow as written, with the services' real ports.
-sed -e "s#127.0.0.1:4242#${UNLEASH_URL#http://}#g" \
-  -e "s#127.0.0.1:8008#${MATRIX_URL#http://}#g" \
-  -e "s#127.0.0.1:9090#${PROM_URL#http://}#g" \
-  "$here/workflow.yaml" >"$EX_TMP/workflow.yaml"
+# The workflow as written; this environment's addresses (the services' real ports) are
+# the values of its vars, in this environment's medic.toml.
+cat >"$EX_TMP/medic.toml" <<EOF
+[vars]
+unleash_url = "$UNLEASH_URL"
+unleash_host = "${UNLEASH_URL#http://}"
+matrix_url = "$MATRIX_URL"
+matrix_host = "${MATRIX_URL#http://}"
+prometheus_url = "$PROM_URL"
+prometheus_host = "${PROM_URL#http://}"
+EOF
 
-ex_say "medic run workflow.yaml --alert alert.json"
+ex_say "medic run workflow.yaml --alert alert.json --config medic.toml"
 status=0
 # Secrets reach medic as MEDIC_SECRET_<NAME>, only in its own environment.
 MEDIC_SECRET_UNLEASH_TOKEN="$UNLEASH_TOKEN" MEDIC_SECRET_MATRIX_TOKEN="$MATRIX_BOT_TOKEN" \
-  "$MEDIC" run "$EX_TMP/workflow.yaml" --alert "$here/alert.json" || status=$?
+  "$MEDIC" run "$here/workflow.yaml" --alert "$here/alert.json" --config "$EX_TMP/medic.toml" || status=$?
 
 echo
 ex_say "what the incidents room shows (as $MATRIX_ONCALL)"

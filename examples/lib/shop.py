@@ -15,6 +15,10 @@ client libraries would:
   --unleash URL --unleash-token T --feature F [--environment production]
       broken while feature F is enabled in the environment (Unleash Admin API; a real service
       would use an SDK with a client token: the admin token keeps the example's setup short)
+      --gradual SHARE (with --unleash; examples/guarded-rollout): only the users the flag
+      lets in get the new code, whose bug fails SHARE of their requests (0: no bug), so the
+      error share is SHARE times the rollout percentage of the flag's flexible-rollout
+      strategy while the flag is enabled
   --k8s URL --deployment D [--namespace default] --bad-image IMAGE
       broken while any available ReplicaSet of deployment D runs IMAGE (the pods still
       serving), read from the Kubernetes API; the share of errors follows the share of
@@ -58,6 +62,30 @@ def read_flag(args):
     return 0.0, None
 
 
+def rollout_share(env):
+    """The share of users an enabled environment lets in: its strategies are OR-ed, a
+    `flexibleRollout` lets in `rollout`%, any other enabled strategy everyone."""
+    share = 0.0
+    for strategy in env.get("strategies", []):
+        if strategy.get("disabled"):
+            continue
+        if strategy.get("name") == "flexibleRollout":
+            share = max(share, float(strategy.get("parameters", {}).get("rollout", "0")) / 100)
+        else:
+            share = 1.0
+    return share if env.get("strategies") else 1.0
+
+
+def read_gradual(args):
+    path = f"/api/admin/projects/default/features/{urllib.parse.quote(args.feature)}"
+    doc = get_json(args.unleash.rstrip("/") + path, args.unleash_token)
+    env = next(e for e in doc["environments"] if e["name"] == args.environment)
+    users = rollout_share(env) if env["enabled"] else 0.0
+    if users and args.gradual:
+        return args.gradual * users, f"{users:.0%} of users on {args.feature}: TypeError in NewCheckoutFlow"
+    return 0.0, None
+
+
 def read_deployment(args):
     base = f"{args.k8s.rstrip('/')}/apis/apps/v1/namespaces/{args.namespace}"
     dep = get_json(f"{base}/deployments/{args.deployment}")
@@ -79,7 +107,7 @@ def read_deployment(args):
 
 
 def watch(args):
-    read = read_flag if args.unleash else read_deployment
+    read = read_deployment if args.k8s else read_gradual if args.gradual is not None else read_flag
     while True:
         try:
             share, why = read(args)
@@ -147,6 +175,7 @@ def main():
     p.add_argument("--unleash-token")
     p.add_argument("--feature")
     p.add_argument("--environment", default="production")
+    p.add_argument("--gradual", type=float)
     p.add_argument("--k8s")
     p.add_argument("--namespace", default="default")
     p.add_argument("--deployment")

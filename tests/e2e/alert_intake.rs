@@ -2,8 +2,8 @@
 //! posted to `medic serve` gives the same incidents, with the same ids and the same alerts
 //! (both read it with medic-intake and convert it with the same functions).
 
-use crate::serve::{Serve, free_port, http};
-use crate::support::{medic, steps_dir};
+use crate::harness::serve::{Serve, http};
+use crate::support::{free_port, medic, steps_dir};
 use medic_core::{RunState, Store};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

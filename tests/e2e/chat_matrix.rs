@@ -2,11 +2,11 @@
 //! the client-server API as a second user; failures carry Matrix's errcode; a run killed at
 //! any journal write and resumed opens one room and posts once; tokens stay out of journals.
 
-use crate::support::{engine_with, incident, medic, new_run, steps_dir};
+use crate::support::incident;
 use crate::synapse::{SERVER_NAME, Synapse, raw_request};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
-use medic_core::{RunState, RunStatus, Store};
+use medic_core::{RunState, RunStatus};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -39,12 +39,9 @@ fn with(base: &Value, extra: Value) -> Value {
 /// Runs `yaml` in-process with the bot's token as the only secret; returns the run's final
 /// state and its journal as JSON text.
 async fn run(yaml: &str, token: &str) -> (RunStatus, RunState, String) {
-    let t = engine_with(&[("MATRIX_TOKEN", token)], None);
-    let run = t.engine.create_run(new_run(yaml)).unwrap();
-    let status = t.engine.drive(&run).await.unwrap();
-    let entries = t.store.entries(&run).unwrap();
-    let state = RunState::fold(&run, &entries).unwrap();
-    (status, state, serde_json::to_string(&entries).unwrap())
+    let ran = crate::support::run(yaml, &[("MATRIX_TOKEN", token)]).await;
+    let journal = ran.journal();
+    (ran.status, ran.state, journal)
 }
 
 fn output<'a>(state: &'a RunState, step: &str) -> &'a Value {
@@ -369,14 +366,8 @@ async fn retried_attempts_after_lost_answers_do_not_duplicate() {
 }
 
 fn medic_in(data: &Path, token: &str) -> Command {
-    let mut c = medic();
-    c.arg("--data")
-        .arg(data)
-        .arg("--cache")
-        .arg(std::env::temp_dir().join("medic-e2e-cli-cache"))
-        .arg("--steps")
-        .arg(steps_dir())
-        .env("MEDIC_SECRET_MATRIX_TOKEN", token)
+    let mut c = crate::support::medic_in(data);
+    c.env("MEDIC_SECRET_MATRIX_TOKEN", token)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     c
@@ -513,7 +504,7 @@ fn a_run_killed_anywhere_and_resumed_opens_one_room_and_posts_once() {
 
 #[test]
 fn the_docs_examples_validate_and_wrong_params_are_reported() {
-    let (ok, report) = crate::chat_webhook::validate_doc_snippets("docs/providers/chat-matrix.md");
+    let (ok, report) = crate::harness::docs::validate_doc_snippets("docs/providers/chat-matrix.md");
     assert!(ok, "{report}");
 
     // A war-room param on a post, and a post without text: caught before anything runs.
@@ -526,15 +517,7 @@ fn the_docs_examples_validate_and_wrong_params_are_reported() {
         format!("{HEAD}{}", step("say", "communicate", params, ALLOW_LOCAL)),
     )
     .unwrap();
-    let out = medic()
-        .arg("--data")
-        .arg(dir.path().join("data"))
-        .arg("--steps")
-        .arg(steps_dir())
-        .arg("validate")
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = crate::support::medic_validate(&dir.path().join("data"), &file);
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{report}");
     assert!(

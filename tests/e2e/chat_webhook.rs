@@ -2,12 +2,12 @@
 //! webhooks: it checks the documented payload shape and answers `ok` or a short error code.
 //! The webhook URL (the credential) never reaches the journal, even when the step fails.
 
-use crate::support::{engine_with, incident, new_run};
+use crate::support::{Ran, incident};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use medic_core::{Entry, Event, FailureKind, RunState, RunStatus, Store};
+use medic_core::{Event, FailureKind, RunStatus};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -143,28 +143,9 @@ fn yaml(with: Value, extra: &str) -> String {
     )
 }
 
-struct Ran {
-    status: RunStatus,
-    state: RunState,
-    entries: Vec<Entry>,
-    /// The whole journal as JSON text, to search for leaks.
-    journal: String,
-}
-
 /// Runs a one-step workflow with `url` as the CHAT_WEBHOOK secret.
 async fn run(url: &str, with: Value, extra: &str) -> Ran {
-    let t = engine_with(&[("CHAT_WEBHOOK", url)], None);
-    let run = t.engine.create_run(new_run(&yaml(with, extra))).unwrap();
-    let status = t.engine.drive(&run).await.unwrap();
-    let entries = t.store.entries(&run).unwrap();
-    let state = RunState::fold(&run, &entries).unwrap();
-    let journal = serde_json::to_string(&entries).unwrap();
-    Ran {
-        status,
-        state,
-        entries,
-        journal,
-    }
+    crate::support::run(&yaml(with, extra), &[("CHAT_WEBHOOK", url)]).await
 }
 
 fn assert_no_credential(journal: &str) {
@@ -187,12 +168,9 @@ async fn posts_the_slack_payload_and_keeps_the_url_out_of_the_journal() {
     ]);
     let with = json!({"url_secret": "CHAT_WEBHOOK", "text": "Investigating {{ incident.title }}",
         "blocks": blocks, "username": "medic", "icon_emoji": ":rotating_light:"});
-    let Ran {
-        status,
-        state,
-        journal,
-        ..
-    } = run(&receiver.url(), with, "    allow: [127.0.0.1]\n").await;
+    let ran = run(&receiver.url(), with, "    allow: [127.0.0.1]\n").await;
+    let journal = ran.journal();
+    let (status, state) = (ran.status, ran.state);
     assert_eq!(status, RunStatus::Succeeded, "{:?}", state.reason);
 
     let incident = incident();
@@ -236,12 +214,9 @@ async fn refusals_are_clear_and_only_server_trouble_is_retried() {
 
     // A section block without text: the receiver says invalid_payload; not retried.
     let bad = json!({"url_secret": "CHAT_WEBHOOK", "blocks": [{"type": "section"}]});
-    let Ran {
-        status,
-        state,
-        journal,
-        ..
-    } = run(&receiver.url(), bad, allow).await;
+    let ran = run(&receiver.url(), bad, allow).await;
+    let journal = ran.journal();
+    let (status, state) = (ran.status, ran.state);
     assert_eq!(status, RunStatus::Failed);
     let reason = state.reason.clone().unwrap();
     let want = format!("webhook at {host} answered 400 invalid_payload");
@@ -251,12 +226,9 @@ async fn refusals_are_clear_and_only_server_trouble_is_retried() {
 
     // A revoked or mistyped URL: 404 no_service.
     let wrong = receiver.url().replace("Key42", "Key43");
-    let Ran {
-        status,
-        state,
-        journal,
-        ..
-    } = run(&wrong, text.clone(), allow).await;
+    let ran = run(&wrong, text.clone(), allow).await;
+    let journal = ran.journal();
+    let (status, state) = (ran.status, ran.state);
     assert_eq!(status, RunStatus::Failed);
     let reason = state.reason.clone().unwrap();
     assert!(
@@ -268,12 +240,9 @@ async fn refusals_are_clear_and_only_server_trouble_is_retried() {
 
     // A host the workflow does not grant: refused by medic, named in the error.
     let denied = "    allow: [hooks.slack.com]\n";
-    let Ran {
-        status,
-        state,
-        journal,
-        ..
-    } = run(&receiver.url(), text.clone(), denied).await;
+    let ran = run(&receiver.url(), text.clone(), denied).await;
+    let journal = ran.journal();
+    let (status, state) = (ran.status, ran.state);
     assert_eq!(status, RunStatus::Failed);
     let reason = state.reason.clone().unwrap();
     assert!(reason.contains("host not allowed: 127.0.0.1"), "{reason}");
@@ -323,47 +292,12 @@ async fn refusals_are_clear_and_only_server_trouble_is_retried() {
         waited >= 1000,
         "attempt 3 started {waited} ms after the 429 asked for 1 s"
     );
-    assert_no_credential(&ran.journal);
-}
-
-/// `medic validate` on a workflow made of every step snippet in a provider doc (the YAML
-/// blocks that start with `  - id:`), after stand-ins for the steps they refer to: the
-/// examples are copy-pasteable and their params match the component's schema.
-pub fn validate_doc_snippets(doc: &str) -> (bool, String) {
-    let text = std::fs::read_to_string(crate::support::repo().join(doc)).unwrap();
-    let snippets: Vec<&str> = text
-        .split("```yaml\n")
-        .skip(1)
-        .filter_map(|block| block.split("```").next())
-        .filter(|block| block.starts_with("  - id:"))
-        .collect();
-    assert!(!snippets.is_empty(), "{doc} has no step snippets");
-    let stand_ins = "  - id: disable-flag\n    phase: restore\n    uses: echo\n  - id: recheck\n    phase: verify\n    uses: echo\n";
-    let yaml = format!(
-        "apiVersion: medic/v1\nkind: Workflow\nname: doc-snippets\nsteps:\n{stand_ins}{}",
-        snippets.concat()
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("workflow.yaml");
-    std::fs::write(&file, &yaml).unwrap();
-    let out = crate::support::medic()
-        .arg("--data")
-        .arg(dir.path().join("data"))
-        .arg("--steps")
-        .arg(crate::support::steps_dir())
-        .arg("validate")
-        .arg(&file)
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout).into_owned();
-    (
-        out.status.success(),
-        format!("{report}\n--- workflow ---\n{yaml}"),
-    )
+    assert_no_credential(&ran.journal());
 }
 
 #[test]
 fn the_docs_examples_validate() {
-    let (ok, report) = validate_doc_snippets("docs/providers/chat-webhook.md");
+    let (ok, report) =
+        crate::harness::docs::validate_doc_snippets("docs/providers/chat-webhook.md");
     assert!(ok, "{report}");
 }

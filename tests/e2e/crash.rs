@@ -45,23 +45,12 @@ const EXAMPLES: [Example; 2] = [
     },
 ];
 
-use crate::support::{StandIn, medic, repo, steps_dir};
+use crate::support::{StandIn, medic_in, repo};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn medic_in(data: &Path) -> Command {
-    let mut c = medic();
-    c.arg("--data")
-        .arg(data)
-        .arg("--cache")
-        .arg(std::env::temp_dir().join("medic-e2e-cli-cache"))
-        .arg("--steps")
-        .arg(steps_dir());
-    c
-}
 
 fn run_cmd(ex: Example, data: &Path, service: &StandIn) -> Command {
     let alert = data.with_extension("alert.json");

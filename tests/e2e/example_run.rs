@@ -1,4 +1,4 @@
-use crate::support::{StandIn, medic, repo, steps_dir};
+use crate::support::{StandIn, medic, medic_in, repo};
 
 /// The README's demo, as a test: detect → communicate → restore → verify → follow-up
 /// against the stand-in service, through the `medic` binary.
@@ -15,11 +15,7 @@ fn checkout_flag_example_runs_end_to_end() {
     )
     .unwrap();
 
-    let out = medic()
-        .arg("--data")
-        .arg(data.path())
-        .arg("--steps")
-        .arg(steps_dir())
+    let out = medic_in(data.path())
         .arg("run")
         .arg(repo().join("examples/checkout-flag/workflow.yaml"))
         .arg("--alert")
@@ -118,11 +114,7 @@ fn a_failing_run_exits_non_zero_and_says_why() {
         r#"{"title": "down", "labels": {"alertname": "Down"}}"#,
     )
     .unwrap();
-    let out = medic()
-        .arg("--data")
-        .arg(data.path())
-        .arg("--steps")
-        .arg(steps_dir())
+    let out = medic_in(data.path())
         .arg("run")
         .arg(&wf)
         .arg("--alert")

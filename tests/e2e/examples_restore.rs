@@ -9,8 +9,7 @@
 //! Needs scripts/deps.d/10-prometheus, 20-unleash, 30-kubectl and 40-synapse; the scripts
 //! fail naming the missing installer.
 
-use crate::prom_stack::http_get;
-use crate::support::{medic, repo, steps_dir};
+use crate::support::{http_get, medic, repo, steps_dir};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::TcpStream;
@@ -23,7 +22,7 @@ use std::time::{Duration, Instant};
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// One example's script, running, holding its services up until released.
-struct Example {
+pub(crate) struct Example {
     child: Child,
     stdin: Option<ChildStdin>,
     dir: tempfile::TempDir,
@@ -34,7 +33,7 @@ struct Example {
 impl Example {
     /// Runs `examples/<name>/run.sh` with `env` until it has written its state file (the run
     /// is over, the services still up). Panics with the script's output if it exits first.
-    fn start(name: &str, env: &[(&str, &str)]) -> Example {
+    pub(crate) fn start(name: &str, env: &[(&str, &str)]) -> Example {
         let dir = tempfile::tempdir().unwrap();
         let state_file = dir.path().join("state");
         let log = std::fs::File::create(dir.path().join("output")).unwrap();
@@ -81,19 +80,19 @@ impl Example {
         example
     }
 
-    fn get(&self, key: &str) -> &str {
+    pub(crate) fn get(&self, key: &str) -> &str {
         self.state
             .get(key)
             .unwrap_or_else(|| panic!("the script wrote no {key}: {:?}", self.state.keys()))
     }
 
     /// What the script printed so far.
-    fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("output")).unwrap_or_default()
     }
 
     /// `medic runs show RUN --json` (or the only run) on the example's store.
-    fn run_report(&self) -> Value {
+    pub(crate) fn run_report(&self) -> Value {
         let data = Path::new(self.get("MEDIC_DATA"));
         let list = medic()
             .arg("--data")
@@ -116,7 +115,7 @@ impl Example {
 
     /// Closes the script's stdin so it stops its services, and returns its exit status and
     /// output.
-    fn finish(mut self) -> (bool, String) {
+    pub(crate) fn finish(mut self) -> (bool, String) {
         drop(self.stdin.take());
         let deadline = Instant::now() + Duration::from_secs(120);
         let status = loop {
@@ -147,7 +146,7 @@ impl Drop for Example {
 }
 
 /// One request to `http://host:port`: (status, JSON body or null).
-fn request(base: &str, method: &str, path: &str, auth: Option<&str>) -> (u16, Value) {
+pub(crate) fn request(base: &str, method: &str, path: &str, auth: Option<&str>) -> (u16, Value) {
     let host = base.trim_start_matches("http://");
     let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
     let (status, body) = crate::support::http_request(host, method, path, &headers, &[])
@@ -177,7 +176,7 @@ fn room_messages(matrix: &str, token: &str, room: &str) -> Vec<(String, String)>
 }
 
 /// The checkout error ratio as Prometheus computes it now.
-fn error_ratio(prometheus: &str) -> f64 {
+pub(crate) fn error_ratio(prometheus: &str) -> f64 {
     let query = "sum(rate(http_requests_total%7Bjob%3D%22checkout%22%2Ccode%3D~%225..%22%7D%5B5s%5D))\
                  %20%2F%20sum(rate(http_requests_total%7Bjob%3D%22checkout%22%7D%5B5s%5D))";
     let (status, body) = http_get(&format!("{prometheus}/api/v1/query?query={query}")).unwrap();
@@ -192,7 +191,7 @@ fn error_ratio(prometheus: &str) -> f64 {
 }
 
 /// Nothing answers at `base` any more: the script's exit trap stopped the service.
-fn assert_stopped(base: &str, what: &str) {
+pub(crate) fn assert_stopped(base: &str, what: &str) {
     let host = base.trim_start_matches("http://");
     assert!(
         TcpStream::connect(host).is_err(),
@@ -200,7 +199,7 @@ fn assert_stopped(base: &str, what: &str) {
     );
 }
 
-fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
+pub(crate) fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
     let steps = report["steps"].as_array().unwrap();
     steps
         .iter()

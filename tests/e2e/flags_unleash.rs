@@ -5,19 +5,18 @@
 //! migrations, so starting one per test would multiply that cost. Each test uses its own
 //! feature flag, so they do not interfere when run in parallel.
 
-use crate::support::{engine_with, new_run};
+use crate::support::Ran;
 use crate::unleash::{ADMIN_TOKEN, Unleash};
-use medic_core::timeline::Timeline;
-use medic_core::{Entry, Event, HostCall, RunState, RunStatus, Store};
+use medic_core::{Event, HostCall, RunStatus};
 use std::sync::OnceLock;
 
-fn unleash() -> &'static Unleash {
+pub(crate) fn unleash() -> &'static Unleash {
     static UNLEASH: OnceLock<Unleash> = OnceLock::new();
     UNLEASH.get_or_init(Unleash::start)
 }
 
-const PROJECT: &str = "default";
-const ENV: &str = "production";
+pub(crate) const PROJECT: &str = "default";
+pub(crate) const ENV: &str = "production";
 
 /// A one-step workflow: `flags-unleash` with `action` on `feature`, granted the Unleash host
 /// (unless `allow` says otherwise) and the token secret, with 3 attempts so a test can see
@@ -44,55 +43,11 @@ steps:
     )
 }
 
-struct Ran {
-    status: RunStatus,
-    state: RunState,
-    entries: Vec<Entry>,
+pub(crate) async fn run(yaml: &str, token: &str) -> Ran {
+    crate::support::run(yaml, &[("UNLEASH_TOKEN", token)]).await
 }
 
-impl Ran {
-    fn output(&self) -> &serde_json::Value {
-        let step = &self.state.steps["flag"];
-        step.output
-            .as_ref()
-            .unwrap_or_else(|| panic!("no output: {:?}\n{}", self.state.reason, self.timeline()))
-    }
-
-    fn timeline(&self) -> String {
-        Timeline::render(&self.entries).join("\n")
-    }
-
-    fn journal(&self) -> String {
-        serde_json::to_string(&self.entries).unwrap()
-    }
-
-    /// (method, url) of every HTTP request the step made.
-    fn requests(&self) -> Vec<(String, String)> {
-        let requests = self.entries.iter().filter_map(|e| match &e.event {
-            Event::HostCall {
-                call: HostCall::HttpRequest { method, url, .. },
-                ..
-            } => Some((method.clone(), url.clone())),
-            _ => None,
-        });
-        requests.collect()
-    }
-}
-
-async fn run(yaml: &str, token: &str) -> Ran {
-    let t = engine_with(&[("UNLEASH_TOKEN", token)], None);
-    let run = t.engine.create_run(new_run(yaml)).unwrap();
-    let status = t.engine.drive(&run).await.unwrap();
-    let entries = t.store.entries(&run).unwrap();
-    let state = RunState::fold(&run, &entries).unwrap();
-    Ran {
-        status,
-        state,
-        entries,
-    }
-}
-
-fn allow(u: &Unleash) -> String {
+pub(crate) fn allow(u: &Unleash) -> String {
     u.url.trim_start_matches("http://").to_string()
 }
 
@@ -112,7 +67,7 @@ async fn disable_turns_the_flag_off_and_the_timeline_says_so() {
     );
     // Only the named environment changed.
     assert!(!u.enabled(PROJECT, "checkout-disable", "development"));
-    let out = ran.output();
+    let out = ran.output("flag");
     assert_eq!(out["feature"], "checkout-disable");
     assert_eq!(out["environment"], ENV);
     assert_eq!(
@@ -149,7 +104,7 @@ async fn enable_turns_the_flag_on() {
         u.enabled(PROJECT, "checkout-enable", ENV),
         "Unleash has it off"
     );
-    let out = ran.output();
+    let out = ran.output("flag");
     assert_eq!(out["previous"], false, "{out}");
     assert_eq!(out["current"], true, "{out}");
     assert_eq!(out["changed"], true, "{out}");
@@ -172,7 +127,7 @@ async fn disabling_a_disabled_flag_is_a_no_op_success() {
     .await;
     assert_eq!(ran.status, RunStatus::Succeeded, "{}", ran.timeline());
     assert!(!u.enabled(PROJECT, "checkout-noop", ENV));
-    let out = ran.output();
+    let out = ran.output("flag");
     assert_eq!(out["previous"], false, "{out}");
     assert_eq!(out["current"], false, "{out}");
     assert_eq!(out["changed"], false, "{out}");
@@ -198,7 +153,7 @@ async fn get_reads_the_state_without_changing_it() {
     )
     .await;
     assert_eq!(ran.status, RunStatus::Succeeded, "{}", ran.timeline());
-    let out = ran.output();
+    let out = ran.output("flag");
     assert_eq!(out["current"], true, "{out}");
     assert_eq!(out["previous"], true, "{out}");
     assert_eq!(out["changed"], false, "{out}");
@@ -296,7 +251,7 @@ async fn an_ungranted_host_is_denied_and_nothing_changes() {
 
 #[test]
 fn the_documented_example_validates_and_the_schema_catches_typos() {
-    crate::unleash::assert_doc_examples_validate("docs/providers/flags-unleash.md");
+    crate::harness::docs::assert_doc_examples_validate("docs/providers/flags-unleash.md");
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("typo.yaml");
@@ -305,15 +260,7 @@ fn the_documented_example_validates_and_the_schema_catches_typos() {
         "      enabled: false\n      token_secret:",
     );
     std::fs::write(&file, typo).unwrap();
-    let out = crate::support::medic()
-        .arg("--data")
-        .arg(dir.path().join("data"))
-        .arg("--steps")
-        .arg(crate::support::steps_dir())
-        .arg("validate")
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = crate::support::medic_validate(&dir.path().join("data"), &file);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{stdout}");
     assert!(

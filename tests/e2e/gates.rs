@@ -2,8 +2,8 @@
 //! the API and the CLI, taken by default at the deadline, surviving SIGTERM and kill -9
 //! while waiting; a resolved alert reaching a run that is still going.
 
-use crate::serve::{Serve, TOKEN, free_port, http};
-use crate::support::medic;
+use crate::harness::serve::{Serve, TOKEN, http};
+use crate::support::{free_port, medic, medic_in};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -421,16 +421,7 @@ fn medic_approve_without_a_server_decides_in_the_local_store() {
     let alert = dir.path().join("alert.json");
     std::fs::write(&alert, alert_json()).unwrap();
     let data = dir.path().join("data");
-    let base = |cmd: &mut std::process::Command| {
-        cmd.arg("--data")
-            .arg(&data)
-            .arg("--cache")
-            .arg(std::env::temp_dir().join("medic-e2e-cli-cache"))
-            .arg("--steps")
-            .arg(crate::support::steps_dir());
-    };
-    let mut run = medic();
-    base(&mut run);
+    let mut run = medic_in(&data);
     let mut child = run
         .arg("run")
         .arg(&wf)
@@ -443,15 +434,13 @@ fn medic_approve_without_a_server_decides_in_the_local_store() {
     wait_for_gate_line(&mut child);
     child.kill().unwrap();
     child.wait().unwrap();
-    let mut list = medic();
-    base(&mut list);
+    let mut list = medic_in(&data);
     let out = list.args(["runs", "--json"]).output().unwrap();
     let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = runs[0]["id"].as_str().unwrap().to_string();
     assert_eq!(runs[0]["status"], "running");
 
-    let mut approve = medic();
-    base(&mut approve);
+    let mut approve = medic_in(&data);
     let out = approve
         .args(["approve", &id, "still-broken", "--as", "alice"])
         .output()
@@ -461,8 +450,7 @@ fn medic_approve_without_a_server_decides_in_the_local_store() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut again = medic();
-    base(&mut again);
+    let mut again = medic_in(&data);
     let out = again
         .args(["approve", &id, "rollback", "--as", "alice"])
         .output()
@@ -474,8 +462,7 @@ fn medic_approve_without_a_server_decides_in_the_local_store() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let mut resume = medic();
-    base(&mut resume);
+    let mut resume = medic_in(&data);
     let out = resume.arg("resume").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");

@@ -1,5 +1,5 @@
 use crate::support::{engine_with, new_run};
-use medic_core::{FailureKind, RunState, RunStatus, Store};
+use medic_core::{FailureKind, RunState, RunStatus};
 
 /// Runs `hostile` in `mode` as the first step (allowed to fail), then a healthy step.
 /// Returns the hostile step's failure.
@@ -12,7 +12,7 @@ async fn hostile(mode: &str, extra: &str) -> medic_core::Failure {
     let status = t.engine.drive(&run).await.unwrap();
     // Only the hostile step failed: the next step ran and the run succeeded.
     assert_eq!(status, RunStatus::Succeeded, "mode {mode}");
-    let state = RunState::fold(&run, &t.store.entries(&run).unwrap()).unwrap();
+    let state = RunState::load(t.store.as_ref(), &run).unwrap();
     assert_eq!(
         state.steps["after"].output.as_ref().unwrap()["params"]["hello"],
         "world"

@@ -2,12 +2,12 @@
 //! every result is checked against what the real kubectl then reports.
 
 use crate::kube_api::KubeApi;
-use crate::support::{engine_with, new_run};
-use medic_core::{Event, FailureKind, RunState, RunStatus, Store};
+use crate::support::run;
+use medic_core::{Event, FailureKind, RunStatus};
 use serde_json::{Value, json};
 
 /// A workflow of k8s-rollout steps: (id, params, extra YAML lines for the step).
-fn workflow(steps: &[(&str, Value, &str)]) -> String {
+pub(crate) fn workflow(steps: &[(&str, Value, &str)]) -> String {
     let mut yaml = String::from("apiVersion: medic/v1\nkind: Workflow\nname: rollback\nsteps:\n");
     for (id, with, extra) in steps {
         yaml.push_str(&format!(
@@ -17,40 +17,12 @@ fn workflow(steps: &[(&str, Value, &str)]) -> String {
     yaml
 }
 
-fn params(k: &KubeApi, deployment: &str, action: &str) -> Value {
+pub(crate) fn params(k: &KubeApi, deployment: &str, action: &str) -> Value {
     json!({"server": k.url(), "namespace": "default", "deployment": deployment, "action": action})
 }
 
-struct Ran {
-    status: RunStatus,
-    state: RunState,
-    entries: Vec<medic_core::Entry>,
-}
-
-impl Ran {
-    fn output(&self, step: &str) -> &Value {
-        self.state.steps[step]
-            .output
-            .as_ref()
-            .unwrap_or_else(|| panic!("step {step} has no output: {:?}", self.state))
-    }
-}
-
-async fn run(yaml: &str, secrets: &[(&str, &str)]) -> Ran {
-    let t = engine_with(secrets, None);
-    let run = t.engine.create_run(new_run(yaml)).unwrap();
-    let status = t.engine.drive(&run).await.unwrap();
-    let entries = t.store.entries(&run).unwrap();
-    let state = RunState::fold(&run, &entries).unwrap();
-    Ran {
-        status,
-        state,
-        entries,
-    }
-}
-
 /// The API requests the step made (kubectl's carry its user agent).
-fn step_requests(k: &KubeApi) -> Vec<Value> {
+pub(crate) fn step_requests(k: &KubeApi) -> Vec<Value> {
     k.requests()
         .into_iter()
         .filter(|r| {

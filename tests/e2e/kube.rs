@@ -308,3 +308,69 @@ fn a_server_with_a_token_refuses_requests_without_it() {
     assert_eq!(status, 200, "{dep}");
     assert_eq!(dep["metadata"]["name"], "db");
 }
+
+/// kubectl's roll-forward commands against the test server: `scale` (the autoscaling/v1
+/// scale subresource, with and without a `--current-replicas` precondition), `rollout
+/// restart` (the `restartedAt` annotation, a new revision) and `set image`.
+#[test]
+fn scale_restart_and_set_image_work_as_kubectl_documents() {
+    let k = KubeApi::start();
+    k.create_deployment("web", "registry.local/web:1", "release 1");
+
+    let out = k.kubectl_ok(&["scale", "deployment/web", "--replicas=5"]);
+    assert_eq!(out.trim(), "deployment.apps/web scaled");
+    k.wait_rollout("web");
+    let got =
+        |path: &str| k.kubectl_ok(&["get", "deployment/web", "-o", &format!("jsonpath={path}")]);
+    assert_eq!(got("{.spec.replicas} {.status.availableReplicas}"), "5 5");
+    // The Scale object kubectl reads and writes.
+    let (code, scale) = k.api(
+        "GET",
+        "/apis/apps/v1/namespaces/default/deployments/web/scale",
+        "",
+    );
+    assert_eq!(code, 200, "{scale}");
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["apiVersion"], "autoscaling/v1");
+    assert_eq!(scale["spec"]["replicas"], 5);
+    assert_eq!(scale["status"]["selector"], "app=web");
+    // A precondition that does not hold is refused, one that holds is applied (GET + PUT).
+    let stale = k.kubectl(&[
+        "scale",
+        "deployment/web",
+        "--replicas=2",
+        "--current-replicas=4",
+    ]);
+    assert!(!stale.status.success());
+    assert!(
+        String::from_utf8_lossy(&stale.stderr).contains("Expected replicas to be 4, was 5"),
+        "{}",
+        String::from_utf8_lossy(&stale.stderr)
+    );
+    k.kubectl_ok(&[
+        "scale",
+        "deployment/web",
+        "--replicas=2",
+        "--current-replicas=5",
+    ]);
+    assert_eq!(got("{.spec.replicas}"), "2");
+    let bad = k.kubectl(&["scale", "deployment/web", "--replicas=-1"]);
+    assert!(!bad.status.success());
+
+    let out = k.kubectl_ok(&["rollout", "restart", "deployment/web"]);
+    assert_eq!(out.trim(), "deployment.apps/web restarted");
+    k.wait_rollout("web");
+    let at = got("{.spec.template.metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}");
+    assert!(at.ends_with('Z') && at.contains('T'), "{at}");
+    assert_eq!(
+        k.history("web").iter().map(|(r, _)| *r).collect::<Vec<_>>(),
+        [1, 2],
+        "a restart is a new revision"
+    );
+
+    let out = k.kubectl_ok(&["set", "image", "deployment/web", "app=registry.local/web:2"]);
+    assert_eq!(out.trim(), "deployment.apps/web image updated");
+    k.wait_rollout("web");
+    assert_eq!(k.image("web"), "registry.local/web:2");
+    assert_eq!(k.history("web").len(), 3);
+}

@@ -3,21 +3,10 @@
 //! before the kill, rolled back exactly once, as the real kubectl reports.
 
 use crate::kube_api::KubeApi;
-use crate::support::{medic, steps_dir};
+use crate::support::medic_in;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
-
-fn medic_in(data: &Path) -> Command {
-    let mut c = medic();
-    c.arg("--data")
-        .arg(data)
-        .arg("--cache")
-        .arg(std::env::temp_dir().join("medic-e2e-cli-cache"))
-        .arg("--steps")
-        .arg(steps_dir());
-    c
-}
 
 /// A fresh server with web at revisions 1..3 and a `medic run` command rolling it back.
 fn setup(dir: &Path) -> (KubeApi, Command) {

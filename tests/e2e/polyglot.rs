@@ -6,9 +6,9 @@
 //! `target/polyglot`); `scripts/test` runs it first. Compiling one takes ~10 s: the shared
 //! on-disk cache of `support::sandbox()` makes that once per machine, not once per test.
 
-use crate::support::{engine_with, incident, repo};
+use crate::support::{Ran, incident, repo, run_with};
 use medic_core::timeline::Timeline;
-use medic_core::{Entry, Event, FailureKind, HostCall, NewRun, RunState, RunStatus, Store};
+use medic_core::{FailureKind, HostCall, NewRun, RunStatus};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -180,15 +180,15 @@ fn serve(conn: TcpStream, answer: &Reply) -> Option<Seen> {
     })
 }
 
-/// A finished run: its status, folded state, journal and timeline.
-struct Ran {
-    status: RunStatus,
-    state: RunState,
-    entries: Vec<Entry>,
-    timeline: Vec<String>,
+/// What these tests read from a run beyond the shared [`Ran`] helpers.
+trait PolyglotRan {
+    fn notes(&self) -> Vec<String>;
+    fn state_sets(&self) -> Vec<(String, String)>;
+    fn failure(&self) -> medic_core::Failure;
+    fn timeline_has(&self, text: &str) -> bool;
 }
 
-impl Ran {
+impl PolyglotRan for Ran {
     fn notes(&self) -> Vec<String> {
         self.host_calls()
             .filter_map(|c| match c {
@@ -207,13 +207,6 @@ impl Ran {
             .collect()
     }
 
-    fn host_calls(&self) -> impl Iterator<Item = &HostCall> {
-        self.entries.iter().filter_map(|e| match &e.event {
-            Event::HostCall { call, .. } => Some(call),
-            _ => None,
-        })
-    }
-
     fn failure(&self) -> medic_core::Failure {
         self.state.steps["s"]
             .last_failure
@@ -222,7 +215,9 @@ impl Ran {
     }
 
     fn timeline_has(&self, text: &str) -> bool {
-        self.timeline.iter().any(|l| l.contains(text))
+        Timeline::render(&self.entries)
+            .iter()
+            .any(|l| l.contains(text))
     }
 }
 
@@ -234,27 +229,14 @@ async fn run(component_name: &str, step: &str, secrets: &[(&str, &str)]) -> Ran 
     let doc = medic_model::parse_workflow("polyglot.yaml", &yaml)
         .unwrap_or_else(|d| panic!("test workflow invalid: {d:?}\n{yaml}"));
     let path = component(component_name).display().to_string();
-    let t = engine_with(secrets, None);
-    let run = t
-        .engine
-        .create_run(NewRun {
-            workflow: doc.workflow,
-            workflow_file: "polyglot.yaml".into(),
-            incident: incident(),
-            components: BTreeMap::from([("s".to_string(), path)]),
-            drill: false,
-        })
-        .unwrap();
-    let status = t.engine.drive(&run).await.unwrap();
-    let entries = t.store.entries(&run).unwrap();
-    let state = RunState::fold(&run, &entries).unwrap();
-    let timeline = Timeline::render(&entries);
-    Ran {
-        status,
-        state,
-        entries,
-        timeline,
-    }
+    let new = NewRun {
+        workflow: doc.workflow,
+        workflow_file: "polyglot.yaml".into(),
+        incident: incident(),
+        components: BTreeMap::from([("s".to_string(), path)]),
+        drill: false,
+    };
+    run_with(new, secrets).await
 }
 
 /// The journal as text, to prove a secret never reached it.
@@ -277,7 +259,7 @@ async fn python_step_polls_a_granted_host_with_its_secret_until_healthy() {
         &[("HEALTH_TOKEN", "tok-py-5551234")],
     )
     .await;
-    assert_eq!(ran.status, RunStatus::Succeeded, "{:#?}", ran.timeline);
+    assert_eq!(ran.status, RunStatus::Succeeded, "{:#?}", ran.timeline());
 
     // Two attempts: "degraded" asked for another one, "ok" finished the step.
     let seen = target.seen();
@@ -315,11 +297,11 @@ async fn python_step_polls_a_granted_host_with_its_secret_until_healthy() {
             format!(r#"{url} status "degraded" -> "ok""#),
         ]
     );
-    assert!(ran.timeline_has(r#"note: "#), "{:#?}", ran.timeline);
+    assert!(ran.timeline_has(r#"note: "#), "{:#?}", ran.timeline());
     assert!(
         ran.timeline_has(r#"status is "degraded", waiting for "ok""#),
         "{:#?}",
-        ran.timeline
+        ran.timeline()
     );
     assert!(!journal_text(&ran).contains("tok-py-5551234"));
 }
@@ -342,7 +324,7 @@ async fn js_step_posts_to_a_granted_host_with_its_secret_and_honours_retry_after
         &[("STATUSPAGE_TOKEN", "tok-js-5551234")],
     )
     .await;
-    assert_eq!(ran.status, RunStatus::Succeeded, "{:#?}", ran.timeline);
+    assert_eq!(ran.status, RunStatus::Succeeded, "{:#?}", ran.timeline());
 
     let seen = target.seen();
     assert_eq!(seen.len(), 2, "{seen:?}");
@@ -385,7 +367,7 @@ async fn js_step_posts_to_a_granted_host_with_its_secret_and_honours_retry_after
     assert!(
         ran.timeline_has("status page answered HTTP 429"),
         "{:#?}",
-        ran.timeline
+        ran.timeline()
     );
     assert!(!journal_text(&ran).contains("tok-js-5551234"));
 }
@@ -419,7 +401,7 @@ async fn a_host_not_granted_is_denied_and_fails_the_step() {
         assert!(
             ran.timeline_has(&format!("DENIED {denied}")),
             "{name}: {:#?}",
-            ran.timeline
+            ran.timeline()
         );
         assert!(target.seen().is_empty(), "{name}: nothing left the sandbox");
         if name == PYTHON {
@@ -453,7 +435,7 @@ async fn a_secret_not_granted_is_refused_and_fails_the_step() {
         assert!(
             ran.timeline_has("DENIED secret not granted: TOKEN"),
             "{name}: {:#?}",
-            ran.timeline
+            ran.timeline()
         );
         // The step itself saw `none` and gave up before calling out.
         assert!(

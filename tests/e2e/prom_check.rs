@@ -1,12 +1,9 @@
 //! The `prom-check` step through the real engine against a real Prometheus that scrapes a
 //! metric the test controls (prom_stack's MetricTarget): the step sees what monitoring sees.
 
-use crate::prom_stack::{
-    MetricTarget, PromStack, StackConfig, WebhookReceiver, http_get, poll_until,
-};
-use crate::support::{engine_with, new_run};
-use medic_core::timeline::Timeline;
-use medic_core::{Entry, Event, FailureKind, HostCall, RunState, RunStatus, Store};
+use crate::harness::prom_stack::{MetricTarget, PromStack, StackConfig, WebhookReceiver};
+use crate::support::{Ran, engine_with, http_get, new_run, poll_until};
+use medic_core::{Event, FailureKind, HostCall, RunState, RunStatus, Store};
 use std::time::Duration;
 
 const METRIC: &str = "checkout_errors_ratio";
@@ -85,25 +82,13 @@ steps:
     )
 }
 
-struct Ran {
-    status: RunStatus,
-    state: RunState,
-    entries: Vec<Entry>,
+/// What these tests read from a run beyond the shared [`Ran`] helpers.
+trait CheckRan {
+    /// The messages of the failed attempts, in order.
+    fn failures(&self) -> Vec<String>;
 }
 
-impl Ran {
-    fn timeline(&self) -> String {
-        Timeline::render(&self.entries).join("\n")
-    }
-
-    fn output(&self) -> &serde_json::Value {
-        let step = &self.state.steps["check"];
-        step.output
-            .as_ref()
-            .unwrap_or_else(|| panic!("no output: {:?}\n{}", self.state.reason, self.timeline()))
-    }
-
-    /// The messages of the failed attempts, in order.
+impl CheckRan for Ran {
     fn failures(&self) -> Vec<String> {
         let failures = self.entries.iter().filter_map(|e| match &e.event {
             Event::AttemptFailed { failure, .. } => {
@@ -119,16 +104,7 @@ impl Ran {
 const TOKEN: &str = "prom-bearer-5e6f7a8b9c";
 
 async fn run(yaml: &str) -> Ran {
-    let t = engine_with(&[("PROM_TOKEN", TOKEN)], None);
-    let run = t.engine.create_run(new_run(yaml)).unwrap();
-    let status = t.engine.drive(&run).await.unwrap();
-    let entries = t.store.entries(&run).unwrap();
-    let state = RunState::fold(&run, &entries).unwrap();
-    Ran {
-        status,
-        state,
-        entries,
-    }
+    crate::support::run(yaml, &[("PROM_TOKEN", TOKEN)]).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -137,7 +113,7 @@ async fn passes_below_the_threshold_and_fails_above_it_naming_the_values() {
     let with = format!(r#"query: "{METRIC}", op: "<", value: 0.05, token_secret: PROM_TOKEN"#);
     let ran = run(&workflow(&setup.stack, &with, "{ attempts: 1 }")).await;
     assert_eq!(ran.status, RunStatus::Succeeded, "{}", ran.timeline());
-    let out = ran.output();
+    let out = ran.output("check");
     assert_eq!(out["satisfied"], true, "{out}");
     let sample = &out["evaluations"][0][0];
     assert_eq!(sample["value"], 0.01, "{out}");
@@ -211,10 +187,10 @@ async fn consecutive_evaluations_pass_once_the_metric_has_recovered() {
     let status = t.engine.drive(&run_id).await.unwrap();
     let (failed_once, _setup) = watcher.await.unwrap();
     assert!(failed_once.is_some(), "the step never failed on 0.5");
-    let entries = t.store.entries(&run_id).unwrap();
+    let (state, entries) = RunState::load_with_journal(t.store.as_ref(), &run_id).unwrap();
     let ran = Ran {
         status,
-        state: RunState::fold(&run_id, &entries).unwrap(),
+        state,
         entries,
     };
     assert_eq!(ran.status, RunStatus::Succeeded, "{}", ran.timeline());
@@ -224,7 +200,7 @@ async fn consecutive_evaluations_pass_once_the_metric_has_recovered() {
             && failures[0].ends_with("=0.5"),
         "{failures:?}"
     );
-    let out = ran.output();
+    let out = ran.output("check");
     let evaluations = out["evaluations"].as_array().unwrap();
     assert_eq!(evaluations.len(), 3, "{out}");
     for evaluation in evaluations {
@@ -277,10 +253,10 @@ async fn a_relapse_during_consecutive_evaluations_fails_the_check() {
         answered.is_some(),
         "the first evaluation never got an answer"
     );
-    let entries = t.store.entries(&run_id).unwrap();
+    let (state, entries) = RunState::load_with_journal(t.store.as_ref(), &run_id).unwrap();
     let ran = Ran {
         status,
-        state: RunState::fold(&run_id, &entries).unwrap(),
+        state,
         entries,
     };
     assert_eq!(ran.status, RunStatus::Failed, "{}", ran.timeline());
@@ -318,7 +294,7 @@ async fn an_empty_result_fails_unless_the_policy_says_pass() {
     let pass = format!(r#"{missing}, on_empty: pass"#);
     let ran = run(&workflow(&setup.stack, &pass, "{ attempts: 1 }")).await;
     assert_eq!(ran.status, RunStatus::Succeeded, "{}", ran.timeline());
-    assert_eq!(ran.output()["evaluations"][0], serde_json::json!([]));
+    assert_eq!(ran.output("check")["evaluations"][0], serde_json::json!([]));
 
     // A query Prometheus cannot parse is final: not retried, with Prometheus's message.
     let bad = r#"query: "rate(checkout_errors_ratio[", op: "<", value: 1"#;
@@ -339,5 +315,5 @@ async fn an_empty_result_fails_unless_the_policy_says_pass() {
 
 #[test]
 fn the_documented_example_validates() {
-    crate::unleash::assert_doc_examples_validate("docs/providers/prom-check.md");
+    crate::harness::docs::assert_doc_examples_validate("docs/providers/prom-check.md");
 }

@@ -53,7 +53,7 @@ async fn a_changed_call_order_is_a_nondeterminism_error() {
         }),
     );
     assert_eq!(t.engine.drive(&run).await.unwrap(), RunStatus::Failed);
-    let state = RunState::fold(&run, &t.store.entries(&run).unwrap()).unwrap();
+    let state = RunState::load(t.store.as_ref(), &run).unwrap();
     let f = state.steps["talk"].last_failure.clone().unwrap();
     assert_eq!(f.kind, FailureKind::Nondeterminism);
     assert_eq!(
@@ -152,7 +152,7 @@ async fn an_answered_request_is_not_sent_again_on_resume() {
         crashed.engine.drive(&run).await.unwrap(),
         RunStatus::Succeeded
     );
-    let state = RunState::fold(&run, &crashed.store.entries(&run).unwrap()).unwrap();
+    let state = RunState::load(crashed.store.as_ref(), &run).unwrap();
     assert_eq!(
         state.steps["probe"].output.as_ref().unwrap()["json_value"],
         true
@@ -191,7 +191,7 @@ async fn a_resumed_attempt_keeps_its_original_deadline() {
         .unwrap();
     clock.advance(40_000);
     assert_eq!(t.engine.drive(&run).await.unwrap(), RunStatus::Succeeded);
-    let state = RunState::fold(&run, &t.store.entries(&run).unwrap()).unwrap();
+    let state = RunState::load(t.store.as_ref(), &run).unwrap();
     let s = &state.steps["talk"];
     assert_eq!(s.attempt, 2);
     assert_eq!(

@@ -1,107 +1,9 @@
 //! `medic serve` as a process: alerts in over HTTP, runs out; kill -9 loses nothing acked.
 
-use crate::support::{medic, steps_dir};
-use serde_json::{Value, json};
-use std::path::Path;
-use std::process::{Child, Stdio};
+use crate::harness::serve::{Serve, TOKEN, http};
+use crate::support::free_port;
+use serde_json::json;
 use std::time::{Duration, Instant};
-
-pub const TOKEN: &str = "e2e-token";
-
-/// A request to medic serve with the test token: (status, body).
-pub fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> std::io::Result<(u16, String)> {
-    let auth = format!("Bearer {TOKEN}");
-    let headers = [
-        ("Authorization", auth.as_str()),
-        ("Content-Type", "application/json"),
-    ];
-    let addr = format!("127.0.0.1:{port}");
-    let body = body.unwrap_or("").as_bytes();
-    let (status, answer) = crate::support::http_request(&addr, method, path, &headers, body)?;
-    Ok((status, String::from_utf8_lossy(&answer).into_owned()))
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A `medic serve` process with one workflow that matches every alert.
-pub struct Serve {
-    pub child: Child,
-    pub port: u16,
-}
-
-impl Serve {
-    pub fn start(data: &Path, port: u16) -> Serve {
-        let note = "apiVersion: medic/v1\nkind: Workflow\nname: note\ntrigger:\n  matchers: ['alertname=~\".+\"']\nsteps:\n  - id: note\n    phase: communicate\n    uses: echo\n    with: { annotate: '{{ incident.title }}' }\n";
-        Self::with_workflows(data, port, &[("note.yaml", note.to_string())])
-    }
-
-    /// `medic serve` with these workflow files (name, YAML).
-    pub fn with_workflows(data: &Path, port: u16, files: &[(&str, String)]) -> Serve {
-        let workflows = data.join("workflows");
-        std::fs::create_dir_all(&workflows).unwrap();
-        for (name, yaml) in files {
-            std::fs::write(workflows.join(name), yaml).unwrap();
-        }
-        let config = data.join("medic.toml");
-        std::fs::write(
-            &config,
-            format!("tokens = [\"{TOKEN}\"]\nconcurrency = 4\n"),
-        )
-        .unwrap();
-        let mut child = medic()
-            .arg("--data")
-            .arg(data)
-            .arg("--cache")
-            .arg(std::env::temp_dir().join("medic-e2e-cli-cache"))
-            .arg("--steps")
-            .arg(steps_dir())
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .arg("--workflows")
-            .arg(&workflows)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok((200, _)) = http(port, "GET", "/healthz", None) {
-                return Serve { child, port };
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("medic serve did not come up on port {port}");
-    }
-
-    pub fn get(&self, path: &str) -> Value {
-        let (status, body) = http(self.port, "GET", path, None).unwrap();
-        assert_eq!(status, 200, "{path}: {body}");
-        serde_json::from_str(&body).unwrap()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// An Alertmanager v4 webhook (documented format) carrying one firing alert.
 fn alertmanager(i: usize) -> String {
@@ -181,7 +83,8 @@ fn kill_9_after_a_burst_of_acknowledged_alerts_loses_none_and_duplicates_none() 
 /// notification arrives and the incident shows resolved. Prometheus also scrapes medic.
 #[test]
 fn real_prometheus_and_alertmanager_drive_medic_serve_end_to_end() {
-    use crate::prom_stack::{MetricTarget, PromStack, StackConfig, poll_until};
+    use crate::harness::prom_stack::{MetricTarget, PromStack, StackConfig};
+    use crate::support::poll_until;
     let service = crate::support::StandIn::start();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();

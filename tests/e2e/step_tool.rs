@@ -356,3 +356,104 @@ fn step_new_js_builds_and_passes_its_own_test() {
     require_polyglot("js/node_modules/.bin/componentize-js");
     new_builds_and_passes_its_own_test("js");
 }
+
+/// The journal of a finished run, as `(type, call)` per entry (`call` for host calls only),
+/// run_created left out: its workflow differs by construction (one step vs a file).
+fn shape(journal: &[Value]) -> Vec<(String, String)> {
+    journal
+        .iter()
+        .map(|e| &e["event"])
+        .filter(|ev| ev["type"] != "run_created")
+        .map(|ev| {
+            let call = ev["call"]["call"].as_str().unwrap_or("").to_string();
+            (ev["type"].as_str().unwrap().to_string(), call)
+        })
+        .collect()
+}
+
+/// The record that closed the attempt, without its timings (the attempt's duration, and
+/// the latency http-probe measures), which no two runs share.
+fn closing(journal: &[Value]) -> Value {
+    let mut ev = journal
+        .iter()
+        .map(|e| e["event"].clone())
+        .find(|ev| ev["type"] == "attempt_succeeded" || ev["type"] == "attempt_failed")
+        .expect("the attempt closed");
+    ev.as_object_mut().unwrap().remove("duration_ms");
+    if let Some(output) = ev["output"].as_object_mut() {
+        output.remove("latency_ms");
+    }
+    ev
+}
+
+#[test]
+fn step_test_and_a_run_of_the_same_step_end_and_journal_alike() {
+    let server = Ok200::start();
+    let url = format!("http://127.0.0.1:{}/healthz", server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let incident = dir.path().join("alert.json");
+    std::fs::write(
+        &incident,
+        r#"{"title": "CheckoutErrorRate", "severity": "critical",
+            "labels": {"alertname": "CheckoutErrorRate", "service": "checkout"}}"#,
+    )
+    .unwrap();
+    let cases = [
+        (component("http-probe"), format!(r#"{{"url": "{url}"}}"#)),
+        (
+            component("echo"),
+            r#"{"log": "checking", "annotate": "seen", "state_key": "k", "state_value": "v", "fail": "flag service said 403", "retryable": false}"#
+                .to_string(),
+        ),
+    ];
+    for (i, (wasm, params)) in cases.iter().enumerate() {
+        let (_, tested) = step_test_json(&[
+            wasm,
+            "--params",
+            params,
+            "--allow",
+            "127.0.0.1",
+            "--incident",
+            incident.to_str().unwrap(),
+            "--journal",
+        ]);
+        let tested = tested["journal"].as_array().unwrap().clone();
+
+        let workflow = dir.path().join(format!("same-{i}.yaml"));
+        std::fs::write(
+            &workflow,
+            format!(
+                "apiVersion: medic/v1\nkind: Workflow\nname: same\nsteps:\n  - id: step\n    \
+                 phase: detect\n    uses: {wasm}\n    with: {params}\n    allow: [127.0.0.1]\n"
+            ),
+        )
+        .unwrap();
+        let data = dir.path().join(format!("data-{i}"));
+        let out = crate::support::medic_in(&data)
+            .arg("run")
+            .arg(&workflow)
+            .arg("--alert")
+            .arg(&incident)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let runs = crate::support::medic_in(&data)
+            .args(["runs", "--json"])
+            .output()
+            .unwrap();
+        let runs: Value = serde_json::from_slice(&runs.stdout).unwrap();
+        let id = runs[0]["id"].as_str().unwrap_or_else(|| panic!("{stderr}"));
+        let shown = crate::support::medic_in(&data)
+            .args(["runs", "show", id, "--json", "--journal"])
+            .output()
+            .unwrap();
+        let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+        let ran = shown["journal"].as_array().unwrap().clone();
+
+        assert_eq!(tested[0]["event"]["type"], "run_created", "{tested:?}");
+        assert_eq!(shape(&tested), shape(&ran), "case {i}");
+        assert_eq!(closing(&tested), closing(&ran), "case {i}");
+        let finished = |j: &[Value]| j.last().unwrap()["event"]["status"].clone();
+        assert_eq!(finished(&tested), finished(&ran), "case {i}");
+    }
+}

@@ -4,15 +4,7 @@ fn validate(yaml: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("workflow.yaml");
     std::fs::write(&file, yaml).unwrap();
-    let out = medic()
-        .arg("--data")
-        .arg(dir.path().join("data"))
-        .arg("--steps")
-        .arg(steps_dir())
-        .arg("validate")
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = crate::support::medic_validate(&dir.path().join("data"), &file);
     let text =
         String::from_utf8_lossy(&out.stdout).replace(&file.display().to_string(), "workflow.yaml");
     (out.status.success(), text)
@@ -114,11 +106,7 @@ async fn a_component_of_another_wit_world_is_a_clear_mismatch() {
         t.engine.drive(&run).await.unwrap(),
         medic_core::RunStatus::Failed
     );
-    let state = medic_core::RunState::fold(
-        &run,
-        &medic_core::Store::entries(t.store.as_ref(), &run).unwrap(),
-    )
-    .unwrap();
+    let state = medic_core::RunState::load(t.store.as_ref(), &run).unwrap();
     let f = state.steps["w"].last_failure.clone().unwrap();
     assert_eq!(f.kind, medic_core::FailureKind::Component);
     assert!(f.message.contains("not a medic step"), "{f}");

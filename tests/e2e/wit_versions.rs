@@ -4,7 +4,7 @@
 use crate::support::{component, medic, sandbox};
 use medic_core::{
     AttemptHost, AttemptRequest, AttemptResult, FailureKind, Grants, Invocation, MemoryStore,
-    ResolvedLimits, RunJournal, StaticSecrets, StepRunner, SystemClock,
+    NewRun, ResolvedLimits, RunJournal, StaticSecrets, StepRunner, SystemClock,
 };
 use medic_sandbox::WitVersion;
 use std::sync::Arc;
@@ -12,7 +12,9 @@ use std::sync::Arc;
 /// One attempt of `path` with `params`, as `medic step test` runs it.
 async fn attempt(path: &str, params: &str, timeout_ms: u64) -> AttemptResult {
     let store = Arc::new(MemoryStore::new());
-    let journal = RunJournal::scratch(store, Arc::new(SystemClock), "wit-versions").unwrap();
+    let step = medic_core::attempt::standalone_step("s", medic_model::Phase::Verify, path);
+    let new = NewRun::standalone(step, path.to_string(), crate::support::incident());
+    let journal = RunJournal::create(store, Arc::new(SystemClock), "wit-versions", new).unwrap();
     let host =
         AttemptHost::standalone(journal, "s", Vec::new(), Arc::new(StaticSecrets::default()));
     let request = AttemptRequest {

@@ -40,7 +40,7 @@ async fn conditions_skip_and_templates_read_earlier_outputs() {
     );
     let run = t.engine.create_run(new_run(&yaml)).unwrap();
     assert_eq!(t.engine.drive(&run).await.unwrap(), RunStatus::Succeeded);
-    let state = RunState::fold(&run, &t.store.entries(&run).unwrap()).unwrap();
+    let state = RunState::load(t.store.as_ref(), &run).unwrap();
     assert_eq!(state.steps["skipped"].status.as_str(), "skipped");
     let p = &state.steps["second"].output.as_ref().unwrap()["params"];
     assert_eq!(p["got"], 41, "a whole-value template keeps the JSON type");
@@ -56,7 +56,7 @@ async fn a_failed_step_stops_the_run_and_later_steps_are_not_run() {
     );
     let run = t.engine.create_run(new_run(&yaml)).unwrap();
     assert_eq!(t.engine.drive(&run).await.unwrap(), RunStatus::Failed);
-    let state = RunState::fold(&run, &t.store.entries(&run).unwrap()).unwrap();
+    let state = RunState::load(t.store.as_ref(), &run).unwrap();
     // Not retryable: one attempt only, despite `attempts: 3`.
     assert_eq!(state.steps["restore"].attempt, 1);
     assert_eq!(state.steps["verify"].status.as_str(), "skipped");

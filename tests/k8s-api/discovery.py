@@ -57,10 +57,16 @@ DOCS = {
              "kind": "Deployment", "verbs": _VERBS, "shortNames": ["deploy"], "categories": ["all"]},
             {"name": "deployments/status", "singularName": "", "namespaced": True,
              "kind": "Deployment", "verbs": ["get", "patch", "update"]},
+            # The scale subresources are autoscaling/v1 Scale objects: kubectl's scale
+            # client reads the group and version from here.
+            {"name": "deployments/scale", "singularName": "", "namespaced": True,
+             "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]},
             {"name": "replicasets", "singularName": "replicaset", "namespaced": True,
              "kind": "ReplicaSet", "verbs": _VERBS, "shortNames": ["rs"], "categories": ["all"]},
             {"name": "replicasets/status", "singularName": "", "namespaced": True,
              "kind": "ReplicaSet", "verbs": ["get", "patch", "update"]},
+            {"name": "replicasets/scale", "singularName": "", "namespaced": True,
+             "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]},
         ],
     },
 }

@@ -1,13 +1,23 @@
 #!/usr/bin/env python3
 """A Kubernetes API server for tests: Deployments and ReplicaSets (apps/v1), enough for the
-real kubectl (`create`, `get`, `set image`, `annotate`, `patch`, `rollout
-history|undo|pause|resume|status`) and for medic's `k8s-rollout` step. See README.md for what
+real kubectl (`create`, `get`, `set image`, `annotate`, `patch`, `scale`, `rollout
+history|undo|pause|resume|status|restart`) and for medic's `k8s-rollout` step. See README.md for what
 it models and what it does not.
 
     python3 server.py [--port 0] [--token T] [--rollout-delay-ms 300]
+                      [--tls-cert server.pem --tls-key server-key.pem [--client-ca ca.pem]]
 
 Plain HTTP on 127.0.0.1; prints the bound port on the first line of stdout. With `--token`,
-every API request needs `Authorization: Bearer T`. Test-control endpoints (no token needed):
+every API request needs `Authorization: Bearer T`.
+
+With `--tls-cert` and `--tls-key` the port serves HTTPS (TLS 1.2+) with that certificate, as
+a real API server does with its cluster CA's certificate; a second, plain-HTTP port on
+127.0.0.1, printed on the second line, serves the same API and the test-control endpoints
+for the test harness. With `--client-ca`, the HTTPS port requires a client certificate
+signed by that CA (kube-apiserver's `--client-ca-file`): a connection without one is refused
+in the TLS handshake. Each request records the client certificate's common name.
+
+Test-control endpoints (no token needed):
 
     GET  /_test/requests     every API request so far: method, path, content type, auth, body
     POST /_test/fail-next    {"method": "PATCH", "status": 500, "apply": true}: the next such
@@ -17,6 +27,7 @@ every API request needs `Authorization: Bearer T`. Test-control endpoints (no to
 import argparse
 import copy
 import json
+import ssl
 import sys
 import threading
 import time
@@ -24,6 +35,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import discovery
+import scale
 from controller import Controller
 from patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from store import ApiError, Store, parse_field_selector, parse_label_selector, selector_requirements
@@ -158,6 +170,8 @@ class Handler(BaseHTTPRequestHandler):
                 "method": method, "path": self.path, "content_type": content_type,
                 "authorized": auth is not None, "body": body,
                 "user_agent": self.headers.get("User-Agent", ""),
+                "tls": isinstance(self.connection, ssl.SSLSocket),
+                "client_cn": client_common_name(self.connection),
             })
             failure = next((f for f in state.fail_next if f["method"] == method), None)
             if failure:
@@ -209,9 +223,11 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         resource, name = rest[0], rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
-        if sub not in (None, "status"):
+        if sub not in (None, "status", "scale"):
             raise ApiError(404, "NotFound", f"the server could not find the requested resource ({sub})")
         store = self.state.store
+        if sub == "scale" and name is not None and ns is not None:
+            return 200, self.scale(resource, method, ns, name, body, content_type)
         if name is None:
             if method == "GET" and query.get("watch") in ("true", "1"):
                 self.watch(resource, ns, query)
@@ -251,6 +267,13 @@ class Handler(BaseHTTPRequestHandler):
                 return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                              "details": {"name": name, "group": "apps", "kind": resource, "uid": obj["metadata"]["uid"]}}
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
+
+    def scale(self, resource, method, ns, name, body, content_type):
+        patcher = PATCH_TYPES.get(content_type)
+        if method == "PATCH" and patcher is None:
+            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: {', '.join(PATCH_TYPES)}")
+        with self.state.store.cond:
+            return copy.deepcopy(scale.handle(self.state.store, resource, method, ns, name, body, patcher))
 
     def namespaces(self, name):
         def namespace(n):
@@ -342,6 +365,41 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
+def client_common_name(conn):
+    """The common name of the client certificate on a TLS connection, or None."""
+    if not isinstance(conn, ssl.SSLSocket):
+        return None
+    cert = conn.getpeercert() or {}
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return value
+    return None
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A refused TLS handshake (no or untrusted client certificate, a client that does
+        # not trust our CA) is expected in tests: one line, not a traceback.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+            print(f"tls: {client_address[0]}: {exc}", file=sys.stderr, flush=True)
+            return
+        super().handle_error(request, client_address)
+
+
+def tls_context(cert, key, client_ca):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    if client_ca:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(client_ca)
+    return ctx
+
+
 def injected(failure):
     code = int(failure["status"])
     reason = {500: "InternalError", 503: "ServiceUnavailable", 429: "TooManyRequests", 409: "Conflict"}.get(code, "BadRequest")
@@ -354,11 +412,23 @@ def main():
     parser.add_argument("--token", help="require Authorization: Bearer TOKEN on API requests")
     parser.add_argument("--rollout-delay-ms", type=int, default=300,
                         help="how long a rollout takes to become available")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
+    parser.add_argument("--tls-key", help="the PEM private key of --tls-cert")
+    parser.add_argument("--client-ca", help="require client certificates signed by this PEM CA")
     args = parser.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.client_ca and not args.tls_cert):
+        parser.error("--tls-cert and --tls-key go together; --client-ca needs them")
     state = State(args.token, args.rollout_delay_ms / 1000)
     Handler.state = state
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", args.port), Handler)
+    plain = None
+    if args.tls_cert:
+        ctx = tls_context(args.tls_cert, args.tls_key, args.client_ca)
+        # The handshake runs in the request's thread (on its first read), so a client that
+        # stalls or is refused never blocks the accept loop.
+        server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+        plain = Server(("127.0.0.1", 0), Handler)
+        threading.Thread(target=plain.serve_forever, daemon=True).start()
 
     def control_loop():
         while True:
@@ -370,6 +440,8 @@ def main():
 
     threading.Thread(target=control_loop, daemon=True).start()
     print(server.server_address[1], flush=True)
+    if plain is not None:
+        print(plain.server_address[1], flush=True)
     server.serve_forever()
 
 

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use medic_core::timeline::Timeline;
-use medic_core::{Engine, EnvSecrets, NewRun, RunStatus, Store, SystemClock};
+use medic_core::{Engine, NewRun, RunStatus, Store, SystemClock};
 use medic_sandbox::{Sandbox, SandboxConfig};
 use medic_store::SledStore;
 use std::collections::HashMap;
@@ -10,10 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
+#[derive(Clone)]
 pub struct Ctx {
     pub data: PathBuf,
     pub cache: PathBuf,
     steps: Vec<PathBuf>,
+    /// What `--config` says about this environment (vars, TLS, kubeconfig, secrets).
+    pub env: Arc<crate::environment::Environment>,
 }
 
 impl Ctx {
@@ -23,7 +26,23 @@ impl Ctx {
             None => default_data_dir()?,
         };
         let cache = cache.unwrap_or_else(|| data.join("cache"));
-        Ok(Ctx { data, cache, steps })
+        Ok(Ctx {
+            data,
+            cache,
+            steps,
+            env: Arc::default(),
+        })
+    }
+
+    /// This context in the environment of `--config FILE` (none: the default one).
+    pub fn with_config(self, config: Option<&Path>) -> Result<Ctx> {
+        Ok(self.with_environment(crate::environment::Environment::load(config)?))
+    }
+
+    /// This context in `env`.
+    pub fn with_environment(mut self, env: crate::environment::Environment) -> Ctx {
+        self.env = Arc::new(env);
+        self
     }
 
     pub fn store(&self) -> Result<Arc<SledStore>> {
@@ -36,6 +55,7 @@ impl Ctx {
         Ok(Arc::new(Sandbox::new(SandboxConfig {
             cache_dir: Some(self.cache.clone()),
             announce_compiles: true,
+            tls: self.env.tls.clone(),
             ..SandboxConfig::default()
         })?))
     }
@@ -64,20 +84,24 @@ fn default_data_dir() -> Result<PathBuf> {
 }
 
 /// An engine that prints each journal entry as a timeline line as soon as it is durable.
-fn engine(store: Arc<dyn Store>, sandbox: Arc<Sandbox>, prefix_run_ids: bool) -> Engine {
+fn engine(ctx: &Ctx, store: Arc<dyn Store>, sandbox: Arc<Sandbox>, prefix_run_ids: bool) -> Engine {
     let timelines: Mutex<HashMap<String, Timeline>> = Mutex::new(HashMap::new());
-    Engine::new(store, sandbox, Arc::new(SystemClock), Arc::new(EnvSecrets)).with_observer(
-        Arc::new(move |run, entry| {
-            let mut t = timelines.lock().expect("timeline lock");
-            if let Some(line) = t.entry(run.to_string()).or_default().line(entry) {
-                if prefix_run_ids {
-                    println!("[{run}] {line}");
-                } else {
-                    println!("{line}");
-                }
-            }
-        }),
+    Engine::new(
+        store,
+        sandbox,
+        Arc::new(SystemClock),
+        ctx.env.secrets.clone(),
     )
+    .with_observer(Arc::new(move |run, entry| {
+        let mut t = timelines.lock().expect("timeline lock");
+        if let Some(line) = t.entry(run.to_string()).or_default().line(entry) {
+            if prefix_run_ids {
+                println!("[{run}] {line}");
+            } else {
+                println!("{line}");
+            }
+        }
+    }))
 }
 
 pub async fn run(ctx: &Ctx, workflow_path: &Path, alert_path: &Path) -> Result<ExitCode> {
@@ -97,7 +121,7 @@ pub async fn run(ctx: &Ctx, workflow_path: &Path, alert_path: &Path) -> Result<E
     let sandbox = ctx.sandbox()?;
     let unfinished = medic_core::unfinished_runs(store.as_ref())?;
     let several = !unfinished.is_empty() || incidents.len() > 1;
-    let engine = Arc::new(engine(store, sandbox, several));
+    let engine = Arc::new(engine(ctx, store, sandbox, several));
     let mut resumed = Vec::new();
     for id in unfinished {
         println!("resuming unfinished run {id}");
@@ -179,7 +203,7 @@ pub fn read_alert_file(path: &Path) -> Result<Vec<medic_intake::Alert>> {
 pub async fn resume(ctx: &Ctx) -> Result<ExitCode> {
     let store = ctx.store()?;
     let sandbox = ctx.sandbox()?;
-    let engine = Arc::new(engine(store, sandbox, true));
+    let engine = Arc::new(engine(ctx, store, sandbox, true));
     let ids = engine.unfinished_runs()?;
     if ids.is_empty() {
         println!("no unfinished runs");

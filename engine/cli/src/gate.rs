@@ -41,8 +41,7 @@ fn in_store(ctx: &Ctx, decision: Decision, args: DecideArgs) -> Result<ExitCode>
         "cannot open the store: if medic serve is running, decide through its API with \
          --server http://HOST:PORT --token TOKEN (or MEDIC_SERVER and MEDIC_TOKEN)",
     )?;
-    let entries = store.entries(&args.run)?;
-    let state = RunState::fold(&args.run, &entries)?;
+    let state = RunState::load(store.as_ref(), &args.run)?;
     gates::check_decision(&state, &args.step, &by)?;
     store.post(
         &args.run,

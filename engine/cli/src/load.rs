@@ -2,7 +2,7 @@
 //! `medic run` and `medic serve` so both report problems the same way.
 
 use crate::app::Ctx;
-use medic_server::LoadedWorkflow;
+use medic_core::LoadedWorkflow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -12,8 +12,9 @@ pub fn load_workflow(ctx: &Ctx, file: &Path) -> Result<LoadedWorkflow, Vec<Strin
     let shown = file.display().to_string();
     let src =
         std::fs::read_to_string(file).map_err(|e| vec![format!("{shown}: cannot read: {e}")])?;
-    let doc = medic_model::parse_workflow(&shown, &src)
+    let mut doc = medic_model::parse_workflow_with_vars(&shown, &src, &ctx.env.vars)
         .map_err(|diags| diags.iter().map(|d| d.to_string()).collect::<Vec<_>>())?;
+    ctx.env.apply_kube(&mut doc.workflow);
     let dir = file.parent().unwrap_or(Path::new("."));
     let dirs = ctx.step_dirs(dir);
     let mut components = BTreeMap::new();

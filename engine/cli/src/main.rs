@@ -11,6 +11,7 @@
 //! ```
 
 mod app;
+mod environment;
 mod gate;
 mod load;
 mod resolve;
@@ -52,9 +53,17 @@ enum Command {
         /// The alert: medic's alert JSON or an Alertmanager webhook payload.
         #[arg(long, value_name = "ALERT.json")]
         alert: PathBuf,
+        /// The environment: `[vars]`, `[[tls]]`, `[kubernetes]` and `[secrets]` of a
+        /// medic.toml (the file `medic serve` reads).
+        #[arg(long, value_name = "medic.toml")]
+        config: Option<PathBuf>,
     },
     /// Resume every unfinished run (after a crash or restart).
-    Resume,
+    Resume {
+        /// The environment the runs were started in (see `medic run --config`).
+        #[arg(long, value_name = "medic.toml")]
+        config: Option<PathBuf>,
+    },
     /// List runs, or show one.
     Runs {
         #[command(subcommand)]
@@ -71,6 +80,12 @@ enum Command {
     Validate {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Check against an environment: its vars, TLS settings and kubeconfig context.
+        #[arg(long, value_name = "medic.toml")]
+        config: Option<PathBuf>,
+        /// Refuse what is allowed but unsafe, such as TLS without certificate checks.
+        #[arg(long)]
+        strict: bool,
     },
     /// Print the JSON Schema of the workflow file format (for editors).
     Schema,
@@ -168,8 +183,12 @@ fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let ctx = app::Ctx::new(cli.data, cli.cache, cli.steps)?;
     match cli.command {
-        Command::Run { workflow, alert } => app::run(&ctx, &workflow, &alert).await,
-        Command::Resume => app::resume(&ctx).await,
+        Command::Run {
+            workflow,
+            alert,
+            config,
+        } => app::run(&ctx.with_config(config.as_deref())?, &workflow, &alert).await,
+        Command::Resume { config } => app::resume(&ctx.with_config(config.as_deref())?).await,
         Command::Runs {
             show: None,
             json,
@@ -180,7 +199,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             json: json_outer,
             ..
         } => runs::show(&ctx, &id, json || json_outer, journal),
-        Command::Validate { files } => validate::validate(&ctx, &files).await,
+        Command::Validate {
+            files,
+            config,
+            strict,
+        } => validate::validate(&ctx.with_config(config.as_deref())?, &files, strict).await,
         Command::Serve {
             config,
             workflows,

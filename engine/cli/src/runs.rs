@@ -51,8 +51,7 @@ pub fn list(ctx: &Ctx, as_json: bool, status: Option<&str>) -> Result<ExitCode> 
 
 pub fn show(ctx: &Ctx, id: &str, as_json: bool, journal: bool) -> Result<ExitCode> {
     let store = ctx.store()?;
-    let entries = store.entries(id)?;
-    let state = RunState::fold(id, &entries)?;
+    let (state, entries) = RunState::load_with_journal(store.as_ref(), id)?;
     if as_json {
         let mut v = medic_core::timeline::run_report(&state, &entries);
         if journal {
@@ -82,8 +81,7 @@ pub fn show(ctx: &Ctx, id: &str, as_json: bool, journal: bool) -> Result<ExitCod
 
 /// The run's outcome, step by step: what the person on call reads last.
 pub fn print_summary(store: &dyn Store, id: &str) -> Result<()> {
-    let entries = store.entries(id)?;
-    let state = RunState::fold(id, &entries)?;
+    let state = RunState::load(store, id)?;
     println!(
         "run {} — workflow {} — {}",
         state.id,

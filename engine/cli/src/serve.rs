@@ -2,7 +2,8 @@
 
 use crate::app::Ctx;
 use anyhow::{Context, Result, bail};
-use medic_server::{LoadedWorkflow, ServeConfig, Service};
+use medic_core::LoadedWorkflow;
+use medic_server::{ServeConfig, Service};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -40,6 +41,9 @@ pub async fn serve(
     if let Some(l) = listen {
         config.listen = l;
     }
+    let env = crate::environment::Environment::from_config(&config.environment())
+        .context("config: [[tls]], [kubernetes] or [vars]")?;
+    let ctx = &ctx.clone().with_environment(env);
     let loaded = load_workflows(ctx, workflows)?;
     let store = ctx.store()?;
     let sandbox = ctx.sandbox()?;

@@ -1,11 +1,13 @@
-//! Time, injected. The executor never calls `now()` or `sleep` directly, so timers are
-//! durable (deadlines are wall-clock instants in the journal) and tests and drills can
-//! run in accelerated time.
+//! Time and entropy, injected: the two things outside a run that a run sees change. The
+//! executor never calls `now()` or `sleep` directly, so timers are durable (deadlines are
+//! wall-clock instants in the journal) and tests and drills can run in accelerated time;
+//! guests' random bytes come from an [`Entropy`] so tests can pin them.
 
 use async_trait::async_trait;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The time a run sees: wall-clock milliseconds and sleeping until an instant.
 #[async_trait]
 pub trait Clock: Send + Sync {
     /// Wall-clock milliseconds since the Unix epoch.
@@ -43,12 +45,14 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
+    /// A clock reading `start_ms` (Unix ms).
     pub fn new(start_ms: u64) -> Self {
         ManualClock {
             now: Mutex::new(start_ms),
         }
     }
 
+    /// Moves the clock `ms` milliseconds forward.
     pub fn advance(&self, ms: u64) {
         *self.now.lock().expect("clock lock") += ms;
     }
@@ -65,6 +69,23 @@ impl Clock for ManualClock {
         if deadline_ms > *now {
             *now = deadline_ms;
         }
+    }
+}
+
+/// Source of random bytes for guests, injected so tests can pin it.
+pub trait Entropy: Send + Sync {
+    /// Fills `buf` with random bytes.
+    fn fill(&self, buf: &mut [u8]);
+}
+
+/// The operating system's randomness.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsEntropy;
+
+impl Entropy for OsEntropy {
+    fn fill(&self, buf: &mut [u8]) {
+        // A machine without an entropy source cannot run anything safely anyway.
+        getrandom::fill(buf).expect("the OS provides random bytes");
     }
 }
 

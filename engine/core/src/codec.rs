@@ -11,16 +11,24 @@ use serde::{Serialize, de::DeserializeOwned};
 /// and teach [`decode`] to read the old one.
 pub const FORMAT_VERSION: u8 = 1;
 
+/// Why a record could not be decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
+    /// No bytes at all.
     #[error("empty record")]
     Empty,
+    /// Another format version than [`FORMAT_VERSION`]: written by another medic.
     #[error("record has format version {found}; this medic reads version {FORMAT_VERSION}")]
-    Version { found: u8 },
+    Version {
+        /// The version byte found.
+        found: u8,
+    },
+    /// The JSON after the version byte does not decode as the expected type.
     #[error("corrupt record: {0}")]
     Json(#[from] serde_json::Error),
 }
 
+/// `value` as a record: [`FORMAT_VERSION`], then its JSON.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = vec![FORMAT_VERSION];
     // Serialising our own plain data types cannot fail (no maps with non-string keys).
@@ -28,6 +36,11 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
+/// A record written by [`encode`], decoded as `T`.
+///
+/// # Errors
+///
+/// [`CodecError`] when `bytes` is empty, has another version byte, or is not `T`'s JSON.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
@@ -36,18 +49,30 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     }
 }
 
+/// A journal entry as a record.
 pub fn encode_entry(entry: &Entry) -> Vec<u8> {
     encode(entry)
 }
 
+/// A journal entry from a record.
+///
+/// # Errors
+///
+/// As [`decode`].
 pub fn decode_entry(bytes: &[u8]) -> Result<Entry, CodecError> {
     decode(bytes)
 }
 
+/// A run's index record as a record.
 pub fn encode_meta(meta: &RunMeta) -> Vec<u8> {
     encode(meta)
 }
 
+/// A run's index record from a record.
+///
+/// # Errors
+///
+/// As [`decode`].
 pub fn decode_meta(bytes: &[u8]) -> Result<RunMeta, CodecError> {
     decode(bytes)
 }

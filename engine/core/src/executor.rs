@@ -2,17 +2,18 @@
 //! (flushed) before starting the next side effect.
 
 use crate::Clock;
-use crate::host::{AttemptHost, Entropy, HostError, HostSetup, Observer, OsEntropy, RunJournal};
-use crate::journal::{Event, Failure, FailureKind, RetryPlan, RunStatus};
-use crate::runner::{
-    AttemptRequest, AttemptResult, Grants, Invocation, ResolvedLimits, StepRunner,
-};
+use crate::attempt::{self, Outcome};
+use crate::clock::{Entropy, OsEntropy};
+use crate::instance::{AttemptHost, HostSetup};
+use crate::journal::{Event, Failure, FailureKind, Observer, RunJournal, RunStatus};
+use crate::run::NewRun;
+use crate::runner::{ResolvedLimits, StepRunner};
 use crate::secrets::SecretSource;
 use crate::state::{Next, RunState, StateError};
-use crate::store::{Durability, Message, RunMeta, Store, StoreError};
-use medic_model::{Incident, Workflow, expr, template};
+use crate::store::{Durability, Message, Store, StoreError};
+use medic_model::{expr, template};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore, watch};
@@ -21,26 +22,27 @@ use tokio::sync::{Notify, Semaphore, watch};
 /// they are recorded in the journal and the run carries on or fails by its own rules.)
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The journal does not fold.
     #[error(transparent)]
     State(#[from] StateError),
+    /// A journal write failed during an attempt: nothing more can be recorded.
     #[error("run {run}: journal write failed during step {step}: {message}")]
     JournalLost {
+        /// The run's id.
         run: String,
+        /// The step whose attempt was running.
         step: String,
+        /// The store's error.
         message: String,
     },
-}
-
-/// A run to create.
-pub struct NewRun {
-    pub workflow: Workflow,
-    pub workflow_file: String,
-    pub incident: Incident,
-    /// Step id -> component location.
-    pub components: BTreeMap<String, String>,
-    pub drill: bool,
+    /// [`Engine::attempt_once`] on a run that is not a new one-step run.
+    #[error(
+        "run {0}: not a new standalone run (its first step has already started, or it has none)"
+    )]
+    NotStandalone(String),
 }
 
 /// The executor. Cheap to clone-by-Arc; drives any number of runs concurrently.
@@ -70,6 +72,8 @@ pub struct Engine {
 pub type DriveHook = Arc<dyn Fn(&RunState) + Send + Sync>;
 
 impl Engine {
+    /// An executor writing to `store`, running steps with `runner`, reading time from
+    /// `clock` and secret values from `secrets`; the OS's entropy, default limits.
     pub fn new(
         store: Arc<dyn Store>,
         runner: Arc<dyn StepRunner>,
@@ -93,6 +97,7 @@ impl Engine {
         }
     }
 
+    /// The limits of steps that set none.
     pub fn with_defaults(mut self, defaults: ResolvedLimits) -> Self {
         self.defaults = defaults;
         self
@@ -127,11 +132,16 @@ impl Engine {
         self
     }
 
+    /// The store it writes to.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
     /// Creates a run (durably) and returns its id. Does not start it: call [`Engine::drive`].
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`] when `run_created` cannot be written.
     pub fn create_run(&self, new: NewRun) -> Result<String, EngineError> {
         let now = self.clock.now_ms();
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
@@ -148,6 +158,10 @@ impl Engine {
 
     /// Creates a run under a caller-chosen id (the service derives it from the incident,
     /// so processing the same alert twice cannot start two runs).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`] when `run_created` cannot be written.
     pub fn create_run_as(&self, id: String, new: NewRun) -> Result<String, EngineError> {
         self.create(id, new, Durability::Flush)
     }
@@ -155,6 +169,10 @@ impl Engine {
     /// [`Engine::create_run_as`] without waiting for the disk: the run becomes durable
     /// with the caller's next flushing write, and must not be driven before it. Lets the
     /// service create a batch of runs with one flush.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`] when `run_created` cannot be written.
     pub fn create_run_as_lazy(&self, id: String, new: NewRun) -> Result<String, EngineError> {
         self.create(id, new, Durability::Lazy)
     }
@@ -165,26 +183,7 @@ impl Engine {
         new: NewRun,
         durability: Durability,
     ) -> Result<String, EngineError> {
-        let now = self.clock.now_ms();
-        let meta = RunMeta {
-            id: id.clone(),
-            workflow: new.workflow.name.clone(),
-            incident_title: new.incident.title.clone(),
-            status: RunStatus::Running,
-            created_ms: now,
-            updated_ms: now,
-        };
-        let first = crate::Entry {
-            seq: 0,
-            at_ms: now,
-            event: Event::RunCreated(Box::new(crate::journal::RunCreated {
-                workflow: new.workflow,
-                workflow_file: new.workflow_file,
-                incident: new.incident,
-                components: new.components,
-                drill: new.drill,
-            })),
-        };
+        let (meta, first) = new.first_entry(&id, self.clock.now_ms());
         match durability {
             Durability::Flush => self.store.create_run(&meta, &first)?,
             Durability::Lazy => self.store.create_run_lazy(&meta, &first)?,
@@ -198,6 +197,10 @@ impl Engine {
     /// Posts a message for a run (a gate decision, an incident update), durably, and wakes
     /// its driver if it runs in this process. A driver elsewhere, or the next one to start,
     /// reads it from the store.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`] when the message cannot be written.
     pub fn post(&self, run: &str, message: &Message) -> Result<(), EngineError> {
         self.store.post(run, message)?;
         if let Some(waker) = self.wakers.lock().expect("wakers lock").get(run) {
@@ -214,31 +217,29 @@ impl Engine {
         self.shutdown.send_replace(true);
     }
 
+    /// Whether [`Engine::shut_down`] was called.
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }
 
     /// Ids of runs that have not finished (to resume at start-up).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`] when the runs cannot be listed.
     pub fn unfinished_runs(&self) -> Result<Vec<String>, EngineError> {
         unfinished_runs(self.store.as_ref())
     }
 
     /// Drives a run until it finishes. Safe to call on a run that was interrupted at any
     /// point: it continues from the journal.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError`] when the run does not exist, its journal does not fold, or a
+    /// journal write fails: the run stops where its journal says.
     pub async fn drive(&self, run_id: &str) -> Result<RunStatus, EngineError> {
-        let meta = self
-            .store
-            .run(run_id)?
-            .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
-        let entries = self.store.entries(run_id)?;
-        let mut state = RunState::fold(run_id, &entries)?;
-        let journal = Arc::new(RunJournal::new(
-            self.store.clone(),
-            self.clock.clone(),
-            self.observer.clone(),
-            meta,
-            state.next_seq,
-        ));
+        let (mut state, journal) = self.open(run_id)?;
         if state.is_finished() {
             return Ok(state.status);
         }
@@ -278,7 +279,7 @@ impl Engine {
                         let Some(_slot) = self.slot(&mut stop).await else {
                             return Ok(RunStatus::Running);
                         };
-                        self.attempt(&state, &journal, &step, 1).await?
+                        self.attempt(&state, &journal, &step, 1).await?.0
                     }
                     Ok(false) => Event::StepSkipped {
                         step,
@@ -296,12 +297,57 @@ impl Engine {
                     let Some(_slot) = self.slot(&mut stop).await else {
                         return Ok(RunStatus::Running);
                     };
-                    self.attempt(&state, &journal, &step, attempt).await?
+                    self.attempt(&state, &journal, &step, attempt).await?.0
                 }
             };
             journal.append(event)?;
             apply(&mut state, &journal)?;
         }
+    }
+
+    /// A run's state, folded from its journal, and the append side of that journal.
+    fn open(&self, run_id: &str) -> Result<(RunState, Arc<RunJournal>), EngineError> {
+        let meta = self
+            .store
+            .run(run_id)?
+            .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
+        let state = RunState::load(self.store.as_ref(), run_id)?;
+        let journal = Arc::new(RunJournal::new(
+            self.store.clone(),
+            self.clock.clone(),
+            self.observer.clone(),
+            meta,
+            state.next_seq,
+        ));
+        Ok((state, journal))
+    }
+
+    /// One attempt of the first step of a new run, then the run's end: for a run made
+    /// with [`NewRun::standalone`] (`medic step test`), whose only step has one attempt.
+    /// The attempt runs exactly as [`Engine::drive`] runs it (same request, host and
+    /// outcome rule) and is journalled the same way; returns how it ended.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError`] when the run does not exist or has no step to attempt, or a
+    /// journal write fails.
+    pub async fn attempt_once(&self, run_id: &str) -> Result<Outcome, EngineError> {
+        let (mut state, journal) = self.open(run_id)?;
+        let step = state
+            .workflow
+            .steps
+            .first()
+            .filter(|_| state.next_seq == 1)
+            .map(|s| s.id.clone())
+            .ok_or_else(|| EngineError::NotStandalone(run_id.to_string()))?;
+        let (event, outcome) = self.attempt(&state, &journal, &step, 1).await?;
+        journal.append(event)?;
+        apply(&mut state, &journal)?;
+        if let Next::Finish { status, reason } = state.next(self.clock.now_ms()) {
+            journal.append(Event::RunFinished { status, reason })?;
+            apply(&mut state, &journal)?;
+        }
+        Ok(outcome)
     }
 
     /// A slot for one attempt (`Some(None)` when unbounded), or `None` when shutdown
@@ -351,34 +397,31 @@ impl Engine {
     }
 
     /// Runs one attempt. Appends `attempt_started` itself (and the host calls happen
-    /// through the journal); returns the closing event for the caller to append.
+    /// through the journal); returns the closing event for the caller to append, and the
+    /// outcome it records.
     async fn attempt(
         &self,
         state: &RunState,
         journal: &Arc<RunJournal>,
         step_id: &str,
         attempt: u32,
-    ) -> Result<Event, EngineError> {
+    ) -> Result<(Event, Outcome), EngineError> {
         let step = state
             .workflow
             .step(step_id)
             .expect("next() only names workflow steps")
             .clone();
-        let fail = |failure: Failure, duration_ms| Event::AttemptFailed {
-            step: step_id.to_string(),
-            attempt,
-            failure,
-            duration_ms,
-            retry: None,
+        let close = |outcome: Outcome, duration_ms| {
+            let event = outcome.event(&step, attempt, duration_ms, self.clock.now_ms());
+            (event, outcome)
         };
         let params = match template::render(&step.with, &state.context()) {
             Ok(p) => p,
             Err(e) => {
                 let f = Failure::new(FailureKind::Template, false, format!("with: {e}"));
-                return Ok(fail(f, 0));
+                return Ok(close(Outcome::failed(f), 0));
             }
         };
-        let idempotency_key = idempotency_key(&state.id, step_id);
         let s = &state.steps[step_id];
         // The same attempt still running in the journal: the engine stopped during it.
         // Re-run it from the start, answering what it already did from the journal.
@@ -401,6 +444,7 @@ impl Engine {
                 Default::default()
             },
         });
+        let mut request = attempt::request(state, &step, attempt, &params, &self.defaults);
         let started_ms = if resumed {
             s.started_ms
         } else {
@@ -409,44 +453,11 @@ impl Engine {
                 .append(Event::AttemptStarted {
                     step: step_id.to_string(),
                     attempt,
-                    idempotency_key: idempotency_key.clone(),
+                    idempotency_key: request.invocation.idempotency_key.clone(),
                     params: host.redactor().json(&params),
                 })?
                 .at_ms
         };
-        let request = AttemptRequest {
-            component: state
-                .components
-                .get(step_id)
-                .cloned()
-                .unwrap_or(step.uses.clone()),
-            invocation: Invocation {
-                run_id: state.id.clone(),
-                step_id: step_id.to_string(),
-                attempt,
-                idempotency_key,
-                phase: step.phase,
-                incident: state.incident.clone(),
-                params: params.to_string(),
-                drill: state.drill,
-            },
-            grants: Grants {
-                secrets: step.secrets.clone(),
-                allow: step.allow.clone(),
-            },
-            limits: ResolvedLimits {
-                memory_bytes: step
-                    .limits
-                    .memory_bytes
-                    .unwrap_or(self.defaults.memory_bytes),
-                timeout_ms: step.timeout_ms.unwrap_or(self.defaults.timeout_ms),
-                output_bytes: step
-                    .limits
-                    .output_bytes
-                    .unwrap_or(self.defaults.output_bytes),
-            },
-        };
-        let mut request = request;
         if resumed {
             // The timeout runs from the attempt's start, not from the restart.
             let spent = self.clock.now_ms().saturating_sub(started_ms);
@@ -459,78 +470,19 @@ impl Engine {
                         medic_model::units::format_duration_ms(request.limits.timeout_ms)
                     ),
                 );
-                return Ok(self.decide(&step, attempt, f, None, spent));
+                return Ok(close(Outcome::failed(f), spent));
             }
             request.limits.timeout_ms -= spent;
         }
         let result = self.runner.run(request, host.clone()).await;
-        let now = self.clock.now_ms();
-        let duration_ms = now.saturating_sub(started_ms);
-        match host.fatal() {
-            Some(HostError::Store(message)) => {
-                return Err(EngineError::JournalLost {
-                    run: state.id.clone(),
-                    step: step_id.to_string(),
-                    message,
-                });
-            }
-            Some(e @ HostError::Nondeterminism { .. }) => {
-                return Ok(fail(
-                    Failure::new(e.kind(), false, e.to_string()),
-                    duration_ms,
-                ));
-            }
-            None => {}
-        }
-        let redact = host.redactor();
-        // A grant violation fails the attempt whatever the step made of the refusal:
-        // guests see denials as vague client errors, the host knows exactly what happened.
-        let violations = host.violations();
-        let (failure, delay) = match result {
-            _ if !violations.is_empty() => (
-                Failure::new(FailureKind::StepError, false, violations.join("; ")),
-                None,
-            ),
-            AttemptResult::Done(output) => {
-                return Ok(Event::AttemptSucceeded {
-                    step: step_id.to_string(),
-                    attempt,
-                    output: redact.json(&output),
-                    duration_ms,
-                });
-            }
-            AttemptResult::RetryAfter { ms, reason } => (
-                Failure::new(FailureKind::NotReady, true, redact.text(&reason)),
-                Some(ms),
-            ),
-            AttemptResult::Failed(mut f) => {
-                f.message = redact.text(&f.message);
-                (f, None)
-            }
-        };
-        Ok(self.decide(&step, attempt, failure, delay, duration_ms))
-    }
-
-    /// A failed attempt's record, with the retry decision made by the step's policy.
-    fn decide(
-        &self,
-        step: &medic_model::Step,
-        attempt: u32,
-        failure: Failure,
-        delay: Option<u64>,
-        duration_ms: u64,
-    ) -> Event {
-        let now = self.clock.now_ms();
-        let retry = (failure.retryable && attempt < step.retry.attempts).then(|| RetryPlan {
-            attempt: attempt + 1,
-            not_before_ms: now + delay.unwrap_or_else(|| step.retry.delay_before(attempt + 1)),
-        });
-        Event::AttemptFailed {
-            step: step.id.clone(),
-            attempt,
-            failure,
-            duration_ms,
-            retry,
+        let duration_ms = self.clock.now_ms().saturating_sub(started_ms);
+        match attempt::outcome(result, &host) {
+            Ok(outcome) => Ok(close(outcome, duration_ms)),
+            Err(lost) => Err(EngineError::JournalLost {
+                run: state.id.clone(),
+                step: step_id.to_string(),
+                message: lost.0,
+            }),
         }
     }
 }
@@ -543,6 +495,10 @@ fn apply(state: &mut RunState, journal: &RunJournal) -> Result<(), StateError> {
 }
 
 /// Ids of the runs in `store` that have not finished.
+///
+/// # Errors
+///
+/// [`EngineError::Store`] when the runs cannot be listed.
 pub fn unfinished_runs(store: &dyn Store) -> Result<Vec<String>, EngineError> {
     Ok(store
         .runs()?
@@ -552,9 +508,19 @@ pub fn unfinished_runs(store: &dyn Store) -> Result<Vec<String>, EngineError> {
         .collect())
 }
 
-/// The same for every attempt of a step in a run, across retries and restarts.
+/// The same for every attempt of a step in a run, across retries and restarts: 32 hex
+/// digits (the first 16 bytes of SHA-256 of `medic/<run>/<step>`).
 pub fn idempotency_key(run_id: &str, step_id: &str) -> String {
     hex::encode(&Sha256::digest(format!("medic/{run_id}/{step_id}"))[..16])
+}
+
+impl From<crate::state::LoadError> for EngineError {
+    fn from(e: crate::state::LoadError) -> Self {
+        match e {
+            crate::state::LoadError::Store(e) => EngineError::Store(e),
+            crate::state::LoadError::State(e) => EngineError::State(e),
+        }
+    }
 }
 
 /// A run's entry in [`Engine`]'s wakers while it is driven; removed on drop.

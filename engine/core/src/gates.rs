@@ -93,28 +93,70 @@ pub fn may_decide(approvers: &[String], who: &str) -> bool {
 /// Why a gate decision is refused, checked by the API and the CLI before posting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    /// The run has no such step.
     #[error("run {run} has no step `{step}` (its steps: {steps})")]
     NoSuchStep {
+        /// The run's id.
         run: String,
+        /// The step asked for.
         step: String,
+        /// The run's step ids, comma-separated.
         steps: String,
     },
+    /// The step runs a component.
     #[error("step `{step}` is not a gate: it runs a component ({uses})")]
-    NotAGate { step: String, uses: String },
+    NotAGate {
+        /// The step's id.
+        step: String,
+        /// Its component.
+        uses: String,
+    },
+    /// The run has finished.
     #[error("run {run} is {status}: its gates can no longer be decided")]
-    RunOver { run: String, status: String },
+    RunOver {
+        /// The run's id.
+        run: String,
+        /// How it finished.
+        status: String,
+    },
+    /// The gate was skipped.
     #[error("gate `{step}` was skipped: {reason}")]
-    Skipped { step: String, reason: String },
+    Skipped {
+        /// The gate's step id.
+        step: String,
+        /// Why it was skipped.
+        reason: String,
+    },
+    /// The gate was cancelled: the incident resolved (`on-resolved: cancel`).
     #[error("gate `{step}` was cancelled: {reason}")]
-    Cancelled { step: String, reason: String },
+    Cancelled {
+        /// The gate's step id.
+        step: String,
+        /// Why it was cancelled.
+        reason: String,
+    },
+    /// The run has not reached the gate.
     #[error("gate `{step}` has not opened yet (the run has not reached it); decide once it waits")]
-    NotOpenYet { step: String },
+    NotOpenYet {
+        /// The gate's step id.
+        step: String,
+    },
+    /// Someone, or the deadline, decided first.
     #[error("gate `{step}` was already decided: {how}")]
-    AlreadyDecided { step: String, how: String },
+    AlreadyDecided {
+        /// The gate's step id.
+        step: String,
+        /// The decision and who made it.
+        how: String,
+    },
+    /// `by` is not among the gate's approvers.
     #[error("{by} may not decide gate `{step}`: its approvers are {approvers}")]
     NotAnApprover {
+        /// The gate's step id.
         step: String,
+        /// Who tried to decide.
         by: String,
+        /// Who may, comma-separated.
         approvers: String,
     },
 }
@@ -131,6 +173,10 @@ impl Refusal {
 }
 
 /// Checks that `by` may decide the gate of `step` now.
+///
+/// # Errors
+///
+/// The [`Refusal`] saying why not.
 pub fn check_decision(state: &RunState, step: &str, by: &str) -> Result<(), Refusal> {
     let Some(def) = state.workflow.step(step) else {
         return Err(Refusal::NoSuchStep {

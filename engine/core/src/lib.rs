@@ -19,33 +19,36 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
+pub mod attempt;
 pub mod clock;
 pub mod codec;
 mod executor;
 pub mod gates;
-mod host;
+mod instance;
 pub mod journal;
 mod memstore;
 mod random;
+mod run;
 mod runner;
 pub mod secrets;
 mod state;
 mod store;
 pub mod timeline;
 
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use executor::{DriveHook, Engine, EngineError, NewRun, idempotency_key, unfinished_runs};
-pub use host::{
-    AttemptHost, Entropy, HostError, HostSetup, HttpPlan, Observer, OsEntropy, Recorded, RunJournal,
-};
+pub use clock::{Clock, Entropy, ManualClock, OsEntropy, SystemClock};
+pub use executor::{DriveHook, Engine, EngineError, idempotency_key, unfinished_runs};
+pub use instance::{AttemptHost, HostError, HostSetup, HttpPlan};
 pub use journal::{
-    Body, ClockKind, Entry, Event, Failure, FailureKind, HostCall, HttpOutcome, Level, RetryPlan,
-    RunStatus,
+    Body, ClockKind, Entry, Event, Failure, FailureKind, HostCall, HttpOutcome, Level, Observer,
+    Recorded, RetryPlan, RunJournal, RunStatus,
 };
 pub use memstore::MemoryStore;
+pub use run::{LoadedWorkflow, NewRun};
 pub use runner::{
     AttemptRequest, AttemptResult, Grants, Invocation, ResolvedLimits, StepRunner, host_allowed,
 };
 pub use secrets::{EnvSecrets, Redactor, SecretSource, StaticSecrets};
-pub use state::{Next, RunState, StateError, StepState, StepStatus};
+pub use state::{LoadError, Next, RunState, StateError, StepState, StepStatus};
 pub use store::{Durability, Message, RunMeta, Store, StoreError};

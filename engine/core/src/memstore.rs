@@ -6,6 +6,7 @@ use crate::store::{Durability, Message, RunMeta, Store, StoreError};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+/// The [`Store`] in memory, for attempts outside durable runs.
 #[derive(Default)]
 pub struct MemoryStore {
     runs: Mutex<BTreeMap<String, (RunMeta, Vec<Entry>)>>,
@@ -16,6 +17,7 @@ pub struct MemoryStore {
 type Mailboxes = (u64, BTreeMap<(String, u64), Message>);
 
 impl MemoryStore {
+    /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }

@@ -4,44 +4,59 @@ use crate::Failure;
 use async_trait::async_trait;
 use medic_model::{Incident, Phase};
 
-pub use crate::host::AttemptHost;
+pub use crate::instance::AttemptHost;
 
 /// Everything a runner needs for one attempt.
 #[derive(Debug, Clone)]
 pub struct AttemptRequest {
     /// Resolved component location (a path to a `.wasm` file).
     pub component: String,
+    /// What the step is told.
     pub invocation: Invocation,
+    /// What it may use.
     pub grants: Grants,
+    /// Its limits.
     pub limits: ResolvedLimits,
 }
 
 /// Mirrors the WIT `invocation` record.
 #[derive(Debug, Clone)]
 pub struct Invocation {
+    /// The run's id.
     pub run_id: String,
+    /// The step's id.
     pub step_id: String,
+    /// The attempt's number, from 1.
     pub attempt: u32,
+    /// The same for every attempt of the step in the run.
     pub idempotency_key: String,
+    /// The step's phase.
     pub phase: Phase,
+    /// The incident.
     pub incident: Incident,
     /// The rendered params, as JSON text.
     pub params: String,
+    /// A drill: the step must not change production.
     pub drill: bool,
 }
 
 /// What the workflow grants the step.
 #[derive(Debug, Clone, Default)]
 pub struct Grants {
+    /// Secret names the step may read.
     pub secrets: Vec<String>,
+    /// Hosts it may call: `host`, `host:port` or `*.domain`.
     pub allow: Vec<String>,
 }
 
 /// Limits with engine defaults applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResolvedLimits {
+    /// Linear memory, bytes.
     pub memory_bytes: u64,
+    /// Wall time of the attempt, milliseconds.
     pub timeout_ms: u64,
+    /// Largest output document, bytes.
     pub output_bytes: u64,
 }
 
@@ -58,8 +73,16 @@ impl Default for ResolvedLimits {
 /// How an attempt ended, as the runner saw it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttemptResult {
+    /// The step returned `done` with this output.
     Done(serde_json::Value),
-    RetryAfter { ms: u64, reason: String },
+    /// The step asked to be tried again later.
+    RetryAfter {
+        /// After this many milliseconds.
+        ms: u64,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The attempt failed.
     Failed(Failure),
 }
 
@@ -68,6 +91,7 @@ pub enum AttemptResult {
 /// an [`AttemptResult::Failed`].
 #[async_trait]
 pub trait StepRunner: Send + Sync {
+    /// Runs the attempt `request`, every host call through `host`.
     async fn run(&self, request: AttemptRequest, host: AttemptHost) -> AttemptResult;
 }
 

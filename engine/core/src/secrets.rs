@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 /// A source of secret values by name. Engine configuration decides which one is used;
 /// workflows only name secrets and grant them to steps.
 pub trait SecretSource: Send + Sync {
+    /// The value of secret `name`, or `None` when it has none.
     fn get(&self, name: &str) -> Option<String>;
 }
 
@@ -36,6 +37,7 @@ pub struct Redactor {
 }
 
 impl Redactor {
+    /// A redactor for these (name, value) pairs; empty values are ignored.
     pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
         let mut secrets: Vec<(String, String)> = pairs
             .into_iter()
@@ -46,10 +48,12 @@ impl Redactor {
         Redactor { secrets }
     }
 
+    /// Whether there is nothing to redact.
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty()
     }
 
+    /// `s` with every secret value replaced by `[redacted:NAME]`.
     pub fn text(&self, s: &str) -> String {
         let mut out = s.to_string();
         for (value, name) in &self.secrets {

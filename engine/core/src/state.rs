@@ -1,27 +1,33 @@
 //! A run's state, as the fold of its journal, and the pure decision of what to do next.
 //! Keeping `next` free of I/O and time reads makes resume deterministic and testable.
 
-use crate::host::Recorded;
-use crate::journal::{Entry, Event, Failure, HostCall, RetryPlan, RunStatus};
+use crate::journal::{Entry, Event, Failure, HostCall, Recorded, RetryPlan, RunStatus};
+use crate::store::{Store, StoreError};
 use medic_model::{Decision, Incident, IncidentStatus, OnResolved, Phase, Workflow};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
+/// Where a step is, as folded from the journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepStatus {
+    /// Not started.
     Pending,
     /// An attempt started and has no result in the journal (running, or interrupted).
     Running,
     /// Waiting for a retry.
     Waiting,
+    /// An attempt succeeded (or, for a gate, it was decided).
     Succeeded,
+    /// Failed for good.
     Failed,
+    /// Not run: its condition was false, an earlier step failed, or the run was cancelled.
     Skipped,
     /// Not run: the incident resolved by itself (`on-resolved: cancel`).
     Cancelled,
 }
 
 impl StepStatus {
+    /// The status's name, lowercase, as templates see it (`steps.<id>.status`).
     pub fn as_str(self) -> &'static str {
         match self {
             StepStatus::Pending => "pending",
@@ -35,18 +41,23 @@ impl StepStatus {
     }
 }
 
+/// One step of a run, as folded from the journal.
 #[derive(Debug, Clone)]
 pub struct StepState {
+    /// Where the step is.
     pub status: StepStatus,
     /// The latest attempt number started (0: none).
     pub attempt: u32,
     /// When the latest attempt started (wall-clock ms): its timeout runs from here,
     /// across restarts.
     pub started_ms: u64,
+    /// The output document once it succeeded.
     pub output: Option<Value>,
     /// Why the step was skipped or cancelled.
     pub reason: Option<String>,
+    /// The retry it waits for, while [`StepStatus::Waiting`].
     pub retry: Option<RetryPlan>,
+    /// The latest failed attempt's failure.
     pub last_failure: Option<Failure>,
     /// Durable per-step state (`state-set`).
     pub state: BTreeMap<String, String>,
@@ -61,35 +72,57 @@ pub struct StepState {
 /// A gate as opened: what was asked, of whom, and until when.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenGate {
+    /// The prompt, rendered.
     pub prompt: String,
+    /// Who may decide; empty: anyone.
     pub approvers: Vec<String>,
+    /// When the default is taken: wall-clock ms since the Unix epoch.
     pub deadline_ms: u64,
+    /// The decision taken at the deadline.
     pub on_deadline: Decision,
 }
 
+/// A run's state: the fold of its journal ([`RunState::load`], [`RunState::fold`]).
 #[derive(Debug, Clone)]
 pub struct RunState {
+    /// The run's id.
     pub id: String,
+    /// The workflow as journalled in `run_created`.
     pub workflow: Workflow,
+    /// Where the workflow was read from.
     pub workflow_file: String,
+    /// The incident, with its status as last updated.
     pub incident: Incident,
+    /// Step id -> component location, fixed at creation.
     pub components: BTreeMap<String, String>,
+    /// A drill.
     pub drill: bool,
+    /// When the run was created: wall-clock ms since the Unix epoch.
     pub created_ms: u64,
+    /// Where the run is.
     pub status: RunStatus,
+    /// Why it failed, once it has.
     pub reason: Option<String>,
+    /// Every step of the workflow by id.
     pub steps: BTreeMap<String, StepState>,
+    /// The sequence number the next journal entry gets.
     pub next_seq: u64,
 }
 
+/// Why a journal does not fold into a run.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    /// No entries (holds the run's id).
     #[error("run {0}: journal is empty")]
     Empty(String),
+    /// An entry that cannot follow the ones before it.
     #[error("run {run}: entry {seq}: {message}")]
     Invalid {
+        /// The run's id.
         run: String,
+        /// The entry's sequence number.
         seq: u64,
+        /// What is wrong with it.
         message: String,
     },
 }
@@ -99,39 +132,95 @@ pub enum StateError {
 pub enum Next {
     /// First attempt of a step: evaluate its condition, then start attempt 1.
     Begin {
+        /// The step's id.
         step: String,
     },
     /// Start (or re-run, after an interruption) this attempt.
     Attempt {
+        /// The step's id.
         step: String,
+        /// The attempt's number.
         attempt: u32,
     },
     /// Nothing to do until this wall-clock instant.
     Wait {
+        /// Wall-clock ms since the Unix epoch.
         until_ms: u64,
     },
+    /// Skip this step.
     Skip {
+        /// The step's id.
         step: String,
+        /// Why, for people.
         reason: String,
     },
     /// The incident resolved: this step will not run (`on-resolved: cancel`).
     Cancel {
+        /// The step's id.
         step: String,
+        /// Why, for people.
         reason: String,
     },
     /// A gate is open: wait for a decision, or take its default at the deadline.
     Gate {
+        /// The gate's step id.
         step: String,
+        /// Its deadline: wall-clock ms since the Unix epoch.
         deadline_ms: u64,
     },
+    /// The run is over.
     Finish {
+        /// How it ended.
         status: RunStatus,
+        /// Why it failed.
         reason: Option<String>,
     },
 }
 
+/// Why a run's state could not be loaded: its journal could not be read, or does not fold.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Reading the journal failed, or there is no such run.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The journal does not describe a run.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
 impl RunState {
+    /// Reads run `run`'s journal from `store` and folds it: the one way every reader (the
+    /// executor, `medic runs`, the gate commands, the API) gets a run's state.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::Store`] when the journal cannot be read (`NoSuchRun` for an unknown
+    /// id), [`LoadError::State`] when it does not fold.
+    pub fn load(store: &dyn Store, run: &str) -> Result<RunState, LoadError> {
+        Ok(Self::load_with_journal(store, run)?.0)
+    }
+
+    /// [`RunState::load`], also returning the journal it folded, for readers that show it
+    /// (timelines, reports).
+    ///
+    /// # Errors
+    ///
+    /// As [`RunState::load`].
+    pub fn load_with_journal(
+        store: &dyn Store,
+        run: &str,
+    ) -> Result<(RunState, Vec<Entry>), LoadError> {
+        let entries = store.entries(run)?;
+        let state = RunState::fold(run, &entries)?;
+        Ok((state, entries))
+    }
+
     /// Rebuilds a run from its journal.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError`] when `entries` is empty, does not start with `run_created`, or holds
+    /// an entry that cannot follow the ones before it.
     pub fn fold(run: &str, entries: &[Entry]) -> Result<RunState, StateError> {
         let first = entries
             .first()
@@ -186,6 +275,10 @@ impl RunState {
     }
 
     /// Applies one journal entry (the executor calls this after each append).
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::Invalid`] when the entry cannot follow the ones folded so far.
     pub fn apply(&mut self, e: &Entry) -> Result<(), StateError> {
         if e.seq != self.next_seq {
             return Err(self.invalid(e, format!("out of order: expected entry {}", self.next_seq)));
@@ -310,6 +403,7 @@ impl RunState {
         }
     }
 
+    /// Whether `run_finished` has been folded.
     pub fn is_finished(&self) -> bool {
         self.status != RunStatus::Running
     }
@@ -422,8 +516,8 @@ impl RunState {
         (s.status == StepStatus::Running).then_some(s.gate.as_ref())?
     }
 
-    /// What templates and conditions see: `incident.*` and `steps.<id>.{status,output}`
-    /// of every step that has finished.
+    /// What templates and conditions see: `incident.*`, `steps.<id>.{status,output}`
+    /// of every step that has finished, and the workflow's `vars.*` for its environment.
     pub fn context(&self) -> Value {
         let steps: serde_json::Map<String, Value> = self
             .steps
@@ -444,6 +538,6 @@ impl RunState {
                 )
             })
             .collect();
-        json!({"incident": self.incident.to_context(), "steps": steps})
+        json!({"incident": self.incident.to_context(), "steps": steps, "vars": self.workflow.vars})
     }
 }

@@ -8,34 +8,54 @@ use serde::{Deserialize, Serialize};
 /// reading journals.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunMeta {
+    /// The run's id.
     pub id: String,
+    /// The workflow's name.
     pub workflow: String,
+    /// The incident's title.
     pub incident_title: String,
+    /// Where the run is.
     pub status: RunStatus,
+    /// When it was created: wall-clock ms since the Unix epoch.
     pub created_ms: u64,
+    /// When its status last changed: wall-clock ms since the Unix epoch.
     pub updated_ms: u64,
 }
 
+/// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The store could not be read or written. Never retried silently: the caller must
     /// stop, because the journal no longer describes what happened.
     #[error("store at {path}: {message}")]
-    Io { path: String, message: String },
+    Io {
+        /// The store's directory.
+        path: String,
+        /// The cause, from the OS or sled.
+        message: String,
+    },
+    /// A record that does not decode.
     #[error("store at {path}: corrupt record {key}: {source}")]
     Corrupt {
+        /// The store's directory.
         path: String,
+        /// The record's key, printable.
         key: String,
+        /// Why it does not decode.
         source: crate::codec::CodecError,
     },
+    /// No run has this id.
     #[error("no run with id {0}")]
     NoSuchRun(String),
     /// An append whose sequence number does not follow the journal's last one: two
     /// writers, or a bug. Refused so the journal never forks.
     #[error("run {run}: journal append out of order (expected seq {expected}, got {got})")]
     OutOfOrder {
+        /// The run's id.
         run: String,
+        /// The sequence number that follows the journal's last.
         expected: u64,
+        /// The one appended.
         got: u64,
     },
 }
@@ -50,14 +70,21 @@ pub enum StoreError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Message {
+    /// A person decided a gate.
     GateDecision {
+        /// The gate's step id.
         step: String,
+        /// Approved or rejected.
         decision: Decision,
+        /// Who decided.
         by: String,
+        /// What they said, if anything.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         comment: Option<String>,
     },
+    /// The run's incident resolved or fired again.
     IncidentUpdate {
+        /// Its new status.
         status: IncidentStatus,
     },
 }
@@ -81,6 +108,10 @@ pub enum Durability {
 /// earlier append are on disk.
 pub trait Store: Send + Sync {
     /// Create a run: its meta and its first journal entry, atomically.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the write or its flush fails.
     fn create_run(&self, meta: &RunMeta, first: &Entry) -> Result<(), StoreError>;
     /// [`Store::create_run`], but made durable by the next flushing write rather than
     /// before returning: for callers creating many runs and flushing once (the service's
@@ -89,6 +120,11 @@ pub trait Store: Send + Sync {
         self.create_run(meta, first)
     }
     /// Append one entry (seq must be the next one) and, if given, replace the run's meta.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::OutOfOrder`] when `entry.seq` does not follow the journal's last;
+    /// [`StoreError::Io`] when the write (or, for [`Durability::Flush`], its flush) fails.
     fn append(
         &self,
         run: &str,
@@ -97,15 +133,40 @@ pub trait Store: Send + Sync {
         durability: Durability,
     ) -> Result<(), StoreError>;
     /// The whole journal of a run, in order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NoSuchRun`], or a read or decode failure.
     fn entries(&self, run: &str) -> Result<Vec<Entry>, StoreError>;
+    /// A run's index record, or `None` when there is no such run.
+    ///
+    /// # Errors
+    ///
+    /// A read or decode failure.
     fn run(&self, run: &str) -> Result<Option<RunMeta>, StoreError>;
     /// All runs, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// A read or decode failure.
     fn runs(&self) -> Result<Vec<RunMeta>, StoreError>;
     /// Posts a message to a run's mailbox, durably (flushed before it returns).
+    ///
+    /// # Errors
+    ///
+    /// A write or flush failure.
     fn post(&self, run: &str, message: &Message) -> Result<(), StoreError>;
     /// A run's pending messages, oldest first, with the ids [`Store::ack`] takes.
+    ///
+    /// # Errors
+    ///
+    /// A read or decode failure.
     fn mailbox(&self, run: &str) -> Result<Vec<(u64, Message)>, StoreError>;
     /// Removes a handled message. Lazy: a message seen again after a crash is handled
     /// idempotently.
+    ///
+    /// # Errors
+    ///
+    /// A write failure.
     fn ack(&self, run: &str, id: u64) -> Result<(), StoreError>;
 }

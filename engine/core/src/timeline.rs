@@ -14,6 +14,7 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    /// A timeline that has seen no entry yet.
     pub fn new() -> Self {
         Self::default()
     }

@@ -43,6 +43,8 @@ pub(crate) struct Parser<'a> {
     pub diags: Vec<Diagnostic>,
     /// Paths of fields suggested by did-you-mean hints.
     pub suggested: Vec<String>,
+    /// The workflow's `vars`, with the environment's values (read before the steps).
+    pub vars: crate::vars::Vars,
 }
 
 pub(crate) fn expected(what: &str, node: &Node) -> String {

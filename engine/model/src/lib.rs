@@ -71,9 +71,10 @@ pub mod template;
 pub mod time;
 pub mod types;
 pub mod units;
+mod vars;
 mod yaml;
 
 pub use diag::{Diagnostic, Pos};
-pub use parse::{Document, parse_workflow};
+pub use parse::{Document, parse_workflow, parse_workflow_with_vars};
 pub use schema::{check_params, workflow_schema};
 pub use types::*;

@@ -20,6 +20,7 @@ pub(crate) const TOP_FIELDS: &[&str] = &[
     "description",
     "trigger",
     "on-resolved",
+    "vars",
     "steps",
 ];
 pub(crate) const TRIGGER_FIELDS: &[&str] = &["matchers", "severity", "source", "group-by"];
@@ -74,7 +75,23 @@ pub(crate) struct StepInfo<'n> {
 }
 
 /// Parse + validate a workflow file. Returns all diagnostics found, sorted by position.
+/// Vars keep the values the file gives them; see [`parse_workflow_with_vars`].
 pub fn parse_workflow(file: &str, src: &str) -> Result<Document, Vec<Diagnostic>> {
+    parse_workflow_with_vars(file, src, &std::collections::BTreeMap::new())
+}
+
+/// Parse + validate a workflow file for an environment: `vars` (medic.toml's `[vars]`)
+/// override the values of the vars the workflow declares. `allow` entries built from
+/// vars are resolved here.
+///
+/// # Errors
+/// Every problem found, sorted by position, each with `file:line:column`: among them an
+/// `allow` entry or template naming a var that is not declared or has no value.
+pub fn parse_workflow_with_vars(
+    file: &str,
+    src: &str,
+    vars: &std::collections::BTreeMap<String, String>,
+) -> Result<Document, Vec<Diagnostic>> {
     let opts = LoaderOptions::default()
         .error_on_duplicate_keys(true)
         .prevent_coercion(true);
@@ -85,6 +102,7 @@ pub fn parse_workflow(file: &str, src: &str) -> Result<Document, Vec<Diagnostic>
         lines: src.lines().collect(),
         diags: Vec::new(),
         suggested: Vec::new(),
+        vars: crate::vars::Vars::new(),
     };
     if let Some(line) = second_document(src) {
         p.err(Some(Pos::new(line, 1)), "", "a workflow file holds one YAML document, but `---` starts another here; put each workflow in its own file");
@@ -96,7 +114,7 @@ pub fn parse_workflow(file: &str, src: &str) -> Result<Document, Vec<Diagnostic>
         p.err(Some(Pos::new(1, 1)), "", "the file is empty: a workflow needs `apiVersion: medic/v1`, `kind: Workflow`, a `name` and `steps`");
         None
     } else {
-        p.workflow(map)
+        p.workflow(map, vars)
     };
     match workflow {
         Some(workflow) if p.diags.is_empty() => {
@@ -175,7 +193,11 @@ fn load_error(file: &str, src: &str, e: &LoadError) -> Diagnostic {
 }
 
 impl<'a> Parser<'a> {
-    fn workflow(&mut self, root: &MarkedMappingNode) -> Option<Workflow> {
+    fn workflow(
+        &mut self,
+        root: &MarkedMappingNode,
+        overrides: &std::collections::BTreeMap<String, String>,
+    ) -> Option<Workflow> {
         let top = Some(Pos::new(1, 1));
         self.check_keys(root, "", TOP_FIELDS, "at the top level");
         let ctx = "at the top level";
@@ -226,6 +248,14 @@ impl<'a> Parser<'a> {
             Some(f) => self.on_resolved(&f),
             None => Some(OnResolved::Continue),
         };
+        // Before the steps: their `allow` lists and templates use the vars.
+        let vars = match field(root, "", "vars") {
+            Some(f) => self.vars(&f, overrides),
+            None => Some(crate::vars::Vars::new()),
+        };
+        if let Some(v) = &vars {
+            self.vars = v.clone();
+        }
         let steps = self
             .required(root, "", "steps", top, ctx, "the list of steps to run")
             .and_then(|f| self.steps(&f));
@@ -235,6 +265,7 @@ impl<'a> Parser<'a> {
             trigger: trigger?,
             steps: steps?,
             on_resolved: on_resolved?,
+            vars: crate::vars::values(&vars?),
         })
     }
 
@@ -451,10 +482,7 @@ impl<'a> Parser<'a> {
                 .is_some();
         }
         if let Some(f) = field(map, &path, "allow") {
-            ok &= self
-                .string_list(&f, "hosts", refs::check_host)
-                .map(|v| step.allow = v)
-                .is_some();
+            ok &= self.allow_list(&f).map(|v| step.allow = v).is_some();
         }
         if let Some(f) = field(map, &path, "limits") {
             ok &= self.limits(&f).map(|l| step.limits = l).is_some();

@@ -112,7 +112,13 @@ pub(crate) fn check_steps(p: &mut Parser, infos: &[StepInfo]) {
         .iter()
         .filter_map(|i| i.id.as_ref().map(|(id, _)| id.as_str()))
         .collect();
-    let check = |from: &StepInfo, path: &Path| check_ref(infos, &first, &ids, from, path);
+    let vars = p.vars.clone();
+    let check = |from: &StepInfo, path: &Path| {
+        if path.key(0) == Some("vars") {
+            return crate::vars::check_var_ref(&vars, path);
+        }
+        check_ref(infos, &first, &ids, from, path)
+    };
     for info in infos {
         if let Some((at, node)) = &info.templated {
             let mut strings = Vec::new();
@@ -255,8 +261,8 @@ fn check_ref(
             }
         }
         other => Some(format!(
-            "`{path}`: references start with `incident.` or `steps.`{}",
-            hint(other, ["incident", "steps"])
+            "`{path}`: references start with `incident.`, `steps.` or `vars.`{}",
+            hint(other, ["incident", "steps", "vars"])
         )),
     }
 }

@@ -23,6 +23,10 @@ pub struct Workflow {
     /// What a run does when its incident resolves while it is still going.
     #[serde(default, skip_serializing_if = "OnResolved::is_continue")]
     pub on_resolved: OnResolved,
+    /// Values for this environment (`vars:` overridden by medic.toml's `[vars]`); only
+    /// those that are set. Templates read them as `vars.NAME`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
 }
 
 /// What the resolution of its incident does to a run that is still going.

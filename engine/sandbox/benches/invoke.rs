@@ -16,8 +16,8 @@
 //! `cargo bench -p medic-sandbox --bench invoke`
 
 use medic_core::{
-    AttemptHost, AttemptRequest, AttemptResult, Grants, Invocation, MemoryStore, ResolvedLimits,
-    RunJournal, StaticSecrets, StepRunner, SystemClock,
+    AttemptHost, AttemptRequest, AttemptResult, Grants, Invocation, MemoryStore, NewRun,
+    ResolvedLimits, RunJournal, StaticSecrets, StepRunner, SystemClock,
 };
 use medic_model::{Incident, IncidentStatus, Phase};
 use medic_sandbox::{Sandbox, SandboxConfig};
@@ -75,7 +75,9 @@ fn measure(
     iterations: usize,
 ) -> Vec<Duration> {
     let store = Arc::new(MemoryStore::new());
-    let journal = RunJournal::scratch(store, Arc::new(SystemClock), "bench").unwrap();
+    let step = medic_core::attempt::standalone_step("step", req.invocation.phase, &req.component);
+    let new = NewRun::standalone(step, req.component.clone(), req.invocation.incident.clone());
+    let journal = RunJournal::create(store, Arc::new(SystemClock), "bench", new).unwrap();
     let host = AttemptHost::standalone(
         journal,
         "step",

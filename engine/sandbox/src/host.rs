@@ -3,8 +3,10 @@
 //! core's journaling chokepoint ([`AttemptHost`]).
 
 use crate::bindings::newest::medic::step::{host, types};
+use crate::tls::{TlsProblem, TlsSettings};
 use http_body_util::BodyExt;
 use medic_core::{AttemptHost, Body, HttpOutcome, HttpPlan, Level, host_allowed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock};
@@ -29,6 +31,7 @@ impl StepData {
     pub(crate) fn new(
         host: Option<AttemptHost>,
         allow: Vec<String>,
+        tls: TlsSettings,
         memory_bytes: u64,
         timeout: Duration,
         seed: u128,
@@ -57,6 +60,8 @@ impl StepData {
                 host: host.clone(),
                 allow,
                 deadline,
+                tls,
+                problem: Arc::new(Mutex::new(None)),
             },
             limiter: Limiter {
                 memory_bytes: usize::try_from(memory_bytes).unwrap_or(usize::MAX),
@@ -65,6 +70,17 @@ impl StepData {
             host,
             deadline,
         }
+    }
+
+    /// The first certificate problem a request of this attempt ran into, in words that
+    /// name the host and the reason.
+    pub(crate) fn tls_problem(&self) -> Option<String> {
+        self.gate
+            .problem
+            .lock()
+            .expect("tls problem lock")
+            .as_ref()
+            .map(|p| p.0.clone())
     }
 
     fn host(&self) -> wasmtime::Result<&AttemptHost> {
@@ -130,7 +146,15 @@ struct HttpGate {
     host: Option<AttemptHost>,
     allow: Vec<String>,
     deadline: Instant,
+    /// Per-destination TLS: private CAs, client certificates.
+    tls: TlsSettings,
+    /// Set by the first request that fails on a certificate problem.
+    problem: Arc<Mutex<Option<TlsProblem>>>,
 }
+
+/// A recorded error message that starts like this is a certificate problem: a replayed
+/// attempt reports it the same way as the live one.
+const TLS_PREFIX: &str = "TLS to ";
 
 type SendResult = wasmtime_wasi_http::Result<(
     http::Response<WasiBody>,
@@ -204,6 +228,11 @@ impl WasiHttpHooks for HttpGate {
         });
         let allowed = host_allowed(&self.allow, &authority_host, port);
         let deadline = self.deadline;
+        let tls = self.tls.clone();
+        let problem = self.problem.clone();
+        let note = move |p: TlsProblem| {
+            problem.lock().expect("tls problem lock").get_or_insert(p);
+        };
         Box::new(async move {
             let Some(host) = host else {
                 return Err(HttpError::HttpRequestDenied);
@@ -227,7 +256,14 @@ impl WasiHttpHooks for HttpGate {
                 .http_request(&method, &url, &header_pairs(&parts.headers), &body)
                 .map_err(|_| HttpError::HttpRequestDenied)?;
             let id = match plan {
-                HttpPlan::Replay { response, .. } => return replayed(response),
+                HttpPlan::Replay { response, .. } => {
+                    if let HttpOutcome::Error { message } = &response
+                        && message.starts_with(TLS_PREFIX)
+                    {
+                        note(TlsProblem(message.clone()));
+                    }
+                    return replayed(response);
+                }
                 HttpPlan::Send { id } => id,
             };
             let request = http::Request::from_parts(parts, full(body));
@@ -236,19 +272,12 @@ impl WasiHttpHooks for HttpGate {
             // the attempt's remaining time bounds the whole exchange here.
             let remaining = deadline.saturating_duration_since(Instant::now());
             let exchange = async {
-                let (response, io) =
-                    wasmtime_wasi_http::default_send_request(request, options).await?;
-                // The connection future drives the body: it must run while we read it.
-                let conn = tokio::spawn(io);
+                let response = crate::tls::send(&tls, request, options).await?;
                 let (parts, body) = response.into_parts();
-                let body = collect(body.map_err(Into::into).boxed_unsync()).await;
-                if body.is_err() {
-                    conn.abort();
-                }
-                Ok::<_, HttpError>((parts, body?))
+                Ok::<_, crate::tls::SendFailure>((parts, collect(body).await?))
             };
             let result = match tokio::time::timeout(remaining, exchange).await {
-                Err(_) => Err(HttpError::ConnectionTimeout),
+                Err(_) => Err(HttpError::ConnectionTimeout.into()),
                 Ok(r) => r,
             };
             let ms = started.elapsed().as_millis() as u64;
@@ -270,13 +299,17 @@ impl WasiHttpHooks for HttpGate {
                             as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
                     ))
                 }
-                Err(e) => {
-                    let outcome = HttpOutcome::Error {
-                        message: format!("{e:?}"),
+                Err(failure) => {
+                    let message = match &failure.problem {
+                        Some(p) => p.0.clone(),
+                        None => format!("{:?}", failure.error),
                     };
-                    host.http_response(id, outcome, ms)
+                    host.http_response(id, HttpOutcome::Error { message }, ms)
                         .map_err(|_| HttpError::HttpRequestDenied)?;
-                    Err(e)
+                    if let Some(p) = failure.problem {
+                        note(p);
+                    }
+                    Err(failure.error)
                 }
             }
         })

@@ -18,23 +18,23 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
+mod attempt;
 mod bindings;
 mod cache;
 mod host;
+mod tls;
 mod versions;
 
-use async_trait::async_trait;
-use bindings::newest::medic::step::types as wit;
 use cache::CompileCache;
 use host::StepData;
-use medic_core::{
-    AttemptHost, AttemptRequest, AttemptResult, Failure, FailureKind, Invocation, StepRunner,
-};
-use medic_model::{IncidentStatus, Phase};
+use medic_core::AttemptHost;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+pub use tls::{TlsDestination, TlsError, TlsSettings, normalise_host};
 use versions::StepPre;
 pub use versions::WitVersion;
 use wasmtime::component::{Component, Linker};
@@ -51,6 +51,7 @@ const TICK: Duration = Duration::from_millis(10);
 /// 13-22 MB and take ~10 s; a Rust step of 300 KB takes 0.3 s): worth a notice.
 const SLOW_COMPILE_BYTES: u64 = 2 << 20;
 
+/// How a [`Sandbox`] is set up; `SandboxConfig::default()` suits tests and tools.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     /// Where precompiled components are kept. `None`: compile in memory every time.
@@ -62,6 +63,9 @@ pub struct SandboxConfig {
     /// Say on stderr, once per component, that a large component not yet in the cache
     /// is being compiled, so a first run that pauses for seconds explains itself.
     pub announce_compiles: bool,
+    /// TLS per destination for the steps' HTTPS requests (private CAs, client
+    /// certificates); destinations without settings trust the public web roots.
+    pub tls: TlsSettings,
 }
 
 impl Default for SandboxConfig {
@@ -71,30 +75,60 @@ impl Default for SandboxConfig {
             pooling: true,
             max_instances: 128,
             announce_compiles: false,
+            tls: TlsSettings::default(),
         }
     }
 }
 
+/// Why a component cannot be loaded, linked or described. Every variant names the
+/// component's path.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
+    /// The file cannot be read.
     #[error("component {path}: cannot read: {message}")]
-    Read { path: String, message: String },
+    Read {
+        /// The component's path.
+        path: String,
+        /// The I/O error.
+        message: String,
+    },
+    /// The file is not a WebAssembly component wasmtime can compile.
     #[error("component {path}: not a valid component: {message}")]
-    Compile { path: String, message: String },
+    Compile {
+        /// The component's path.
+        path: String,
+        /// wasmtime's error.
+        message: String,
+    },
     /// The component exports no `medic:step/step` interface, or one of a version this
     /// host does not support.
     #[error("component {path}: {message}")]
-    Version { path: String, message: String },
+    Version {
+        /// The component's path.
+        path: String,
+        /// Which versions it exports and which this host supports.
+        message: String,
+    },
     /// The component does not implement the `medic:step` world of the version it
     /// exports, or imports something a step may not have.
     #[error("component {path}: does not fit medic:step@{version}: {message}")]
     Link {
+        /// The component's path.
         path: String,
+        /// The version it exports.
         version: WitVersion,
+        /// What does not fit.
         message: String,
     },
+    /// `describe()` trapped or returned something unusable.
     #[error("component {path}: describe() failed: {message}")]
-    Describe { path: String, message: String },
+    Describe {
+        /// The component's path.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The wasmtime engine itself could not be set up.
     #[error("sandbox engine: {0}")]
     Engine(String),
 }
@@ -102,11 +136,17 @@ pub enum SandboxError {
 /// What `describe()` returned.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
+    /// The step's name, e.g. `k8s-rollout`.
     pub name: String,
+    /// Its version (semver text).
     pub version: String,
+    /// One line saying what it does.
     pub summary: String,
+    /// JSON Schema of its `with:` parameters.
     pub params_schema: serde_json::Value,
+    /// Hosts it may need (advisory; the workflow's `allow:` grants).
     pub hosts: Vec<String>,
+    /// Secrets it may read (advisory; the workflow's `secrets:` grants).
     pub secrets: Vec<String>,
     /// The `medic:step` version the component was built against.
     pub wit_version: WitVersion,
@@ -115,6 +155,7 @@ pub struct Manifest {
 /// What [`Sandbox::precompile`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Precompiled {
+    /// The `medic:step` version the component was built against.
     pub wit_version: WitVersion,
     /// True when the compiled code came from the on-disk cache.
     pub from_cache: bool,
@@ -134,6 +175,8 @@ struct Loaded {
 /// How long a loaded component is trusted before its file is looked at again.
 const RECHECK: Duration = Duration::from_secs(1);
 
+/// The step runner: one wasmtime engine, linker and compile cache for every attempt.
+/// Implements [`medic_core::StepRunner`].
 pub struct Sandbox {
     engine: Engine,
     linker: Linker<StepData>,
@@ -148,9 +191,16 @@ pub struct Sandbox {
     loading: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
     /// Components compiled (not read from the disk cache) by this sandbox.
     compiles: std::sync::atomic::AtomicU64,
+    tls: TlsSettings,
 }
 
 impl Sandbox {
+    /// Sets up the engine (pooling allocator, epoch ticker thread), the linker and the
+    /// compile cache.
+    ///
+    /// # Errors
+    /// [`SandboxError::Engine`] when wasmtime cannot be configured this way here (e.g. the
+    /// pooling allocator cannot reserve its address space).
     pub fn new(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         let mut c = Config::new();
         c.wasm_component_model(true);
@@ -188,6 +238,7 @@ impl Sandbox {
             announced: Mutex::new(HashSet::new()),
             loading: Mutex::new(HashMap::new()),
             compiles: std::sync::atomic::AtomicU64::new(0),
+            tls: config.tls,
         })
     }
 
@@ -315,6 +366,9 @@ impl Sandbox {
 
     /// Compiles (or loads from cache) a component and links it, so its first invocation
     /// is fast.
+    ///
+    /// # Errors
+    /// The component cannot be read, compiled or linked ([`SandboxError`]).
     pub fn warm(&self, path: impl AsRef<Path>) -> Result<(), SandboxError> {
         self.load(path.as_ref()).map(|_| ())
     }
@@ -322,6 +376,9 @@ impl Sandbox {
     /// Compiles a component into the on-disk cache (or loads it from there) and links it,
     /// bypassing the in-memory cache so the time taken is the real cost of a cold start.
     /// `medic step build` calls it twice: the compile, then a cached load.
+    ///
+    /// # Errors
+    /// The component cannot be read, compiled or linked ([`SandboxError`]).
     pub fn precompile(&self, path: impl AsRef<Path>) -> Result<Precompiled, SandboxError> {
         let started = Instant::now();
         let (pre, from_cache) = self.compile_and_link(path.as_ref(), false)?;
@@ -333,6 +390,10 @@ impl Sandbox {
     }
 
     /// Calls the component's `describe()`.
+    ///
+    /// # Errors
+    /// The component cannot be loaded, or `describe()` traps or returns a params schema
+    /// that is not JSON ([`SandboxError::Describe`]).
     pub async fn describe(&self, path: impl AsRef<Path>) -> Result<Manifest, SandboxError> {
         let path = path.as_ref();
         let loaded = self.load(path)?;
@@ -369,7 +430,7 @@ impl Sandbox {
     ) -> Store<StepData> {
         let mut store = Store::new(
             &self.engine,
-            StepData::new(host, allow, memory_bytes, timeout, seed),
+            StepData::new(host, allow, self.tls.clone(), memory_bytes, timeout, seed),
         );
         store.limiter(|d| &mut d.limiter);
         // Check the wall-clock deadline on every epoch tick; yield in between so the
@@ -398,164 +459,4 @@ fn start_epoch_ticker(engine: &Engine) {
             }
         })
         .expect("spawn epoch ticker thread");
-}
-
-#[async_trait]
-impl StepRunner for Sandbox {
-    async fn run(&self, request: AttemptRequest, host: AttemptHost) -> AttemptResult {
-        let limits = request.limits;
-        if limits.memory_bytes > MAX_MEMORY_BYTES {
-            return failed(
-                FailureKind::Component,
-                false,
-                format!(
-                    "memory limit {} bytes is over the engine maximum {MAX_MEMORY_BYTES}",
-                    limits.memory_bytes
-                ),
-            );
-        }
-        let loaded = match self.load(Path::new(&request.component)) {
-            Ok(l) => l,
-            Err(e) => return failed(FailureKind::Component, false, e.to_string()),
-        };
-        let timeout = Duration::from_millis(limits.timeout_ms);
-        // Deterministic per attempt, so a replay sees the same insecure seed.
-        let seed = u128::from_str_radix(&request.invocation.idempotency_key, 16).unwrap_or(0)
-            ^ u128::from(request.invocation.attempt);
-        let mut store = self.store(
-            Some(host),
-            request.grants.allow.clone(),
-            limits.memory_bytes,
-            timeout,
-            seed,
-        );
-        let result = tokio::time::timeout(
-            timeout,
-            loaded.pre.run(&mut store, |store| {
-                let left = store
-                    .data()
-                    .deadline
-                    .saturating_duration_since(Instant::now());
-                to_wit(&request.invocation, left.as_millis() as u64)
-            }),
-        )
-        .await;
-        let timed_out = || {
-            failed(
-                FailureKind::Timeout,
-                true,
-                format!(
-                    "timed out after {} (the step's timeout)",
-                    medic_model::units::format_duration_ms(limits.timeout_ms)
-                ),
-            )
-        };
-        match result {
-            Err(_) => timed_out(),
-            Ok(Err(trap)) => {
-                if let Some(bytes) = store.data().limiter.hit {
-                    return failed(
-                        FailureKind::MemoryLimit,
-                        false,
-                        format!(
-                            "memory limit: the step tried to grow its memory to {bytes} bytes; limit is {} bytes",
-                            limits.memory_bytes
-                        ),
-                    );
-                }
-                if matches!(
-                    trap.downcast_ref::<wasmtime::Trap>(),
-                    Some(wasmtime::Trap::Interrupt)
-                ) {
-                    return timed_out();
-                }
-                failed(
-                    FailureKind::Trap,
-                    false,
-                    format!("trap: {}", trap_message(&trap)),
-                )
-            }
-            Ok(Ok(Err(e))) => failed(FailureKind::StepError, e.retryable, e.message),
-            Ok(Ok(Ok(wit::Outcome::RetryAfter(r)))) => AttemptResult::RetryAfter {
-                ms: r.ms,
-                reason: r.reason,
-            },
-            Ok(Ok(Ok(wit::Outcome::Done(json)))) => {
-                if json.len() as u64 > limits.output_bytes {
-                    return failed(
-                        FailureKind::OutputTooLarge,
-                        false,
-                        format!(
-                            "output too large: {} bytes; limit is {} bytes (limits.output)",
-                            json.len(),
-                            limits.output_bytes
-                        ),
-                    );
-                }
-                match serde_json::from_str(&json) {
-                    Ok(v) => AttemptResult::Done(v),
-                    Err(e) => failed(
-                        FailureKind::InvalidOutput,
-                        false,
-                        format!("output is not JSON: {e}"),
-                    ),
-                }
-            }
-        }
-    }
-}
-
-/// The first line of a trap's chain plus its root cause, without a backtrace.
-fn trap_message(e: &wasmtime::Error) -> String {
-    let top = e.to_string();
-    let root = e.root_cause().to_string();
-    if root == top {
-        top
-    } else {
-        format!("{top}: {root}")
-    }
-}
-
-fn failed(kind: FailureKind, retryable: bool, message: String) -> AttemptResult {
-    AttemptResult::Failed(Failure::new(kind, retryable, message))
-}
-
-fn to_wit(i: &Invocation, deadline_ms: u64) -> wit::Invocation {
-    let pairs = |m: &std::collections::BTreeMap<String, String>| {
-        m.iter()
-            .map(|(k, v)| wit::Pair {
-                key: k.clone(),
-                value: v.clone(),
-            })
-            .collect()
-    };
-    wit::Invocation {
-        run_id: i.run_id.clone(),
-        step_id: i.step_id.clone(),
-        attempt: i.attempt,
-        idempotency_key: i.idempotency_key.clone(),
-        phase: match i.phase {
-            Phase::Detect => wit::Phase::Detect,
-            Phase::Communicate => wit::Phase::Communicate,
-            Phase::Restore => wit::Phase::Restore,
-            Phase::Verify => wit::Phase::Verify,
-            Phase::FollowUp => wit::Phase::FollowUp,
-        },
-        incident: wit::Incident {
-            id: i.incident.id.clone(),
-            title: i.incident.title.clone(),
-            severity: i.incident.severity.clone(),
-            status: match i.incident.status {
-                IncidentStatus::Firing => wit::IncidentStatus::Firing,
-                IncidentStatus::Resolved => wit::IncidentStatus::Resolved,
-            },
-            labels: pairs(&i.incident.labels),
-            annotations: pairs(&i.incident.annotations),
-            started_at: i.incident.started_at.clone(),
-            source: i.incident.source.clone(),
-        },
-        params: i.params.clone(),
-        drill: i.drill,
-        deadline_ms,
-    }
 }

@@ -14,7 +14,9 @@ use wasmtime::{Engine, Store};
 /// A released version of the `medic:step` WIT package this host runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum WitVersion {
+    /// `medic:step@0.1.0`, the first release.
     V0_1_0,
+    /// `medic:step@0.2.0`: adds the attempt's deadline to the invocation.
     V0_2_0,
 }
 
@@ -24,6 +26,7 @@ impl WitVersion {
     /// The version `medic step new` scaffolds against and the host speaks natively.
     pub const NEWEST: WitVersion = WitVersion::V0_2_0;
 
+    /// The version as written in WIT, e.g. `0.2.0`.
     pub fn as_str(self) -> &'static str {
         match self {
             WitVersion::V0_1_0 => "0.1.0",
@@ -31,6 +34,7 @@ impl WitVersion {
         }
     }
 
+    /// The supported version written `s` (`0.2.0`), or `None`.
     pub fn parse(s: &str) -> Option<WitVersion> {
         Self::ALL.into_iter().find(|v| v.as_str() == s)
     }

@@ -35,11 +35,7 @@ fn service(dir: &std::path::Path, concurrency: usize) -> Arc<Service> {
         "apiVersion: medic/v1\nkind: Workflow\nname: bench\ntrigger:\n  matchers: ['alertname=\"Bench\"']\nsteps:\n  - id: first\n    phase: detect\n    uses: echo\n",
     )
     .unwrap();
-    let echo = medic_test_programs::ALL
-        .iter()
-        .find(|(n, _)| *n == "echo")
-        .unwrap()
-        .1;
+    let echo = medic_test_programs::path("echo").unwrap();
     let wf = LoadedWorkflow {
         components: [("first".to_string(), echo.to_string())].into(),
         workflow: doc.workflow,

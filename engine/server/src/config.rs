@@ -40,6 +40,16 @@ pub struct ServeConfig {
     /// Field mapping for `POST /intake/generic`; without it that source is refused.
     #[serde(default)]
     pub generic: Option<medic_intake::generic::Mapping>,
+    /// `[[tls]]`, `[kubernetes]`, `[vars]`: see [`crate::environment`].
+    #[serde(default)]
+    pub tls: Vec<crate::environment::TlsEntry>,
+    #[serde(default)]
+    pub kubernetes: Option<crate::environment::KubernetesConfig>,
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// The config file's directory (relative paths are read from there).
+    #[serde(skip)]
+    pub base: PathBuf,
 }
 
 fn default_listen() -> String {
@@ -92,7 +102,8 @@ impl ServeConfig {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        let c = Self::parse(&text).map_err(err)?;
+        let mut c = Self::parse(&text).map_err(err)?;
+        c.base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         Ok(c)
     }
 
@@ -127,6 +138,7 @@ impl ServeConfig {
             m.validate().map_err(|e| format!("generic: {e}"))?;
         }
         c.limits()?;
+        c.environment().check()?;
         Ok(c)
     }
 
@@ -151,8 +163,22 @@ impl ServeConfig {
         })
     }
 
-    /// The configured secret source.
+    /// The environment sections (`[[tls]]`, `[kubernetes]`, `[vars]`, `[secrets]`).
+    pub fn environment(&self) -> crate::environment::EnvironmentConfig {
+        crate::environment::EnvironmentConfig {
+            tls: self.tls.clone(),
+            kubernetes: self.kubernetes.clone(),
+            vars: self.vars.clone(),
+            secrets: self.secrets.clone(),
+            base: self.base.clone(),
+        }
+    }
+
+    /// The configured secret source, with the `[kubernetes]` context's token.
     pub fn secret_source(&self) -> Result<std::sync::Arc<dyn SecretSource>, String> {
+        if self.kubernetes.is_some() {
+            return self.environment().secret_source();
+        }
         match &self.secrets {
             SecretsConfig::Env => Ok(std::sync::Arc::new(medic_core::EnvSecrets)),
             SecretsConfig::File { path } => {

@@ -17,9 +17,11 @@
 
 mod api;
 pub mod config;
+pub mod environment;
 mod gates;
 mod incident;
 mod intake;
+pub mod kubeconfig;
 mod metrics;
 mod processor;
 
@@ -31,21 +33,13 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use medic_core::{Clock, Engine, StepRunner, SystemClock};
-use medic_model::Workflow;
 use medic_store::SledStore;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{Notify, Semaphore};
 
-/// A workflow the service can start, with its components resolved.
-#[derive(Debug, Clone)]
-pub struct LoadedWorkflow {
-    pub workflow: Workflow,
-    pub file: String,
-    /// Step id -> component location.
-    pub components: BTreeMap<String, String>,
-}
+/// A workflow the service can start, with its components resolved (medic-core's type).
+pub use medic_core::LoadedWorkflow;
 
 /// Shared state of the service.
 pub struct Service {

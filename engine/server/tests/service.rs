@@ -22,11 +22,8 @@ fn payload(name: &str) -> Vec<u8> {
 }
 
 fn component(name: &str) -> String {
-    medic_test_programs::ALL
-        .iter()
-        .find(|(n, _)| *n == name)
-        .unwrap()
-        .1
+    medic_test_programs::path(name)
+        .unwrap_or_else(|| panic!("no test component {name}"))
         .to_string()
 }
 

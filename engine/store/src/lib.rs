@@ -31,6 +31,8 @@
 //! }
 //! ```
 
+#![warn(missing_docs)]
+
 mod failpoint;
 mod group;
 mod keys;
@@ -49,6 +51,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+/// The [`Store`] on sled: one process's handle on a data directory (sled's lock file
+/// refuses a second process). Also holds the service's records ([`SledStore::write`]).
 pub struct SledStore {
     db: sled::Db,
     path: PathBuf,
@@ -65,6 +69,11 @@ impl SledStore {
     /// Opens (or creates) the store at `path`.
     ///
     /// Reads `MEDIC_CRASH_AT_WRITE` (see the crate docs); a malformed value is an error.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] naming `path` when it cannot be opened or created (another
+    /// medic process holds it, permissions, not a store) or the failpoint is malformed.
     pub fn open(path: impl AsRef<Path>) -> Result<SledStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         let failpoint = Failpoint::from_env().map_err(|message| StoreError::Io {
@@ -84,6 +93,7 @@ impl SledStore {
         })
     }
 
+    /// The directory the store was opened at.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -9,7 +9,9 @@ use medic_core::{Durability, StoreError};
 /// One change in an atomic [`SledStore::write`].
 #[derive(Debug, Clone)]
 pub enum Op {
+    /// Set key (without the `x/` prefix) to value.
     Put(Vec<u8>, Vec<u8>),
+    /// Remove key (without the `x/` prefix); removing a missing key is no error.
     Remove(Vec<u8>),
 }
 
@@ -25,6 +27,10 @@ fn key(k: &[u8]) -> Vec<u8> {
 impl SledStore {
     /// Applies `ops` atomically; with [`Durability::Flush`] they (and every earlier
     /// write) are on disk when this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when sled cannot apply the batch or flush it.
     pub fn write(&self, ops: Vec<Op>, durability: Durability) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for op in ops {
@@ -41,6 +47,11 @@ impl SledStore {
         }
     }
 
+    /// The value at key `k` (without the `x/` prefix), if any.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when sled cannot read it.
     pub fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .db
@@ -50,6 +61,10 @@ impl SledStore {
     }
 
     /// Every (key without `x/`, value) under `prefix`, in key order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when sled cannot read them.
     pub fn scan(&self, prefix: &[u8]) -> Result<Vec<Record>, StoreError> {
         let mut out = Vec::new();
         for kv in self.db.scan_prefix(key(prefix)) {
@@ -60,6 +75,10 @@ impl SledStore {
     }
 
     /// A new id, increasing across restarts: orders the inbox.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when sled cannot persist the counter.
     pub fn next_id(&self) -> Result<u64, StoreError> {
         self.db.generate_id().map_err(|e| self.io(e))
     }

@@ -44,6 +44,10 @@ pub enum StepCommand {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// Also show the journal the attempt wrote: the journal of a one-step run, entry
+        /// for entry what a workflow run of the step writes.
+        #[arg(long)]
+        journal: bool,
     },
     /// Create a step project that builds and passes its own test straight away.
     New {
@@ -74,6 +78,7 @@ pub async fn dispatch(ctx: &Ctx, command: StepCommand) -> Result<ExitCode> {
             phase,
             timeout,
             json,
+            journal,
         } => {
             let args = test::TestArgs {
                 component,
@@ -84,6 +89,7 @@ pub async fn dispatch(ctx: &Ctx, command: StepCommand) -> Result<ExitCode> {
                 phase,
                 timeout,
                 json,
+                journal,
             };
             test::run(ctx, args).await
         }

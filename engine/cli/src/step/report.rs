@@ -3,7 +3,7 @@
 //! it ended, as text or JSON. Everything printed passes the attempt's redactor once more,
 //! so a secret value given with `--secret` never appears, wherever the step put it.
 
-use medic_core::{AttemptResult, Entry, Event, HostCall, HttpOutcome, Invocation, Redactor};
+use medic_core::{Entry, Event, HostCall, HttpOutcome, Invocation, Redactor};
 use medic_sandbox::{Manifest, SandboxError};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -23,20 +23,6 @@ pub enum StepResult {
         retryable: bool,
         message: String,
     },
-}
-
-impl From<AttemptResult> for StepResult {
-    fn from(r: AttemptResult) -> Self {
-        match r {
-            AttemptResult::Done(v) => StepResult::Done(v),
-            AttemptResult::RetryAfter { ms, reason } => StepResult::RetryAfter { ms, reason },
-            AttemptResult::Failed(f) => StepResult::Failed {
-                kind: f.kind.as_str().to_string(),
-                retryable: f.retryable,
-                message: f.message,
-            },
-        }
-    }
 }
 
 /// One thing the step did, in order.

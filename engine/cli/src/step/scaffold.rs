@@ -1,6 +1,13 @@
 //! The files `medic step new` writes, embedded in the binary: the newest released
-//! `medic:step` WIT (so a project builds against exactly what this medic speaks best)
-//! and one template set per language.
+//! `medic:step` WIT (so a project builds against exactly what this medic speaks best),
+//! one template set per language, and for Rust the step SDK `medic-step`
+//! (`guests/lib/medic-step`), which every Rust step in the repository uses too.
+//!
+//! Why the SDK is copied into each project rather than named by path or from a registry:
+//! a scaffolded step lives outside the repository (a path would tie it to where this
+//! medic was built) and medic-step is not published. The copy builds offline once its
+//! crates (wit-bindgen, wstd, serde) are in cargo's cache, against exactly the bindings of
+//! the `wit/` written beside it.
 
 use medic_sandbox::WitVersion;
 
@@ -40,6 +47,66 @@ pub const WIT_FILES: &[(&str, &str)] = &[
         include_str!("../../../../wit/0.2.0/deps/sockets/sockets.wit"),
     ),
 ];
+
+/// `medic-step/` of a new Rust project: (path inside it, contents). Its `lib.rs` is
+/// written with [`SDK_WIT_PATH`] pointing at the project's `wit/` (see [`sdk_files`]).
+const SDK_FILES: &[(&str, &str)] = &[
+    (
+        "Cargo.toml",
+        include_str!("../../../../guests/lib/medic-step/Cargo.toml"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../../../../guests/lib/medic-step/src/lib.rs"),
+    ),
+    (
+        "src/failure.rs",
+        include_str!("../../../../guests/lib/medic-step/src/failure.rs"),
+    ),
+    (
+        "src/host.rs",
+        include_str!("../../../../guests/lib/medic-step/src/host.rs"),
+    ),
+    (
+        "src/http.rs",
+        include_str!("../../../../guests/lib/medic-step/src/http.rs"),
+    ),
+    (
+        "src/http/tests.rs",
+        include_str!("../../../../guests/lib/medic-step/src/http/tests.rs"),
+    ),
+    (
+        "src/params.rs",
+        include_str!("../../../../guests/lib/medic-step/src/params.rs"),
+    ),
+    (
+        "src/testing.rs",
+        include_str!("../../../../guests/lib/medic-step/src/testing.rs"),
+    ),
+    (
+        "src/url.rs",
+        include_str!("../../../../guests/lib/medic-step/src/url.rs"),
+    ),
+];
+
+/// The WIT path in the repository's `medic-step/src/lib.rs`, and what it becomes in a
+/// project, where `medic-step/` sits next to `wit/`.
+const SDK_WIT_PATH: (&str, &str) = ("path: \"../../../wit/0.2.0\",", "path: \"../wit\",");
+
+/// The SDK's files as a project gets them: (path in the project, contents).
+fn sdk_files() -> Vec<(String, String)> {
+    SDK_FILES
+        .iter()
+        .map(|(path, text)| {
+            let text = if *path == "src/lib.rs" {
+                text.replacen(SDK_WIT_PATH.0, SDK_WIT_PATH.1, 1)
+            } else {
+                (*text).to_owned()
+            };
+            (format!("medic-step/{path}"), text)
+        })
+        .collect()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -208,6 +275,13 @@ impl Lang {
                 .iter()
                 .map(|(path, text)| (format!("wit/{path}"), text.to_string(), false)),
         );
+        if self == Lang::Rust {
+            out.extend(
+                sdk_files()
+                    .into_iter()
+                    .map(|(path, text)| (path, text, false)),
+            );
+        }
         out
     }
 }
@@ -249,6 +323,55 @@ mod tests {
             })
             .unwrap();
         assert_eq!(newest, WIT.as_str());
+    }
+
+    #[test]
+    fn the_embedded_sdk_is_every_file_of_guests_lib_medic_step() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guests/lib/medic-step");
+        let mut on_disk = Vec::new();
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    on_disk.push(p.strip_prefix(&dir).unwrap().to_str().unwrap().to_owned());
+                }
+            }
+        }
+        on_disk.sort();
+        let mut embedded: Vec<String> = SDK_FILES.iter().map(|(p, _)| (*p).to_owned()).collect();
+        embedded.sort();
+        assert_eq!(on_disk, embedded, "add new medic-step files to SDK_FILES");
+        // The vendored lib.rs generates its bindings from the project's own wit/, the
+        // version this medic scaffolds.
+        let lib = SDK_FILES
+            .iter()
+            .find(|(p, _)| *p == "src/lib.rs")
+            .unwrap()
+            .1;
+        assert_eq!(lib.matches(SDK_WIT_PATH.0).count(), 1);
+        assert!(SDK_WIT_PATH.0.contains(WIT.as_str()));
+        let written = sdk_files();
+        let lib = &written
+            .iter()
+            .find(|(p, _)| p == "medic-step/src/lib.rs")
+            .unwrap()
+            .1;
+        assert!(lib.contains(SDK_WIT_PATH.1) && !lib.contains(SDK_WIT_PATH.0));
+        // Self-contained: no workspace inheritance, which a project could not resolve.
+        let manifest = SDK_FILES
+            .iter()
+            .find(|(p, _)| *p == "Cargo.toml")
+            .unwrap()
+            .1;
+        let inherits = manifest
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .any(|l| l.contains("workspace"));
+        assert!(!inherits, "{manifest}");
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! `medic step test`: one attempt of a component, outside any workflow, with everything
-//! it did shown. The attempt runs exactly as in a run (same sandbox, grants, limits and
-//! journaling host), journalled into a throwaway in-memory store that is then read back.
+//! it did shown. The component runs as the only step of a run of its own
+//! (`NewRun::standalone`) through the executor's own attempt (`Engine::attempt_once`): same
+//! sandbox, grants, limits, journaling host and outcome rule as in a workflow run,
+//! journalled into a throwaway in-memory store that is then read back.
 
 use super::report::{Report, StepResult};
 use crate::app::Ctx;
 use anyhow::{Context, Result, bail};
+use medic_core::attempt::{self, Outcome};
 use medic_core::{
-    AttemptHost, AttemptRequest, AttemptResult, Grants, Invocation, MemoryStore, ResolvedLimits,
-    RunJournal, SecretSource, StaticSecrets, StepRunner, Store, SystemClock,
+    Engine, Event, MemoryStore, NewRun, RunState, SecretSource, StaticSecrets, SystemClock,
 };
 use medic_model::Phase;
 use std::collections::BTreeMap;
@@ -25,6 +27,7 @@ pub struct TestArgs {
     pub phase: String,
     pub timeout: String,
     pub json: bool,
+    pub journal: bool,
 }
 
 /// Used when no `--incident` is given: a typical page, so templated steps have labels.
@@ -76,66 +79,74 @@ pub async fn run(ctx: &Ctx, args: TestArgs) -> Result<ExitCode> {
     let sandbox = ctx.sandbox()?;
     let describe = sandbox.describe(component).await;
 
+    let mut step = attempt::standalone_step(STEP_ID, phase, &component.display().to_string());
+    step.with = params.clone();
+    step.timeout_ms = Some(timeout_ms);
+    step.secrets = secrets.keys().cloned().collect();
+    step.allow = args.allow.clone();
+    let new = NewRun::standalone(step, component.display().to_string(), incident);
+
     let store = Arc::new(MemoryStore::new());
-    let journal = RunJournal::scratch(store.clone(), Arc::new(SystemClock), RUN_ID)?;
     let source: Arc<dyn SecretSource> = Arc::new(StaticSecrets(secrets.clone()));
-    let host = AttemptHost::standalone(journal, STEP_ID, secrets.keys().cloned().collect(), source);
-    let redactor = host.redactor().clone();
-    let invocation = Invocation {
-        run_id: RUN_ID.into(),
-        step_id: STEP_ID.into(),
-        attempt: 1,
-        idempotency_key: medic_core::idempotency_key(RUN_ID, STEP_ID),
-        phase,
-        incident,
-        params: params.to_string(),
-        drill: false,
-    };
-    let request = AttemptRequest {
-        component: component.display().to_string(),
-        invocation: invocation.clone(),
-        grants: Grants {
-            secrets: secrets.keys().cloned().collect(),
-            allow: args.allow.clone(),
-        },
-        limits: ResolvedLimits {
-            timeout_ms,
-            ..ResolvedLimits::default()
-        },
-    };
+    let engine = Engine::new(store.clone(), sandbox, Arc::new(SystemClock), source);
+    engine.create_run_as(RUN_ID.into(), new)?;
     let started = Instant::now();
-    let result = sandbox.run(request, host.clone()).await;
+    let outcome = engine.attempt_once(RUN_ID).await?;
     let elapsed = started.elapsed();
-    // Grant violations and journal failures fail the attempt, as the executor does.
-    let result = match (result, host.violations(), host.fatal()) {
-        (_, _, Some(fatal)) => AttemptResult::Failed(medic_core::Failure::new(
-            fatal.kind(),
-            false,
-            fatal.to_string(),
-        )),
-        (r, v, None) if v.is_empty() => r,
-        (_, v, None) => AttemptResult::Failed(medic_core::Failure::new(
-            medic_core::FailureKind::StepError,
-            false,
-            v.join("; "),
-        )),
+    let (state, entries) = RunState::load_with_journal(store.as_ref(), RUN_ID)?;
+    // What the step was given, as the attempt's request: rendered params as journalled.
+    let rendered = entries
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::AttemptStarted { params, .. } => Some(params.clone()),
+            _ => None,
+        })
+        .unwrap_or(params);
+    let spec = &state.workflow.steps[0];
+    let invocation = attempt::request(&state, spec, 1, &rendered, &Default::default()).invocation;
+    let redactor = medic_core::Redactor::new(secrets.into_iter());
+    let result = match outcome {
+        Outcome::Succeeded(output) => StepResult::Done(output),
+        Outcome::Failed {
+            failure,
+            retry_after_ms: Some(ms),
+        } => StepResult::RetryAfter {
+            ms,
+            reason: failure.message,
+        },
+        Outcome::Failed { failure, .. } => StepResult::Failed {
+            kind: failure.kind.as_str().to_string(),
+            retryable: failure.retryable,
+            message: failure.message,
+        },
     };
-    let entries = store.entries(RUN_ID)?;
     let report = Report::new(
         component,
         describe,
         &invocation,
-        &params,
+        &rendered,
         &args.allow,
         &entries,
-        StepResult::from(result),
+        result,
         elapsed,
         &redactor,
     );
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+        let mut v = report.to_json();
+        if args.journal {
+            // Redacted once more, as everything printed: `with:` is journalled as given.
+            v["journal"] = redactor.json(&serde_json::to_value(&entries)?);
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", report.to_text());
+        if args.journal {
+            println!("\njournal ({} entries):", entries.len());
+            for e in &entries {
+                let event = redactor.text(&serde_json::to_string(&e.event)?);
+                println!("  #{:<4} {event}", e.seq);
+            }
+        }
     }
     Ok(if report.ok() {
         ExitCode::SUCCESS

@@ -2,95 +2,50 @@
 //! through the client-server API of any homeserver (Synapse, Dendrite, Conduit, ...).
 //!
 //! Parsing, paths and error interpretation live in [`matrix`], which is pure and unit-tested
-//! on the host; [`guest_http`] does HTTP over wasi:http; this file wires them to the medic host
-//! (secret, state, log, annotate).
+//! on the host; `medic_step::http` does HTTP over wasi:http; this file wires them to the
+//! medic host (secret, state, log, annotate).
 
 mod matrix;
 
-use guest_http::{ErrorCode, Limits, Method, Reply, Request, SendError};
-use matrix::{Action, Failure, Params, Post, WarRoom};
+use matrix::{Action, Params, Post, WarRoom};
+use medic_step::host::{self, Level};
+use medic_step::http::{self, Limits, Method, Reply, Request, SendError};
+use medic_step::{Failure, Invocation, Outcome, Step};
 use serde_json::{Value, json};
-
-wit_bindgen::generate!({
-    path: "../../../wit/0.1.0",
-    world: "medic:step/step-component",
-    // The `wasip2` crate (also used by `wstd`) carries wasi:http bindings for
-    // the same WASI 0.2.12: point ours at them instead of generating a copy.
-    with: {
-        "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
-        "wasi:http/types@0.2.12": wasip2::http::types,
-        "wasi:io/error@0.2.12": wasip2::io::error,
-        "wasi:io/poll@0.2.12": wasip2::io::poll,
-        "wasi:io/streams@0.2.12": wasip2::io::streams,
-        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-    },
-});
-
-use exports::medic::step::step::{Guest, Invocation, Manifest, Outcome, StepError};
-use medic::step::host;
-use medic::step::types::{Capabilities, Level, RetryAfter};
 
 struct ChatMatrix;
 
-impl Guest for ChatMatrix {
-    fn describe() -> Manifest {
-        Manifest {
-            name: "chat-matrix".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Post to a Matrix room, or open a war room (name, topic, invites)".into(),
-            params_schema: matrix::PARAMS_SCHEMA.into(),
-            // The homeserver and the secret's name come from params: the workflow grants them.
-            capabilities: Capabilities {
-                hosts: Vec::new(),
-                secrets: Vec::new(),
-            },
-        }
-    }
+impl Step for ChatMatrix {
+    type Params = matrix::Raw;
+    const NAME: &'static str = "chat-matrix";
+    const SUMMARY: &'static str =
+        "Post to a Matrix room, or open a war room (name, topic, invites)";
+    // The homeserver and the secret's name come from params: the workflow grants them.
+    const PARAMS_SCHEMA: &'static str = matrix::PARAMS_SCHEMA;
 
-    fn run(invocation: Invocation) -> Result<Outcome, StepError> {
-        let result = Params::parse(&invocation.params).and_then(|params| {
-            let token = host::secret(&params.token_secret).ok_or_else(|| {
-                Failure::fatal(format!(
-                    "secret `{}` (param `token_secret`) is not available: list it in the step's \
-                     `secrets:` and configure it",
-                    params.token_secret
-                ))
-            })?;
-            let session = Session {
-                homeserver: &params.homeserver,
-                auth: format!("Bearer {token}"),
-            };
-            wstd::runtime::block_on(async {
-                match &params.action {
-                    Action::Post(post) => session.post(post, &invocation.idempotency_key).await,
-                    Action::OpenWarRoom(room) => {
-                        session
-                            .open_war_room(room, &invocation.idempotency_key)
-                            .await
-                    }
-                }
-            })
-        });
-        match result {
-            Ok(output) => Ok(Outcome::Done(output.to_string())),
-            Err(failure) => {
-                host::annotate(&format!("chat-matrix failed: {}", failure.message));
-                match failure.retry_after_ms {
-                    // The homeserver said when to come back: wait exactly that, rather than
-                    // the workflow's backoff, which may be shorter and hit the limit again.
-                    Some(ms) if failure.retryable => Ok(Outcome::RetryAfter(RetryAfter {
-                        ms,
-                        reason: failure.message,
-                    })),
-                    _ => Err(StepError {
-                        message: failure.message,
-                        retryable: failure.retryable,
-                    }),
-                }
-            }
-        }
+    async fn run(raw: matrix::Raw, invocation: &Invocation) -> Result<Outcome, Failure> {
+        let params = Params::check(raw)?;
+        let token = host::secret(&params.token_secret).ok_or_else(|| {
+            Failure::fatal(format!(
+                "secret `{}` (param `token_secret`) is not available: list it in the step's \
+                 `secrets:` and configure it",
+                params.token_secret
+            ))
+        })?;
+        let session = Session {
+            homeserver: &params.homeserver,
+            auth: format!("Bearer {token}"),
+        };
+        let key = &invocation.idempotency_key;
+        let output = match &params.action {
+            Action::Post(post) => session.post(post, key).await?,
+            Action::OpenWarRoom(room) => session.open_war_room(room, key).await?,
+        };
+        Ok(Outcome::Done(output))
     }
 }
+
+medic_step::export_step!(ChatMatrix);
 
 /// Requests to one homeserver with one access token.
 struct Session<'a> {
@@ -269,7 +224,7 @@ impl Session<'_> {
             headers: &headers,
             body: sends_body.then_some(body.as_bytes()),
         };
-        guest_http::send(&request, Limits::body(matrix::MAX_BODY_BYTES))
+        http::send(&request, Limits::body(matrix::MAX_BODY_BYTES))
             .await
             .map_err(|e| self.send_failure(what, e))
     }
@@ -277,19 +232,6 @@ impl Session<'_> {
     /// A request that got no answer. Denial by the allow list is final; anything else
     /// (refused, reset, DNS, timeout) may clear up on a later attempt.
     fn send_failure(&self, what: &str, error: SendError) -> Failure {
-        let homeserver = self.homeserver;
-        match error {
-            SendError::Invalid(why) => {
-                Failure::fatal(format!("{what}: param `homeserver` {homeserver:?}: {why}"))
-            }
-            SendError::Http(ErrorCode::HttpRequestDenied) => Failure::fatal(format!(
-                "{what}: request to {homeserver} denied: its host is not in this step's `allow:` list"
-            )),
-            SendError::Http(code) => {
-                Failure::transient(format!("{what}: request to {homeserver} failed: {code}"))
-            }
-        }
+        http::send_failure(error, "homeserver", self.homeserver).context(what)
     }
 }
-
-export!(ChatMatrix);

@@ -4,10 +4,14 @@
 //! Nothing here touches WIT bindings or WASI, so it is unit-tested on the host target
 //! (`cargo test -p chat-matrix`); `lib.rs` does the I/O.
 
-use serde_json::{Map, Value, json};
+use medic_step::http::excerpt;
+use medic_step::url::{PathPrefix, base_url};
+use medic_step::{Failure, params, retry_after_ms};
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 /// JSON Schema (draft 2020-12) of the `with:` parameters. `medic validate` checks workflows
-/// against it; [`Params::parse`] enforces the same rules at run time, because a template can
+/// against it; [`Params::check`] enforces the same rules at run time, because a template can
 /// still produce a bad value.
 pub const PARAMS_SCHEMA: &str = r##"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -88,8 +92,6 @@ pub const ROOM_STATE_KEY: &str = "war_room_id";
 /// How much of a response body the step reads: Matrix answers are small JSON documents.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-pub use guest_http::Failure;
-
 /// The validated `with:` parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Params {
@@ -123,89 +125,101 @@ pub struct WarRoom {
     pub alias: Option<String>,
 }
 
-const COMMON: [&str; 3] = ["homeserver", "token_secret", "action"];
+/// The `with:` parameters as written; [`Params`] checks them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    homeserver: String,
+    token_secret: String,
+    action: String,
+    room: Option<String>,
+    text: Option<String>,
+    html: Option<String>,
+    format: Option<String>,
+    msgtype: Option<String>,
+    name: Option<String>,
+    topic: Option<String>,
+    invite: Option<Vec<String>>,
+    alias: Option<String>,
+}
+
 const POST_FIELDS: [&str; 5] = ["room", "text", "html", "format", "msgtype"];
 const WAR_ROOM_FIELDS: [&str; 4] = ["name", "topic", "invite", "alias"];
 
 impl Params {
-    /// Parses and validates the params JSON. Errors name the offending field.
-    pub fn parse(json: &str) -> Result<Self, Failure> {
-        let value: Value = serde_json::from_str(json)
-            .map_err(|e| Failure::fatal(format!("params are not valid JSON: {e}")))?;
-        let Value::Object(fields) = value else {
-            return Err(Failure::fatal("params must be a JSON object"));
+    /// Checks the params as written; errors name the param.
+    pub fn check(raw: Raw) -> Result<Self, Failure> {
+        let homeserver = check_homeserver(&raw.homeserver)?;
+        params::secret_name("token_secret", &raw.token_secret)?;
+        let given = |field: &str| match field {
+            "room" => raw.room.is_some(),
+            "text" => raw.text.is_some(),
+            "html" => raw.html.is_some(),
+            "format" => raw.format.is_some(),
+            "msgtype" => raw.msgtype.is_some(),
+            "name" => raw.name.is_some(),
+            "topic" => raw.topic.is_some(),
+            "invite" => raw.invite.is_some(),
+            _ => raw.alias.is_some(),
         };
-        let all = COMMON.iter().chain(&POST_FIELDS).chain(&WAR_ROOM_FIELDS);
-        let known: Vec<&str> = all.copied().collect();
-        if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
-            return Err(Failure::fatal(format!(
-                "unknown param `{unknown}` (expected one of: {})",
-                known.join(", ")
-            )));
-        }
-
-        let homeserver = required_string(&fields, "homeserver")?;
-        let homeserver = check_homeserver(&homeserver)?;
-        let token_secret = required_string(&fields, "token_secret")?;
-        let name_ok = token_secret.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && token_secret
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !name_ok {
-            return Err(Failure::fatal(format!(
-                "param `token_secret` must be a secret name (letters, digits and _), got {token_secret:?}; \
-                 it names the secret holding the token, it is not the token itself"
-            )));
-        }
-
-        let action = required_string(&fields, "action")?;
-        let (action, own, other): (_, &[&str], &[&str]) = match action.as_str() {
-            "post" => (
-                Action::Post(parse_post(&fields)?),
-                &POST_FIELDS,
-                &WAR_ROOM_FIELDS,
-            ),
-            "open_war_room" => (
-                Action::OpenWarRoom(parse_war_room(&fields)?),
-                &WAR_ROOM_FIELDS,
-                &POST_FIELDS,
-            ),
+        let (own, other): (&[&str], &[&str]) = match raw.action.as_str() {
+            "post" => (&POST_FIELDS, &WAR_ROOM_FIELDS),
+            "open_war_room" => (&WAR_ROOM_FIELDS, &POST_FIELDS),
             other => {
                 return Err(Failure::fatal(format!(
                     "param `action` must be `post` or `open_war_room`, got {other:?}"
                 )));
             }
         };
-        if let Some(stray) = other.iter().find(|f| fields.contains_key(**f)) {
+        if let Some(stray) = other.iter().find(|f| given(f)) {
             return Err(Failure::fatal(format!(
                 "param `{stray}` does not apply to action `{}` (its params: {})",
-                fields["action"].as_str().unwrap_or_default(),
+                raw.action,
                 own.join(", ")
             )));
         }
+        let action = if raw.action == "post" {
+            Action::Post(parse_post(
+                raw.room,
+                raw.text,
+                raw.html,
+                raw.format,
+                raw.msgtype,
+            )?)
+        } else {
+            Action::OpenWarRoom(parse_war_room(raw.name, raw.topic, raw.invite, raw.alias)?)
+        };
         Ok(Params {
             homeserver,
-            token_secret,
+            token_secret: raw.token_secret,
             action,
         })
     }
 }
 
-fn parse_post(fields: &Map<String, Value>) -> Result<Post, Failure> {
-    let room = required_string(fields, "room")?;
+fn required(name: &str, value: Option<String>) -> Result<String, Failure> {
+    value.ok_or_else(|| Failure::fatal(format!("missing required param `{name}`")))
+}
+
+fn parse_post(
+    room: Option<String>,
+    text: Option<String>,
+    html: Option<String>,
+    format: Option<String>,
+    msgtype: Option<String>,
+) -> Result<Post, Failure> {
+    let room = required("room", room)?;
     check_room(&room)?;
-    let text = required_string(fields, "text")?;
+    let text = required("text", text)?;
     if text.is_empty() {
         return Err(Failure::fatal("param `text` must not be empty"));
     }
-    let html = optional_string(fields, "html")?;
-    let format = optional_string(fields, "format")?;
     if format.is_some() && html.is_none() {
         return Err(Failure::fatal(
             "param `format` needs `html`: it says how `html` is formatted",
         ));
     }
-    let msgtype = optional_string(fields, "msgtype")?.unwrap_or_else(|| "m.text".into());
+    let msgtype = msgtype.unwrap_or_else(|| "m.text".into());
     if msgtype != "m.text" && msgtype != "m.notice" {
         return Err(Failure::fatal(format!(
             "param `msgtype` must be `m.text` or `m.notice`, got {msgtype:?}"
@@ -220,37 +234,19 @@ fn parse_post(fields: &Map<String, Value>) -> Result<Post, Failure> {
     })
 }
 
-fn parse_war_room(fields: &Map<String, Value>) -> Result<WarRoom, Failure> {
-    let name = required_string(fields, "name")?;
-    if name.trim().is_empty() {
-        return Err(Failure::fatal("param `name` must not be empty"));
+fn parse_war_room(
+    name: Option<String>,
+    topic: Option<String>,
+    invite: Option<Vec<String>>,
+    alias: Option<String>,
+) -> Result<WarRoom, Failure> {
+    let name = required("name", name)?;
+    params::non_empty("name", &name)?;
+    let invite = invite.unwrap_or_default();
+    for (i, user) in invite.iter().enumerate() {
+        check_user_id(user).map_err(|why| Failure::fatal(format!("param `invite[{i}]`: {why}")))?;
     }
-    let topic = optional_string(fields, "topic")?;
-    let invite = match fields.get("invite") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => {
-            let mut users = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                let Value::String(user) = item else {
-                    return Err(Failure::fatal(format!(
-                        "param `invite[{i}]` must be a user id string, got {item}"
-                    )));
-                };
-                check_user_id(user)
-                    .map_err(|why| Failure::fatal(format!("param `invite[{i}]`: {why}")))?;
-                users.push(user.clone());
-            }
-            users
-        }
-        Some(other) => {
-            return Err(Failure::fatal(format!(
-                "param `invite` must be a list of user ids, got {other}"
-            )));
-        }
-    };
-    let alias = optional_string(fields, "alias")?
-        .map(|a| alias_localpart(&a))
-        .transpose()?;
+    let alias = alias.map(|a| alias_localpart(&a)).transpose()?;
     Ok(WarRoom {
         name,
         topic,
@@ -259,42 +255,9 @@ fn parse_war_room(fields: &Map<String, Value>) -> Result<WarRoom, Failure> {
     })
 }
 
-fn required_string(fields: &Map<String, Value>, name: &str) -> Result<String, Failure> {
-    optional_string(fields, name)?
-        .ok_or_else(|| Failure::fatal(format!("missing required param `{name}`")))
-}
-
-fn optional_string(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, Failure> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(Failure::fatal(format!(
-            "param `{name}` must be a string, got {other}"
-        ))),
-    }
-}
-
 /// `http(s)://host[:port][/prefix]`, returned without a trailing slash.
 fn check_homeserver(url: &str) -> Result<String, Failure> {
-    let lower = url.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"));
-    let bad = |why: &str| {
-        Failure::fatal(format!(
-            "param `homeserver` must be an http:// or https:// base URL such as https://matrix.example.org ({why}), got {url:?}"
-        ))
-    };
-    let Some(rest) = rest else {
-        return Err(bad("no http:// or https://"));
-    };
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err(bad("no host"));
-    }
-    if url.contains(['?', '#']) || url.chars().any(char::is_whitespace) {
-        return Err(bad("no query, fragment or spaces"));
-    }
-    Ok(url.trim_end_matches('/').to_owned())
+    base_url("homeserver", url, PathPrefix::Allowed)
 }
 
 fn check_room(room: &str) -> Result<(), Failure> {
@@ -489,7 +452,7 @@ pub fn refusal(what: &str, status: u16, body: &[u8], retry_after_header: Option<
             .as_ref()
             .and_then(|v| v.get("retry_after_ms"))
             .and_then(Value::as_u64);
-        from_body.or(guest_http::retry_after_ms(retry_after_header))
+        from_body.or(retry_after_ms(retry_after_header))
     } else {
         None
     };
@@ -499,17 +462,6 @@ pub fn refusal(what: &str, status: u16, body: &[u8], retry_after_header: Option<
         format!("{what}: homeserver answered {status}{separator}{detail}{hint}"),
     )
     .with_retry_after(retry_after_ms)
-}
-
-/// The start of a non-JSON body, on one line, for error messages.
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut cut: String = line.chars().take(200).collect();
-    if cut.len() < line.len() {
-        cut.push('…');
-    }
-    cut
 }
 
 #[cfg(test)]

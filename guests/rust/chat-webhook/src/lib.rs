@@ -3,74 +3,35 @@
 //!
 //! The webhook URL is the credential, so it comes from a secret and is never logged, returned
 //! or put in an error: only its host is. Parsing and payloads live in [`webhook`] (pure,
-//! unit-tested on the host); [`guest_http`] does HTTP over wasi:http.
+//! unit-tested on the host); `medic_step::http` does HTTP over wasi:http.
 
 mod webhook;
 
-use guest_http::{ErrorCode, Limits, Method, Request, SendError};
+use medic_step::host::{self, Level};
+use medic_step::http::{self, ErrorCode, Limits, Method, Request, SendError};
+use medic_step::{Failure, Invocation, Outcome, Step};
 use serde_json::json;
-use webhook::{Failure, Params};
-
-wit_bindgen::generate!({
-    path: "../../../wit/0.1.0",
-    world: "medic:step/step-component",
-    // The `wasip2` crate (also used by `wstd`) carries wasi:http bindings for
-    // the same WASI 0.2.12: point ours at them instead of generating a copy.
-    with: {
-        "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
-        "wasi:http/types@0.2.12": wasip2::http::types,
-        "wasi:io/error@0.2.12": wasip2::io::error,
-        "wasi:io/poll@0.2.12": wasip2::io::poll,
-        "wasi:io/streams@0.2.12": wasip2::io::streams,
-        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-    },
-});
-
-use exports::medic::step::step::{Guest, Invocation, Manifest, Outcome, StepError};
-use medic::step::host;
-use medic::step::types::{Capabilities, Level, RetryAfter};
+use webhook::Params;
 
 struct ChatWebhook;
 
-impl Guest for ChatWebhook {
-    fn describe() -> Manifest {
-        Manifest {
-            name: "chat-webhook".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary:
-                "Post a message to a Slack-format incoming webhook (Slack, Mattermost, Rocket.Chat)"
-                    .into(),
-            params_schema: webhook::PARAMS_SCHEMA.into(),
-            // The secret is named in params and the host is in the secret: the workflow grants both.
-            capabilities: Capabilities {
-                hosts: Vec::new(),
-                secrets: Vec::new(),
-            },
-        }
-    }
+impl Step for ChatWebhook {
+    type Params = webhook::Raw;
+    const NAME: &'static str = "chat-webhook";
+    const SUMMARY: &'static str =
+        "Post a message to a Slack-format incoming webhook (Slack, Mattermost, Rocket.Chat)";
+    // The secret is named in params and the host is in the secret: the workflow grants both.
+    const PARAMS_SCHEMA: &'static str = webhook::PARAMS_SCHEMA;
 
-    fn run(invocation: Invocation) -> Result<Outcome, StepError> {
-        match Params::parse(&invocation.params).and_then(|p| post(&p)) {
-            Ok(output) => Ok(Outcome::Done(output.to_string())),
-            Err(failure) => {
-                host::annotate(&format!("chat-webhook failed: {}", failure.message));
-                match failure.retry_after_ms {
-                    // The receiver said when to come back (429 Retry-After): wait exactly that.
-                    Some(ms) if failure.retryable => Ok(Outcome::RetryAfter(RetryAfter {
-                        ms,
-                        reason: failure.message,
-                    })),
-                    _ => Err(StepError {
-                        message: failure.message,
-                        retryable: failure.retryable,
-                    }),
-                }
-            }
-        }
+    async fn run(raw: webhook::Raw, _: &Invocation) -> Result<Outcome, Failure> {
+        let params = Params::check(raw)?;
+        post(&params).await.map(Outcome::Done)
     }
 }
 
-fn post(params: &Params) -> Result<serde_json::Value, Failure> {
+medic_step::export_step!(ChatWebhook);
+
+async fn post(params: &Params) -> Result<serde_json::Value, Failure> {
     let secret = &params.url_secret;
     let url = host::secret(secret).ok_or_else(|| {
         Failure::fatal(format!(
@@ -86,7 +47,7 @@ fn post(params: &Params) -> Result<serde_json::Value, Failure> {
         )));
     }
     let url = url.as_str();
-    let target = webhook::url_host(url).ok_or_else(|| {
+    let target = medic_step::url::host(url).ok_or_else(|| {
         Failure::fatal(format!(
             "secret `{secret}` does not hold an http:// or https:// webhook URL"
         ))
@@ -99,11 +60,9 @@ fn post(params: &Params) -> Result<serde_json::Value, Failure> {
         headers: &headers,
         body: Some(body.as_bytes()),
     };
-    let reply = wstd::runtime::block_on(guest_http::send(
-        &request,
-        Limits::body(webhook::MAX_BODY_BYTES),
-    ))
-    .map_err(|e| send_failure(secret, target, e))?;
+    let reply = http::send(&request, Limits::body(webhook::MAX_BODY_BYTES))
+        .await
+        .map_err(|e| send_failure(secret, target, e))?;
     if !(200..300).contains(&reply.status) {
         return Err(webhook::refusal(
             target,
@@ -135,5 +94,3 @@ fn send_failure(secret: &str, target: &str, error: SendError) -> Failure {
         }
     }
 }
-
-export!(ChatWebhook);

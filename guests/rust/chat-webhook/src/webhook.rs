@@ -5,10 +5,13 @@
 //! (`cargo test -p chat-webhook`); `lib.rs` does the I/O. The webhook URL is a credential (the
 //! path is the key), so no message built here ever contains it: only its host.
 
+use medic_step::http::excerpt;
+use medic_step::{Failure, params, retry_after_ms};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 /// JSON Schema (draft 2020-12) of the `with:` parameters. `medic validate` checks workflows
-/// against it; [`Params::parse`] enforces the same rules at run time.
+/// against it; [`Params::check`] enforces the same rules at run time.
 pub const PARAMS_SCHEMA: &str = r##"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "chat-webhook params",
@@ -49,7 +52,16 @@ pub const PARAMS_SCHEMA: &str = r##"{
 /// How much of the answer the step reads: receivers answer `ok` or a short error.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub use guest_http::Failure;
+/// The `with:` parameters as written; [`Params`] checks them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    url_secret: String,
+    text: Option<String>,
+    blocks: Option<Value>,
+    username: Option<String>,
+    icon_emoji: Option<String>,
+}
 
 /// The validated `with:` parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,40 +73,16 @@ pub struct Params {
     pub icon_emoji: Option<String>,
 }
 
-const KNOWN: [&str; 5] = ["url_secret", "text", "blocks", "username", "icon_emoji"];
-
 impl Params {
-    /// Parses and validates the params JSON. Errors name the offending field.
-    pub fn parse(json: &str) -> Result<Self, Failure> {
-        let value: Value = serde_json::from_str(json)
-            .map_err(|e| Failure::fatal(format!("params are not valid JSON: {e}")))?;
-        let Value::Object(fields) = value else {
-            return Err(Failure::fatal("params must be a JSON object"));
-        };
-        if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return Err(Failure::fatal(format!(
-                "unknown param `{unknown}` (expected one of: {})",
-                KNOWN.join(", ")
-            )));
-        }
-        let url_secret = optional_string(&fields, "url_secret")?
-            .ok_or_else(|| Failure::fatal("missing required param `url_secret`"))?;
-        let name_ok = url_secret.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && url_secret
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !name_ok {
-            // Deliberately not echoed: someone may have pasted the URL itself here.
-            return Err(Failure::fatal(
-                "param `url_secret` must be a secret name (letters, digits and _): it names the \
-                 secret holding the webhook URL, it is not the URL itself",
-            ));
-        }
-        let text = optional_string(&fields, "text")?;
+    /// Checks the params as written; errors name the param.
+    pub fn check(raw: Raw) -> Result<Self, Failure> {
+        // Not echoed by the check: someone may have pasted the URL itself here.
+        params::secret_name("url_secret", &raw.url_secret)?;
+        let text = raw.text;
         if text.as_deref() == Some("") {
             return Err(Failure::fatal("param `text` must not be empty"));
         }
-        let blocks = match fields.get("blocks") {
+        let blocks = match raw.blocks {
             None | Some(Value::Null) => None,
             Some(Value::Array(items)) if !items.is_empty() => {
                 for (i, block) in items.iter().enumerate() {
@@ -108,7 +96,7 @@ impl Params {
                         )));
                     }
                 }
-                Some(items.clone())
+                Some(items)
             }
             Some(_) => {
                 return Err(Failure::fatal(
@@ -121,8 +109,8 @@ impl Params {
                 "params need `text` or `blocks` (or both: `text` is then the notification fallback)",
             ));
         }
-        let username = optional_string(&fields, "username")?;
-        let icon_emoji = optional_string(&fields, "icon_emoji")?;
+        let username = raw.username;
+        let icon_emoji = raw.icon_emoji;
         if let Some(icon) = &icon_emoji {
             let ok = icon.len() > 2
                 && icon.starts_with(':')
@@ -135,7 +123,7 @@ impl Params {
             }
         }
         Ok(Params {
-            url_secret,
+            url_secret: raw.url_secret,
             text,
             blocks,
             username,
@@ -163,43 +151,6 @@ impl Params {
     }
 }
 
-fn optional_string(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, Failure> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(Failure::fatal(format!(
-            "param `{name}` must be a string, got {}",
-            kind(other)
-        ))),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// The host (and port) of a webhook URL, the only part of it that may be shown: the path
-/// carries the key. `None` when it is not an http(s) URL with a host.
-pub fn url_host(url: &str) -> Option<&str> {
-    let scheme_end = url.find("://")?;
-    let scheme = &url[..scheme_end];
-    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
-        return None;
-    }
-    let rest = &url[scheme_end + 3..];
-    let authority = rest.split(['/', '?', '#']).next()?;
-    // userinfo@host: the userinfo is a credential too.
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    (!host.is_empty()).then_some(host)
-}
-
 /// A non-2xx answer as a failure: the status and the receiver's short reason (Slack answers
 /// e.g. `400 invalid_payload`, `403 invalid_token`, `404 no_service`). 429 and 5xx are worth
 /// retrying; 429's `Retry-After` (seconds) is honoured.
@@ -216,24 +167,13 @@ pub fn refusal(host: &str, status: u16, body: &[u8], retry_after_header: Option<
     };
     let separator = if reason.is_empty() { "" } else { " " };
     let retry_after_ms = (status == 429)
-        .then(|| guest_http::retry_after_ms(retry_after_header))
+        .then(|| retry_after_ms(retry_after_header))
         .flatten();
     Failure::remote(
         status,
         format!("webhook at {host} answered {status}{separator}{reason}{hint}"),
     )
     .with_retry_after(retry_after_ms)
-}
-
-/// The start of the answer, on one line, for error messages.
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut cut: String = line.chars().take(200).collect();
-    if cut.len() < line.len() {
-        cut.push('…');
-    }
-    cut
 }
 
 #[cfg(test)]

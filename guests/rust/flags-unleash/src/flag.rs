@@ -4,12 +4,14 @@
 //! Nothing here touches WIT bindings or WASI, so it is unit-tested on the host
 //! target (`cargo test -p flags-unleash`); `lib.rs` does the I/O.
 
-use serde_json::{Map, Value, json};
-
-use guest_http::encode;
+use medic_step::http::encode;
+use medic_step::url::{PathPrefix, base_url};
+use medic_step::{Failure, params};
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 /// JSON Schema (draft 2020-12) of the `with:` parameters. `medic validate`
-/// checks workflows against it; [`Params::parse`] enforces the same rules at
+/// checks workflows against it; [`Params::check`] enforces the same rules at
 /// run time, because a template can still produce a bad value.
 pub const PARAMS_SCHEMA: &str = r##"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -26,8 +28,19 @@ pub const PARAMS_SCHEMA: &str = r##"{
     "environment": {"type": "string", "minLength": 1, "description": "Environment to read or change, e.g. production"},
     "action": {
       "type": "string",
-      "enum": ["enable", "disable", "get"],
-      "description": "enable or disable the flag in the environment, or only read its state"
+      "enum": ["enable", "disable", "get", "set_rollout"],
+      "description": "enable or disable the flag in the environment, only read its state, or set the percentage of its flexible-rollout strategy there"
+    },
+    "percentage": {
+      "type": "integer",
+      "minimum": 0,
+      "maximum": 100,
+      "description": "set_rollout only: the share of users (0-100) the flexible-rollout strategy lets in"
+    },
+    "strategy_id": {
+      "type": "string",
+      "minLength": 1,
+      "description": "set_rollout only: which flexible-rollout strategy to change when the environment has several"
     },
     "token_secret": {
       "type": "string",
@@ -36,17 +49,21 @@ pub const PARAMS_SCHEMA: &str = r##"{
     }
   },
   "required": ["url", "feature", "environment", "action", "token_secret"],
-  "additionalProperties": false
+  "additionalProperties": false,
+  "allOf": [
+    {"if": {"properties": {"action": {"const": "set_rollout"}}}, "then": {"required": ["percentage"]}}
+  ]
 }"##;
 
-pub use guest_http::Failure;
-
 /// What the step does to the flag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     Enable,
     Disable,
     Get,
+    /// Set the percentage of the flexible-rollout strategy (see [`crate::strategy`]).
+    SetRollout,
 }
 
 impl Action {
@@ -55,9 +72,38 @@ impl Action {
         match self {
             Action::Enable => Some(true),
             Action::Disable => Some(false),
-            Action::Get => None,
+            Action::Get | Action::SetRollout => None,
         }
     }
+
+    /// The name in `with: {action: ...}`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Enable => "enable",
+            Action::Disable => "disable",
+            Action::Get => "get",
+            Action::SetRollout => "set_rollout",
+        }
+    }
+}
+
+/// The `with:` parameters as written; [`Params`] checks them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    url: String,
+    #[serde(default = "default_project")]
+    project: String,
+    feature: String,
+    environment: String,
+    action: Action,
+    token_secret: String,
+    percentage: Option<u8>,
+    strategy_id: Option<String>,
+}
+
+fn default_project() -> String {
+    "default".into()
 }
 
 /// The validated `with:` parameters.
@@ -70,64 +116,57 @@ pub struct Params {
     pub environment: String,
     pub action: Action,
     pub token_secret: String,
+    /// set_rollout: the percentage, 0 to 100.
+    pub percentage: u8,
+    /// set_rollout: the strategy to change, when the environment has several.
+    pub strategy_id: Option<String>,
 }
 
-const KNOWN: [&str; 6] = [
-    "url",
-    "project",
-    "feature",
-    "environment",
-    "action",
-    "token_secret",
-];
-
 impl Params {
-    /// Parses and validates the params JSON. Errors name the offending field.
-    pub fn parse(json: &str) -> Result<Self, Failure> {
-        let value: Value = serde_json::from_str(json)
-            .map_err(|e| Failure::fatal(format!("params are not valid JSON: {e}")))?;
-        let Value::Object(fields) = value else {
-            return Err(Failure::fatal("params must be a JSON object"));
-        };
-        if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+    /// Checks the params as written; errors name the param.
+    pub fn check(raw: Raw) -> Result<Self, Failure> {
+        let url = base_url("url", &raw.url, PathPrefix::Allowed)?;
+        for (name, value) in [
+            ("project", &raw.project),
+            ("feature", &raw.feature),
+            ("environment", &raw.environment),
+        ] {
+            params::non_empty(name, value)?;
+        }
+        params::secret_name("token_secret", &raw.token_secret)?;
+        let rollout_only = [
+            ("percentage", raw.percentage.is_some()),
+            ("strategy_id", raw.strategy_id.is_some()),
+        ];
+        if raw.action != Action::SetRollout
+            && let Some((name, _)) = rollout_only.iter().find(|(_, given)| *given)
+        {
             return Err(Failure::fatal(format!(
-                "unknown param `{unknown}` (known: {})",
-                KNOWN.join(", ")
+                "param `{name}` only applies to action `set_rollout`"
             )));
         }
-        let url = required(&fields, "url")?;
-        check_url(&url)?;
-        let project = match fields.get("project") {
-            None => "default".to_owned(),
-            Some(_) => required(&fields, "project")?,
-        };
-        let action = match required(&fields, "action")?.as_str() {
-            "enable" => Action::Enable,
-            "disable" => Action::Disable,
-            "get" => Action::Get,
-            other => {
+        let percentage = match (raw.action, raw.percentage) {
+            (Action::SetRollout, None) => {
+                return Err(Failure::fatal(
+                    "action `set_rollout` needs param `percentage` (0 to 100)",
+                ));
+            }
+            (_, Some(p)) if p > 100 => {
                 return Err(Failure::fatal(format!(
-                    "param `action` must be one of enable, disable, get; got {other:?}"
+                    "param `percentage` must be from 0 to 100, got {p}"
                 )));
             }
+            (_, p) => p.unwrap_or_default(),
         };
-        let token_secret = required(&fields, "token_secret")?;
-        let valid_name = token_secret
-            .chars()
-            .enumerate()
-            .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
-        if !valid_name {
-            return Err(Failure::fatal(format!(
-                "param `token_secret` must be a secret name (letters, digits, _), got {token_secret:?}"
-            )));
-        }
         Ok(Self {
-            url: url.trim_end_matches('/').to_owned(),
-            project,
-            feature: required(&fields, "feature")?,
-            environment: required(&fields, "environment")?,
-            action,
-            token_secret,
+            url,
+            project: raw.project,
+            feature: raw.feature,
+            environment: raw.environment,
+            action: raw.action,
+            token_secret: raw.token_secret,
+            percentage,
+            strategy_id: raw.strategy_id,
         })
     }
 
@@ -158,39 +197,6 @@ impl Params {
             self.feature, self.environment, self.project
         )
     }
-}
-
-fn required(fields: &Map<String, Value>, name: &str) -> Result<String, Failure> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Err(Failure::fatal(format!("missing required param `{name}`"))),
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            Err(Failure::fatal(format!("param `{name}` must not be empty")))
-        }
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(Failure::fatal(format!("param `{name}` must be a string"))),
-    }
-}
-
-/// Only plain web URLs; the host's allow-list decides which hosts are reachable.
-fn check_url(url: &str) -> Result<(), Failure> {
-    let lower = url.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("http://")
-        .or_else(|| lower.strip_prefix("https://"))
-        .ok_or_else(|| {
-            Failure::fatal(format!(
-                "param `url` must start with http:// or https://, got {url:?}"
-            ))
-        })?;
-    if rest.is_empty() || rest.starts_with(['/', '?', '#']) {
-        return Err(Failure::fatal(format!("param `url` has no host: {url:?}")));
-    }
-    if rest.contains(['?', '#']) {
-        return Err(Failure::fatal(format!(
-            "param `url` is the Unleash base URL and takes no query or fragment: {url:?}"
-        )));
-    }
-    Ok(())
 }
 
 /// Whether the feature is enabled in `params.environment`, from the body of
@@ -302,11 +308,7 @@ pub fn output(params: &Params, previous: bool, current: bool) -> Value {
         "feature": params.feature,
         "project": params.project,
         "environment": params.environment,
-        "action": match params.action {
-            Action::Enable => "enable",
-            Action::Disable => "disable",
-            Action::Get => "get",
-        },
+        "action": params.action.name(),
         "previous": previous,
         "current": current,
         "changed": previous != current,

@@ -1,36 +1,23 @@
 //! `flags-unleash`: a restore-phase step that enables, disables or reads a
-//! feature flag in one environment through the Unleash Admin API.
+//! feature flag in one environment through the Unleash Admin API, or sets the
+//! percentage of its gradual rollout there.
 //!
 //! It reads the flag first and changes it only when needed, so a retry or a
 //! second run is a no-op success; the output and the timeline say exactly
-//! what was seen and what changed. The logic lives in [`flag`] (pure,
-//! unit-tested on the host); [`guest_http`] does the HTTP over wasi:http.
+//! what was seen and what changed. The logic lives in [`flag`] and
+//! [`strategy`] (pure, unit-tested on the host); `medic_step::http` does the
+//! HTTP over wasi:http.
 
 mod flag;
+mod strategy;
 
 use std::time::Duration;
 
-use flag::{Failure, Params};
-use guest_http::{ErrorCode, Limits, Method, Request, SendError};
-
-wit_bindgen::generate!({
-    path: "../../../wit/0.1.0",
-    world: "medic:step/step-component",
-    // The `wasip2` crate (also used by `wstd`) carries wasi:http bindings for
-    // the same WASI 0.2.12: point ours at them instead of generating a copy.
-    with: {
-        "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
-        "wasi:http/types@0.2.12": wasip2::http::types,
-        "wasi:io/error@0.2.12": wasip2::io::error,
-        "wasi:io/poll@0.2.12": wasip2::io::poll,
-        "wasi:io/streams@0.2.12": wasip2::io::streams,
-        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-    },
-});
-
-use exports::medic::step::step::{Guest, Invocation, Manifest, Outcome, StepError};
-use medic::step::host;
-use medic::step::types::{Capabilities, Level};
+use flag::Params;
+use medic_step::host::{self, Level};
+use medic_step::http::{self, Limits, Method, Reply, Request};
+use medic_step::{Failure, Invocation, Outcome, Step};
+use serde_json::Value;
 
 /// Per-request limit: Unleash answers in milliseconds; a hung connection
 /// should fail the attempt (retryable) well before the step's own timeout.
@@ -43,50 +30,41 @@ const LIMITS: Limits = Limits::body(1024 * 1024).with_timeout(REQUEST_TIMEOUT);
 
 struct FlagsUnleash;
 
-impl Guest for FlagsUnleash {
-    fn describe() -> Manifest {
-        Manifest {
-            name: "flags-unleash".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Enable, disable or read an Unleash feature flag in one environment".into(),
-            params_schema: flag::PARAMS_SCHEMA.into(),
-            // Host and secret name both come from params: the workflow grants them.
-            capabilities: Capabilities {
-                hosts: Vec::new(),
-                secrets: Vec::new(),
-            },
-        }
-    }
+impl Step for FlagsUnleash {
+    type Params = flag::Raw;
+    const NAME: &'static str = "flags-unleash";
+    const SUMMARY: &'static str = "Enable, disable or read an Unleash feature flag in one environment, or set its gradual rollout percentage";
+    // Host and secret name both come from params: the workflow grants them.
+    const PARAMS_SCHEMA: &'static str = flag::PARAMS_SCHEMA;
+    // The timeline already shows the failed attempt with its message.
+    const ANNOTATE_FAILURES: bool = false;
 
-    fn run(invocation: Invocation) -> Result<Outcome, StepError> {
-        let result = Params::parse(&invocation.params)
-            .and_then(|params| wstd::runtime::block_on(apply(&params)));
-        match result {
-            Ok(output) => Ok(Outcome::Done(output.to_string())),
-            // No note here: the timeline already shows the failed attempt with this
-            // message, and a verify step retried many times would repeat it.
-            Err(failure) => Err(StepError {
-                message: failure.message,
-                retryable: failure.retryable,
-            }),
-        }
+    async fn run(raw: flag::Raw, _: &Invocation) -> Result<Outcome, Failure> {
+        let params = Params::check(raw)?;
+        let token = host::secret(&params.token_secret).ok_or_else(|| {
+            Failure::fatal(format!(
+                "secret `{}` is not available: list it under the step's `secrets:` and configure it",
+                params.token_secret
+            ))
+        })?;
+        let output = match params.action {
+            flag::Action::SetRollout => set_rollout(&params, &token).await?,
+            _ => apply(&params, &token).await?,
+        };
+        Ok(Outcome::Done(output))
     }
 }
 
+medic_step::export_step!(FlagsUnleash);
+
 /// Reads the flag, changes it if the action asks for another state, and reads
 /// it back so `current` is what Unleash says, not what we hoped.
-async fn apply(params: &Params) -> Result<serde_json::Value, Failure> {
-    let token = host::secret(&params.token_secret).ok_or_else(|| {
-        Failure::fatal(format!(
-            "secret `{}` is not available: list it under the step's `secrets:` and configure it",
-            params.token_secret
-        ))
-    })?;
-    let previous = read_state(params, &token).await?;
+async fn apply(params: &Params, token: &str) -> Result<Value, Failure> {
+    let previous = read_state(params, token).await?;
     let current = match params.action.target() {
         Some(target) if target != previous => {
-            toggle(params, &token, target).await?;
-            let now = read_state(params, &token).await?;
+            toggle(params, token, target).await?;
+            let now = read_state(params, token).await?;
             if now != target {
                 // E.g. a change-request environment: Unleash accepted the call
                 // but the flag did not move. Retrying will not help.
@@ -106,18 +84,92 @@ async fn apply(params: &Params) -> Result<serde_json::Value, Failure> {
     Ok(flag::output(params, previous, current))
 }
 
-async fn read_state(params: &Params, token: &str) -> Result<bool, Failure> {
-    let url = params.feature_url();
-    let headers = [("authorization", token), ("accept", "application/json")];
-    let request = Request {
-        method: Method::Get,
-        url: &url,
-        headers: &headers,
-        body: None,
+/// Sets the flexible rollout's percentage (adding the strategy when the environment has
+/// none), reads it back, and reports it with the flag's state there.
+async fn set_rollout(params: &Params, token: &str) -> Result<Value, Failure> {
+    let wanted = params.percentage;
+    let list = list_strategies(params, token).await?;
+    let (id, previous) = match strategy::pick(params, &list)? {
+        Some(found) => {
+            let id = found["id"].as_str().unwrap_or_default().to_owned();
+            let previous = strategy::percentage(found);
+            if previous != Some(wanted) {
+                let url = strategy::strategies_url(params, Some(&id));
+                let body = strategy::update_body(found, wanted).to_string();
+                let reply = call(Method::Put, &url, token, Some(&body)).await?;
+                if !(200..300).contains(&reply.status) {
+                    let what = "set the rollout of";
+                    return Err(flag::refusal(params, what, reply.status, &reply.text()));
+                }
+            }
+            (id, previous)
+        }
+        None => {
+            let url = strategy::strategies_url(params, None);
+            let body = strategy::create_body(params, wanted).to_string();
+            let reply = call(Method::Post, &url, token, Some(&body)).await?;
+            if !(200..300).contains(&reply.status) {
+                let what = "add a gradual rollout to";
+                return Err(flag::refusal(params, what, reply.status, &reply.text()));
+            }
+            let created: Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+            (created["id"].as_str().unwrap_or_default().to_owned(), None)
+        }
     };
-    let reply = guest_http::send(&request, LIMITS)
+    // Read back: the output says what Unleash holds, not what was sent.
+    let list = list_strategies(params, token).await?;
+    let now = list
+        .iter()
+        .find(|s| s["id"].as_str() == Some(id.as_str()))
+        .and_then(strategy::percentage);
+    if now != Some(wanted) {
+        return Err(Failure::fatal(format!(
+            "Unleash accepted the change but the rollout of {} is {} (wanted {wanted}%)",
+            params.describe(),
+            now.map_or_else(|| "unset".to_owned(), |p| format!("{p}%"))
+        )));
+    }
+    let enabled = read_state(params, token).await?;
+    let line = strategy::timeline_line(params, previous, wanted, enabled);
+    host::log(Level::Info, &line);
+    host::annotate(&line);
+    Ok(strategy::output(params, &id, previous, wanted, enabled))
+}
+
+async fn list_strategies(params: &Params, token: &str) -> Result<Vec<Value>, Failure> {
+    let url = strategy::strategies_url(params, None);
+    let reply = call(Method::Get, &url, token, None).await?;
+    if reply.status != 200 {
+        return Err(flag::refusal(params, "read", reply.status, &reply.text()));
+    }
+    strategy::strategies(params, &reply.text())
+}
+
+/// One authenticated Admin API request, with a JSON `body` when given (`Some("")`: an empty
+/// body with `content-length: 0`).
+async fn call(
+    method: Method,
+    url: &str,
+    token: &str,
+    body: Option<&str>,
+) -> Result<Reply, Failure> {
+    let mut headers = vec![("authorization", token), ("accept", "application/json")];
+    if body.is_some_and(|b| !b.is_empty()) {
+        headers.push(("content-type", "application/json"));
+    }
+    let request = Request {
+        method,
+        url,
+        headers: &headers,
+        body: body.map(str::as_bytes),
+    };
+    http::send(&request, LIMITS)
         .await
-        .map_err(|e| send_failure(&url, e))?;
+        .map_err(|e| http::send_failure(e, "url", url))
+}
+
+async fn read_state(params: &Params, token: &str) -> Result<bool, Failure> {
+    let reply = call(Method::Get, &params.feature_url(), token, None).await?;
     if reply.status != 200 {
         return Err(flag::refusal(params, "read", reply.status, &reply.text()));
     }
@@ -125,34 +177,11 @@ async fn read_state(params: &Params, token: &str) -> Result<bool, Failure> {
 }
 
 async fn toggle(params: &Params, token: &str, enabled: bool) -> Result<(), Failure> {
-    let url = params.toggle_url(enabled);
-    let headers = [("authorization", token), ("accept", "application/json")];
-    let request = Request {
-        method: Method::Post,
-        url: &url,
-        headers: &headers,
-        body: Some(b""),
-    };
-    let reply = guest_http::send(&request, LIMITS)
-        .await
-        .map_err(|e| send_failure(&url, e))?;
+    // An empty body with `content-length: 0`: Unleash refuses a POST without a length.
+    let reply = call(Method::Post, &params.toggle_url(enabled), token, Some("")).await?;
     if !(200..300).contains(&reply.status) {
         let what = if enabled { "enable" } else { "disable" };
         return Err(flag::refusal(params, what, reply.status, &reply.text()));
     }
     Ok(())
 }
-
-/// A request that got no response. Denial by the host's allow-list is final;
-/// anything else (refused, reset, DNS, timeout) may clear up on a later attempt.
-fn send_failure(url: &str, error: SendError) -> Failure {
-    match error {
-        SendError::Invalid(message) => Failure::fatal(format!("param `url`: {message}: {url}")),
-        SendError::Http(ErrorCode::HttpRequestDenied) => Failure::fatal(format!(
-            "request to {url} denied: host not allowed for this step (add it to `allow:`)"
-        )),
-        SendError::Http(code) => Failure::transient(format!("request to {url} failed: {code}")),
-    }
-}
-
-export!(FlagsUnleash);

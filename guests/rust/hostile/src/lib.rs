@@ -4,26 +4,11 @@
 //!
 //! Never use it in a real workflow.
 
-use serde_json::Value;
+use medic_step::host::{self, Level};
+use medic_step::{Failure, Invocation, Outcome, Step};
+use serde::Deserialize;
+use serde_json::{Value, json};
 use wstd::http::{Body, Client, Request};
-
-wit_bindgen::generate!({
-    path: "../../../wit/0.1.0",
-    world: "medic:step/step-component",
-    // Reuse the wasi:http bindings `wstd` already carries (wasip2, WASI 0.2.12).
-    with: {
-        "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
-        "wasi:http/types@0.2.12": wasip2::http::types,
-        "wasi:io/error@0.2.12": wasip2::io::error,
-        "wasi:io/poll@0.2.12": wasip2::io::poll,
-        "wasi:io/streams@0.2.12": wasip2::io::streams,
-        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-    },
-});
-
-use exports::medic::step::step::{Guest, Invocation, Manifest, Outcome, StepError};
-use medic::step::host;
-use medic::step::types::Capabilities;
 
 const MODES: [&str; 9] = [
     "loop",
@@ -56,62 +41,58 @@ const PARAMS_SCHEMA: &str = r#"{
 /// Size of the `big-output` JSON string: well past any sane output limit.
 const BIG_OUTPUT_CHARS: usize = 10 * 1024 * 1024;
 
+/// The `with:` parameters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    mode: String,
+    url: Option<String>,
+    secret: Option<String>,
+}
+
 struct Hostile;
 
-impl Guest for Hostile {
-    fn describe() -> Manifest {
-        Manifest {
-            name: "hostile".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "TEST ONLY: misbehaves on purpose (spin, hog memory, call forbidden hosts, trap) to test the sandbox".into(),
-            params_schema: PARAMS_SCHEMA.into(),
-            capabilities: Capabilities { hosts: Vec::new(), secrets: Vec::new() },
-        }
-    }
+impl Step for Hostile {
+    type Params = Params;
+    const NAME: &'static str = "hostile";
+    const SUMMARY: &'static str = "TEST ONLY: misbehaves on purpose (spin, hog memory, call forbidden hosts, trap) to test the sandbox";
+    const PARAMS_SCHEMA: &'static str = PARAMS_SCHEMA;
+    // The engine's tests read exactly what the sandbox recorded.
+    const ANNOTATE_FAILURES: bool = false;
 
-    fn run(invocation: Invocation) -> Result<Outcome, StepError> {
-        let params: Value = serde_json::from_str(&invocation.params)
-            .map_err(|e| bad_params(format!("params are not valid JSON: {e}")))?;
-        let text = |name: &str| params.get(name).and_then(Value::as_str);
-        match text("mode") {
-            Some("loop") => spin(),
-            Some("alloc") => hog_memory(),
-            Some("forbidden-host") => {
-                let url = text("url")
-                    .ok_or_else(|| bad_params("mode forbidden-host needs param `url`"))?;
-                wstd::runtime::block_on(get(url))
+    async fn run(params: Params, _: &Invocation) -> Result<Outcome, Failure> {
+        let secret = params.secret.as_deref().unwrap_or("NOT_GRANTED");
+        match params.mode.as_str() {
+            "loop" => spin(),
+            "alloc" => hog_memory(),
+            "forbidden-host" => {
+                let url = params
+                    .url
+                    .as_deref()
+                    .ok_or_else(|| Failure::fatal("mode forbidden-host needs param `url`"))?;
+                get(url).await
             }
-            Some("forbidden-secret") => {
-                let got = host::secret(text("secret").unwrap_or("NOT_GRANTED")).is_some();
-                Ok(Outcome::Done(serde_json::json!({ "got": got }).to_string()))
+            "forbidden-secret" => {
+                let got = host::secret(secret).is_some();
+                Ok(Outcome::Done(json!({ "got": got })))
             }
-            Some("trap") => trap(),
-            Some("panic") => panic!("hostile step panicked on purpose"),
-            Some("big-output") => Ok(Outcome::Done(format!(
-                "\"{}\"",
-                "x".repeat(BIG_OUTPUT_CHARS)
-            ))),
-            Some("leak-secret") => {
-                let name = text("secret").unwrap_or("NOT_GRANTED");
-                let value = host::secret(name).unwrap_or_default();
-                wstd::runtime::block_on(leak(&value, text("url")))
+            "trap" => trap(),
+            "panic" => panic!("hostile step panicked on purpose"),
+            "big-output" => Ok(Outcome::Done(Value::String("x".repeat(BIG_OUTPUT_CHARS)))),
+            "leak-secret" => {
+                let value = host::secret(secret).unwrap_or_default();
+                leak(&value, params.url.as_deref()).await
             }
-            Some("ok") => Ok(Outcome::Done(r#"{"ok":true}"#.into())),
-            Some(other) => Err(bad_params(format!(
+            "ok" => Ok(Outcome::Done(json!({"ok": true}))),
+            other => Err(Failure::fatal(format!(
                 "param `mode` must be one of {}, got {other:?}",
                 MODES.join(", ")
             ))),
-            None => Err(bad_params("missing required param `mode` (a string)")),
         }
     }
 }
 
-fn bad_params(message: impl Into<String>) -> StepError {
-    StepError {
-        message: message.into(),
-        retryable: false,
-    }
-}
+medic_step::export_step!(Hostile);
 
 /// Burns CPU forever without calling the host: only epoch interruption (or
 /// fuel) can stop it.
@@ -137,29 +118,23 @@ fn hog_memory() -> ! {
 
 /// A GET to a host the workflow did not grant: the host must refuse it. The
 /// client's error is passed through unchanged so tests see what a guest sees.
-async fn get(url: &str) -> Result<Outcome, StepError> {
+async fn get(url: &str) -> Result<Outcome, Failure> {
     let request = Request::get(url)
         .body(Body::empty())
-        .map_err(|e| bad_params(format!("param `url`: {e}")))?;
+        .map_err(|e| Failure::fatal(format!("param `url`: {e}")))?;
     match Client::new().send(request).await {
         Ok(response) => Ok(Outcome::Done(
-            serde_json::json!({ "status": response.status().as_u16() }).to_string(),
+            json!({ "status": response.status().as_u16() }),
         )),
-        Err(e) => Err(StepError {
-            message: format!("GET {url} failed: {e:#}"),
-            retryable: false,
-        }),
+        Err(e) => Err(Failure::fatal(format!("GET {url} failed: {e:#}"))),
     }
 }
 
 /// Puts a granted secret's value everywhere the host records something: a log line,
 /// the timeline, step state, an HTTP header and body, and the output. The host must
 /// redact it from all of them.
-async fn leak(value: &str, url: Option<&str>) -> Result<Outcome, StepError> {
-    host::log(
-        medic::step::types::Level::Info,
-        &format!("the token is {value}"),
-    );
+async fn leak(value: &str, url: Option<&str>) -> Result<Outcome, Failure> {
+    host::log(Level::Info, &format!("the token is {value}"));
     host::annotate(&format!("token {value} in a note"));
     host::state_set("token", value);
     if let Some(url) = url {
@@ -167,17 +142,14 @@ async fn leak(value: &str, url: Option<&str>) -> Result<Outcome, StepError> {
             .header("Authorization", format!("Bearer {value}"))
             .header("Content-Length", format!("{}", value.len() + 6))
             .body(Body::from(format!("token={value}")))
-            .map_err(|e| bad_params(format!("param `url`: {e}")))?;
+            .map_err(|e| Failure::fatal(format!("param `url`: {e}")))?;
         if let Err(e) = Client::new().send(request).await {
-            return Err(StepError {
-                message: format!("POST {url} failed: {e:#} (token {value})"),
-                retryable: false,
-            });
+            return Err(Failure::fatal(format!(
+                "POST {url} failed: {e:#} (token {value})"
+            )));
         }
     }
-    Ok(Outcome::Done(
-        serde_json::json!({ "token": value }).to_string(),
-    ))
+    Ok(Outcome::Done(json!({ "token": value })))
 }
 
 /// Executes the wasm `unreachable` instruction: a trap with no panic message.
@@ -191,5 +163,3 @@ fn trap() -> ! {
 fn trap() -> ! {
     std::process::abort()
 }
-
-export!(Hostile);

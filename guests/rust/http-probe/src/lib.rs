@@ -2,92 +2,69 @@
 //! (status, latency, body text, a JSON value).
 //!
 //! The checks live in [`probe`], which is pure and unit-tested on the host;
-//! [`client`] does the HTTP request over wasi:http; this file wires them to
-//! the medic host (log, annotate).
+//! `medic_step::http` does the HTTP request over wasi:http; this file wires
+//! them to the medic host (log, annotate).
 
-mod client;
 mod probe;
 
 use std::time::{Duration, Instant};
 
-use client::SendError;
-use probe::{Failure, MAX_BODY_BYTES, Observed, Params};
-use wasip2::http::types::ErrorCode;
-
-wit_bindgen::generate!({
-    path: "../../../wit/0.1.0",
-    world: "medic:step/step-component",
-    // The `wasip2` crate (also used by `wstd`) carries wasi:http bindings for
-    // the same WASI 0.2.12: point ours at them instead of generating a copy.
-    with: {
-        "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
-        "wasi:http/types@0.2.12": wasip2::http::types,
-        "wasi:io/error@0.2.12": wasip2::io::error,
-        "wasi:io/poll@0.2.12": wasip2::io::poll,
-        "wasi:io/streams@0.2.12": wasip2::io::streams,
-        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-    },
-});
-
-use exports::medic::step::step::{Guest, Invocation, Manifest, Outcome, StepError};
-use medic::step::host;
-use medic::step::types::{Capabilities, Level};
+use medic_step::host::{self, Level};
+use medic_step::http::{self, ErrorCode, Limits, Request, SendError};
+use medic_step::{Failure, Invocation, Outcome, Step};
+use probe::{MAX_BODY_BYTES, Observed, Params};
 
 struct HttpProbe;
 
-impl Guest for HttpProbe {
-    fn describe() -> Manifest {
-        Manifest {
-            name: "http-probe".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Request a URL and check its status, latency, body text or a JSON value"
-                .into(),
-            params_schema: probe::PARAMS_SCHEMA.into(),
-            // The host comes from the `url` param, so the workflow grants it.
-            capabilities: Capabilities {
-                hosts: Vec::new(),
-                secrets: Vec::new(),
-            },
-        }
-    }
+impl Step for HttpProbe {
+    type Params = probe::Raw;
+    const NAME: &'static str = "http-probe";
+    const SUMMARY: &'static str =
+        "Request a URL and check its status, latency, body text or a JSON value";
+    // The host comes from the `url` param, so the workflow grants it.
+    const PARAMS_SCHEMA: &'static str = probe::PARAMS_SCHEMA;
 
-    fn run(invocation: Invocation) -> Result<Outcome, StepError> {
-        let result = Params::parse(&invocation.params).and_then(|params| {
-            wstd::runtime::block_on(probe_once(&params, &invocation.idempotency_key))
-        });
-        match result {
-            Ok(output) => Ok(Outcome::Done(output.to_string())),
-            Err(failure) => {
-                host::annotate(&format!("http-probe failed: {}", failure.message));
-                Err(into_step_error(failure))
-            }
-        }
+    async fn run(raw: probe::Raw, invocation: &Invocation) -> Result<Outcome, Failure> {
+        let params = Params::check(raw)?;
+        probe_once(&params, &invocation.idempotency_key)
+            .await
+            .map(Outcome::Done)
     }
 }
 
-fn into_step_error(failure: Failure) -> StepError {
-    StepError {
-        message: failure.message,
-        retryable: failure.retryable,
-    }
-}
+medic_step::export_step!(HttpProbe);
 
 /// Sends the request, reads (a bounded prefix of) the body and runs the checks.
 async fn probe_once(params: &Params, idempotency_key: &str) -> Result<serde_json::Value, Failure> {
     // The key is the same for every attempt of this step in this run, so the
     // provider can drop the duplicates our retries create.
-    let idempotency = [("Idempotency-Key", idempotency_key)];
-    let extra_headers: &[(&str, &str)] = if params.idempotency {
-        &idempotency
-    } else {
-        &[]
+    let mut headers: Vec<(&str, &str)> = params
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    if params.idempotency {
+        headers.push(("Idempotency-Key", idempotency_key));
+    }
+    // Without a length the host streams the body chunked, which simple servers ignore
+    // (they read an empty body) and some refuse (411): a POST, PUT or PATCH always has one.
+    let sends_body =
+        params.body.is_some() || matches!(params.method.as_str(), "POST" | "PUT" | "PATCH");
+    let request = Request {
+        method: http::method(&params.method),
+        url: &params.url,
+        headers: &headers,
+        body: sends_body.then(|| params.body.as_deref().unwrap_or_default().as_bytes()),
     };
     // Past the budget the probe has failed anyway: do not wait for the host's
     // step timeout to find out.
-    let timeout = params.latency_budget_ms.map(Duration::from_millis);
+    let limits = match params.latency_budget_ms {
+        Some(ms) => Limits::body(MAX_BODY_BYTES).with_timeout(Duration::from_millis(ms)),
+        None => Limits::body(MAX_BODY_BYTES),
+    };
 
     let started = Instant::now();
-    let reply = client::send(params, extra_headers, timeout, MAX_BODY_BYTES)
+    let reply = http::send(&request, limits)
         .await
         .map_err(|e| send_failure(params, e))?;
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -109,21 +86,18 @@ async fn probe_once(params: &Params, idempotency_key: &str) -> Result<serde_json
 fn send_failure(params: &Params, error: SendError) -> Failure {
     let url = &params.url;
     match error {
-        SendError::Invalid(failure) => failure,
-        SendError::Http(ErrorCode::HttpRequestDenied) => Failure {
-            message: format!("request to {url} denied: host not allowed for this step"),
-            retryable: false,
-        },
+        SendError::Invalid(why) => Failure::fatal(format!("param `url`: {why}: {url}")),
+        SendError::Http(ErrorCode::HttpRequestDenied) => Failure::fatal(format!(
+            "request to {url} denied: host not allowed for this step"
+        )),
         SendError::Http(
             ErrorCode::ConnectionTimeout
             | ErrorCode::ConnectionReadTimeout
             | ErrorCode::HttpResponseTimeout,
-        ) if params.latency_budget_ms.is_some() => Failure::check(format!(
+        ) if params.latency_budget_ms.is_some() => Failure::transient(format!(
             "no response from {url} within latency budget {} ms",
             params.latency_budget_ms.unwrap_or_default()
         )),
-        SendError::Http(code) => Failure::check(format!("request to {url} failed: {code}")),
+        SendError::Http(code) => Failure::transient(format!("request to {url} failed: {code}")),
     }
 }
-
-export!(HttpProbe);

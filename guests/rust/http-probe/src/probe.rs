@@ -3,10 +3,14 @@
 //! Nothing here touches WIT bindings or WASI, so it compiles and is unit-tested
 //! on the host target (`cargo test -p http-probe`); `lib.rs` does the I/O.
 
+use std::collections::BTreeMap;
+
+use medic_step::Failure;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 /// JSON Schema (draft 2020-12) of the `with:` parameters. `medic validate`
-/// checks workflows against it; [`Params::parse`] enforces the same rules at
+/// checks workflows against it; [`Params::check`] enforces the same rules at
 /// run time, because a template can still produce a bad value.
 pub const PARAMS_SCHEMA: &str = r##"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -70,30 +74,28 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Characters of the body echoed in the output (`body_excerpt`).
 pub const EXCERPT_CHARS: usize = 200;
 
-/// A failed attempt, before it becomes the WIT `step-error`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub message: String,
-    pub retryable: bool,
+/// The `with:` parameters as written; [`Params`] checks them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    url: String,
+    method: Option<String>,
+    headers: Option<BTreeMap<String, String>>,
+    body: Option<String>,
+    expect_status: Option<Value>,
+    body_contains: Option<String>,
+    json_pointer: Option<String>,
+    /// `Some(Value::Null)` for an explicit `null`: the probe then expects JSON null.
+    #[serde(default, deserialize_with = "present")]
+    json_equals: Option<Value>,
+    latency_budget_ms: Option<u64>,
+    #[serde(default)]
+    idempotency: bool,
 }
 
-impl Failure {
-    /// Bad params never get better by retrying.
-    pub fn param(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: false,
-        }
-    }
-
-    /// A check on the response failed: the service may still recover, which is
-    /// exactly what a verify step waits for.
-    pub fn check(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: true,
-        }
-    }
+/// Any JSON value given, `null` included (serde's `Option` would read `null` as absent).
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
 }
 
 /// The validated `with:` parameters.
@@ -112,136 +114,64 @@ pub struct Params {
 }
 
 impl Params {
-    /// Parses and validates the params JSON. Errors name the offending field.
-    pub fn parse(json: &str) -> Result<Self, Failure> {
-        let value: Value = serde_json::from_str(json)
-            .map_err(|e| Failure::param(format!("params are not valid JSON: {e}")))?;
-        let Value::Object(fields) = value else {
-            return Err(Failure::param("params must be a JSON object"));
-        };
-        const KNOWN: [&str; 10] = [
-            "url",
-            "method",
-            "headers",
-            "body",
-            "expect_status",
-            "body_contains",
-            "json_pointer",
-            "json_equals",
-            "latency_budget_ms",
-            "idempotency",
-        ];
-        if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return Err(Failure::param(format!("unknown param `{unknown}`")));
+    /// Checks the params as written; errors name the param.
+    pub fn check(raw: Raw) -> Result<Self, Failure> {
+        medic_step::url::http_url("url", &raw.url)?;
+        let method = raw.method.unwrap_or_else(|| "GET".to_owned());
+        if !METHODS.contains(&method.as_str()) {
+            return Err(Failure::fatal(format!(
+                "param `method` must be one of {}, got {method:?}",
+                METHODS.join(", ")
+            )));
         }
-
-        let url = match fields.get("url") {
-            None | Some(Value::Null) => return Err(Failure::param("missing required param `url`")),
-            Some(v) => string_field("url", v)?,
-        };
-        check_url(&url)?;
-
-        let method = match fields.get("method") {
-            None => "GET".to_owned(),
-            Some(v) => {
-                let method = string_field("method", v)?;
-                if !METHODS.contains(&method.as_str()) {
-                    return Err(Failure::param(format!(
-                        "param `method` must be one of {}, got {method:?}",
-                        METHODS.join(", ")
-                    )));
-                }
-                method
-            }
-        };
-
-        let headers = match fields.get("headers") {
-            None => Vec::new(),
-            Some(Value::Object(map)) => headers_field(map)?,
-            Some(_) => {
-                return Err(Failure::param(
-                    "param `headers` must be an object of strings",
-                ));
-            }
-        };
-
-        let expect_status = match fields.get("expect_status") {
+        let headers: Vec<(String, String)> = raw.headers.unwrap_or_default().into_iter().collect();
+        for (name, value) in &headers {
+            // Checked here so the error names the header; the host checks again.
+            wstd::http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
+                Failure::fatal(format!("param `headers.{name}`: bad header name ({e})"))
+            })?;
+            wstd::http::HeaderValue::from_str(value).map_err(|e| {
+                Failure::fatal(format!("param `headers.{name}`: bad header value ({e})"))
+            })?;
+        }
+        let expect_status = match raw.expect_status {
             None => vec![200],
             Some(Value::Array(items)) if !items.is_empty() => items
                 .iter()
                 .map(status_code)
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(expect_status_error)?,
-            Some(v) => vec![status_code(v).ok_or_else(expect_status_error)?],
+            Some(v) => vec![status_code(&v).ok_or_else(expect_status_error)?],
         };
-
-        let json_pointer = optional_string(&fields, "json_pointer")?;
-        if let Some(pointer) = &json_pointer
+        if let Some(pointer) = &raw.json_pointer
             && !pointer.is_empty()
             && !pointer.starts_with('/')
         {
-            return Err(Failure::param(format!(
+            return Err(Failure::fatal(format!(
                 "param `json_pointer` must be empty or start with '/', got {pointer:?}"
             )));
         }
-        let json_equals = fields.get("json_equals").cloned();
-        if json_equals.is_some() && json_pointer.is_none() {
-            return Err(Failure::param("param `json_equals` needs `json_pointer`"));
+        if raw.json_equals.is_some() && raw.json_pointer.is_none() {
+            return Err(Failure::fatal("param `json_equals` needs `json_pointer`"));
         }
-
-        let latency_budget_ms = match fields.get("latency_budget_ms") {
-            None => None,
-            Some(v) => match v.as_u64() {
-                Some(ms) if ms >= 1 => Some(ms),
-                _ => {
-                    return Err(Failure::param(
-                        "param `latency_budget_ms` must be a positive integer",
-                    ));
-                }
-            },
-        };
-
-        let idempotency = match fields.get("idempotency") {
-            None => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(Failure::param("param `idempotency` must be a boolean")),
-        };
-
+        if raw.latency_budget_ms == Some(0) {
+            return Err(Failure::fatal(
+                "param `latency_budget_ms` must be a positive integer",
+            ));
+        }
         Ok(Self {
-            url,
+            url: raw.url,
             method,
             headers,
-            body: optional_string(&fields, "body")?,
+            body: raw.body,
             expect_status,
-            body_contains: optional_string(&fields, "body_contains")?,
-            json_pointer,
-            json_equals,
-            latency_budget_ms,
-            idempotency,
+            body_contains: raw.body_contains,
+            json_pointer: raw.json_pointer,
+            json_equals: raw.json_equals,
+            latency_budget_ms: raw.latency_budget_ms,
+            idempotency: raw.idempotency,
         })
     }
-}
-
-fn string_field(name: &str, value: &Value) -> Result<String, Failure> {
-    value
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| Failure::param(format!("param `{name}` must be a string")))
-}
-
-fn optional_string(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, Failure> {
-    fields.get(name).map(|v| string_field(name, v)).transpose()
-}
-
-fn headers_field(map: &Map<String, Value>) -> Result<Vec<(String, String)>, Failure> {
-    map.iter()
-        .map(|(name, value)| match value {
-            Value::String(v) => Ok((name.clone(), v.clone())),
-            _ => Err(Failure::param(format!(
-                "param `headers.{name}` must be a string"
-            ))),
-        })
-        .collect()
 }
 
 fn status_code(value: &Value) -> Option<u16> {
@@ -252,27 +182,9 @@ fn status_code(value: &Value) -> Option<u16> {
 }
 
 fn expect_status_error() -> Failure {
-    Failure::param(
+    Failure::fatal(
         "param `expect_status` must be a status code (100-599) or a non-empty array of them",
     )
-}
-
-/// Only plain web URLs: the host decides which hosts are reachable, but a
-/// `file:` or scheme-less URL is a workflow mistake worth naming early.
-fn check_url(url: &str) -> Result<(), Failure> {
-    let lower = url.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("http://")
-        .or_else(|| lower.strip_prefix("https://"))
-        .ok_or_else(|| {
-            Failure::param(format!(
-                "param `url` must start with http:// or https://, got {url:?}"
-            ))
-        })?;
-    if rest.is_empty() || rest.starts_with(['/', '?', '#']) {
-        return Err(Failure::param(format!("param `url` has no host: {url:?}")));
-    }
-    Ok(())
 }
 
 /// What the probe observed.
@@ -295,7 +207,7 @@ pub fn evaluate(params: &Params, observed: &Observed) -> Result<Value, Failure> 
                 format!("one of {}", list.join(", "))
             }
         };
-        return Err(Failure::check(format!(
+        return Err(Failure::transient(format!(
             "expected status {expected}, got {} from {url}",
             observed.status
         )));
@@ -303,7 +215,7 @@ pub fn evaluate(params: &Params, observed: &Observed) -> Result<Value, Failure> 
     if let Some(budget) = params.latency_budget_ms
         && observed.latency_ms > budget
     {
-        return Err(Failure::check(format!(
+        return Err(Failure::transient(format!(
             "latency {} ms over budget {budget} ms for {url}",
             observed.latency_ms
         )));
@@ -312,7 +224,7 @@ pub fn evaluate(params: &Params, observed: &Observed) -> Result<Value, Failure> 
     if let Some(needle) = &params.body_contains
         && !text.contains(needle.as_str())
     {
-        return Err(Failure::check(format!(
+        return Err(Failure::transient(format!(
             "body does not contain {needle:?} ({url})"
         )));
     }
@@ -326,16 +238,16 @@ pub fn evaluate(params: &Params, observed: &Observed) -> Result<Value, Failure> 
 
     if let Some(pointer) = &params.json_pointer {
         let document: Value = serde_json::from_str(&text)
-            .map_err(|e| Failure::check(format!("body from {url} is not JSON: {e}")))?;
+            .map_err(|e| Failure::transient(format!("body from {url} is not JSON: {e}")))?;
         let found = document.pointer(pointer).ok_or_else(|| {
-            Failure::check(format!(
+            Failure::transient(format!(
                 "JSON pointer {pointer:?} not found in body from {url}"
             ))
         })?;
         if let Some(expected) = &params.json_equals
             && found != expected
         {
-            return Err(Failure::check(format!(
+            return Err(Failure::transient(format!(
                 "JSON at {pointer:?} is {found}, expected {expected} ({url})"
             )));
         }

@@ -1,14 +1,17 @@
-//! The five actions against the Kubernetes API (apps/v1), each as kubectl does it.
+//! The actions against the Kubernetes API (apps/v1), each as kubectl does it: the API
+//! client, history, undo, pause/resume and the status wait that the roll-forward actions
+//! ([`crate::forward`]) share.
 
 use std::time::{Duration, Instant};
 
-use guest_http::{ErrorCode, Limits, Request, SendError};
+use medic_step::host::{self, Level};
+use medic_step::http::{self, ErrorCode, Limits, Request, SendError};
+use medic_step::{Failure, Outcome};
 use serde_json::{Value, json};
 
-use crate::medic::step::host;
-use crate::medic::step::types::Level;
+use crate::forward;
 use crate::params::{Action, Params, ToRevision};
-use crate::rollout::{self, Failure, UndoTarget};
+use crate::rollout::{self, UndoTarget};
 
 /// Step-state key of the undo target (see [`UndoTarget`]).
 const UNDO_TARGET_KEY: &str = "undo-target";
@@ -17,45 +20,39 @@ const UNDO_TARGET_KEY: &str = "undo-target";
 /// a server sends something huge.
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
-/// How an attempt ended without failing.
-pub enum Finished {
-    Done(Value),
-    /// The rollout is still going: run another attempt after `ms`.
-    NotYet {
-        ms: u64,
-        reason: String,
-    },
-}
-
-pub async fn run(params: &Params) -> Result<Finished, Failure> {
+/// Runs the action `params` asks for.
+pub async fn run(params: &Params) -> Result<Outcome, Failure> {
     let api = Api {
         params,
         token: params.token_secret.as_deref().and_then(host::secret),
     };
     match params.action {
-        Action::History => history(&api).await.map(Finished::Done),
-        Action::Undo => undo(&api).await.map(Finished::Done),
-        Action::Pause => set_paused(&api, true).await.map(Finished::Done),
-        Action::Resume => set_paused(&api, false).await.map(Finished::Done),
-        Action::Status => status(&api).await,
+        Action::History => history(&api).await.map(Outcome::Done),
+        Action::Undo => undo(&api).await.map(Outcome::Done),
+        Action::Pause => set_paused(&api, true).await.map(Outcome::Done),
+        Action::Resume => set_paused(&api, false).await.map(Outcome::Done),
+        Action::Status => status(&api, base_output(&api, "status")).await,
+        Action::SetImage => forward::set_image(&api).await,
+        Action::Restart => forward::restart(&api).await,
+        Action::Scale => forward::scale(&api).await,
     }
 }
 
-struct Api<'a> {
-    params: &'a Params,
+pub struct Api<'a> {
+    pub params: &'a Params,
     /// The bearer token; never logged, never in an error or output.
     token: Option<String>,
 }
 
 impl Api<'_> {
-    fn namespaced(&self, resource: &str) -> String {
+    pub fn namespaced(&self, resource: &str) -> String {
         format!(
             "/apis/apps/v1/namespaces/{}/{resource}",
             self.params.namespace
         )
     }
 
-    fn deployment_path(&self) -> String {
+    pub fn deployment_path(&self) -> String {
         format!(
             "{}/{}",
             self.namespaced("deployments"),
@@ -65,7 +62,7 @@ impl Api<'_> {
 
     /// One API call; a non-2xx answer becomes a failure carrying the HTTP status and the
     /// Kubernetes `Status` message.
-    async fn call(
+    pub async fn call(
         &self,
         method: &str,
         path: &str,
@@ -82,12 +79,12 @@ impl Api<'_> {
             doc.to_string().into_bytes()
         });
         let request = Request {
-            method: guest_http::method(method),
+            method: http::method(method),
             url: &url,
             headers: &headers,
             body: body.as_deref(),
         };
-        let reply = guest_http::send(&request, Limits::body(MAX_BODY))
+        let reply = http::send(&request, Limits::body(MAX_BODY))
             .await
             .map_err(|e| send_failure(&url, e))?;
         if reply.truncated {
@@ -113,7 +110,7 @@ impl Api<'_> {
         })
     }
 
-    async fn deployment(&self) -> Result<Value, Failure> {
+    pub async fn deployment(&self) -> Result<Value, Failure> {
         self.call("GET", &self.deployment_path(), None).await
     }
 
@@ -124,23 +121,17 @@ impl Api<'_> {
         let path = format!(
             "{}?labelSelector={}",
             self.namespaced("replicasets"),
-            rollout::query_escape(&selector)
+            http::encode(&selector)
         );
         self.call("GET", &path, None).await
     }
 }
 
 fn send_failure(url: &str, error: SendError) -> Failure {
-    match error {
-        SendError::Invalid(message) => Failure::fatal(format!("param `server`: {message}: {url}")),
-        SendError::Http(ErrorCode::HttpRequestDenied) => Failure::fatal(format!(
-            "request to {url} denied: host not allowed for this step (add the server's host to the step's `allow:`)"
-        )),
-        SendError::Http(code) => Failure::transient(format!("request to {url} failed: {code}")),
-    }
+    http::send_failure(error, "server", url)
 }
 
-fn base_output(api: &Api<'_>, action: &str) -> serde_json::Map<String, Value> {
+pub fn base_output(api: &Api<'_>, action: &str) -> serde_json::Map<String, Value> {
     let mut out = serde_json::Map::new();
     out.insert("action".into(), action.into());
     out.insert("namespace".into(), api.params.namespace.clone().into());
@@ -297,7 +288,13 @@ async fn set_paused(api: &Api<'_>, want: bool) -> Result<Value, Failure> {
     Ok(Value::Object(out))
 }
 
-async fn status(api: &Api<'_>) -> Result<Finished, Failure> {
+/// Waits, as `kubectl rollout status` does, until the rollout is complete (the output is
+/// `out` plus the deployment's state), has failed, or this attempt's `timeout_ms` is
+/// nearly used up (then `retry-after`, so the next attempt keeps waiting).
+pub async fn status(
+    api: &Api<'_>,
+    mut out: serde_json::Map<String, Value>,
+) -> Result<Outcome, Failure> {
     let started = Instant::now();
     let budget = Duration::from_millis(api.params.timeout_ms);
     let poll = Duration::from_millis(api.params.poll_ms);
@@ -310,7 +307,6 @@ async fn status(api: &Api<'_>) -> Result<Finished, Failure> {
             last.clone_from(&seen.message);
         }
         if seen.done {
-            let mut out = base_output(api, "status");
             out.insert("done".into(), true.into());
             out.insert("message".into(), seen.message.into());
             out.insert("revision".into(), rollout::revision(&deployment).into());
@@ -326,7 +322,7 @@ async fn status(api: &Api<'_>) -> Result<Finished, Failure> {
             ] {
                 out.insert(key.into(), status.get(field).cloned().unwrap_or(json!(0)));
             }
-            return Ok(Finished::Done(Value::Object(out)));
+            return Ok(Outcome::Done(Value::Object(out)));
         }
         if seen.failed {
             return Err(Failure::fatal(seen.message));
@@ -340,7 +336,7 @@ async fn status(api: &Api<'_>) -> Result<Finished, Failure> {
             )));
         }
         if started.elapsed() + poll > budget {
-            return Ok(Finished::NotYet {
+            return Ok(Outcome::RetryAfter {
                 ms: api.params.poll_ms,
                 reason: seen.message,
             });

@@ -1,11 +1,12 @@
 //! The step's `with:` parameters: schema and parsing (pure, unit-tested on the host).
 
-use serde_json::{Map, Value};
-
-use crate::rollout::Failure;
+use medic_step::url::{PathPrefix, base_url};
+use medic_step::{Failure, params};
+use serde::Deserialize;
+use serde_json::Value;
 
 /// JSON Schema (draft 2020-12) of the `with:` parameters. `medic validate` checks workflows
-/// against it; [`Params::parse`] enforces the same rules at run time, because a template can
+/// against it; [`Params::check`] enforces the same rules at run time, because a template can
 /// still produce a bad value.
 pub const PARAMS_SCHEMA: &str = r##"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -30,8 +31,25 @@ pub const PARAMS_SCHEMA: &str = r##"{
       "description": "Name of the Deployment (apps/v1)"
     },
     "action": {
-      "enum": ["history", "undo", "pause", "resume", "status"],
-      "description": "history: list revisions; undo: roll back as `kubectl rollout undo`; pause/resume: as `kubectl rollout pause/resume`, a no-op when already so; status: wait for the rollout to complete"
+      "enum": ["history", "undo", "pause", "resume", "status", "set_image", "restart", "scale"],
+      "description": "history: list revisions; undo: roll back as `kubectl rollout undo`; pause/resume: as `kubectl rollout pause/resume`, a no-op when already so; status: wait for the rollout to complete; set_image, restart, scale: roll forward as `kubectl set image`, `kubectl rollout restart`, `kubectl scale`, then wait as status"
+    },
+    "container": {
+      "type": "string",
+      "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+      "maxLength": 63,
+      "description": "set_image only: the container to change; may be left out when the pod has exactly one"
+    },
+    "image": {
+      "type": "string",
+      "minLength": 1,
+      "pattern": "^[^\\s]+$",
+      "description": "set_image only: the new image, e.g. registry.example/web:1.4.2"
+    },
+    "replicas": {
+      "type": "integer",
+      "minimum": 0,
+      "description": "scale only: the desired number of replicas"
     },
     "to_revision": {
       "description": "undo only: the revision to roll back to, or \"previous\" (the default)",
@@ -44,13 +62,13 @@ pub const PARAMS_SCHEMA: &str = r##"{
       "type": "integer",
       "minimum": 1,
       "default": 20000,
-      "description": "status only: how long one attempt waits for the rollout; keep it below the step's timeout"
+      "description": "status, set_image, restart, scale: how long one attempt waits for the rollout; keep it below the step's timeout"
     },
     "poll_ms": {
       "type": "integer",
       "minimum": 1,
       "default": 1000,
-      "description": "status only: delay between two reads of the deployment"
+      "description": "status, set_image, restart, scale: delay between two reads of the deployment"
     },
     "token_secret": {
       "type": "string",
@@ -59,17 +77,41 @@ pub const PARAMS_SCHEMA: &str = r##"{
     }
   },
   "required": ["server", "deployment", "action"],
-  "additionalProperties": false
+  "additionalProperties": false,
+  "allOf": [
+    {"if": {"properties": {"action": {"const": "set_image"}}}, "then": {"required": ["image"]}},
+    {"if": {"properties": {"action": {"const": "scale"}}}, "then": {"required": ["replicas"]}}
+  ]
 }"##;
 
 /// What the step does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     History,
     Undo,
     Pause,
     Resume,
     Status,
+    SetImage,
+    Restart,
+    Scale,
+}
+
+impl Action {
+    /// The name in `with: {action: ...}`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::History => "history",
+            Action::Undo => "undo",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+            Action::Status => "status",
+            Action::SetImage => "set_image",
+            Action::Restart => "restart",
+            Action::Scale => "scale",
+        }
+    }
 }
 
 /// The target of an undo.
@@ -77,6 +119,28 @@ pub enum Action {
 pub enum ToRevision {
     Previous,
     Number(u64),
+}
+
+/// The `with:` parameters as written; [`Params::check`] checks them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    server: String,
+    #[serde(default = "default_namespace")]
+    namespace: String,
+    deployment: String,
+    action: Action,
+    to_revision: Option<Value>,
+    timeout_ms: Option<u64>,
+    poll_ms: Option<u64>,
+    token_secret: Option<String>,
+    container: Option<String>,
+    image: Option<String>,
+    replicas: Option<u32>,
+}
+
+fn default_namespace() -> String {
+    "default".into()
 }
 
 /// The validated `with:` parameters.
@@ -93,58 +157,46 @@ pub struct Params {
     /// The secret holding the bearer token; `None`: anonymous requests. Not defaulted,
     /// because medic fails an attempt that reads a secret its workflow did not grant.
     pub token_secret: Option<String>,
+    /// set_image: the container, `None` for the pod's only one.
+    pub container: Option<String>,
+    /// set_image: the new image.
+    pub image: String,
+    /// scale: the desired replicas.
+    pub replicas: u32,
 }
 
-const KNOWN: [&str; 8] = [
-    "server",
-    "namespace",
-    "deployment",
-    "action",
-    "to_revision",
-    "timeout_ms",
-    "poll_ms",
-    "token_secret",
-];
-
 impl Params {
-    /// Parses and validates the params JSON. Errors name the offending field.
-    pub fn parse(json: &str) -> Result<Self, Failure> {
-        let value: Value = serde_json::from_str(json)
-            .map_err(|e| Failure::fatal(format!("params are not valid JSON: {e}")))?;
-        let Value::Object(fields) = value else {
-            return Err(Failure::fatal("params must be a JSON object"));
-        };
-        if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return Err(Failure::fatal(format!(
-                "unknown param `{unknown}` (expected one of: {})",
-                KNOWN.join(", ")
-            )));
-        }
-        let server = required(&fields, "server")?;
-        let server = check_server(&server)?;
-        let namespace = optional(&fields, "namespace")?.unwrap_or_else(|| "default".into());
-        check_name("namespace", &namespace, 63, false)?;
-        let deployment = required(&fields, "deployment")?;
-        check_name("deployment", &deployment, 253, true)?;
-        let action = match required(&fields, "action")?.as_str() {
-            "history" => Action::History,
-            "undo" => Action::Undo,
-            "pause" => Action::Pause,
-            "resume" => Action::Resume,
-            "status" => Action::Status,
-            other => {
-                return Err(Failure::fatal(format!(
-                    "param `action` must be one of history, undo, pause, resume, status; got {other:?}"
-                )));
+    /// Checks the params as written; errors name the param.
+    pub fn check(raw: Raw) -> Result<Self, Failure> {
+        let action = raw.action;
+        let server = base_url("server", &raw.server, PathPrefix::Refused)?;
+        check_name("namespace", &raw.namespace, 63, false)?;
+        check_name("deployment", &raw.deployment, 253, true)?;
+        let only = |name: &str, given: bool, wanted: &[Action]| {
+            if given && !wanted.contains(&action) {
+                let names: Vec<&str> = wanted.iter().map(|a| a.name()).collect();
+                Err(Failure::fatal(format!(
+                    "param `{name}` only applies to action `{}`",
+                    names.join("`, `")
+                )))
+            } else {
+                Ok(())
             }
         };
-        let to_revision = match fields.get("to_revision") {
+        let waiting = [
+            Action::Status,
+            Action::SetImage,
+            Action::Restart,
+            Action::Scale,
+        ];
+        only("to_revision", raw.to_revision.is_some(), &[Action::Undo])?;
+        only("timeout_ms", raw.timeout_ms.is_some(), &waiting)?;
+        only("poll_ms", raw.poll_ms.is_some(), &waiting)?;
+        only("container", raw.container.is_some(), &[Action::SetImage])?;
+        only("image", raw.image.is_some(), &[Action::SetImage])?;
+        only("replicas", raw.replicas.is_some(), &[Action::Scale])?;
+        let to_revision = match raw.to_revision {
             None => ToRevision::Previous,
-            Some(_) if action != Action::Undo => {
-                return Err(Failure::fatal(
-                    "param `to_revision` only applies to action `undo`",
-                ));
-            }
             Some(Value::String(s)) if s == "previous" => ToRevision::Previous,
             Some(v) => match v.as_u64() {
                 Some(n) if n >= 1 => ToRevision::Number(n),
@@ -155,86 +207,53 @@ impl Params {
                 }
             },
         };
-        let timeout_ms = positive(&fields, "timeout_ms", 20_000)?;
-        let poll_ms = positive(&fields, "poll_ms", 1_000)?;
-        if action != Action::Status
-            && let Some(name) = ["timeout_ms", "poll_ms"]
-                .iter()
-                .find(|n| fields.contains_key(**n))
-        {
-            return Err(Failure::fatal(format!(
-                "param `{name}` only applies to action `status`"
-            )));
-        }
-        let token_secret = optional(&fields, "token_secret")?;
-        let valid_secret = |name: &str| {
-            name.chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        let positive = |name: &str, value: Option<u64>, default: u64| match value {
+            None => Ok(default),
+            Some(0) => Err(Failure::fatal(format!(
+                "param `{name}` must be a positive integer, got 0"
+            ))),
+            Some(n) => Ok(n),
         };
-        if let Some(token_secret) = &token_secret
-            && !valid_secret(token_secret)
-        {
-            return Err(Failure::fatal(format!(
-                "param `token_secret` must be a secret name (letters, digits and _, not starting with a digit), got {token_secret:?}"
-            )));
+        let timeout_ms = positive("timeout_ms", raw.timeout_ms, 20_000)?;
+        let poll_ms = positive("poll_ms", raw.poll_ms, 1_000)?;
+        if let Some(secret) = &raw.token_secret {
+            params::secret_name("token_secret", secret)?;
+        }
+        if let Some(container) = &raw.container {
+            check_name("container", container, 63, false)?;
+        }
+        let image = raw.image.unwrap_or_default();
+        if action == Action::SetImage {
+            if image.is_empty() {
+                return Err(Failure::fatal(
+                    "action `set_image` needs param `image` (the new image, e.g. registry.example/web:1.4.2)",
+                ));
+            }
+            if image.chars().any(char::is_whitespace) {
+                return Err(Failure::fatal(format!(
+                    "param `image` must be an image reference without spaces, got {image:?}"
+                )));
+            }
+        }
+        if action == Action::Scale && raw.replicas.is_none() {
+            return Err(Failure::fatal(
+                "action `scale` needs param `replicas` (the desired number of replicas, 0 or more)",
+            ));
         }
         Ok(Self {
             server,
-            namespace,
-            deployment,
+            namespace: raw.namespace,
+            deployment: raw.deployment,
             action,
             to_revision,
             timeout_ms,
             poll_ms,
-            token_secret,
+            token_secret: raw.token_secret,
+            container: raw.container,
+            image,
+            replicas: raw.replicas.unwrap_or_default(),
         })
     }
-}
-
-fn required(fields: &Map<String, Value>, name: &str) -> Result<String, Failure> {
-    optional(fields, name)?
-        .ok_or_else(|| Failure::fatal(format!("missing required param `{name}`")))
-}
-
-fn optional(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, Failure> {
-    match fields.get(name) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(Failure::fatal(format!("param `{name}` must be a string"))),
-    }
-}
-
-fn positive(fields: &Map<String, Value>, name: &str, default: u64) -> Result<u64, Failure> {
-    match fields.get(name) {
-        None => Ok(default),
-        Some(v) => v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
-            Failure::fatal(format!(
-                "param `{name}` must be a positive integer, got {v}"
-            ))
-        }),
-    }
-}
-
-/// An `http(s)://host[:port]` base URL; a path would be silently ignored, so it is refused.
-fn check_server(server: &str) -> Result<String, Failure> {
-    let lower = server.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"))
-        .ok_or_else(|| {
-            Failure::fatal(format!(
-                "param `server` must start with http:// or https://, got {server:?}"
-            ))
-        })?;
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
-        return Err(Failure::fatal(format!(
-            "param `server` must be a base URL such as https://k8s.example.com:6443 (no path, query or user), got {server:?}"
-        )));
-    }
-    Ok(server.strip_suffix('/').unwrap_or(server).to_owned())
 }
 
 /// Kubernetes object names: DNS-1123 labels (namespace) or subdomains (deployment). Checked

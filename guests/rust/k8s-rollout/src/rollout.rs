@@ -22,7 +22,7 @@ const ANNOTATIONS_TO_SKIP: [&str; 6] = [
     "deprecated.deployment.rollback.to",
 ];
 
-pub use guest_http::Failure;
+pub use medic_step::Failure;
 
 /// An API answer that is not a success: the remote status, the Kubernetes `Status` message
 /// (or the start of the body), and retryable only for 5xx and 429.
@@ -33,19 +33,6 @@ pub fn api_failure(method: &str, path: &str, status: u16, body: &[u8]) -> Failur
         .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_else(|| text.chars().take(200).collect());
     Failure::remote(status, format!("{method} {path}: HTTP {status}: {detail}"))
-}
-
-/// Percent-encodes a query parameter value.
-pub fn query_escape(value: &str) -> String {
-    let mut out = String::new();
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn annotations(obj: &Value) -> Option<&Map<String, Value>> {
@@ -363,6 +350,123 @@ pub fn status(deployment: &Value) -> Status {
         message: format!("deployment {name:?} successfully rolled out"),
         failed: false,
     }
+}
+
+/// The annotation `kubectl rollout restart` sets on the pod template; a new value is a new
+/// template, so the controller rolls out new pods (kubectl's `polymorphichelpers/objectrestarter.go`).
+pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+
+/// The names of a pod template's containers, in order.
+pub fn container_names(obj: &Value) -> Vec<String> {
+    obj.pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
+/// The container `set_image` changes and its current image: the named one, or the pod's only
+/// one when no name is given. Errors list the names there are, as kubectl's
+/// `unable to find container named "x"` does not.
+pub fn find_container(
+    deployment: &Value,
+    wanted: Option<&str>,
+) -> Result<(String, String), Failure> {
+    let containers = deployment
+        .pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let names = container_names(deployment);
+    let found = match wanted {
+        Some(name) => containers
+            .iter()
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(name)),
+        None if containers.len() == 1 => containers.first(),
+        None => {
+            return Err(Failure::fatal(format!(
+                "deployment {:?} has {} containers ({}): name one with param `container`",
+                name(deployment),
+                containers.len(),
+                names.join(", ")
+            )));
+        }
+    };
+    let container = found.ok_or_else(|| {
+        Failure::fatal(format!(
+            "unable to find container named {:?} in deployment {:?} (it has: {})",
+            wanted.unwrap_or_default(),
+            name(deployment),
+            names.join(", ")
+        ))
+    })?;
+    let image = container
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let name = container
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Ok((name, image))
+}
+
+/// The strategic merge patch `kubectl set image deployment/x container=image` sends: the
+/// container, found by its merge key `name`, with its new image.
+pub fn set_image_patch(container: &str, image: &str) -> Value {
+    json!({"spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}})
+}
+
+/// The strategic merge patch `kubectl rollout restart` sends: the pod template's
+/// `kubectl.kubernetes.io/restartedAt` annotation set to now (RFC 3339).
+pub fn restart_patch(restarted_at: &str) -> Value {
+    json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: restarted_at}}}}})
+}
+
+/// The pod template's `kubectl.kubernetes.io/restartedAt`, if any.
+pub fn restarted_at(deployment: &Value) -> Option<&str> {
+    deployment
+        .pointer("/spec/template/metadata/annotations")
+        .and_then(|a| a.get(RESTARTED_AT))
+        .and_then(Value::as_str)
+}
+
+/// The merge patch `kubectl scale` sends to the deployment's `scale` subresource.
+pub fn scale_patch(replicas: u32) -> Value {
+    json!({"spec": {"replicas": replicas}})
+}
+
+/// `spec.replicas` of a deployment or a `Scale` (1 when absent, the apps/v1 default).
+pub fn desired_replicas(obj: &Value) -> u64 {
+    obj.pointer("/spec/replicas")
+        .and_then(Value::as_u64)
+        .unwrap_or(1)
+}
+
+/// Seconds since the Unix epoch as RFC 3339 in UTC (`2026-11-30T13:12:00Z`), the form Go's
+/// `time.RFC3339` gives kubectl for a UTC clock. Days to a civil date: Howard Hinnant's
+/// `civil_from_days`.
+pub fn rfc3339(epoch_secs: u64) -> String {
+    let days = i64::try_from(epoch_secs / 86_400).unwrap_or(i64::MAX);
+    let secs = epoch_secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// The undo target chosen by the first attempt, kept in step state so every later attempt

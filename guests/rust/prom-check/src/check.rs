@@ -4,12 +4,14 @@
 //! Nothing here touches WIT bindings or WASI, so it is unit-tested on the host
 //! target (`cargo test -p prom-check`); `lib.rs` does the I/O and the waiting.
 
-use serde_json::{Map, Value, json};
-
-use guest_http::encode;
+use medic_step::http::encode;
+use medic_step::url::{PathPrefix, base_url};
+use medic_step::{Failure, params};
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 /// JSON Schema (draft 2020-12) of the `with:` parameters. `medic validate`
-/// checks workflows against it; [`Params::parse`] enforces the same rules at
+/// checks workflows against it; [`Params::check`] enforces the same rules at
 /// run time, because a template can still produce a bad value.
 pub const PARAMS_SCHEMA: &str = r##"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -45,8 +47,6 @@ pub const PARAMS_SCHEMA: &str = r##"{
   "required": ["url", "query", "op", "value"],
   "additionalProperties": false
 }"##;
-
-pub use guest_http::Failure;
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +96,20 @@ impl Op {
     }
 }
 
+/// The `with:` parameters as written; [`Params`] checks them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    url: String,
+    query: String,
+    op: String,
+    value: f64,
+    consecutive: Option<u64>,
+    interval_ms: Option<u64>,
+    on_empty: Option<String>,
+    token_secret: Option<String>,
+}
+
 /// The validated `with:` parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Params {
@@ -110,49 +124,20 @@ pub struct Params {
     pub token_secret: Option<String>,
 }
 
-const KNOWN: [&str; 8] = [
-    "url",
-    "query",
-    "op",
-    "value",
-    "consecutive",
-    "interval_ms",
-    "on_empty",
-    "token_secret",
-];
-
 impl Params {
-    /// Parses and validates the params JSON. Errors name the offending field.
-    pub fn parse(json: &str) -> Result<Self, Failure> {
-        let value: Value = serde_json::from_str(json)
-            .map_err(|e| Failure::fatal(format!("params are not valid JSON: {e}")))?;
-        let Value::Object(fields) = value else {
-            return Err(Failure::fatal("params must be a JSON object"));
-        };
-        if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return Err(Failure::fatal(format!(
-                "unknown param `{unknown}` (known: {})",
-                KNOWN.join(", ")
-            )));
-        }
-        let url = string(&fields, "url")?.ok_or_else(|| missing("url"))?;
-        check_url(&url)?;
-        let query = string(&fields, "query")?.ok_or_else(|| missing("query"))?;
-        let op_text = string(&fields, "op")?.ok_or_else(|| missing("op"))?;
-        let op = Op::parse(&op_text).ok_or_else(|| {
+    /// Checks the params as written; errors name the param.
+    pub fn check(raw: Raw) -> Result<Self, Failure> {
+        let url = base_url("url", &raw.url, PathPrefix::Allowed)?;
+        params::non_empty("query", &raw.query)?;
+        let op = Op::parse(&raw.op).ok_or_else(|| {
             Failure::fatal(format!(
-                "param `op` must be one of <, <=, >, >=, ==, !=; got {op_text:?}"
+                "param `op` must be one of <, <=, >, >=, ==, !=; got {:?}",
+                raw.op
             ))
         })?;
-        let value = match fields.get("value") {
-            None | Some(Value::Null) => return Err(missing("value")),
-            Some(v) => v.as_f64().ok_or_else(|| {
-                Failure::fatal(format!("param `value` must be a number, got {v}"))
-            })?,
-        };
-        let consecutive = integer(&fields, "consecutive", 1, 1, 100)?;
-        let interval_ms = integer(&fields, "interval_ms", 1000, 0, 600_000)?;
-        let pass_on_empty = match string(&fields, "on_empty")?.as_deref() {
+        let consecutive = integer("consecutive", raw.consecutive, 1, 1, 100)?;
+        let interval_ms = integer("interval_ms", raw.interval_ms, 1000, 0, 600_000)?;
+        let pass_on_empty = match raw.on_empty.as_deref() {
             None | Some("fail") => false,
             Some("pass") => true,
             Some(other) => {
@@ -161,16 +146,18 @@ impl Params {
                 )));
             }
         };
-        let token_secret = string(&fields, "token_secret")?;
+        if let Some(secret) = &raw.token_secret {
+            params::secret_name("token_secret", secret)?;
+        }
         Ok(Self {
-            url: url.trim_end_matches('/').to_owned(),
-            query,
+            url,
+            query: raw.query,
             op,
-            value,
+            value: raw.value,
             consecutive: u32::try_from(consecutive).unwrap_or(100),
             interval_ms,
             pass_on_empty,
-            token_secret,
+            token_secret: raw.token_secret,
         })
     }
 
@@ -185,60 +172,20 @@ impl Params {
     }
 }
 
-fn missing(name: &str) -> Failure {
-    Failure::fatal(format!("missing required param `{name}`"))
-}
-
-fn string(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, Failure> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            Err(Failure::fatal(format!("param `{name}` must not be empty")))
-        }
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(Failure::fatal(format!("param `{name}` must be a string"))),
-    }
-}
-
 fn integer(
-    fields: &Map<String, Value>,
     name: &str,
+    value: Option<u64>,
     default: u64,
     min: u64,
     max: u64,
 ) -> Result<u64, Failure> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(default),
-        Some(v) => v
-            .as_u64()
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| {
-                Failure::fatal(format!(
-                    "param `{name}` must be an integer from {min} to {max}, got {v}"
-                ))
-            }),
+    match value {
+        None => Ok(default),
+        Some(v) if (min..=max).contains(&v) => Ok(v),
+        Some(v) => Err(Failure::fatal(format!(
+            "param `{name}` must be an integer from {min} to {max}, got {v}"
+        ))),
     }
-}
-
-fn check_url(url: &str) -> Result<(), Failure> {
-    let lower = url.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("http://")
-        .or_else(|| lower.strip_prefix("https://"))
-        .ok_or_else(|| {
-            Failure::fatal(format!(
-                "param `url` must start with http:// or https://, got {url:?}"
-            ))
-        })?;
-    if rest.is_empty() || rest.starts_with(['/', '?', '#']) {
-        return Err(Failure::fatal(format!("param `url` has no host: {url:?}")));
-    }
-    if rest.contains(['?', '#']) {
-        return Err(Failure::fatal(format!(
-            "param `url` is the Prometheus base URL and takes no query or fragment: {url:?}"
-        )));
-    }
-    Ok(())
 }
 
 /// One series' value at one evaluation.

@@ -2,35 +2,18 @@
 //! compares every series with a threshold, optionally for several
 //! evaluations in a row ("error rate back to normal for a minute").
 //!
-//! The logic lives in [`check`] (pure, unit-tested on the host); [`guest_http`]
-//! does the HTTP over wasi:http; this file waits between evaluations and
-//! talks to the medic host.
+//! The logic lives in [`check`] (pure, unit-tested on the host);
+//! `medic_step::http` does the HTTP over wasi:http; this file waits between
+//! evaluations and talks to the medic host.
 
 mod check;
 
 use std::time::Duration;
 
-use check::{Failure, Params, Sample};
-use guest_http::{ErrorCode, Limits, Method, Request, SendError};
-
-wit_bindgen::generate!({
-    path: "../../../wit/0.1.0",
-    world: "medic:step/step-component",
-    // The `wasip2` crate (also used by `wstd`) carries wasi:http bindings for
-    // the same WASI 0.2.12: point ours at them instead of generating a copy.
-    with: {
-        "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
-        "wasi:http/types@0.2.12": wasip2::http::types,
-        "wasi:io/error@0.2.12": wasip2::io::error,
-        "wasi:io/poll@0.2.12": wasip2::io::poll,
-        "wasi:io/streams@0.2.12": wasip2::io::streams,
-        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-    },
-});
-
-use exports::medic::step::step::{Guest, Invocation, Manifest, Outcome, StepError};
-use medic::step::host;
-use medic::step::types::{Capabilities, Level};
+use check::{Params, Sample};
+use medic_step::host::{self, Level};
+use medic_step::http::{self, ErrorCode, Limits, Method, Request, SendError};
+use medic_step::{Failure, Invocation, Outcome, Step};
 
 /// Per-query limit, so a hung Prometheus fails the attempt (retryable) rather
 /// than using up the step's whole timeout.
@@ -43,35 +26,24 @@ const LIMITS: Limits = Limits::body(4 * 1024 * 1024).with_timeout(REQUEST_TIMEOU
 
 struct PromCheck;
 
-impl Guest for PromCheck {
-    fn describe() -> Manifest {
-        Manifest {
-            name: "prom-check".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Check a PromQL query against a threshold, optionally for several evaluations in a row".into(),
-            params_schema: check::PARAMS_SCHEMA.into(),
-            // Host and secret name both come from params: the workflow grants them.
-            capabilities: Capabilities {
-                hosts: Vec::new(),
-                secrets: Vec::new(),
-            },
-        }
-    }
+impl Step for PromCheck {
+    type Params = check::Raw;
+    const NAME: &'static str = "prom-check";
+    const SUMMARY: &'static str =
+        "Check a PromQL query against a threshold, optionally for several evaluations in a row";
+    // Host and secret name both come from params: the workflow grants them.
+    const PARAMS_SCHEMA: &'static str = check::PARAMS_SCHEMA;
+    // A verify step retried many times would repeat its failure on the timeline, which
+    // already shows every failed attempt with its message.
+    const ANNOTATE_FAILURES: bool = false;
 
-    fn run(invocation: Invocation) -> Result<Outcome, StepError> {
-        let result = Params::parse(&invocation.params)
-            .and_then(|params| wstd::runtime::block_on(evaluate_all(&params)));
-        match result {
-            Ok(output) => Ok(Outcome::Done(output.to_string())),
-            // No note here: the timeline already shows the failed attempt with this
-            // message, and a verify step retried many times would repeat it.
-            Err(failure) => Err(StepError {
-                message: failure.message,
-                retryable: failure.retryable,
-            }),
-        }
+    async fn run(raw: check::Raw, _: &Invocation) -> Result<Outcome, Failure> {
+        let params = Params::check(raw)?;
+        evaluate_all(&params).await.map(Outcome::Done)
     }
 }
+
+medic_step::export_step!(PromCheck);
 
 /// Evaluates the query `consecutive` times, `interval_ms` apart, and stops at
 /// the first evaluation that does not hold.
@@ -129,7 +101,7 @@ async fn query(params: &Params, token: Option<&str>) -> Result<Vec<Sample>, Fail
         headers: &headers,
         body: None,
     };
-    let reply = guest_http::send(&request, LIMITS)
+    let reply = http::send(&request, LIMITS)
         .await
         .map_err(|e| send_failure(&params.url, e))?;
     if reply.status != 200 {
@@ -142,14 +114,9 @@ async fn query(params: &Params, token: Option<&str>) -> Result<Vec<Sample>, Fail
 /// anything else (refused, reset, DNS, timeout) may clear up on a later attempt.
 fn send_failure(base: &str, error: SendError) -> Failure {
     match error {
-        SendError::Invalid(message) => Failure::fatal(format!("param `url`: {message}: {base}")),
-        SendError::Http(ErrorCode::HttpRequestDenied) => Failure::fatal(format!(
-            "request to {base} denied: host not allowed for this step (add it to `allow:`)"
-        )),
-        SendError::Http(code) => {
+        SendError::Http(code) if !matches!(code, ErrorCode::HttpRequestDenied) => {
             Failure::transient(format!("query to Prometheus at {base} failed: {code}"))
         }
+        other => http::send_failure(other, "url", base),
     }
 }
-
-export!(PromCheck);

@@ -1,7 +1,12 @@
 use super::*;
 
+/// The params JSON, parsed and checked as a run does.
+fn parse_params(json: &str) -> Result<Params, medic_step::Failure> {
+    medic_step::params::parse::<crate::matrix::Raw>(json).and_then(Params::check)
+}
+
 fn parse(v: Value) -> Result<Params, Failure> {
-    Params::parse(&v.to_string())
+    parse_params(&v.to_string())
 }
 
 fn base() -> Value {
@@ -205,16 +210,9 @@ fn refusals_carry_status_errcode_and_retryability() {
 
 #[test]
 fn schema_is_json() {
-    let schema: Value = serde_json::from_str(PARAMS_SCHEMA).unwrap();
-    let props = schema["properties"].as_object().unwrap();
-    let mut all: Vec<&str> = COMMON
-        .iter()
-        .chain(&POST_FIELDS)
-        .chain(&WAR_ROOM_FIELDS)
-        .copied()
-        .collect();
-    all.sort();
-    let mut keys: Vec<&str> = props.keys().map(String::as_str).collect();
-    keys.sort();
-    assert_eq!(keys, all, "schema and parser know the same params");
+    assert_eq!(
+        medic_step::testing::known_params::<Raw>(),
+        medic_step::testing::schema_params(PARAMS_SCHEMA),
+        "schema and parser know the same params"
+    );
 }

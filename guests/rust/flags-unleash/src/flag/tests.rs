@@ -1,7 +1,12 @@
 use super::*;
 
+/// The params JSON, parsed and checked as a run does.
+fn parse_params(json: &str) -> Result<Params, medic_step::Failure> {
+    medic_step::params::parse::<crate::flag::Raw>(json).and_then(Params::check)
+}
+
 fn params(action: &str) -> Params {
-    Params::parse(&format!(
+    parse_params(&format!(
         r#"{{"url": "http://unleash.internal:4242/", "feature": "new checkout", "environment": "production", "action": "{action}", "token_secret": "UNLEASH_TOKEN"}}"#
     ))
     .unwrap()
@@ -37,7 +42,7 @@ fn bad_params_name_the_field() {
         ),
         (
             r#"{"url": "http://x", "feature": "f", "environment": "e", "action": "toggle", "token_secret": "T"}"#,
-            "param `action` must be one of enable, disable, get; got \"toggle\"",
+            "param `action` must be one of enable, disable, get, set_rollout; got \"toggle\"",
         ),
         (
             r#"{"url": "http://x", "feature": "f", "environment": "e", "action": "get", "token_secret": "not a name"}"#,
@@ -53,11 +58,11 @@ fn bad_params_name_the_field() {
         ),
         (
             r#"{"url": "http://x?a=1", "feature": "f", "environment": "e", "action": "get", "token_secret": "T"}"#,
-            "takes no query",
+            "no query",
         ),
     ];
     for (json, expected) in cases {
-        let err = Params::parse(json).unwrap_err();
+        let err = parse_params(json).unwrap_err();
         assert!(!err.retryable, "{json}");
         assert!(
             err.message.contains(expected),

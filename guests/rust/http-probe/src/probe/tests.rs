@@ -3,12 +3,17 @@
 use super::*;
 use serde_json::json;
 
+/// The params JSON, parsed and checked as a run does.
+fn parse_params(json: &str) -> Result<Params, medic_step::Failure> {
+    medic_step::params::parse::<crate::probe::Raw>(json).and_then(Params::check)
+}
+
 fn params(json: Value) -> Params {
-    Params::parse(&json.to_string()).expect("valid params")
+    parse_params(&json.to_string()).expect("valid params")
 }
 
 fn param_error(json: Value) -> Failure {
-    Params::parse(&json.to_string()).expect_err("invalid params")
+    parse_params(&json.to_string()).expect_err("invalid params")
 }
 
 fn observed(status: u16, latency_ms: u64, body: &str) -> Observed {
@@ -127,8 +132,8 @@ fn bad_params_name_the_field_and_are_not_retryable() {
             failure.message
         );
     }
-    assert!(!Params::parse("[1]").expect_err("not an object").retryable);
-    assert!(!Params::parse("{").expect_err("not JSON").retryable);
+    assert!(!parse_params("[1]").expect_err("not an object").retryable);
+    assert!(!parse_params("{").expect_err("not JSON").retryable);
 }
 
 #[test]
@@ -153,7 +158,7 @@ fn status_mismatch_is_retryable_and_names_the_url() {
     let f = evaluate(&p, &observed(503, 5, "")).expect_err("fails");
     assert_eq!(
         f,
-        Failure::check("expected status 200, got 503 from http://svc/health")
+        Failure::transient("expected status 200, got 503 from http://svc/health")
     );
     let p = params(json!({"url": "http://svc/health", "expect_status": [200, 204]}));
     let f = evaluate(&p, &observed(404, 5, "")).expect_err("fails");

@@ -3,6 +3,11 @@
 use super::*;
 use crate::params::{Action, PARAMS_SCHEMA, Params, ToRevision};
 
+/// The params JSON, parsed and checked as a run does.
+fn parse_params(json: &str) -> Result<Params, medic_step::Failure> {
+    medic_step::params::parse::<crate::params::Raw>(json).and_then(Params::check)
+}
+
 fn deployment(image: &str, revision: u64) -> Value {
     json!({
         "metadata": {"name": "web", "uid": "u-1", "generation": 4,
@@ -152,7 +157,7 @@ fn selectors_and_query_escaping() {
     let s = label_selector(&d).unwrap();
     assert_eq!(s, "app=web,tier in (a,b),!canary");
     assert_eq!(
-        query_escape(&s),
+        medic_step::http::encode(&s),
         "app%3Dweb%2Ctier%20in%20%28a%2Cb%29%2C%21canary"
     );
 }
@@ -185,7 +190,7 @@ fn undo_target_round_trips() {
 
 #[test]
 fn params_parse_with_defaults_and_name_their_errors() {
-    let p = Params::parse(
+    let p = parse_params(
         r#"{"server": "https://k8s.example.com:6443/", "deployment": "web", "action": "undo"}"#,
     )
     .unwrap();
@@ -194,7 +199,7 @@ fn params_parse_with_defaults_and_name_their_errors() {
     assert_eq!(p.action, Action::Undo);
     assert_eq!(p.to_revision, ToRevision::Previous);
     assert_eq!(p.token_secret, None);
-    let p = Params::parse(
+    let p = parse_params(
         r#"{"server": "http://h", "deployment": "web", "action": "undo", "to_revision": 2}"#,
     )
     .unwrap();
@@ -244,8 +249,24 @@ fn params_parse_with_defaults_and_name_their_errors() {
             r#"{"deployment": "web", "action": "status"}"#,
             "missing required param `server`",
         ),
+        (
+            r#"{"server": "http://h", "deployment": "web", "action": "set_image"}"#,
+            "needs param `image`",
+        ),
+        (
+            r#"{"server": "http://h", "deployment": "web", "action": "scale"}"#,
+            "needs param `replicas`",
+        ),
+        (
+            r#"{"server": "http://h", "deployment": "web", "action": "scale", "replicas": -1}"#,
+            "param `replicas` must be",
+        ),
+        (
+            r#"{"server": "http://h", "deployment": "web", "action": "undo", "image": "x"}"#,
+            "param `image` only applies to action `set_image`",
+        ),
     ] {
-        let e = Params::parse(params).unwrap_err();
+        let e = parse_params(params).unwrap_err();
         assert!(e.message.contains(needle), "{params}: {}", e.message);
         assert!(!e.retryable);
     }
@@ -265,9 +286,12 @@ fn schema_lists_every_param() {
         names,
         [
             "action",
+            "container",
             "deployment",
+            "image",
             "namespace",
             "poll_ms",
+            "replicas",
             "server",
             "timeout_ms",
             "to_revision",
@@ -278,4 +302,53 @@ fn schema_lists_every_param() {
         schema["required"],
         json!(["server", "deployment", "action"])
     );
+}
+
+#[test]
+fn roll_forward_patches_are_kubectls() {
+    let dep = deployment("registry.local/web:1", 1);
+    assert_eq!(
+        find_container(&dep, None).unwrap(),
+        ("web".to_string(), "registry.local/web:1".to_string())
+    );
+    assert_eq!(find_container(&dep, Some("web")).unwrap().0, "web");
+    let e = find_container(&dep, Some("sidecar")).unwrap_err();
+    assert!(
+        e.message
+            .contains("unable to find container named \"sidecar\""),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("(it has: web)"), "{}", e.message);
+    let mut two = dep.clone();
+    two["spec"]["template"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "proxy", "image": "envoy:1"}));
+    let e = find_container(&two, None).unwrap_err();
+    assert!(
+        e.message.contains("has 2 containers (web, proxy)"),
+        "{}",
+        e.message
+    );
+
+    assert_eq!(
+        set_image_patch("web", "registry.local/web:2"),
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "registry.local/web:2"}]}}}})
+    );
+    assert_eq!(
+        restart_patch("2026-11-30T13:12:00Z"),
+        json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-30T13:12:00Z"}}}}})
+    );
+    assert_eq!(restarted_at(&dep), None);
+    assert_eq!(scale_patch(5), json!({"spec": {"replicas": 5}}));
+    assert_eq!(desired_replicas(&dep), 3);
+}
+
+#[test]
+fn rfc3339_in_utc() {
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    assert_eq!(rfc3339(1_796_044_320), "2026-11-30T13:12:00Z");
+    assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
 }

@@ -1,7 +1,12 @@
 use super::*;
 
+/// The params JSON, parsed and checked as a run does.
+fn parse_params(json: &str) -> Result<Params, medic_step::Failure> {
+    medic_step::params::parse::<crate::check::Raw>(json).and_then(Params::check)
+}
+
 fn params(extra: &str) -> Params {
-    Params::parse(&format!(
+    parse_params(&format!(
         r#"{{"url": "http://prometheus:9090/", "query": "sum(rate(errors[1m])) by (job)", "op": "<", "value": 0.05{extra}}}"#
     ))
     .unwrap()
@@ -70,7 +75,7 @@ fn bad_params_name_the_field() {
         ),
     ];
     for (json, expected) in cases {
-        let err = Params::parse(&json).unwrap_err();
+        let err = parse_params(&json).unwrap_err();
         assert!(!err.retryable, "{json}");
         assert!(err.message.contains(expected), "{json}: {}", err.message);
     }

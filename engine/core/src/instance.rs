@@ -1,156 +1,21 @@
-//! The journaling chokepoint: every host call a step makes goes through [`AttemptHost`],
-//! which checks grants, redacts secrets and writes the call to the run's journal
-//! (flushed) before the guest sees the result.
+//! The per-instance state of one attempt and its journaling chokepoint: every host call a
+//! step makes goes through [`AttemptHost`], which checks grants, redacts secrets and
+//! writes the call to the run's journal before the guest sees the result. Every call,
+//! the guest's and the host's own (an HTTP response), passes through one private `call()`:
+//! replay from the journal, or append with the call's effect class
+//! ([`HostCall::durability`]).
 
-use crate::Clock;
-use crate::journal::{Body, ClockKind, Entry, Event, HostCall, HttpOutcome, Level, RunStatus};
+use crate::clock::{Entropy, OsEntropy};
+use crate::journal::{Body, ClockKind, Event, HostCall, HttpOutcome, Level, Recorded, RunJournal};
 use crate::secrets::{Redactor, SecretSource};
-use crate::store::{Durability, RunMeta, Store, StoreError};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Called after each entry is durably appended (live progress output, metrics).
-pub type Observer = Arc<dyn Fn(&str, &Entry) + Send + Sync>;
-
-/// The append side of one run's journal. One per run being driven; appends are
-/// serialised so sequence numbers stay dense.
-pub struct RunJournal {
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    observer: Option<Observer>,
-    inner: Mutex<JournalInner>,
-}
-
-struct JournalInner {
-    next_seq: u64,
-    meta: RunMeta,
-    /// Appended but not yet folded into the driver's `RunState`.
-    unapplied: Vec<Entry>,
-}
-
-impl RunJournal {
-    /// The append side of an existing run's journal; `next_seq` follows its last entry.
-    pub fn new(
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-        observer: Option<Observer>,
-        meta: RunMeta,
-        next_seq: u64,
-    ) -> Self {
-        RunJournal {
-            store,
-            clock,
-            observer,
-            inner: Mutex::new(JournalInner {
-                next_seq,
-                meta,
-                unapplied: Vec::new(),
-            }),
-        }
-    }
-
-    /// A journal for running a step outside any workflow run (`medic step test`,
-    /// benchmarks): its host calls are recorded in `store` under `run_id`.
-    pub fn scratch(
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-        run_id: &str,
-    ) -> Result<Arc<RunJournal>, StoreError> {
-        let now = clock.now_ms();
-        let meta = RunMeta {
-            id: run_id.to_string(),
-            workflow: "(standalone step)".into(),
-            incident_title: String::new(),
-            status: crate::RunStatus::Running,
-            created_ms: now,
-            updated_ms: now,
-        };
-        let first = Entry {
-            seq: 0,
-            at_ms: now,
-            event: Event::StepSkipped {
-                step: "-".into(),
-                reason: "scratch journal of a standalone step".into(),
-            },
-        };
-        store.create_run(&meta, &first)?;
-        Ok(Arc::new(RunJournal::new(store, clock, None, meta, 1)))
-    }
-
-    pub fn run_id(&self) -> String {
-        self.inner.lock().expect("journal lock").meta.id.clone()
-    }
-
-    /// Append an event; returns once it is on disk.
-    pub fn append(&self, event: Event) -> Result<Entry, StoreError> {
-        self.append_with(event, Durability::Flush)
-    }
-
-    /// Append an event with the given durability (see [`Durability`]).
-    pub fn append_with(&self, event: Event, durability: Durability) -> Result<Entry, StoreError> {
-        let mut inner = self.inner.lock().expect("journal lock");
-        let at_ms = self.clock.now_ms();
-        let entry = Entry {
-            seq: inner.next_seq,
-            at_ms,
-            event,
-        };
-        // The meta is rewritten only when the run's status changes, which keeps the
-        // common append a single small write.
-        let meta = match &entry.event {
-            Event::RunFinished { status, .. } => {
-                let mut m = inner.meta.clone();
-                m.status = *status;
-                m.updated_ms = at_ms;
-                Some(m)
-            }
-            _ => None,
-        };
-        let run = inner.meta.id.clone();
-        self.store.append(&run, &entry, meta.as_ref(), durability)?;
-        inner.next_seq += 1;
-        inner.unapplied.push(entry.clone());
-        if let Some(m) = meta {
-            inner.meta = m;
-        }
-        drop(inner);
-        if let Some(observer) = &self.observer {
-            observer(&run, &entry);
-        }
-        Ok(entry)
-    }
-
-    /// Entries appended since the last call, in order: the driver folds them into its
-    /// state, whoever appended them (the executor or a step's host calls).
-    pub(crate) fn take_unapplied(&self) -> Vec<Entry> {
-        std::mem::take(&mut self.inner.lock().expect("journal lock").unapplied)
-    }
-
-    pub(crate) fn status(&self) -> RunStatus {
-        self.inner.lock().expect("journal lock").meta.status
-    }
-}
-
-/// Source of random bytes for guests, injected so tests can pin it.
-pub trait Entropy: Send + Sync {
-    fn fill(&self, buf: &mut [u8]);
-}
-
-/// The operating system's randomness.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct OsEntropy;
-
-impl Entropy for OsEntropy {
-    fn fill(&self, buf: &mut [u8]) {
-        // A machine without an entropy source cannot run anything safely anyway.
-        getrandom::fill(buf).expect("the OS provides random bytes");
-    }
-}
-
 /// Why a host call could not be served. Both are fatal for the attempt.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HostError {
+    /// The journal write failed (holds the store's message): the run must stop.
     #[error("journal write failed: {0}")]
     Store(String),
     /// A resumed attempt asked for something other than what its journal recorded.
@@ -158,13 +23,17 @@ pub enum HostError {
         "nondeterminism at host call #{index}: the journal recorded `{recorded}`, but the step now asks for `{requested}`"
     )]
     Nondeterminism {
+        /// The call's position in the attempt, from 1.
         index: usize,
+        /// The call the journal holds, described.
         recorded: String,
+        /// The call the step made, described.
         requested: String,
     },
 }
 
 impl HostError {
+    /// The failure kind an attempt ended by this error is journalled with.
     pub fn kind(&self) -> crate::FailureKind {
         match self {
             HostError::Store(_) => crate::FailureKind::Store,
@@ -177,29 +46,17 @@ impl HostError {
 #[derive(Debug)]
 pub enum HttpPlan {
     /// Send it; record the response under `id`.
-    Send { id: u32 },
+    Send {
+        /// The request's number in the attempt.
+        id: u32,
+    },
     /// Do not send it: answer from the journal.
-    Replay { id: u32, response: HttpOutcome },
-}
-
-/// What the journal recorded for the attempt being resumed.
-#[derive(Debug, Default, Clone)]
-pub struct Recorded {
-    /// Guest-initiated calls in order (HTTP responses excluded: they can arrive in any order).
-    pub calls: Vec<HostCall>,
-    /// HTTP responses by request id.
-    pub responses: HashMap<u32, HttpOutcome>,
-}
-
-impl Recorded {
-    pub fn push(&mut self, call: HostCall) {
-        match call {
-            HostCall::HttpResponse { id, outcome, .. } => {
-                self.responses.insert(id, outcome);
-            }
-            other => self.calls.push(other),
-        }
-    }
+    Replay {
+        /// The request's number in the attempt.
+        id: u32,
+        /// The response the journal holds.
+        response: HttpOutcome,
+    },
 }
 
 /// The host side of one attempt: what the sandbox calls for every host function.
@@ -242,11 +99,17 @@ struct Mutable {
 
 /// How an attempt's host is set up.
 pub struct HostSetup {
+    /// The run's journal, where every call is appended.
     pub journal: Arc<RunJournal>,
+    /// The step's id.
     pub step: String,
+    /// The attempt's number, from 1.
     pub attempt: u32,
+    /// Secret names the step may read; their values are redacted from all it writes.
     pub granted_secrets: Vec<String>,
+    /// Where secret values come from.
     pub secrets: Arc<dyn SecretSource>,
+    /// Where the attempt's random seed comes from.
     pub entropy: Arc<dyn Entropy>,
     /// Step state as it was when the attempt started.
     pub state: BTreeMap<String, String>,
@@ -255,6 +118,7 @@ pub struct HostSetup {
 }
 
 impl AttemptHost {
+    /// The host of one attempt, set up as `setup` says.
     pub fn new(setup: HostSetup) -> Self {
         // Every granted secret is redacted from everything this attempt writes, whether
         // or not the step reads it through `secret()`.
@@ -288,8 +152,9 @@ impl AttemptHost {
         }
     }
 
-    /// A host for running a step outside any run (`medic step test`, benchmarks):
-    /// same grants and redaction, journalled to the given journal.
+    /// A host for attempt 1 of `step` driven outside the executor (benchmarks, tests that
+    /// call the sandbox directly), journalled to `journal` (see [`RunJournal::create`]):
+    /// same grants and redaction as in a run.
     pub fn standalone(
         journal: Arc<RunJournal>,
         step: &str,
@@ -308,10 +173,12 @@ impl AttemptHost {
         })
     }
 
+    /// The step's id.
     pub fn step(&self) -> &str {
         &self.inner.step
     }
 
+    /// The attempt's redactor: every granted secret's value.
     pub fn redactor(&self) -> &Redactor {
         &self.inner.redactor
     }
@@ -320,31 +187,33 @@ impl AttemptHost {
         self.inner.mutable.lock().expect("host lock")
     }
 
-    /// The single chokepoint: replays `requested` from the journal if this attempt is
-    /// being resumed and has recorded calls left, else appends it. Returns the recorded
-    /// call when replayed.
-    fn call(
-        &self,
-        requested: HostCall,
-        durability: Durability,
-    ) -> Result<Option<HostCall>, HostError> {
+    /// The single chokepoint, for every host call: replays `requested` from the journal if
+    /// this attempt is being resumed and has recorded guest calls left, else appends it
+    /// with its effect class ([`HostCall::durability`]). Returns the recorded call when
+    /// replayed. After a fatal error every call fails with it.
+    fn call(&self, requested: HostCall) -> Result<Option<HostCall>, HostError> {
         let mut m = self.lock();
         if let Some(e) = &m.fatal {
             return Err(e.clone());
         }
-        m.calls += 1;
-        if let Some(recorded) = m.replay.pop_front() {
-            if recorded.same_request(&requested) {
-                return Ok(Some(recorded));
+        // A response is the host's record of a live request, never replayed in order
+        // (see `HostCall::is_guest_request`), so it neither counts nor consumes the replay.
+        if requested.is_guest_request() {
+            m.calls += 1;
+            if let Some(recorded) = m.replay.pop_front() {
+                if recorded.same_request(&requested) {
+                    return Ok(Some(recorded));
+                }
+                let e = HostError::Nondeterminism {
+                    index: m.calls,
+                    recorded: recorded.describe(),
+                    requested: requested.describe(),
+                };
+                m.fatal = Some(e.clone());
+                return Err(e);
             }
-            let e = HostError::Nondeterminism {
-                index: m.calls,
-                recorded: recorded.describe(),
-                requested: requested.describe(),
-            };
-            m.fatal = Some(e.clone());
-            return Err(e);
         }
+        let durability = requested.durability();
         // Appending under the host lock keeps this attempt's calls in guest order.
         let res = self.inner.journal.append_with(
             Event::HostCall {
@@ -364,20 +233,32 @@ impl AttemptHost {
         }
     }
 
+    /// Journals a log line (redacted).
+    ///
+    /// # Errors
+    ///
+    /// [`HostError`] when the journal write fails or a replay diverges.
     pub fn log(&self, level: Level, message: &str) -> Result<(), HostError> {
         let message = self.inner.redactor.text(message);
-        self.call(HostCall::Log { level, message }, Durability::Lazy)
-            .map(|_| ())
+        self.call(HostCall::Log { level, message }).map(|_| ())
     }
 
+    /// Journals a note for the timeline (redacted).
+    ///
+    /// # Errors
+    ///
+    /// [`HostError`] when the journal write fails or a replay diverges.
     pub fn annotate(&self, message: &str) -> Result<(), HostError> {
         let message = self.inner.redactor.text(message);
-        self.call(HostCall::Annotate { message }, Durability::Lazy)
-            .map(|_| ())
+        self.call(HostCall::Annotate { message }).map(|_| ())
     }
 
     /// A granted secret's value, or `None`. Asking for an ungranted secret is recorded
     /// and fails the attempt once it returns (see [`AttemptHost::violations`]).
+    ///
+    /// # Errors
+    ///
+    /// [`HostError`] when the journal write fails or a replay diverges.
     pub fn secret(&self, name: &str) -> Result<Option<String>, HostError> {
         let granted = self.inner.granted_secrets.iter().any(|g| g == name);
         let value = if granted {
@@ -391,10 +272,12 @@ impl AttemptHost {
             granted,
             present: value.is_some(),
         };
-        self.call(call, Durability::Lazy)?;
+        self.call(call)?;
         Ok(value)
     }
 
+    /// The step's durable state under `key`, as it was when the attempt started plus
+    /// this attempt's own writes.
     pub fn state_get(&self, key: &str) -> Option<String> {
         self.inner
             .state
@@ -404,13 +287,18 @@ impl AttemptHost {
             .cloned()
     }
 
+    /// Sets durable step state (the value redacted), journalled and flushed first.
+    ///
+    /// # Errors
+    ///
+    /// [`HostError`] when the journal write fails or a replay diverges.
     pub fn state_set(&self, key: &str, value: &str) -> Result<(), HostError> {
         let value = self.inner.redactor.text(value);
         let call = HostCall::StateSet {
             key: key.to_string(),
             value: value.clone(),
         };
-        self.call(call, Durability::Flush)?;
+        self.call(call)?;
         self.inner
             .state
             .lock()
@@ -419,20 +307,29 @@ impl AttemptHost {
         Ok(())
     }
 
-    /// Wall-clock time since the Unix epoch, as the guest sees it.
+    /// Wall-clock time since the Unix epoch, as the guest sees it: `live` now, the
+    /// journalled reading on replay.
+    ///
+    /// # Errors
+    ///
+    /// [`HostError`] when the journal write fails or a replay diverges.
     pub fn wall_clock(&self, live: std::time::Duration) -> Result<std::time::Duration, HostError> {
         let ns = live.as_nanos() as u64;
         let call = HostCall::Clock {
             clock: ClockKind::Wall,
             ns,
         };
-        Ok(match self.call(call, Durability::Lazy)? {
+        Ok(match self.call(call)? {
             Some(HostCall::Clock { ns, .. }) => std::time::Duration::from_nanos(ns),
             _ => live,
         })
     }
 
     /// Monotonic nanoseconds, as the guest sees it.
+    ///
+    /// # Errors
+    ///
+    /// [`HostError`] when the journal write fails or a replay diverges.
     pub fn monotonic_clock(&self) -> Result<u64, HostError> {
         let live = {
             let m = self.lock();
@@ -442,7 +339,7 @@ impl AttemptHost {
             clock: ClockKind::Monotonic,
             ns: live,
         };
-        let ns = match self.call(call, Durability::Lazy)? {
+        let ns = match self.call(call)? {
             Some(HostCall::Clock { ns, .. }) => ns,
             _ => live,
         };
@@ -458,6 +355,10 @@ impl AttemptHost {
     /// same bytes. Guests read randomness in small pieces and often (componentize-py makes
     /// thousands of 4-byte reads per attempt): one record per read was most of a Python
     /// step's time and journal.
+    ///
+    /// # Errors
+    ///
+    /// [`HostError`] when the journal write fails or a replay diverges.
     pub fn random(&self, buf: &mut [u8]) -> Result<(), HostError> {
         if let Some(stream) = self.lock().random.as_mut() {
             stream.fill(buf);
@@ -469,7 +370,7 @@ impl AttemptHost {
             hex: hex::encode(seed),
             seed: true,
         };
-        match self.call(call, Durability::Lazy)? {
+        match self.call(call)? {
             Some(HostCall::Random {
                 hex: recorded,
                 seed: true,
@@ -496,7 +397,12 @@ impl AttemptHost {
         Ok(())
     }
 
-    /// Records an outgoing request before it is sent, or finds it in the journal.
+    /// Records an outgoing request (redacted) before it is sent, or finds it in the
+    /// journal: says whether to send it or answer it from there.
+    ///
+    /// # Errors
+    ///
+    /// [`HostError`] when the journal write fails or a replay diverges.
     pub fn http_request(
         &self,
         method: &str,
@@ -524,7 +430,7 @@ impl AttemptHost {
                 .collect(),
             body,
         };
-        match self.call(call, Durability::Flush)? {
+        match self.call(call)? {
             Some(HostCall::HttpRequest { id: recorded, .. }) => {
                 let mut m = self.lock();
                 m.next_http_id = recorded;
@@ -542,7 +448,12 @@ impl AttemptHost {
         }
     }
 
-    /// Records a response (whole body) before the guest sees it.
+    /// Records a response (whole body, redacted) to request `id` before the guest sees
+    /// it; `duration_ms` from sending to the whole response.
+    ///
+    /// # Errors
+    ///
+    /// [`HostError`] when the journal write fails (or an earlier call failed fatally).
     pub fn http_response(
         &self,
         id: u32,
@@ -567,31 +478,20 @@ impl AttemptHost {
                 message: r.text(&message),
             },
         };
-        let mut m = self.lock();
-        if let Some(e) = &m.fatal {
-            return Err(e.clone());
-        }
-        let res = self.inner.journal.append_with(
-            Event::HostCall {
-                step: self.inner.step.clone(),
-                attempt: self.inner.attempt,
-                call: HostCall::HttpResponse {
-                    id,
-                    outcome,
-                    duration_ms,
-                },
-            },
-            Durability::Flush,
-        );
-        res.map(|_| ()).map_err(|e| {
-            let e = HostError::Store(e.to_string());
-            m.fatal = Some(e.clone());
-            e
-        })
+        let call = HostCall::HttpResponse {
+            id,
+            outcome,
+            duration_ms,
+        };
+        self.call(call).map(|_| ())
     }
 
     /// A request to a host not in the step's `allow` list: recorded, never sent, and
     /// the attempt fails once it returns.
+    ///
+    /// # Errors
+    ///
+    /// [`HostError`] when the journal write fails or a replay diverges.
     pub fn http_denied(&self, method: &str, url: &str, host: &str) -> Result<(), HostError> {
         self.violation(format!("host not allowed: {host}"));
         let call = HostCall::HttpDenied {
@@ -599,7 +499,7 @@ impl AttemptHost {
             url: self.inner.redactor.text(url),
             host: host.to_string(),
         };
-        self.call(call, Durability::Flush).map(|_| ())
+        self.call(call).map(|_| ())
     }
 
     fn violation(&self, what: String) {

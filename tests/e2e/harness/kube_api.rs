@@ -1,8 +1,11 @@
 //! The Kubernetes API test server (tests/k8s-api/server.py) and the real kubectl against it:
 //! each `KubeApi` is a server on a free 127.0.0.1 port with its own kubeconfig and kubectl
-//! cache in a temp dir, killed on drop.
+//! cache in a temp dir, killed on drop. With [`ServerTls`] the API port serves HTTPS (and
+//! the harness talks to a second, plain port); the kubeconfig then names the CA, the token
+//! and the client certificate, as a real cluster's does.
 
 use crate::support::repo;
+use base64::Engine as _;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
@@ -11,8 +14,25 @@ use std::process::{Child, Command, Output, Stdio};
 pub struct KubeApi {
     child: Child,
     pub port: u16,
+    /// The plain-HTTP port the harness uses (the API port itself without TLS).
+    plain_port: u16,
     dir: tempfile::TempDir,
     token: Option<String>,
+    tls: Option<ServerTls>,
+}
+
+/// HTTPS for the test server: its certificate, the CA kubectl and medic should trust, and
+/// optionally client-certificate authentication.
+#[derive(Clone)]
+pub struct ServerTls {
+    /// The server's certificate and key.
+    pub server: crate::pki::Leaf,
+    /// The CA written into the kubeconfig as `certificate-authority`.
+    pub ca_pem: String,
+    /// Require client certificates signed by this CA (PEM).
+    pub client_ca_pem: Option<String>,
+    /// The client certificate the kubeconfig's user presents.
+    pub client: Option<crate::pki::Leaf>,
 }
 
 /// The real kubectl, or a failure that says how to install it.
@@ -37,7 +57,17 @@ impl KubeApi {
 
     /// A server requiring `Bearer <token>` when given, with this rollout delay.
     pub fn with(token: Option<&str>, rollout_delay_ms: u64) -> KubeApi {
+        Self::spawn(token, rollout_delay_ms, None)
+    }
+
+    /// An HTTPS server (token optional), rollouts available after 200 ms.
+    pub fn tls(token: Option<&str>, tls: ServerTls) -> KubeApi {
+        Self::spawn(token, 200, Some(tls))
+    }
+
+    fn spawn(token: Option<&str>, rollout_delay_ms: u64, tls: Option<ServerTls>) -> KubeApi {
         kubectl_binary();
+        let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new("python3");
         cmd.arg(repo().join("tests/k8s-api/server.py"))
             .args(["--port", "0", "--rollout-delay-ms"])
@@ -46,37 +76,82 @@ impl KubeApi {
         if let Some(token) = token {
             cmd.args(["--token", token]);
         }
+        if let Some(t) = &tls {
+            let write = |name: &str, pem: &str| {
+                let p = dir.path().join(name);
+                std::fs::write(&p, pem).unwrap();
+                p
+            };
+            cmd.arg("--tls-cert")
+                .arg(write("server.pem", &t.server.cert_pem))
+                .arg("--tls-key")
+                .arg(write("server-key.pem", &t.server.key_pem));
+            if let Some(ca) = &t.client_ca_pem {
+                cmd.arg("--client-ca").arg(write("client-ca.pem", ca));
+            }
+        }
         let mut child = cmd
             .spawn()
             .expect("python3 runs the Kubernetes API test server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("server prints its port");
-        let dir = tempfile::tempdir().unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut read_port = || {
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            line.trim().parse::<u16>().expect("server prints its port")
+        };
+        let port = read_port();
+        let plain_port = if tls.is_some() { read_port() } else { port };
         let api = KubeApi {
             child,
             port,
+            plain_port,
             dir,
             token: token.map(str::to_string),
+            tls,
         };
         api.write_kubeconfig();
         api
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
-    /// No credentials: kubectl (client-go's clientcmd) sends them only over TLS, and this
-    /// server is plain HTTP, so a server started with a token is for medic's step only.
+    /// The kubeconfig kubectl uses (context `test`), for medic's `[kubernetes]` too.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// Over plain HTTP no credentials: kubectl (client-go's clientcmd) sends them only
+    /// over TLS, so a plain server started with a token is for medic's step only. Over
+    /// HTTPS: the CA as a file, the token, and the client certificate as inline data.
     fn write_kubeconfig(&self) {
+        let (mut cluster, mut user) = (String::new(), Vec::new());
+        if let Some(t) = &self.tls {
+            cluster = format!(
+                "\n    certificate-authority: {}",
+                self.file("ca.pem", &t.ca_pem).display()
+            );
+            if let Some(token) = &self.token {
+                user.push(format!("token: {token}"));
+            }
+            if let Some(c) = &t.client {
+                let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+                user.push(format!("client-certificate-data: {}", b64(&c.cert_pem)));
+                user.push(format!("client-key-data: {}", b64(&c.key_pem)));
+            }
+        }
+        let user = if user.is_empty() {
+            "{}".to_string()
+        } else {
+            format!("\n    {}", user.join("\n    "))
+        };
         let config = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\nusers:\n- name: test\n  user: {{}}\ncontexts:\n- name: test\n  context: {{cluster: test, user: test, namespace: default}}\ncurrent-context: test\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}{cluster}\nusers:\n- name: test\n  user: {user}\ncontexts:\n- name: test\n  context: {{cluster: test, user: test, namespace: default}}\ncurrent-context: test\n",
             self.url()
         );
-        std::fs::write(self.dir.path().join("kubeconfig"), config).unwrap();
+        std::fs::write(self.kubeconfig(), config).unwrap();
     }
 
     /// Writes a file into the server's temp dir (manifests for `kubectl create -f`).
@@ -272,7 +347,7 @@ impl KubeApi {
 
     /// One plain HTTP/1.0 exchange (std only, no client crate): the raw response.
     fn http(&self, method: &str, path: &str, headers: &str, body: &str) -> String {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.plain_port)).unwrap();
         write!(
             s,
             "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{headers}Content-Length: {}\r\n\r\n{body}",

@@ -1,22 +1,16 @@
-//! The minimal wasi:http client the provider steps share: one request, the status, the
-//! `Retry-After` header and a bounded body.
+//! The wasi:http client of medic's steps: one request, the status, the `Retry-After` header
+//! and a bounded body, with per-call limits.
 //!
 //! Why not `wstd::http::Client::send`: it writes the request body and awaits the response
 //! together and fails on whichever errors first. When the host refuses the request (the
 //! workflow's `allow:` list) or the server answers and closes at once, the body stream is
-//! already closed, so the guest gets a bare "connection reset" instead of the real `ErrorCode`
+//! already closed, so the step gets a bare "connection reset" instead of the real `ErrorCode`
 //! (`HttpRequestDenied`). Here a body write failure is ignored and the response future alone
-//! decides the outcome (as in http-probe). `wstd` provides the async runtime and streams.
+//! decides the outcome. `wstd` provides the async runtime and streams.
 //!
 //! Errors never contain the URL: for some steps it is a credential (a webhook URL), so each
-//! caller decides whether to name it, its host, or a param.
-//!
-//! This crate lives in `guests/lib/`, not `guests/rust/`: every crate under `rust/` is built
-//! into a component by `engine/test-programs`.
-
-mod failure;
-
-pub use failure::{Failure, retry_after_ms, retryable_status};
+//! caller decides whether to name it, its host, or a param ([`send_failure`] names what it is
+//! given).
 
 use std::time::Duration;
 
@@ -27,6 +21,8 @@ use wstd::io::{AsyncInputStream, AsyncOutputStream, AsyncPollable};
 
 pub use wasip2::http::types::{ErrorCode, Method};
 
+use crate::Failure;
+
 /// Why a request produced no response.
 #[derive(Debug)]
 pub enum SendError {
@@ -36,10 +32,13 @@ pub enum SendError {
     Http(ErrorCode),
 }
 
-/// One request. `headers` must not include `content-length`: it is set from `body`.
+/// One request. `content-length` is set from `body` unless `headers` has one.
 pub struct Request<'a> {
+    /// The HTTP method ([`method`] maps a name to it).
     pub method: Method,
+    /// The absolute `http://` or `https://` URL.
     pub url: &'a str,
+    /// (name, value) pairs; names are sent lowercased.
     pub headers: &'a [(&'a str, &'a str)],
     /// `None` sends neither a body nor a `content-length`; `Some(b"")` sends
     /// `content-length: 0`, which some servers require on a POST (411 otherwise).
@@ -77,9 +76,11 @@ impl Limits {
 
 /// A response: status, the headers callers look at, at most `max_body` bytes of body.
 pub struct Reply {
+    /// The HTTP status code.
     pub status: u16,
     /// `Retry-After`, when the server sent one (seconds or a date, as text).
     pub retry_after: Option<String>,
+    /// At most `Limits::max_body` bytes of the body.
     pub body: Vec<u8>,
     /// The body was longer than `max_body` and was cut there.
     pub truncated: bool,
@@ -93,6 +94,12 @@ impl Reply {
 }
 
 /// Sends `request` and reads its response within `limits`.
+///
+/// # Errors
+///
+/// [`SendError::Invalid`] when the URL or a header cannot make a request;
+/// [`SendError::Http`] when the host refused the request (`HttpRequestDenied`: the host is
+/// not in the step's `allow:`) or the network failed (DNS, refused, reset, timeout).
 pub async fn send(request: &Request<'_>, limits: Limits) -> Result<Reply, SendError> {
     let outgoing = build(request)?;
     let body = outgoing
@@ -187,14 +194,18 @@ fn target(url: &str) -> Result<(Scheme, String, String), SendError> {
     Ok((scheme, authority.as_str().to_owned(), path.to_owned()))
 }
 
-/// The header list sent: names lowercased, plus `content-length` when there is a body
-/// (without one the host streams the body chunked, which some servers refuse).
+/// The header list sent: names lowercased, plus `content-length` when there is a body and
+/// the caller gave none (without one the host streams the body chunked, which some servers
+/// refuse).
 fn header_entries(headers: &[(&str, &str)], body: Option<&[u8]>) -> Vec<(String, Vec<u8>)> {
     let mut entries: Vec<(String, Vec<u8>)> = headers
         .iter()
         .map(|(name, value)| (name.to_ascii_lowercase(), value.as_bytes().to_vec()))
         .collect();
-    if let Some(body) = body {
+    let given = entries.iter().any(|(name, _)| name == "content-length");
+    if let Some(body) = body
+        && !given
+    {
         entries.push(("content-length".into(), body.len().to_string().into_bytes()));
     }
     entries
@@ -227,6 +238,32 @@ async fn write_body(body: OutgoingBody, data: &[u8]) {
         drop(writer);
     }
     let _ = OutgoingBody::finish(body, None);
+}
+
+/// A request that got no response, as a [`Failure`] naming `shown` (the URL, or only its host
+/// when the URL is a credential) and the param it came from. Denial by the host's `allow:`
+/// list and an unusable URL are final; anything else (refused, reset, DNS, timeout) may clear
+/// up on a later attempt.
+pub fn send_failure(error: SendError, param: &str, shown: &str) -> Failure {
+    match error {
+        SendError::Invalid(why) => Failure::fatal(format!("param `{param}`: {why}: {shown}")),
+        SendError::Http(ErrorCode::HttpRequestDenied) => Failure::fatal(format!(
+            "request to {shown} denied: host not allowed for this step (add its host to the step's `allow:`)"
+        )),
+        SendError::Http(code) => Failure::transient(format!("request to {shown} failed: {code}")),
+    }
+}
+
+/// The start of a response body on one line (white space folded), at most 200 characters,
+/// for an error message that quotes what a service answered.
+pub fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut cut: String = line.chars().take(200).collect();
+    if cut.len() < line.len() {
+        cut.push('…');
+    }
+    cut
 }
 
 /// The wasi:http method for an upper-case HTTP method name; others pass through as given.

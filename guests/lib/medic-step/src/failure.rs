@@ -1,13 +1,17 @@
-//! What a provider step reports when an attempt fails, and which remote answers are worth
-//! another attempt. One definition, so every provider retries the same answers.
+//! What a step reports when an attempt fails, and which remote answers are worth another
+//! attempt. One definition, so every step retries the same answers.
 
-/// A failed attempt, before the step turns it into the WIT `step-error` (or, with
-/// `retry_after_ms`, a `retry-after` outcome).
+/// A failed attempt. [`crate::export_step!`] turns it into the WIT `step-error`, or, when it
+/// is retryable and carries [`Failure::retry_after_ms`], into a `retry-after` outcome that
+/// waits exactly as long as the remote asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
+    /// What went wrong, for the person on call: name the param, the remote status and the
+    /// remote's own message. Never a secret (a token, a webhook URL).
     pub message: String,
+    /// True when a later attempt may succeed (timeouts, 5xx, 429).
     pub retryable: bool,
-    /// The remote asked to wait this long before trying again (HTTP 429).
+    /// The remote asked to wait this long, in milliseconds, before trying again (HTTP 429).
     pub retry_after_ms: Option<u64>,
 }
 
@@ -37,8 +41,15 @@ impl Failure {
         }
     }
 
+    /// The same failure, waiting `ms` milliseconds before the next attempt when `Some`.
     pub fn with_retry_after(mut self, ms: Option<u64>) -> Self {
         self.retry_after_ms = ms;
+        self
+    }
+
+    /// The same failure with `what: ` in front of its message (e.g. `posting to #ops`).
+    pub fn context(mut self, what: &str) -> Self {
+        self.message = format!("{what}: {}", self.message);
         self
     }
 }

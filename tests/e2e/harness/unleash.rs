@@ -8,8 +8,7 @@
 //! on [`Drop`], and also when the test binary exits without running destructors (a shared
 //! instance in a `static`, a panic that aborts, a kill).
 
-use crate::prom_stack::poll_until;
-use std::net::TcpListener;
+use crate::support::{free_port, poll_until};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -354,48 +353,9 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
-}
-
 /// The last 40 lines of a log file.
 fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// Every ```yaml block of a doc page must pass `medic validate` with the shipped components,
-/// so the copy-pasteable examples in docs/providers stay valid.
-pub fn assert_doc_examples_validate(doc: &str) {
-    let text = std::fs::read_to_string(crate::support::repo().join(doc)).unwrap();
-    let blocks: Vec<&str> = text
-        .split("```yaml\n")
-        .skip(1)
-        .filter_map(|rest| rest.split_once("```").map(|(block, _)| block))
-        .collect();
-    assert!(!blocks.is_empty(), "no yaml example in {doc}");
-    let dir = tempfile::tempdir().unwrap();
-    for (i, block) in blocks.iter().enumerate() {
-        let file = dir.path().join(format!("example-{i}.yaml"));
-        std::fs::write(&file, block).unwrap();
-        let out = crate::support::medic()
-            .arg("--data")
-            .arg(dir.path().join("data"))
-            .arg("--steps")
-            .arg(crate::support::steps_dir())
-            .arg("validate")
-            .arg(&file)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "{doc} example {i} does not validate:\n{stdout}{stderr}\n{block}"
-        );
-    }
 }

@@ -7,9 +7,9 @@
 //! Users are registered with the shared-secret admin API and log in with a password, as an
 //! operator would set up a bot; the tests read rooms back as a second (human) user.
 
+use crate::support::free_port;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -348,13 +348,6 @@ fn write_config(dir: &Path, port: u16, shared_secret: &str) -> PathBuf {
     let path = dir.join("homeserver.yaml");
     std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
     path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
 }
 
 fn random_bytes(n: usize) -> Vec<u8> {

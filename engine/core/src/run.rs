@@ -1,0 +1,73 @@
+//! What a run starts from: a workflow with its components resolved ([`LoadedWorkflow`], as
+//! `medic run` and `medic serve` load it) and, with the incident, the run to create
+//! ([`NewRun`]), whose journal opens with `run_created`.
+
+use crate::journal::{Entry, Event, RunCreated, RunStatus};
+use crate::store::RunMeta;
+use medic_model::{Incident, Workflow};
+use std::collections::BTreeMap;
+
+/// A workflow ready to start runs of: parsed, validated, each step's component found.
+#[derive(Debug, Clone)]
+pub struct LoadedWorkflow {
+    /// The workflow as parsed.
+    pub workflow: Workflow,
+    /// Where it was read from, as shown to people.
+    pub file: String,
+    /// Step id -> component location (a `.wasm` path). Gates have none.
+    pub components: BTreeMap<String, String>,
+}
+
+impl LoadedWorkflow {
+    /// The run of this workflow for `incident` (`drill`: a rehearsal, see [`NewRun::drill`]).
+    pub fn new_run(&self, incident: Incident, drill: bool) -> NewRun {
+        NewRun {
+            workflow: self.workflow.clone(),
+            workflow_file: self.file.clone(),
+            incident,
+            components: self.components.clone(),
+            drill,
+        }
+    }
+}
+
+/// A run to create.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// The workflow as loaded; journalled whole in `run_created`.
+    pub workflow: Workflow,
+    /// Where the workflow was read from, for people (`examples/checkout-flag/workflow.yaml`).
+    pub workflow_file: String,
+    /// The incident the run responds to.
+    pub incident: Incident,
+    /// Step id -> component location (a `.wasm` path).
+    pub components: BTreeMap<String, String>,
+    /// A drill: steps see `invocation.drill` and must not change production.
+    pub drill: bool,
+}
+
+impl NewRun {
+    /// The run's index record and its entry 0 (`run_created`), at `now_ms` (Unix ms).
+    pub(crate) fn first_entry(self, id: &str, now_ms: u64) -> (RunMeta, Entry) {
+        let meta = RunMeta {
+            id: id.to_string(),
+            workflow: self.workflow.name.clone(),
+            incident_title: self.incident.title.clone(),
+            status: RunStatus::Running,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+        };
+        let first = Entry {
+            seq: 0,
+            at_ms: now_ms,
+            event: Event::RunCreated(Box::new(RunCreated {
+                workflow: self.workflow,
+                workflow_file: self.workflow_file,
+                incident: self.incident,
+                components: self.components,
+                drill: self.drill,
+            })),
+        };
+        (meta, first)
+    }
+}
