@@ -348,18 +348,69 @@ fn a_resolved_alert_reaches_the_running_run_and_cancels_what_is_left() {
     wait_run(&serve, "the gate to open", gate_open);
     post_alert(&serve, "resolved");
     let run = wait_run(&serve, "the run to finish", finished);
-    assert_eq!(run["status"], "succeeded", "{run:#}");
+    // Not a restore: the run ends `cancelled`, saying why (issue 11.6).
+    assert_eq!(run["status"], "cancelled", "{run:#}");
+    assert_eq!(
+        run["reason"], "the incident resolved: 2 steps cancelled (on-resolved: cancel)",
+        "{run:#}"
+    );
     let t = timeline(&run);
     assert!(t.contains("incident resolved"), "{t}");
-    // The waiting gate and the step after it are cancelled; the follow-up still runs and
-    // sees the new status.
-    assert_eq!(step(&run, "still-broken")["status"], "skipped");
-    assert_eq!(step(&run, "rollback")["status"], "skipped");
-    assert!(t.contains("cancelled: the incident resolved"), "{t}");
+    // The waiting gate and the step after it are cancelled, each with its reason; the
+    // follow-up still runs and sees the new status.
+    for id in ["still-broken", "rollback"] {
+        assert_eq!(step(&run, id)["status"], "cancelled", "{run:#}");
+        assert_eq!(
+            step(&run, id)["reason"],
+            "the incident resolved (on-resolved: cancel)"
+        );
+    }
+    assert!(
+        t.contains("still-broken     cancelled: the incident resolved (on-resolved: cancel)"),
+        "{t}"
+    );
+    assert!(t.contains("run cancelled after"), "{t}");
     assert_eq!(step(&run, "postmortem")["status"], "succeeded");
     assert!(t.contains("postmortem; incident resolved"), "{t}");
     let incidents = serve.get("/api/incidents");
     assert_eq!(incidents[0]["status"], "resolved");
+    // Deciding the cancelled gate is refused with the reason.
+    let id = run["id"].as_str().unwrap();
+    let (status, body) = http(
+        serve.port,
+        "POST",
+        &format!("/api/runs/{id}/gates/still-broken"),
+        Some(r#"{"decision": "approve", "by": "ann"}"#),
+    )
+    .unwrap();
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains("gate `still-broken` was cancelled: the incident resolved"),
+        "{body}"
+    );
+    // Listed by outcome, in the API, /metrics and the CLI.
+    assert_eq!(serve.get("/api/runs?status=cancelled")[0]["id"], id);
+    assert_eq!(
+        serve.get("/api/runs?status=succeeded"),
+        serde_json::json!([])
+    );
+    let (_, metrics) = http(serve.port, "GET", "/metrics", None).unwrap();
+    assert!(
+        metrics.contains("medic_runs{status=\"cancelled\"} 1\n"),
+        "{metrics}"
+    );
+    drop(serve);
+    let out = medic()
+        .arg("--data")
+        .arg(dir.path())
+        .args(["runs", "--status", "cancelled"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(id) && stdout.contains("cancelled"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -5,6 +5,12 @@ mod harness;
 // The harness modules every test names (`crate::support::…`), at the crate root.
 use harness::{kube_api, support, synapse, unleash};
 
+/// One payload, one reading: an Alertmanager group through `medic run` and `medic serve`
+/// gives the same incidents, ids and alerts.
+mod alert_intake;
+/// Two Alertmanager replicas in a cluster both notify `medic serve`: an alert that fires
+/// and resolves runs its workflow once.
+mod alertmanager_ha;
 /// chat-matrix against a real Synapse: war rooms and posts read back as a human would.
 mod chat_matrix;
 /// chat-webhook against a Slack-like receiver: the payload shape, clear refusals, no URL leaks.

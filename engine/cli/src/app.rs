@@ -1,6 +1,6 @@
 //! Wiring: data directory, store, sandbox and engine for the commands that run steps.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use medic_core::timeline::Timeline;
 use medic_core::{Engine, NewRun, RunStatus, Store, SystemClock};
 use medic_sandbox::{Sandbox, SandboxConfig};
@@ -119,41 +119,90 @@ pub async fn run(ctx: &Ctx, workflow_path: &Path, alert_path: &Path) -> Result<E
             return Ok(ExitCode::from(2));
         }
     };
-    let alert = std::fs::read_to_string(alert_path)
-        .with_context(|| format!("cannot read alert {}", alert_path.display()))?;
     let now = medic_core::clock::rfc3339(medic_core::Clock::now_ms(&SystemClock));
-    let incident = medic_model::alert::incident_from_json(&alert, &now)
-        .with_context(|| format!("alert {}", alert_path.display()))?;
+    let incidents = incidents_from_file(alert_path, &loaded.workflow, &now)?;
 
     let store = ctx.store()?;
     let sandbox = ctx.sandbox()?;
     let unfinished = medic_core::unfinished_runs(store.as_ref())?;
-    let engine = Arc::new(engine(ctx, store, sandbox, !unfinished.is_empty()));
+    let several = !unfinished.is_empty() || incidents.len() > 1;
+    let engine = Arc::new(engine(ctx, store, sandbox, several));
     let mut resumed = Vec::new();
     for id in unfinished {
         println!("resuming unfinished run {id}");
         let e = engine.clone();
         resumed.push(tokio::spawn(async move { (e.drive(&id).await, id) }));
     }
-    let id = engine.create_run(NewRun {
-        workflow: loaded.workflow,
-        workflow_file: workflow_path
-            .canonicalize()
-            .unwrap_or(workflow_path.to_path_buf())
-            .display()
-            .to_string(),
-        incident,
-        components: loaded.components,
-        drill: false,
-    })?;
-    let status = engine.drive(&id).await?;
+    let workflow_file = workflow_path
+        .canonicalize()
+        .unwrap_or(workflow_path.to_path_buf())
+        .display()
+        .to_string();
+    let mut started = Vec::new();
+    for incident in incidents {
+        println!("incident {} — {}", incident.id, incident.title);
+        for note in &incident.notes {
+            println!("  note: {note}");
+        }
+        let id = engine.create_run(NewRun {
+            workflow: loaded.workflow.clone(),
+            workflow_file: workflow_file.clone(),
+            incident,
+            components: loaded.components.clone(),
+            drill: false,
+        })?;
+        let e = engine.clone();
+        let run = id.clone();
+        started.push((id, tokio::spawn(async move { e.drive(&run).await })));
+    }
+    let mut worst = RunStatus::Succeeded;
+    let mut ids = Vec::new();
+    for (id, handle) in started {
+        let status = handle.await?.with_context(|| format!("run {id}"))?;
+        if status != RunStatus::Succeeded {
+            worst = status;
+        }
+        ids.push(id);
+    }
     for r in resumed {
         let (res, rid) = r.await?;
         res.with_context(|| format!("resumed run {rid}"))?;
     }
-    println!();
-    crate::runs::print_summary(engine.store().as_ref(), &id)?;
-    Ok(exit_for(status))
+    for id in ids {
+        println!();
+        crate::runs::print_summary(engine.store().as_ref(), &id)?;
+    }
+    Ok(exit_for(worst))
+}
+
+/// The incidents an alert file opens for `workflow`, read by medic-intake exactly as
+/// `medic serve` reads a webhook (format detected: Alertmanager, Grafana, PagerDuty or
+/// medic's own document) and named as `medic serve` names them (`group-by` included).
+/// `now` (RFC 3339) stands in for a missing start time.
+pub fn incidents_from_file(
+    path: &Path,
+    workflow: &medic_model::Workflow,
+    now: &str,
+) -> Result<Vec<medic_model::Incident>> {
+    let alerts = read_alert_file(path)?;
+    let incidents = medic_intake::incidents_for(&alerts, workflow, now);
+    if incidents.is_empty() {
+        bail!(
+            "alert {}: no alert in it fires ({} resolved), so there is nothing to run",
+            path.display(),
+            alerts.len()
+        );
+    }
+    Ok(incidents)
+}
+
+/// Every alert of an alert file, in any format medic-intake detects.
+pub fn read_alert_file(path: &Path) -> Result<Vec<medic_intake::Alert>> {
+    let body =
+        std::fs::read(path).with_context(|| format!("cannot read alert {}", path.display()))?;
+    medic_intake::read_any(&body)
+        .and_then(medic_intake::Batch::into_alerts)
+        .with_context(|| format!("alert {}", path.display()))
 }
 
 pub async fn resume(ctx: &Ctx) -> Result<ExitCode> {
@@ -186,7 +235,8 @@ pub async fn resume(ctx: &Ctx) -> Result<ExitCode> {
 
 fn exit_for(status: RunStatus) -> ExitCode {
     match status {
-        RunStatus::Succeeded => ExitCode::SUCCESS,
+        // Cancelled: the incident resolved by itself; nothing failed.
+        RunStatus::Succeeded | RunStatus::Cancelled => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
     }
 }

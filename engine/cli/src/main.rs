@@ -75,6 +75,10 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// Only runs that ended (or stand) so: running, succeeded, failed, cancelled
+        /// (the incident resolved by itself and the steps left were cancelled).
+        #[arg(long, value_name = "STATUS")]
+        status: Option<String>,
     },
     /// Check workflow files: syntax, references, components and their params.
     Validate {
@@ -216,10 +220,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
         } => app::run(&ctx.with_config(config.as_deref())?, &workflow, &alert).await,
         Command::Resume { config } => app::resume(&ctx.with_config(config.as_deref())?).await,
-        Command::Runs { show: None, json } => runs::list(&ctx, json),
+        Command::Runs {
+            show: None,
+            json,
+            status,
+        } => runs::list(&ctx, json, status.as_deref()),
         Command::Runs {
             show: Some(RunsCommand::Show { id, json, journal }),
             json: json_outer,
+            ..
         } => runs::show(&ctx, &id, json || json_outer, journal),
         Command::Validate {
             files,

@@ -1,14 +1,26 @@
 //! `medic runs` and `medic runs show`.
 
 use crate::app::Ctx;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use medic_core::timeline::Timeline;
 use medic_core::{RunState, Store, clock::rfc3339};
 use std::process::ExitCode;
 
-pub fn list(ctx: &Ctx, as_json: bool) -> Result<ExitCode> {
+pub fn list(ctx: &Ctx, as_json: bool, status: Option<&str>) -> Result<ExitCode> {
     let store = ctx.store()?;
-    let runs = store.runs()?;
+    let mut runs = store.runs()?;
+    medic_core::timeline::newest_first(&mut runs);
+    if let Some(want) = status {
+        let status = medic_core::RunStatus::parse(want).with_context(|| {
+            format!(
+                "--status {want}: expected one of {}",
+                medic_core::RunStatus::ALL
+                    .map(medic_core::RunStatus::as_str)
+                    .join(", ")
+            )
+        })?;
+        runs.retain(|r| r.status == status);
+    }
     if as_json {
         let v: Vec<_> = runs.iter().map(medic_core::timeline::run_summary).collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -82,9 +94,11 @@ pub fn print_summary(store: &dyn Store, id: &str) -> Result<()> {
     for i in state.workflow.execution_order() {
         let step = &state.workflow.steps[i];
         let s = &state.steps[&step.id];
-        let detail = match (&s.output, &s.last_failure) {
-            (Some(o), _) => format!("output {o}"),
-            (None, Some(f)) => f.to_string(),
+        let detail = match (&s.output, &s.last_failure, &s.reason) {
+            (Some(o), _, _) => format!("output {o}"),
+            (None, Some(f), _) => f.to_string(),
+            // Why it was skipped or cancelled: the run's outcome depends on it.
+            (None, None, Some(r)) => r.clone(),
             _ => String::new(),
         };
         let detail = if detail.len() > 200 {

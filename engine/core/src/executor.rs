@@ -309,6 +309,7 @@ impl Engine {
                 }
                 Next::Gate { step, .. } => crate::gates::decided_by_deadline(&state, step),
                 Next::Skip { step, reason } => Event::StepSkipped { step, reason },
+                Next::Cancel { step, reason } => Event::StepCancelled { step, reason },
                 Next::Begin { step } => match self.condition(&state, &step) {
                     Ok(true) if state.workflow.step(&step).is_some_and(|s| s.is_gate()) => {
                         crate::gates::open(&state, &step, now)

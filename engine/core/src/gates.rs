@@ -127,6 +127,14 @@ pub enum Refusal {
         /// Why it was skipped.
         reason: String,
     },
+    /// The gate was cancelled: the incident resolved (`on-resolved: cancel`).
+    #[error("gate `{step}` was cancelled: {reason}")]
+    Cancelled {
+        /// The gate's step id.
+        step: String,
+        /// Why it was cancelled.
+        reason: String,
+    },
     /// The run has not reached the gate.
     #[error("gate `{step}` has not opened yet (the run has not reached it); decide once it waits")]
     NotOpenYet {
@@ -201,12 +209,21 @@ pub fn check_decision(state: &RunState, step: &str, by: &str) -> Result<(), Refu
             how,
         });
     }
-    if s.status == crate::StepStatus::Skipped {
-        return Err(Refusal::Skipped {
-            step: step.to_string(),
-            reason: "its condition was false, an earlier step failed, or the incident resolved"
-                .into(),
-        });
+    let reason = || s.reason.clone().unwrap_or_default();
+    match s.status {
+        crate::StepStatus::Skipped => {
+            return Err(Refusal::Skipped {
+                step: step.to_string(),
+                reason: reason(),
+            });
+        }
+        crate::StepStatus::Cancelled => {
+            return Err(Refusal::Cancelled {
+                step: step.to_string(),
+                reason: reason(),
+            });
+        }
+        _ => {}
     }
     if state.is_finished() {
         return Err(Refusal::RunOver {

@@ -22,6 +22,8 @@ pub enum StepStatus {
     Failed,
     /// Not run: its condition was false, an earlier step failed, or the run was cancelled.
     Skipped,
+    /// Not run: the incident resolved by itself (`on-resolved: cancel`).
+    Cancelled,
 }
 
 impl StepStatus {
@@ -34,6 +36,7 @@ impl StepStatus {
             StepStatus::Succeeded => "succeeded",
             StepStatus::Failed => "failed",
             StepStatus::Skipped => "skipped",
+            StepStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -50,6 +53,8 @@ pub struct StepState {
     pub started_ms: u64,
     /// The output document once it succeeded.
     pub output: Option<Value>,
+    /// Why the step was skipped or cancelled.
+    pub reason: Option<String>,
     /// The retry it waits for, while [`StepStatus::Waiting`].
     pub retry: Option<RetryPlan>,
     /// The latest failed attempt's failure.
@@ -149,6 +154,13 @@ pub enum Next {
         /// Why, for people.
         reason: String,
     },
+    /// The incident resolved: this step will not run (`on-resolved: cancel`).
+    Cancel {
+        /// The step's id.
+        step: String,
+        /// Why, for people.
+        reason: String,
+    },
     /// A gate is open: wait for a decision, or take its default at the deadline.
     Gate {
         /// The gate's step id.
@@ -229,6 +241,7 @@ impl RunState {
                     s.id.clone(),
                     StepState {
                         status: StepStatus::Pending,
+                        reason: None,
                         attempt: 0,
                         started_ms: 0,
                         output: None,
@@ -285,6 +298,7 @@ impl RunState {
             Event::GateOpened { step, .. }
             | Event::GateDecided { step, .. }
             | Event::StepSkipped { step, .. }
+            | Event::StepCancelled { step, .. }
             | Event::AttemptStarted { step, .. }
             | Event::HostCall { step, .. }
             | Event::AttemptSucceeded { step, .. }
@@ -294,7 +308,14 @@ impl RunState {
             return Err(self.invalid(e, format!("unknown step {step_name}")));
         };
         match &e.event {
-            Event::StepSkipped { .. } => s.status = StepStatus::Skipped,
+            Event::StepSkipped { reason, .. } => {
+                s.status = StepStatus::Skipped;
+                s.reason = Some(reason.clone());
+            }
+            Event::StepCancelled { reason, .. } => {
+                s.status = StepStatus::Cancelled;
+                s.reason = Some(reason.clone());
+            }
             Event::AttemptStarted { attempt, .. } => {
                 s.status = StepStatus::Running;
                 s.attempt = *attempt;
@@ -390,11 +411,16 @@ impl RunState {
     /// The next thing to do, given the current wall-clock time.
     pub fn next(&self, now_ms: u64) -> Next {
         let mut failed: Option<String> = None;
+        let mut cancelled = 0;
         for i in self.workflow.execution_order() {
             let step = &self.workflow.steps[i];
             let s = &self.steps[&step.id];
             match s.status {
                 StepStatus::Succeeded | StepStatus::Skipped => continue,
+                StepStatus::Cancelled => {
+                    cancelled += 1;
+                    continue;
+                }
                 StepStatus::Failed => {
                     if !step.continue_on_error && failed.is_none() {
                         let why = s
@@ -415,9 +441,9 @@ impl RunState {
                 };
             }
             if self.cancels(step.phase, s) {
-                return Next::Skip {
+                return Next::Cancel {
                     step: step.id.clone(),
-                    reason: "cancelled: the incident resolved (on-resolved: cancel)".into(),
+                    reason: "the incident resolved (on-resolved: cancel)".into(),
                 };
             }
             if let (StepStatus::Running, Some(gate)) = (s.status, &s.gate) {
@@ -454,6 +480,13 @@ impl RunState {
             Some(reason) => Next::Finish {
                 status: RunStatus::Failed,
                 reason: Some(reason),
+            },
+            None if cancelled > 0 => Next::Finish {
+                status: RunStatus::Cancelled,
+                reason: Some(format!(
+                    "the incident resolved: {cancelled} step{} cancelled (on-resolved: cancel)",
+                    if cancelled == 1 { "" } else { "s" }
+                )),
             },
             None => Next::Finish {
                 status: RunStatus::Succeeded,
@@ -492,7 +525,10 @@ impl RunState {
             .filter(|(_, s)| {
                 matches!(
                     s.status,
-                    StepStatus::Succeeded | StepStatus::Failed | StepStatus::Skipped
+                    StepStatus::Succeeded
+                        | StepStatus::Failed
+                        | StepStatus::Skipped
+                        | StepStatus::Cancelled
                 )
             })
             .map(|(id, s)| {

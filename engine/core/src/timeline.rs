@@ -41,6 +41,9 @@ impl Timeline {
                 )
             }
             Event::StepSkipped { step, reason } => format!("{}skipped: {reason}", self.who(step)),
+            Event::StepCancelled { step, reason } => {
+                format!("{}cancelled: {reason}", self.who(step))
+            }
             Event::AttemptStarted { step, attempt, .. } => {
                 format!("{}attempt {attempt} started", self.who(step))
             }
@@ -193,9 +196,20 @@ pub fn truncate(s: &str, max: usize) -> &str {
 
 /// One line of a run list, for `medic runs --json` and `GET /api/runs`.
 pub fn run_summary(m: &crate::RunMeta) -> serde_json::Value {
+    // Millisecond times: two runs created in one second can still be ordered.
     serde_json::json!({"id": m.id, "workflow": m.workflow, "status": m.status.as_str(),
-           "incident": m.incident_title, "created": rfc3339(m.created_ms),
-           "updated": rfc3339(m.updated_ms)})
+           "incident": m.incident_title, "created": medic_model::time::format_ms(m.created_ms),
+           "updated": medic_model::time::format_ms(m.updated_ms)})
+}
+
+/// Runs as lists show them: newest first, and runs created in the same millisecond by id,
+/// so the order is the same on every call.
+pub fn newest_first(runs: &mut [crate::RunMeta]) {
+    runs.sort_by(|a, b| {
+        b.created_ms
+            .cmp(&a.created_ms)
+            .then_with(|| a.id.cmp(&b.id))
+    });
 }
 
 /// A run as JSON, for `medic runs show --json` and the API: status, steps in run order
@@ -210,7 +224,8 @@ pub fn run_report(state: &crate::RunState, entries: &[Entry]) -> serde_json::Val
             let s = &state.steps[&step.id];
             let mut report = serde_json::json!({"id": step.id, "phase": step.phase.as_str(),
                    "uses": step.uses, "status": s.status.as_str(), "attempts": s.attempt,
-                   "output": s.output, "error": s.last_failure.as_ref().map(|f| f.to_string())});
+                   "output": s.output, "error": s.last_failure.as_ref().map(|f| f.to_string()),
+                   "reason": s.reason});
             if let Some(g) = &s.gate {
                 report["uses"] = "gate".into();
                 report["gate"] = serde_json::json!({"prompt": g.prompt, "approvers": g.approvers,

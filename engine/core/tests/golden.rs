@@ -71,6 +71,7 @@ fn kind(event: &Event) -> &'static str {
     match event {
         Event::RunCreated(_) => "run_created",
         Event::StepSkipped { .. } => "step_skipped",
+        Event::StepCancelled { .. } => "step_cancelled",
         Event::AttemptStarted { .. } => "attempt_started",
         Event::HostCall { call, .. } => match call {
             HostCall::Log { .. } => "host_call_log",

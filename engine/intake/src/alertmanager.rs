@@ -14,7 +14,8 @@
 //! alerts at once, and each must reach its own incident. Grafana's webhook has the same
 //! shape (with its own version), so [`crate::grafana`] reuses [`parse_group`].
 
-use crate::{Alert, Ctx, IntakeError, Source, join, labels_fingerprint, severity_from, title_from};
+use crate::json::{Ctx, join};
+use crate::{Alert, IntakeError, Source, labels_fingerprint, severity_from, title_from};
 use medic_model::IncidentStatus;
 use serde_json::Value;
 
@@ -23,18 +24,23 @@ use serde_json::Value;
 pub const VERSION: &str = "4";
 
 /// Every alert of an Alertmanager webhook notification, in payload order.
+///
+/// # Errors
+///
+/// [`IntakeError::Json`] for a body that is not JSON, [`IntakeError::Version`] for a payload
+/// version other than [`VERSION`], [`IntakeError::Shape`] for the wrong shape (the first
+/// alert of the group that has one). [`crate::read`] answers for each alert instead.
 pub fn parse(body: &[u8]) -> Result<Vec<Alert>, IntakeError> {
-    let cx = Ctx(Source::Alertmanager);
-    parse_group(cx, &cx.json(body)?, VERSION)
+    crate::read(Source::Alertmanager, body, None)?.into_alerts()
 }
 
 /// An Alertmanager-shaped notification (Alertmanager or Grafana): check the version, then
-/// read each alert.
+/// read each alert, each to its own result.
 pub(crate) fn parse_group(
     cx: Ctx,
     doc: &Value,
     version: &'static str,
-) -> Result<Vec<Alert>, IntakeError> {
+) -> Result<Vec<Result<Alert, IntakeError>>, IntakeError> {
     let doc = cx.object(doc, "")?;
     // The version comes first: a payload of another version may differ anywhere, and
     // "unsupported version" is the one error that explains all of its differences.
@@ -60,7 +66,7 @@ pub(crate) fn parse_group(
                 "version",
                 format!(
                     "expected the string {version:?}, found {}",
-                    crate::kind_of(other)
+                    crate::json::kind_of(other)
                 ),
             ));
         }
@@ -85,16 +91,16 @@ pub(crate) fn parse_group(
                 "alerts",
                 format!(
                     "expected an array of alerts, found {}",
-                    crate::kind_of(other)
+                    crate::json::kind_of(other)
                 ),
             ));
         }
     };
-    alerts
+    Ok(alerts
         .iter()
         .enumerate()
         .map(|(i, alert)| one_alert(cx, alert, &format!("alerts[{i}]"), group_key.as_ref()))
-        .collect()
+        .collect())
 }
 
 fn one_alert(
@@ -116,8 +122,17 @@ fn one_alert(
     };
     let labels = cx.string_map(obj.get("labels"), &join(at, "labels"), false)?;
     let annotations = cx.string_map(obj.get("annotations"), &join(at, "annotations"), false)?;
-    let starts_at = cx.time(cx.opt_str(obj, "startsAt", at)?, &join(at, "startsAt"))?;
-    let ends_at = cx.time(cx.opt_str(obj, "endsAt", at)?, &join(at, "endsAt"))?;
+    let mut notes = Vec::new();
+    let starts_at = cx.time(
+        cx.opt_str(obj, "startsAt", at)?,
+        &join(at, "startsAt"),
+        &mut notes,
+    );
+    let ends_at = cx.time(
+        cx.opt_str(obj, "endsAt", at)?,
+        &join(at, "endsAt"),
+        &mut notes,
+    );
     // Alertmanager has sent `fingerprint` since 0.20; older senders (and alerts relayed
     // through other tools) may not, and the labels are what Alertmanager hashes anyway.
     let fingerprint = match cx.opt_str(obj, "fingerprint", at)? {
@@ -136,5 +151,6 @@ fn one_alert(
         starts_at,
         ends_at,
         group_key: group_key.cloned(),
+        notes,
     })
 }

@@ -11,33 +11,46 @@ pub enum IntakeError {
     /// reports them.
     #[error("{origin} payload: invalid JSON at line {line} column {column}: {message}")]
     Json {
+        /// The format the body was read as.
         origin: Source,
+        /// 1-based line of the problem.
         line: usize,
+        /// 1-based column of the problem.
         column: usize,
+        /// serde_json's message, without its position.
         message: String,
     },
     /// Valid JSON of the wrong shape. `path` says where (`alerts[2].labels`, `event.data.id`,
     /// or a JSON pointer for generic payloads); empty for the document itself.
     #[error("{origin} payload: {}{message}", at(path))]
     Shape {
+        /// The format the body was read as.
         origin: Source,
+        /// Where in the payload.
         path: String,
+        /// What is wrong there.
         message: String,
     },
     /// A payload version this build does not read. `found` is the `version` field as sent.
     #[error("unsupported {} webhook version {found:?} (medic reads version {expected})", vendor(*origin))]
     Version {
+        /// The format the body was read as.
         origin: Source,
+        /// The version the payload says it has.
         found: String,
+        /// The version medic reads.
         expected: &'static str,
     },
+    /// No `X-PagerDuty-Signature` header, or an empty one.
     #[error(
         "pagerduty signature: the X-PagerDuty-Signature header is missing or empty \
          (PagerDuty signs every v3 webhook)"
     )]
     MissingSignature,
+    /// The header holds no `v1=` signature.
     #[error("pagerduty signature: no v1 signature in header")]
     NoV1Signature,
+    /// No signature matches any configured secret.
     #[error("pagerduty signature: does not match any configured secret")]
     SignatureMismatch,
     /// Nothing to verify against: the server was started without a PagerDuty secret.
@@ -46,7 +59,9 @@ pub enum IntakeError {
     /// The generic source's field mapping (engine configuration, not the request) is wrong.
     #[error("generic mapping: {field}: {message}")]
     Mapping {
+        /// The mapping's field (`title`, `starts_at`, ...).
         field: &'static str,
+        /// What is wrong with it.
         message: String,
     },
 }
@@ -87,5 +102,6 @@ fn vendor(origin: Source) -> &'static str {
         Source::Grafana => "Grafana",
         Source::PagerDuty => "PagerDuty",
         Source::Generic => "generic",
+        Source::Cli => "medic alert document",
     }
 }

@@ -10,7 +10,8 @@
 //! label (else `unknown`), firing unless the status is one of the resolved values, and
 //! a hash of the labels as fingerprint.
 
-use crate::{Alert, Ctx, IntakeError, Source, kind_of, labels_fingerprint, severity_from};
+use crate::json::{Ctx, kind_of};
+use crate::{Alert, IntakeError, Source, labels_fingerprint, severity_from};
 use medic_model::IncidentStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -21,8 +22,10 @@ use serde_json::Value;
 pub struct Mapping {
     /// Required: where the alert's title is.
     pub title: String,
+    /// Where the severity is; without it, the `severity` label, else `unknown`.
     #[serde(default)]
     pub severity: Option<String>,
+    /// Where the status is: one of `resolved_values` is resolved, anything else firing.
     #[serde(default)]
     pub status: Option<String>,
     /// Where the alert's stable identity is; without it (or when the payload lacks the
@@ -32,9 +35,12 @@ pub struct Mapping {
     /// An object whose members become labels (strings; numbers and booleans as text).
     #[serde(default)]
     pub labels: Option<String>,
+    /// An object whose members become annotations.
     #[serde(default)]
     pub annotations: Option<String>,
-    /// An RFC 3339 time.
+    /// When the alert started: RFC 3339, or another format
+    /// [`medic_model::time::read`] reads; anything else is replaced by the receive time,
+    /// with a note on the incident.
     #[serde(default)]
     pub starts_at: Option<String>,
     /// The values of the status field that mean resolved, compared ignoring ASCII case and
@@ -46,6 +52,11 @@ pub struct Mapping {
 impl Mapping {
     /// Check the pointers, so that a configuration mistake is reported when the engine
     /// starts rather than as "missing" on every request. [`parse`] checks too.
+    ///
+    /// # Errors
+    ///
+    /// [`IntakeError::Mapping`] naming the field whose pointer is empty or not a JSON
+    /// pointer.
     pub fn validate(&self) -> Result<(), IntakeError> {
         if self.title.is_empty() {
             return Err(IntakeError::Mapping {
@@ -92,17 +103,32 @@ fn check_pointer(p: &str) -> Result<(), &'static str> {
 }
 
 /// A JSON object is one alert; a JSON array is one alert per element.
+///
+/// # Errors
+///
+/// [`IntakeError::Mapping`] for a mapping that [`Mapping::validate`] refuses,
+/// [`IntakeError::Json`] for a body that is not JSON, [`IntakeError::Shape`] for a payload
+/// that is neither an object nor an array, or the first element that lacks its title or
+/// has a field of the wrong type. [`crate::read`] answers for each element instead.
 pub fn parse(body: &[u8], mapping: &Mapping) -> Result<Vec<Alert>, IntakeError> {
+    parse_items(body, mapping)?.into_iter().collect()
+}
+
+/// Each element's alert or error; errors of the payload as a whole are the `Err`.
+pub(crate) fn parse_items(
+    body: &[u8],
+    mapping: &Mapping,
+) -> Result<Vec<Result<Alert, IntakeError>>, IntakeError> {
     mapping.validate()?;
     let cx = Ctx(Source::Generic);
     let doc = cx.json(body)?;
     match &doc {
-        Value::Object(_) => Ok(vec![one(cx, &doc, "", mapping)?]),
-        Value::Array(items) => items
+        Value::Object(_) => Ok(vec![one(cx, &doc, "", mapping)]),
+        Value::Array(items) => Ok(items
             .iter()
             .enumerate()
             .map(|(i, item)| one(cx, item, &format!("/{i}"), mapping))
-            .collect(),
+            .collect()),
         other => Err(cx.shape(
             "",
             format!(
@@ -158,9 +184,10 @@ fn one(cx: Ctx, item: &Value, base: &str, m: &Mapping) -> Result<Alert, IntakeEr
     let fingerprint = field(m.fingerprint.as_ref())?
         .filter(|f| !f.trim().is_empty())
         .unwrap_or_else(|| labels_fingerprint(&labels, &title));
+    let mut notes = Vec::new();
     let starts_at = match &m.starts_at {
         None => None,
-        Some(p) => cx.time(field(Some(p))?.as_deref(), &at(p))?,
+        Some(p) => cx.time(field(Some(p))?.as_deref(), &at(p), &mut notes),
     };
     Ok(Alert {
         source: Source::Generic,
@@ -173,6 +200,7 @@ fn one(cx: Ctx, item: &Value, base: &str, m: &Mapping) -> Result<Alert, IntakeEr
         starts_at,
         ends_at: None,
         group_key: None,
+        notes,
     })
 }
 

@@ -7,13 +7,16 @@
 //! `dashboardURL`, `panelURL`, `imageURL`), which medic ignores. Its payload version is
 //! `"1"`.
 
-use crate::{Alert, Ctx, IntakeError, Source, alertmanager::parse_group};
+use crate::{Alert, IntakeError, Source};
 
 /// The payload version of Grafana's webhook notifier.
 pub const VERSION: &str = "1";
 
 /// Every alert of a Grafana webhook notification, in payload order.
+///
+/// # Errors
+///
+/// As [`crate::alertmanager::parse`], with Grafana's [`VERSION`].
 pub fn parse(body: &[u8]) -> Result<Vec<Alert>, IntakeError> {
-    let cx = Ctx(Source::Grafana);
-    parse_group(cx, &cx.json(body)?, VERSION)
+    crate::read(Source::Grafana, body, None)?.into_alerts()
 }

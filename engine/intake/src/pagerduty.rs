@@ -8,7 +8,8 @@
 //! incident. Only the former become alerts: they carry the incident's state, the others
 //! do not change whether it fires.
 
-use crate::{Alert, Ctx, IntakeError, Source, join};
+use crate::json::{Ctx, join};
+use crate::{Alert, IntakeError, Source};
 use hmac::{Hmac, Mac};
 use medic_model::IncidentStatus;
 use serde_json::{Map, Value};
@@ -41,6 +42,12 @@ const INCIDENT_DATA_EVENTS: [&str; 9] = [
 /// signs with every secret and several secrets may be configured here, so the request is
 /// authentic when any signature matches any secret. Signatures of other versions are
 /// skipped. Comparisons are constant-time (`Mac::verify_slice`).
+///
+/// # Errors
+///
+/// [`IntakeError::NoSecrets`] when `secrets` is empty, [`IntakeError::MissingSignature`]
+/// for an empty header, [`IntakeError::NoV1Signature`] when it has no `v1=` signature,
+/// [`IntakeError::SignatureMismatch`] when no signature matches a secret (all 401).
 pub fn verify(body: &[u8], signature_header: &str, secrets: &[String]) -> Result<(), IntakeError> {
     // A server without secrets can verify nothing, whatever the request says.
     if secrets.is_empty() {
@@ -83,6 +90,11 @@ pub fn verify(body: &[u8], signature_header: &str, secrets: &[String]) -> Result
 /// `incident.resolved` (or an incident whose `status` is `resolved`) is resolved; every
 /// other incident event (triggered, acknowledged, escalated, reopened, ...) is firing.
 /// Fingerprint: the incident id. Severity: the priority's name (`P1`), else the urgency.
+///
+/// # Errors
+///
+/// [`IntakeError::Json`] for a body that is not JSON, [`IntakeError::Shape`] for an event
+/// or incident of the wrong shape (a missing `event.event_type` or `event.data.id`).
 pub fn parse(body: &[u8]) -> Result<Vec<Alert>, IntakeError> {
     let cx = Ctx(Source::PagerDuty);
     let doc = cx.json(body)?;
@@ -136,7 +148,7 @@ fn incident(
         Some(other) => {
             return Err(cx.shape(
                 &join(AT, "number"),
-                format!("expected a number, found {}", crate::kind_of(other)),
+                format!("expected a number, found {}", crate::json::kind_of(other)),
             ));
         }
     };
@@ -162,11 +174,17 @@ fn incident(
         ("assignees", references(cx, data, "assignees")?.as_deref()),
         ("incident_key", incident_key),
     ]);
+    let mut notes = Vec::new();
     let occurred_at = cx.time(
         cx.opt_str(event, "occurred_at", "event")?,
         "event.occurred_at",
-    )?;
-    let starts_at = cx.time(cx.opt_str(data, "created_at", AT)?, &join(AT, "created_at"))?;
+        &mut notes,
+    );
+    let starts_at = cx.time(
+        cx.opt_str(data, "created_at", AT)?,
+        &join(AT, "created_at"),
+        &mut notes,
+    );
     Ok(Alert {
         source: Source::PagerDuty,
         status,
@@ -181,6 +199,7 @@ fn incident(
             IncidentStatus::Firing => None,
         },
         group_key: incident_key.filter(|k| !k.is_empty()).map(str::to_string),
+        notes,
     })
 }
 
@@ -212,7 +231,7 @@ fn references(
         Some(other) => {
             return Err(cx.shape(
                 &path,
-                format!("expected an array, found {}", crate::kind_of(other)),
+                format!("expected an array, found {}", crate::json::kind_of(other)),
             ));
         }
     };

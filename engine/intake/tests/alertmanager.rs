@@ -200,14 +200,6 @@ fn wrong_shapes_are_422_and_say_where() {
             "alertmanager payload: alerts[0]: expected an object, found a number",
         ),
         (
-            r#"{"version":"4","alerts":[{"status":"firing","startsAt":"yesterday"}]}"#,
-            r#"alertmanager payload: alerts[0].startsAt: "yesterday" is not an RFC 3339 time like 2024-05-01T10:00:00Z"#,
-        ),
-        (
-            r#"{"version":"4","alerts":[{"status":"firing","endsAt":"2024-02-30T00:00:00Z"}]}"#,
-            r#"alertmanager payload: alerts[0].endsAt: "2024-02-30T00:00:00Z" is not an RFC 3339 time like 2024-05-01T10:00:00Z"#,
-        ),
-        (
             r#"{"version":"4","groupKey":1,"alerts":[]}"#,
             "alertmanager payload: groupKey: expected a string, found a number",
         ),
@@ -242,4 +234,29 @@ fn sources_are_named_as_triggers_name_them() {
     }
     assert_eq!(Source::PagerDuty.to_string(), "pagerduty");
     assert_eq!(Source::parse("nagios"), None);
+}
+
+#[test]
+fn times_medic_cannot_read_cost_nothing_but_a_note() {
+    let body = r#"{"version":"4","alerts":[
+        {"status":"firing","fingerprint":"a","startsAt":"yesterday","endsAt":"2024-02-30T00:00:00Z"}]}"#;
+    let alerts = alertmanager::parse(body.as_bytes()).unwrap();
+    assert_eq!(
+        (alerts[0].starts_at.as_ref(), alerts[0].ends_at.as_ref()),
+        (None, None)
+    );
+    assert_eq!(
+        alerts[0].notes,
+        [
+            "alertmanager alerts[0].startsAt \"yesterday\" is not a time medic reads (RFC 3339 \
+             like 2024-05-01T10:00:00Z, or one of the formats in docs/serve.md); the receive \
+             time is used instead",
+            "alertmanager alerts[0].endsAt \"2024-02-30T00:00:00Z\" is not a time medic reads \
+             (RFC 3339 like 2024-05-01T10:00:00Z, or one of the formats in docs/serve.md); the \
+             receive time is used instead",
+        ]
+    );
+    let incident = alerts[0].to_incident("2024-05-01T12:00:00Z");
+    assert_eq!(incident.started_at, "2024-05-01T12:00:00Z");
+    assert_eq!(incident.notes.len(), 2);
 }

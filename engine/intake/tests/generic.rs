@@ -157,11 +157,6 @@ fn bad_payloads_are_4xx_and_say_where() {
             422,
         ),
         (
-            r#"{"check":{"name":"a"},"since":1714564800}"#,
-            r#"generic payload: /since: "1714564800" is not an RFC 3339 time like 2024-05-01T10:00:00Z"#,
-            422,
-        ),
-        (
             "\"alert\"",
             "generic payload: expected a JSON object (one alert) or an array of them, found a string",
             422,
@@ -235,4 +230,23 @@ fn a_mapping_reads_from_engine_config() {
     .unwrap();
     assert_eq!(m.labels.as_deref(), Some("/tags"));
     assert_eq!(m.severity, None);
+}
+
+#[test]
+fn unix_times_are_read_and_unreadable_ones_noted() {
+    let m = mapping();
+    let alerts = generic::parse(
+        br#"[{"check":{"name":"a"},"since":1714564800},
+        {"check":{"name":"b"},"since":"soon"}]"#,
+        &m,
+    )
+    .unwrap();
+    assert_eq!(
+        alerts[0].starts_at.as_deref(),
+        Some("2024-05-01T12:00:00.000Z")
+    );
+    assert!(alerts[0].notes.is_empty());
+    assert_eq!(alerts[1].starts_at, None);
+    assert_eq!(alerts[1].notes.len(), 1);
+    assert!(alerts[1].notes[0].starts_with("generic /1/since \"soon\" is not a time medic reads"));
 }

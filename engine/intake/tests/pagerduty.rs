@@ -150,10 +150,6 @@ fn wrong_shapes_are_422_and_say_where() {
             r#"{"event":{"event_type":"incident.triggered","data":{"id":"P1","teams":[{"summary":1}]}}}"#,
             "pagerduty payload: event.data.teams[0].summary: expected a string, found a number",
         ),
-        (
-            r#"{"event":{"event_type":"incident.triggered","data":{"id":"P1","created_at":"soon"}}}"#,
-            r#"pagerduty payload: event.data.created_at: "soon" is not an RFC 3339 time like 2024-05-01T10:00:00Z"#,
-        ),
     ];
     for (body, message) in cases {
         let e = pagerduty::parse(body.as_bytes()).expect_err(body);

@@ -5,11 +5,14 @@ use std::fmt;
 /// A position in a source file, 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Pos {
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column, in characters.
     pub column: usize,
 }
 
 impl Pos {
+    /// The position at `line`, `column` (both 1-based).
     pub fn new(line: usize, column: usize) -> Pos {
         Pos { line, column }
     }
@@ -27,14 +30,18 @@ impl fmt::Display for Pos {
 /// unknown, and the field when the error is about the file as a whole (a YAML syntax error).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// The file as the caller named it.
     pub file: String,
+    /// Where in it, when known.
     pub pos: Option<Pos>,
     /// Dotted path of the field, e.g. `steps[1].retry.attempts`; empty for the whole file.
     pub field: String,
+    /// What is wrong, and what to do.
     pub message: String,
 }
 
 impl Diagnostic {
+    /// A diagnostic for `field` of `file` at `pos`.
     pub fn new(
         file: &str,
         pos: Option<Pos>,

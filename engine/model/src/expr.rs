@@ -21,19 +21,33 @@ use std::cmp::Ordering;
 /// Why a condition could not be parsed or evaluated. `column` is 1-based, in the expression.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExprError {
+    /// The condition is not an expression medic reads.
     #[error("syntax error at column {column}: {message}")]
-    Syntax { column: usize, message: String },
+    Syntax {
+        /// 1-based column of the problem.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The values compared have types that cannot be compared (`"5" < 10`).
     #[error("at column {column}: {message}")]
-    Type { column: usize, message: String },
+    Type {
+        /// 1-based column of the problem.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl ExprError {
+    /// 1-based column of the problem in the expression.
     pub fn column(&self) -> usize {
         match self {
             ExprError::Syntax { column, .. } | ExprError::Type { column, .. } => *column,
         }
     }
 
+    /// What is wrong, without the position.
     pub fn message(&self) -> &str {
         match self {
             ExprError::Syntax { message, .. } | ExprError::Type { message, .. } => message,
@@ -48,15 +62,24 @@ fn syntax(offset: usize, message: impl Into<String>) -> ExprError {
     }
 }
 
+/// A binary operator of a condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BinOp {
+    /// `==`
     Eq,
+    /// `!=`
     Ne,
+    /// `<`
     Lt,
+    /// `<=`
     Le,
+    /// `>`
     Gt,
+    /// `>=`
     Ge,
+    /// `&&`
     And,
+    /// `||`
     Or,
 }
 
@@ -78,24 +101,40 @@ impl BinOp {
 /// A parsed condition. `offset` fields are 0-based char offsets into the source, for errors.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
+    /// A literal: string, number, boolean or null.
     Lit(Value),
+    /// `incident.severity`, `steps.probe.output.status`.
     Path {
+        /// The path.
         path: Path,
+        /// Where it starts.
         offset: usize,
     },
+    /// `!expr`.
     Not {
+        /// The negated expression.
         expr: Box<Expr>,
+        /// Where the `!` is.
         offset: usize,
     },
+    /// `lhs op rhs`.
     Bin {
+        /// The operator.
         op: BinOp,
+        /// Left operand.
         lhs: Box<Expr>,
+        /// Right operand.
         rhs: Box<Expr>,
+        /// Where the operator is.
         offset: usize,
     },
+    /// `hay contains needle`: a substring, or a list member.
     Contains {
+        /// The string or list searched.
         hay: Box<Expr>,
+        /// What is searched for.
         needle: Box<Expr>,
+        /// Where `contains` is.
         offset: usize,
     },
 }

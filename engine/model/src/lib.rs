@@ -5,8 +5,8 @@ A workflow is a YAML file whose steps are sandboxed WebAssembly components, run 
 phase (detect → communicate → restore → verify → follow-up) when an alert matches its
 trigger. This crate turns the file into a [`Workflow`], reporting every problem at once with
 `file:line:column`, renders the `{{ path }}` templates of step parameters ([`template`]),
-evaluates step conditions ([`expr`]), and builds an [`Incident`] from an alert document
-([`alert`]).
+evaluates step conditions ([`expr`]), and reads and writes times ([`time`]). Alerts become
+[`Incident`]s in `medic-intake`.
 
 The crate does no I/O: callers read files and pass their text.
 
@@ -56,16 +56,19 @@ assert_eq!(
 The file format, templates and conditions are described in `docs/workflows.md`.
 */
 
-pub mod alert;
+#![warn(missing_docs)]
+
 mod diag;
 pub mod expr;
 mod fields;
 mod gate;
+mod matcher;
 mod parse;
 mod path;
 mod refs;
 mod schema;
 pub mod template;
+pub mod time;
 pub mod types;
 pub mod units;
 mod vars;

@@ -44,6 +44,7 @@ pub(crate) const LIMITS_FIELDS: &[&str] = &["memory", "output"];
 /// A parsed, validated workflow file, with the source positions of its fields.
 #[derive(Debug, Clone)]
 pub struct Document {
+    /// The workflow.
     pub workflow: Workflow,
     file: String,
     spans: Spans,
@@ -304,7 +305,7 @@ impl<'a> Parser<'a> {
         }
         if let Some(f) = field(map, "trigger", "group-by") {
             ok &= self
-                .string_list(&f, "label names", refs::check_label_name)
+                .string_list(&f, "label names", crate::matcher::check_label_name)
                 .map(|v| trigger.group_by = v)
                 .is_some();
         }
@@ -329,18 +330,20 @@ impl<'a> Parser<'a> {
             return None;
         };
         let mut out = Vec::new();
+        let mut ok = true;
         for (i, (text, item)) in texts.iter().zip(items.iter()).enumerate() {
-            match refs::parse_matcher(text) {
-                Ok(m) => out.push(m),
+            match crate::matcher::parse_matchers(text) {
+                Ok(ms) => out.extend(ms),
                 Err((offset, msg)) => {
                     let pos = item
                         .as_scalar()
                         .and_then(|s| yaml::pos_in_scalar(&self.lines, s, offset));
                     self.err(pos, &format!("{}[{i}]", f.path), msg);
+                    ok = false;
                 }
             }
         }
-        (out.len() == texts.len()).then_some(out)
+        ok.then_some(out)
     }
 
     fn steps<'n>(&mut self, f: &Field<'n>) -> Option<Vec<Step>> {

@@ -369,3 +369,28 @@ fn mangled_files_never_panic() {
         let _ = parse_workflow("w.yaml", &src.join("\n"));
     }
 }
+
+#[test]
+fn matchers_as_alertmanager_writes_them() {
+    let src = include_str!("../../../tests/validate/ok-field-matchers.yaml");
+    let w = parse_workflow("ok-field-matchers.yaml", src)
+        .unwrap()
+        .workflow;
+    let got: Vec<(&str, MatchOp, &str)> = w
+        .trigger
+        .matchers
+        .iter()
+        .map(|m| (m.label.as_str(), m.op, m.value.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("alertname", MatchOp::Eq, "HighErrorRate"),
+            ("env", MatchOp::Eq, "prod"),
+            ("team", MatchOp::Eq, "payments"),
+            ("severity", MatchOp::Re, "critical|page"),
+            ("service.name", MatchOp::Eq, "rails"),
+        ]
+    );
+    assert_eq!(w.trigger.group_by, ["service.namespace", "alertname"]);
+}

@@ -4,12 +4,12 @@
 use crate::diag::{Pos, hint};
 use crate::fields::Parser;
 use crate::parse::StepInfo;
-use crate::path::{Path, Segment, join_key, quoted};
+use crate::path::{Path, Segment, join_key};
 use crate::template::{self, Part};
-use crate::types::{Incident, MatchOp, Matcher, Phase, Trigger};
+use crate::types::Phase;
 use crate::yaml;
 use marked_yaml::types::{MarkedScalarNode, Node};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// The fields of `run` in template and condition context (see medic-postmortem's `run_context`).
 const RUN_FIELDS: [&str; 4] = ["id", "url", "postmortem_url", "metrics"];
@@ -25,117 +25,6 @@ const INCIDENT_FIELDS: [&str; 8] = [
     "started_at",
     "source",
 ];
-
-/// Parses an Alertmanager matcher: `label (=|!=|=~|!~) value`, the value quoted or bare.
-/// On error returns the char offset of the problem and a message.
-pub(crate) fn parse_matcher(s: &str) -> Result<Matcher, (usize, String)> {
-    let chars: Vec<char> = s.chars().collect();
-    let skip_ws = |mut i: usize| {
-        while chars.get(i).is_some_and(|c| c.is_whitespace()) {
-            i += 1;
-        }
-        i
-    };
-    let start = skip_ws(0);
-    let mut i = start;
-    while chars
-        .get(i)
-        .is_some_and(|&c| c.is_ascii_alphanumeric() || c == '_')
-    {
-        i += 1;
-    }
-    let label: String = chars[start..i].iter().collect();
-    if label.is_empty() || label.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err((
-            start,
-            "a matcher starts with a label name, e.g. `alertname=\"HighErrorRate\"`".into(),
-        ));
-    }
-    i = skip_ws(i);
-    let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
-    let (op, len) = match two.as_str() {
-        "=~" => (MatchOp::Re, 2),
-        "!~" => (MatchOp::NotRe, 2),
-        "!=" => (MatchOp::Ne, 2),
-        _ if two.starts_with('=') => (MatchOp::Eq, 1),
-        _ => {
-            return Err((
-                i,
-                format!("expected `=`, `!=`, `=~` or `!~` after the label `{label}`"),
-            ));
-        }
-    };
-    let value_start = skip_ws(i + len);
-    let quoted_value = matches!(chars.get(value_start), Some('"' | '\''));
-    let value = if quoted_value {
-        let (v, end) = quoted(&chars, value_start)?;
-        let rest = skip_ws(end);
-        if rest != chars.len() {
-            return Err((rest, "unexpected text after the quoted value".into()));
-        }
-        v
-    } else {
-        chars[value_start..]
-            .iter()
-            .collect::<String>()
-            .trim_end()
-            .to_string()
-    };
-    if matches!(op, MatchOp::Re | MatchOp::NotRe)
-        && let Err(e) = regex::Regex::new(&format!("^(?:{value})$"))
-    {
-        // The regex crate's message spans several lines with a caret; its last line says what.
-        let text = e.to_string();
-        let why = text
-            .lines()
-            .last()
-            .unwrap_or("")
-            .trim_start_matches("error: ")
-            .to_string();
-        let at = value_start + usize::from(quoted_value);
-        return Err((at, format!("invalid regular expression `{value}`: {why}")));
-    }
-    Ok(Matcher { label, op, value })
-}
-
-impl Matcher {
-    /// Alertmanager semantics: a missing label has the value `""`, and regexes are anchored
-    /// at both ends. A regex that does not compile matches nothing (parsed workflows never
-    /// hold one).
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        let value = labels.get(&self.label).map_or("", String::as_str);
-        let re = || regex::Regex::new(&format!("^(?:{})$", self.value)).ok();
-        match self.op {
-            MatchOp::Eq => value == self.value,
-            MatchOp::Ne => value != self.value,
-            MatchOp::Re => re().is_some_and(|r| r.is_match(value)),
-            MatchOp::NotRe => re().is_some_and(|r| !r.is_match(value)),
-        }
-    }
-}
-
-impl Trigger {
-    /// Whether an incident starts the workflow: every matcher matches its labels, and its
-    /// severity and source are listed (when lists are given).
-    pub fn matches(&self, incident: &Incident) -> bool {
-        self.matchers.iter().all(|m| m.matches(&incident.labels))
-            && (self.severity.is_empty() || self.severity.contains(&incident.severity))
-            && (self.source.is_empty() || self.source.contains(&incident.source))
-    }
-}
-
-/// Prometheus label names: `[a-zA-Z_][a-zA-Z0-9_]*`.
-pub(crate) fn check_label_name(s: &str) -> Result<(), String> {
-    let ok = s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{s}` is not a label name: letters, digits and `_`, not starting with a digit"
-        ))
-    }
-}
 
 pub(crate) fn check_secret_name(s: &str) -> Result<(), String> {
     let ok = s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
@@ -400,29 +289,11 @@ fn check_ref(
 mod tests {
     use super::*;
 
-    #[test]
-    fn matchers() {
-        let m = parse_matcher(r#"alertname="HighErrorRate""#).unwrap();
-        assert_eq!(
-            (m.label.as_str(), m.op, m.value.as_str()),
-            ("alertname", MatchOp::Eq, "HighErrorRate")
-        );
-        let m = parse_matcher(r#" service =~ "checkout|cart" "#).unwrap();
-        assert_eq!((m.op, m.value.as_str()), (MatchOp::Re, "checkout|cart"));
-        let m = parse_matcher("env!=prod").unwrap();
-        assert_eq!((m.op, m.value.as_str()), (MatchOp::Ne, "prod"));
-        let m = parse_matcher(r#"x!~'a\"b'"#).unwrap();
-        assert_eq!((m.op, m.value.as_str()), (MatchOp::NotRe, "a\"b"));
-        assert_eq!(parse_matcher("empty=").unwrap().value, "");
-        assert_eq!(parse_matcher("=x").unwrap_err().0, 0);
-        assert_eq!(parse_matcher("svc ~ x").unwrap_err().0, 4);
-        let (at, msg) = parse_matcher(r#"svc=~"checkout|(cart""#).unwrap_err();
-        assert_eq!(at, 6);
-        assert_eq!(
-            msg,
-            "invalid regular expression `checkout|(cart`: unclosed group"
-        );
-        assert!(parse_matcher(r#"a="b" c"#).is_err());
+    use crate::types::{Incident, Matcher, Trigger};
+    use std::collections::BTreeMap;
+
+    fn first(s: &str) -> Matcher {
+        crate::matcher::parse_matchers(s).unwrap().remove(0)
     }
 
     #[test]
@@ -432,7 +303,7 @@ mod tests {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-        let m = |s: &str| parse_matcher(s).unwrap().matches(&labels);
+        let m = |s: &str| first(s).matches(&labels);
         assert!(m(r#"alertname="HighErrorRate""#));
         assert!(m(r#"service=~"checkout|cart""#));
         assert!(!m(r#"service=~"car""#), "anchored");
@@ -449,9 +320,10 @@ mod tests {
             annotations: BTreeMap::new(),
             started_at: "2024-05-01T00:00:00Z".into(),
             source: "alertmanager".into(),
+            notes: Vec::new(),
         };
         let trigger = Trigger {
-            matchers: vec![parse_matcher("service=~\"checkout|cart\"").unwrap()],
+            matchers: vec![first("service=~\"checkout|cart\"")],
             severity: vec!["critical".into(), "page".into()],
             source: vec![],
             group_by: vec![],

@@ -15,15 +15,21 @@ pub enum TemplateError {
     /// `at` is the parameter (`with.url`); `offset` the 0-based character in its string value.
     #[error("{at}: template error at character {}: {message}", offset + 1)]
     Syntax {
+        /// The parameter.
         at: String,
+        /// 0-based character in its string value.
         offset: usize,
+        /// What is wrong.
         message: String,
     },
     /// `path` is the template path; `message` says which part of it is missing.
     #[error("{at}: {message}")]
     Missing {
+        /// The parameter.
         at: String,
+        /// The template path.
         path: String,
+        /// Which part of it is missing.
         message: String,
     },
 }

@@ -10,9 +10,12 @@ pub const API_VERSION: &str = "medic/v1";
 /// A parsed, validated workflow file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workflow {
+    /// The workflow's name: `[a-z0-9][a-z0-9-]*`, unique among the workflows served.
     pub name: String,
+    /// What it is for, for people.
     #[serde(default)]
     pub description: String,
+    /// Which alerts start it (`medic serve`).
     #[serde(default)]
     pub trigger: Trigger,
     /// Steps in file order. Use [`Workflow::execution_order`] for run order.
@@ -39,10 +42,12 @@ pub enum OnResolved {
 }
 
 impl OnResolved {
+    /// Whether this is the default, [`OnResolved::Continue`].
     pub fn is_continue(&self) -> bool {
         *self == OnResolved::Continue
     }
 
+    /// As written in workflow files: `continue`, `cancel`.
     pub fn as_str(self) -> &'static str {
         match self {
             OnResolved::Continue => "continue",
@@ -60,6 +65,7 @@ impl Workflow {
         order
     }
 
+    /// The step with id `id`.
     pub fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.id == id)
     }
@@ -84,13 +90,18 @@ pub struct Trigger {
     pub group_by: Vec<String>,
 }
 
+/// One Alertmanager matcher, `label op value` (see `docs/workflows.md#matchers`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Matcher {
+    /// The label name; any UTF-8 (`service.name`).
     pub label: String,
+    /// How the label's value is compared.
     pub op: MatchOp,
+    /// The value, or the regular expression for `=~` and `!~`.
     pub value: String,
 }
 
+/// A matcher's comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MatchOp {
     /// `=`
@@ -107,14 +118,20 @@ pub enum MatchOp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
+    /// Confirm the problem and gather evidence.
     Detect,
+    /// Tell people: war room, status page, pages.
     Communicate,
+    /// Act: roll back, toggle, scale.
     Restore,
+    /// Check that service is back.
     Verify,
+    /// What is owed afterwards: the postmortem, the all-clear.
     FollowUp,
 }
 
 impl Phase {
+    /// Every phase, in run order.
     pub const ALL: [Phase; 5] = [
         Phase::Detect,
         Phase::Communicate,
@@ -123,6 +140,7 @@ impl Phase {
         Phase::FollowUp,
     ];
 
+    /// As written in workflow files: `detect`, ..., `follow-up`.
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Detect => "detect",
@@ -133,6 +151,7 @@ impl Phase {
         }
     }
 
+    /// The phase spelled as in workflow files (`follow-up`).
     pub fn parse(s: &str) -> Option<Phase> {
         Phase::ALL.into_iter().find(|p| p.as_str() == s)
     }
@@ -141,7 +160,9 @@ impl Phase {
 /// One step of a workflow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
+    /// Unique in the workflow: `[a-z0-9][a-z0-9_-]*`; templates say `steps.<id>`.
     pub id: String,
+    /// When it runs.
     pub phase: Phase,
     /// A component name (looked up in the steps directories) or a path to a `.wasm` file.
     /// Empty for a gate step.
@@ -155,6 +176,7 @@ pub struct Step {
     /// Condition expression; the step is skipped when it evaluates to false.
     #[serde(default, rename = "if")]
     pub condition: Option<String>,
+    /// How failed attempts are retried.
     #[serde(default)]
     pub retry: Retry,
     /// Wall-time limit of one attempt, milliseconds. `None`: the engine default.
@@ -166,6 +188,7 @@ pub struct Step {
     /// Hosts this step may call: `host`, `host:port`, or `*.domain`.
     #[serde(default)]
     pub allow: Vec<String>,
+    /// Memory and output limits of one attempt.
     #[serde(default)]
     pub limits: Limits,
     /// When true, a failure of this step does not fail the run; later steps can test
@@ -175,6 +198,7 @@ pub struct Step {
 }
 
 impl Step {
+    /// Whether this is a human gate rather than a component.
     pub fn is_gate(&self) -> bool {
         self.gate.is_some()
     }
@@ -199,11 +223,14 @@ pub struct Gate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
+    /// Go on as the gate proposes.
     Approve,
+    /// Do not.
     Reject,
 }
 
 impl Decision {
+    /// As written in workflow files and the API: `approve`, `reject`.
     pub fn as_str(self) -> &'static str {
         match self {
             Decision::Approve => "approve",
@@ -219,6 +246,7 @@ impl Decision {
         }
     }
 
+    /// The decision spelled as [`as_str`](Decision::as_str) spells it.
     pub fn parse(s: &str) -> Option<Decision> {
         match s {
             "approve" => Some(Decision::Approve),
@@ -231,6 +259,7 @@ impl Decision {
 /// Retry policy of a step. `attempts` counts the first try.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Retry {
+    /// Attempts in all, the first included (1: no retry).
     pub attempts: u32,
     /// Delay before the second attempt, milliseconds.
     pub backoff_ms: u64,
@@ -275,11 +304,14 @@ pub struct Limits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IncidentStatus {
+    /// At least one of its alerts fires.
     Firing,
+    /// Its alerts have all resolved.
     Resolved,
 }
 
 impl IncidentStatus {
+    /// `firing` or `resolved`, as Alertmanager spells them.
     pub fn as_str(self) -> &'static str {
         match self {
             IncidentStatus::Firing => "firing",
@@ -291,17 +323,28 @@ impl IncidentStatus {
 /// The incident a run responds to: medic's own model, whatever the alert source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
+    /// The alert's fingerprint, or the `group-by` group's id (see `medic_intake::incident_id`).
     pub id: String,
+    /// `alertname — summary`, or the sender's title.
     pub title: String,
+    /// The `severity` label (PagerDuty: the priority, else the urgency), or `unknown`.
     pub severity: String,
+    /// Firing or resolved.
     pub status: IncidentStatus,
+    /// What triggers match on.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Everything else the sender said.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
     /// RFC 3339, UTC.
     pub started_at: String,
+    /// Where the alert came from: `alertmanager`, `grafana`, `pagerduty`, `generic`, `cli`.
     pub source: String,
+    /// What medic had to guess while reading the alert, such as a start time it could
+    /// not read (then `started_at` is the receive time), for the person on call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Incident {

@@ -32,11 +32,11 @@ fn journal() -> Vec<Entry> {
     let workflow = medic_model::parse_workflow("w.yaml", &yaml)
         .expect("bench workflow parses")
         .workflow;
-    let incident = medic_model::alert::incident_from_json(
-        r#"{"title": "Checkout down", "startsAt": "2026-11-22T03:00:00Z"}"#,
-        "2026-11-22T03:00:00Z",
+    let incident = medic_intake::simple::parse(
+        br#"{"title": "Checkout down", "startsAt": "2026-11-22T03:00:00Z"}"#,
     )
-    .expect("bench alert parses");
+    .expect("bench alert parses")[0]
+        .to_incident("2026-11-22T03:00:00Z");
     let order: Vec<String> = workflow
         .execution_order()
         .into_iter()

@@ -26,8 +26,9 @@
 //! let workflow = medic_model::parse_workflow("w.yaml", "apiVersion: medic/v1\nkind: Workflow\n\
 //!     name: demo\nsteps:\n  - {id: ask, phase: restore, gate: {prompt: Roll back?, deadline: 5m, on-deadline: approve}}\n")
 //!     .unwrap().workflow;
-//! let incident = medic_model::alert::incident_from_json(
-//!     r#"{"title": "Checkout down", "startsAt": "2026-11-22T03:00:00Z"}"#, "2026-11-22T03:00:00Z").unwrap();
+//! let incident = medic_intake::simple::parse(
+//!     br#"{"title": "Checkout down", "startsAt": "2026-11-22T03:00:00Z"}"#).unwrap()[0]
+//!     .to_incident("2026-11-22T03:00:00Z");
 //! let t0 = 1_795_316_400_000; // 2026-11-22T03:00:00Z
 //! let journal = vec![
 //!     Entry { seq: 0, at_ms: t0 + 30_000, event: Event::RunCreated(Box::new(RunCreated {

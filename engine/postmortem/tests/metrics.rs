@@ -37,7 +37,10 @@ fn journal(workflow: &str, events: Vec<(u64, Event)>) -> Vec<Entry> {
     let workflow = medic_model::parse_workflow("w.yaml", workflow)
         .expect("test workflow parses")
         .workflow;
-    let incident = medic_model::alert::incident_from_json(ALERT, "2026-11-22T03:00:00Z").unwrap();
+    let incident = medic_intake::read_any(ALERT.as_bytes())
+        .and_then(medic_intake::Batch::into_alerts)
+        .unwrap()[0]
+        .to_incident("2026-11-22T03:00:00Z");
     let mut entries = vec![Entry {
         seq: 0,
         at_ms: T0 + 45_000,

@@ -26,11 +26,11 @@ fn incident(steps: usize, step_ms: u64, lead_ms: u64) -> Vec<Entry> {
     let workflow = medic_model::parse_workflow("w.yaml", &yaml)
         .unwrap()
         .workflow;
-    let incident = medic_model::alert::incident_from_json(
-        r#"{"title": "Checkout down", "startsAt": "2026-11-22T03:00:00Z"}"#,
-        "2026-11-22T03:00:00Z",
+    let incident = medic_intake::simple::parse(
+        br#"{"title": "Checkout down", "startsAt": "2026-11-22T03:00:00Z"}"#,
     )
-    .unwrap();
+    .unwrap()[0]
+        .to_incident("2026-11-22T03:00:00Z");
     let order: Vec<String> = workflow
         .execution_order()
         .into_iter()

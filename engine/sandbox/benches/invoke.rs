@@ -45,6 +45,7 @@ fn request(component: &str, params: &str, grants: Grants) -> AttemptRequest {
                 annotations: Default::default(),
                 started_at: "2026-01-01T00:00:00Z".into(),
                 source: "bench".into(),
+                notes: Vec::new(),
             },
             params: params.into(),
             drill: false,

@@ -7,12 +7,14 @@
 use crate::Service;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::processor::IncidentRecord;
+use crate::incident::IncidentRecord;
+use crate::processor::InboxItem;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use medic_core::{RunState, Store, clock::rfc3339, codec};
+use medic_core::{RunState, RunStatus, Store, codec};
+use medic_model::time::format_ms;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -25,12 +27,32 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::Unavailable(format!("store worker failed: {e}")))?
 }
 
-/// `GET /api/runs`: every run's summary.
+/// `?status=`: only runs with this status.
+#[derive(serde::Deserialize)]
+pub(crate) struct RunsQuery {
+    status: Option<String>,
+}
+
+/// `GET /api/runs`: runs, newest first; `?status=cancelled` (or running, succeeded,
+/// failed) filters.
 pub(crate) async fn runs(
     State(svc): State<Arc<Service>>,
+    Query(q): Query<RunsQuery>,
     _: Caller,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let runs = blocking(move || Ok(svc.store.runs()?)).await?;
+    let status = match q.status.as_deref().map(|s| (s, RunStatus::parse(s))) {
+        None => None,
+        Some((_, Some(status))) => Some(status),
+        Some((s, None)) => {
+            let all = RunStatus::ALL.map(RunStatus::as_str).join(", ");
+            return Err(ApiError::BadRequest(format!(
+                "status={s}: expected one of {all}"
+            )));
+        }
+    };
+    let mut runs = blocking(move || Ok(svc.store.runs()?)).await?;
+    runs.retain(|r| status.is_none_or(|s| r.status == s));
+    medic_core::timeline::newest_first(&mut runs);
     Ok(Json(
         runs.iter().map(medic_core::timeline::run_summary).collect(),
     ))
@@ -69,9 +91,12 @@ pub(crate) async fn incidents(
             "id": r.fingerprint, "generation": r.generation,
             "status": r.incident.status.as_str(), "title": r.incident.title,
             "severity": r.incident.severity, "source": r.incident.source,
-            "labels": r.incident.labels, "alerts": r.alerts, "runs": r.runs,
-            "first_seen": rfc3339(r.first_seen_ms), "last_seen": rfc3339(r.last_seen_ms),
-            "resolved": r.resolved_ms.map(rfc3339),
+            "labels": r.incident.labels, "started_at": r.incident.started_at,
+            "notes": r.incident.notes, "alerts": r.alerts, "late_alerts": r.late_alerts,
+            "runs": r.runs,
+            "first_seen": format_ms(r.first_seen_ms), "last_seen": format_ms(r.last_seen_ms),
+            "resolved": r.resolved_ms.map(format_ms),
+            "ended_at": r.ended_at_ms.and_then(|ms| u64::try_from(ms).ok()).map(format_ms),
         }));
     }
     Ok(Json(out))
@@ -107,9 +132,17 @@ pub(crate) async fn metrics(
     State(svc): State<Arc<Service>>,
 ) -> Result<impl IntoResponse, ApiError> {
     let worker = svc.clone();
-    let runs = blocking(move || Ok(worker.store.runs()?)).await?;
+    // The inbox depth is counted now, not remembered from the last drain: a sender asking
+    // "has what I posted been handled?" needs the present.
+    let (runs, inbox) = blocking(move || {
+        let runs = worker.store.runs()?;
+        let inbox = worker.store.scan(InboxItem::PREFIX)?.len();
+        Ok((runs, inbox))
+    })
+    .await?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        svc.metrics.render(&runs, svc.engine.waiting_for_slot()),
+        svc.metrics
+            .render(&runs, svc.engine.waiting_for_slot(), inbox),
     ))
 }

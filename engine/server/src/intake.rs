@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use medic_core::{Durability, codec};
-use medic_intake::{Alert, Source, alertmanager, generic, grafana, pagerduty};
+use medic_intake::{Alert, IntakeError, Source, pagerduty};
 use medic_store::Op;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -28,7 +28,7 @@ pub(crate) async fn intake(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let src = Source::parse(&source).ok_or_else(|| {
+    let src = Source::webhook(&source).ok_or_else(|| {
         ApiError::NotFound(format!(
             "unknown alert source `{source}`: medic takes alertmanager, grafana, pagerduty, generic"
         ))
@@ -69,7 +69,31 @@ async fn accept_checked(
     }
     strict::json_content_type(&headers)?;
     strict::no_duplicate_keys(&body)?;
-    let alerts = parse(svc, src, &body)?;
+    if src == Source::Generic && svc.config.generic.is_none() {
+        return Err(ApiError::NotFound(
+            "generic intake is not configured: add a [generic] mapping to the engine config"
+                .into(),
+        ));
+    }
+    let batch = medic_intake::read(src, &body, svc.config.generic.as_ref())?;
+    // One bad element never costs the others: the good ones are stored and each refused
+    // one is answered for. Only a batch with nothing good in it is refused as a whole.
+    let rejected: Vec<Value> = batch
+        .items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            r.as_ref()
+                .err()
+                .map(|e| json!({"index": i, "error": e.to_string()}))
+        })
+        .collect();
+    let alerts: Vec<Alert> = batch.alerts().cloned().collect();
+    if alerts.is_empty()
+        && let Some(Err(first)) = batch.items.iter().find(|r| r.is_err())
+    {
+        return Err(refused(first, rejected.len()));
+    }
     let dedupe = (src == Source::PagerDuty)
         .then(|| headers.get("x-webhook-id").and_then(|v| v.to_str().ok()))
         .flatten()
@@ -77,32 +101,34 @@ async fn accept_checked(
     // The durable write blocks on fsync: off the async workers, so concurrent requests
     // wait on the disk together and share one flush (group commit).
     let worker = svc.clone();
-    tokio::task::spawn_blocking(move || store(&worker, &alerts, dedupe))
+    tokio::task::spawn_blocking(move || store(&worker, &alerts, dedupe, rejected))
         .await
         .map_err(|e| ApiError::Unavailable(format!("intake worker failed: {e}")))?
 }
 
-fn parse(svc: &Service, src: Source, body: &[u8]) -> Result<Vec<Alert>, ApiError> {
-    Ok(match src {
-        Source::Alertmanager => alertmanager::parse(body)?,
-        Source::Grafana => grafana::parse(body)?,
-        Source::PagerDuty => pagerduty::parse(body)?,
-        Source::Generic => match &svc.config.generic {
-            Some(mapping) => generic::parse(body, mapping)?,
-            None => {
-                return Err(ApiError::NotFound(
-                    "generic intake is not configured: add a [generic] mapping to the engine config"
-                        .into(),
-                ));
-            }
-        },
-    })
+/// A batch refused as a whole: the first element's error, with its status, and how many
+/// more were refused.
+fn refused(first: &IntakeError, count: usize) -> ApiError {
+    let more = match count {
+        0 | 1 => String::new(),
+        n => format!(" (and {} more of the {n} alerts refused)", n - 1),
+    };
+    let message = format!("{first}{more}");
+    match first.http_status() {
+        400 => ApiError::BadRequest(message),
+        _ => ApiError::Unprocessable(message),
+    }
 }
 
 /// Writes the alerts to the inbox, durably. With a dedupe key (PagerDuty's
 /// `X-Webhook-Id`), the check and the write are one transaction: of concurrent
 /// deliveries with one id, exactly one is stored.
-fn store(svc: &Service, alerts: &[Alert], dedupe: Option<Vec<u8>>) -> Result<Value, ApiError> {
+fn store(
+    svc: &Service,
+    alerts: &[Alert],
+    dedupe: Option<Vec<u8>>,
+    rejected: Vec<Value>,
+) -> Result<Value, ApiError> {
     let unavailable = |e: medic_core::StoreError| {
         svc.store_failed(&e);
         ApiError::Unavailable(format!("cannot store the alert, not acknowledged: {e}"))
@@ -113,7 +139,7 @@ fn store(svc: &Service, alerts: &[Alert], dedupe: Option<Vec<u8>>) -> Result<Val
         let id = svc.store.next_id().map_err(unavailable)?;
         let item = InboxItem {
             received_ms,
-            alert: alert.clone(),
+            alert: (*alert).clone(),
         };
         ops.push(Op::Put(InboxItem::key(id), codec::encode(&item)));
     }
@@ -134,6 +160,11 @@ fn store(svc: &Service, alerts: &[Alert], dedupe: Option<Vec<u8>>) -> Result<Val
             .map_err(unavailable)?,
     }
     svc.store_ok();
+    svc.metrics.inbox_added(alerts.len());
     svc.wake.notify_one();
-    Ok(json!({"accepted": alerts.len()}))
+    if rejected.is_empty() {
+        Ok(json!({"accepted": alerts.len()}))
+    } else {
+        Ok(json!({"accepted": alerts.len(), "rejected": rejected}))
+    }
 }

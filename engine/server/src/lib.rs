@@ -35,6 +35,7 @@ mod error;
 mod gates;
 mod health;
 mod http;
+mod incident;
 mod intake;
 pub mod kubeconfig;
 pub mod limits;
@@ -48,8 +49,9 @@ pub use auth::{Caller, Sender};
 pub use config::ServeConfig;
 pub use error::{ApiError, StartError};
 pub use http::{Stopped, serve};
+pub use incident::IncidentRecord;
 pub use postmortem::incident_journals;
-pub use processor::{IncidentRecord, ProcessError, process};
+pub use processor::{ProcessError, process};
 
 use axum::Router;
 use axum::routing::{get, post};

@@ -7,7 +7,7 @@ use medic_intake::Source;
 use medic_store::SledStore;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 const BUCKETS: [f64; 11] = [
@@ -23,7 +23,9 @@ struct Histogram {
 
 pub(crate) struct Metrics {
     alerts: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    inbox: AtomicUsize,
+    /// Alerts written to the inbox (acknowledged), and inbox items handled, since start.
+    inbox_accepted: AtomicU64,
+    inbox_handled: AtomicU64,
     steps: Mutex<BTreeMap<(String, &'static str), Histogram>>,
     /// (workflow, step) -> component, to label step durations by component.
     components: HashMap<(String, String), String>,
@@ -71,7 +73,8 @@ impl Metrics {
             .collect();
         Metrics {
             alerts: Mutex::default(),
-            inbox: AtomicUsize::new(0),
+            inbox_accepted: AtomicU64::new(0),
+            inbox_handled: AtomicU64::new(0),
             steps: Mutex::default(),
             components,
             gates_open: Mutex::default(),
@@ -88,8 +91,14 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    pub(crate) fn set_inbox_depth(&self, n: usize) {
-        self.inbox.store(n, Ordering::Relaxed);
+    /// `n` alerts are durably in the inbox.
+    pub(crate) fn inbox_added(&self, n: usize) {
+        self.inbox_accepted.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// `n` inbox items were handled (their incidents and runs written, the items removed).
+    pub(crate) fn inbox_handled(&self, n: usize) {
+        self.inbox_handled.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Counts the gates a resumed run finds still open (they opened before a restart).
@@ -132,7 +141,7 @@ impl Metrics {
                         .observe(secs);
                 }
             }
-            Event::StepSkipped { step, .. } => {
+            Event::StepSkipped { step, .. } | Event::StepCancelled { step, .. } => {
                 let key = (run.to_string(), step.clone());
                 self.gates_open.lock().expect("metrics lock").remove(&key);
             }
@@ -169,8 +178,9 @@ impl Metrics {
         })
     }
 
-    /// `waiting`: step attempts ready to start, waiting for a slot.
-    pub(crate) fn render(&self, runs: &[RunMeta], waiting: u64) -> String {
+    /// `waiting`: step attempts ready to start, waiting for a slot; `inbox`: items in the
+    /// inbox now.
+    pub(crate) fn render(&self, runs: &[RunMeta], waiting: u64, inbox: usize) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -183,7 +193,7 @@ impl Metrics {
                 "medic_alerts_received_total{{source=\"{source}\",result=\"{result}\"}} {n}"
             );
         }
-        let mut by_status: BTreeMap<&str, u64> = ["running", "succeeded", "failed"]
+        let mut by_status: BTreeMap<&str, u64> = ["running", "succeeded", "failed", "cancelled"]
             .into_iter()
             .map(|s| (s, 0))
             .collect();
@@ -200,12 +210,22 @@ impl Metrics {
             "# HELP medic_queue_depth Work waiting: accepted alerts not yet handled (inbox), step attempts waiting for a slot (runs)."
         );
         let _ = writeln!(out, "# TYPE medic_queue_depth gauge");
+        let _ = writeln!(out, "medic_queue_depth{{queue=\"inbox\"}} {inbox}");
+        let _ = writeln!(out, "medic_queue_depth{{queue=\"runs\"}} {waiting}");
+        // With the depth above, these let a sender (or a test) see that what it posted has
+        // been handled: accepted == handled and depth 0.
         let _ = writeln!(
             out,
-            "medic_queue_depth{{queue=\"inbox\"}} {}",
-            self.inbox.load(Ordering::Relaxed)
+            "# HELP medic_inbox_items_total Inbox items since start: alerts accepted (stored, acknowledged) and handled (incident and runs written)."
         );
-        let _ = writeln!(out, "medic_queue_depth{{queue=\"runs\"}} {waiting}");
+        let _ = writeln!(out, "# TYPE medic_inbox_items_total counter");
+        for (state, n) in [
+            ("accepted", &self.inbox_accepted),
+            ("handled", &self.inbox_handled),
+        ] {
+            let n = n.load(Ordering::Relaxed);
+            let _ = writeln!(out, "medic_inbox_items_total{{state=\"{state}\"}} {n}");
+        }
         let _ = writeln!(
             out,
             "# HELP medic_step_duration_seconds Step attempt durations, by component and result."

@@ -1,18 +1,19 @@
 //! From the durable inbox to incidents and runs.
 //!
-//! Each inbox item is handled once: its incident is updated and matching workflows are
-//! started, then the incident record and the removal of the item are written in one
-//! batch. Run ids are derived from (fingerprint, incident generation, workflow), so an
-//! item handled again after a crash finds its runs instead of starting new ones.
+//! Each inbox item is handled once: its incidents are updated and matching workflows are
+//! started (the rules are in [`crate::incident`]), then the incident records and the
+//! removal of the item are written in one batch. Run ids are derived from (incident,
+//! occurrence, workflow), so an item handled again after a crash finds its runs instead
+//! of starting new ones.
 
+use crate::incident::{IncidentRecord, Update};
 use crate::{LoadedWorkflow, Service};
-use medic_core::{Durability, EngineError, NewRun, StoreError, clock::rfc3339, codec};
-use medic_intake::Alert;
-use medic_model::{Incident, IncidentStatus};
+use medic_core::{Durability, EngineError, StoreError, clock::rfc3339, codec};
+use medic_intake::{Alert, incident_id};
+use medic_model::IncidentStatus;
 use medic_store::Op;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,47 +55,6 @@ impl InboxItem {
         k.extend_from_slice(&id.to_be_bytes());
         k
     }
-}
-
-/// An incident: alerts with one fingerprint, and the runs they started.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IncidentRecord {
-    /// The incident key: the alert fingerprint, or the `group-by` key.
-    pub fingerprint: String,
-    /// Counts firings after a resolution: each generation is a new occurrence with its own runs.
-    pub generation: u32,
-    /// The incident as the alert described it (status follows firing/resolved).
-    pub incident: Incident,
-    /// When this generation's first alert was handled, ms since the Unix epoch.
-    pub first_seen_ms: u64,
-    /// When its latest alert was handled, ms since the Unix epoch.
-    pub last_seen_ms: u64,
-    /// When it resolved, ms since the Unix epoch.
-    #[serde(default)]
-    pub resolved_ms: Option<u64>,
-    /// Alerts received for this generation (re-sends included).
-    pub alerts: u64,
-    /// Ids of the runs this generation started.
-    pub runs: Vec<String>,
-    /// Fingerprints of the alerts firing in this generation: with `group-by`, several
-    /// alerts make one incident, which resolves when the last of them does.
-    #[serde(default)]
-    pub firing: BTreeSet<String>,
-}
-
-impl IncidentRecord {
-    pub(crate) const PREFIX: &'static [u8] = b"incident/";
-
-    fn key(fingerprint: &str) -> Vec<u8> {
-        let mut k = Self::PREFIX.to_vec();
-        k.extend_from_slice(fingerprint.as_bytes());
-        k
-    }
-}
-
-fn run_id(fingerprint: &str, generation: u32, workflow: &str) -> String {
-    let h = Sha256::digest(format!("{fingerprint}/{generation}/{workflow}"));
-    format!("{workflow}-{}", &hex::encode(h)[..12])
 }
 
 /// The processor: resumes unfinished runs, then handles the inbox whenever intake
@@ -153,7 +113,6 @@ struct Batch {
 
 fn drain(svc: &Arc<Service>) -> Result<(), ProcessError> {
     let items = svc.store.scan(InboxItem::PREFIX)?;
-    svc.metrics.set_inbox_depth(items.len());
     for chunk in items.chunks(BATCH) {
         let mut batch = Batch::default();
         for (key, value) in chunk {
@@ -184,27 +143,12 @@ fn drain(svc: &Arc<Service>) -> Result<(), ProcessError> {
             ));
         }
         svc.store.write(ops, Durability::Flush)?;
+        svc.metrics.inbox_handled(chunk.len());
         for id in started {
             spawn_drive(svc, id);
         }
     }
-    svc.metrics.set_inbox_depth(0);
     Ok(())
-}
-
-/// The incident key an alert has for a workflow: its fingerprint, or with `group-by` the
-/// workflow's name and the values of those labels.
-fn incident_key(alert: &Alert, workflow: &medic_model::Workflow) -> String {
-    let by = &workflow.trigger.group_by;
-    if by.is_empty() {
-        return alert.fingerprint.clone();
-    }
-    let values: Vec<&str> = by
-        .iter()
-        .map(|l| alert.labels.get(l).map_or("", String::as_str))
-        .collect();
-    let h = Sha256::digest(serde_json::json!([workflow.name, by, values]).to_string());
-    format!("{}-{}", workflow.name, &hex::encode(h)[..16])
 }
 
 fn handle(
@@ -214,6 +158,7 @@ fn handle(
     item: InboxItem,
 ) -> Result<(), ProcessError> {
     let alert = item.alert;
+    // The one conversion `medic run` uses too (medic_intake): same payload, same incidents.
     let incident = alert.to_incident(&rfc3339(item.received_ms));
     // The incidents this alert belongs to, each with the workflows it starts. An alert no
     // workflow matches is still an incident (visible in the API), by fingerprint.
@@ -224,7 +169,7 @@ fn handle(
         .filter(|w| w.workflow.trigger.matches(&incident))
     {
         incidents
-            .entry(incident_key(&alert, &wf.workflow))
+            .entry(incident_id(&alert, &wf.workflow))
             .or_default()
             .push(wf);
     }
@@ -244,7 +189,12 @@ fn handle(
         };
         let mut incident = incident.clone();
         incident.id = ikey.clone();
-        if let Some(r) = update(svc, batch, existing, &alert, incident, &workflows)? {
+        let mut update = Update {
+            svc,
+            received_ms: item.received_ms,
+            created: &mut batch.started,
+        };
+        if let Some(r) = update.apply(existing, &alert, incident, &workflows)? {
             batch.records.insert(ikey, r);
         }
     }
@@ -252,85 +202,14 @@ fn handle(
     Ok(())
 }
 
-/// One incident's record after `alert`: a new occurrence with its runs, an alert joining
-/// (or re-sent to) an open one, or a resolution.
-fn update(
-    svc: &Arc<Service>,
-    batch: &mut Batch,
-    existing: Option<IncidentRecord>,
-    alert: &Alert,
-    incident: medic_model::Incident,
-    workflows: &[&LoadedWorkflow],
-) -> Result<Option<IncidentRecord>, ProcessError> {
-    let now = svc.clock.now_ms();
-    Ok(match (alert.status, existing) {
-        // A re-sent, re-fired or grouped alert for an open incident: no second run.
-        (IncidentStatus::Firing, Some(mut r)) if r.incident.status == IncidentStatus::Firing => {
-            r.alerts += 1;
-            r.last_seen_ms = now;
-            r.firing.insert(alert.fingerprint.clone());
-            Some(r)
-        }
-        (IncidentStatus::Firing, previous) => {
-            let generation = previous.map_or(1, |r| r.generation + 1);
-            let mut r = IncidentRecord {
-                fingerprint: incident.id.clone(),
-                generation,
-                incident: incident.clone(),
-                first_seen_ms: now,
-                last_seen_ms: now,
-                resolved_ms: None,
-                alerts: 1,
-                runs: Vec::new(),
-                firing: BTreeSet::from([alert.fingerprint.clone()]),
-            };
-            for wf in workflows {
-                let id = run_id(&incident.id, generation, &wf.workflow.name);
-                if svc.store_run_exists(&id)? {
-                    // Handled before a crash: the run exists, only the record was lost.
-                } else {
-                    svc.engine.create_run_as_lazy(
-                        id.clone(),
-                        NewRun {
-                            workflow: wf.workflow.clone(),
-                            workflow_file: wf.file.clone(),
-                            incident: incident.clone(),
-                            components: wf.components.clone(),
-                            drill: false,
-                        },
-                    )?;
-                }
-                r.runs.push(id.clone());
-                batch.started.push(id);
-            }
-            Some(r)
-        }
-        (IncidentStatus::Resolved, Some(mut r)) if r.incident.status == IncidentStatus::Firing => {
-            r.last_seen_ms = now;
-            r.firing.remove(&alert.fingerprint);
-            if r.firing.is_empty() {
-                // Tell the runs first: if medic stops before the record is written, the
-                // item is handled again and the runs ignore the repeated update.
-                svc.tell_runs(&r.runs, IncidentStatus::Resolved)?;
-                r.incident.status = IncidentStatus::Resolved;
-                r.resolved_ms.get_or_insert(now);
-            }
-            Some(r)
-        }
-        // A repeated resolution: nothing changes but when it was last heard of.
-        (IncidentStatus::Resolved, Some(mut r)) => {
-            r.last_seen_ms = now;
-            Some(r)
-        }
-        // Resolved before medic saw it fire: nothing to do.
-        (IncidentStatus::Resolved, None) => None,
-    })
-}
-
 impl Service {
     /// Posts an incident update to each of `runs` still going (finished runs have no
     /// driver to read it).
-    fn tell_runs(&self, runs: &[String], status: IncidentStatus) -> Result<(), ProcessError> {
+    pub(crate) fn tell_runs(
+        &self,
+        runs: &[String],
+        status: IncidentStatus,
+    ) -> Result<(), ProcessError> {
         for id in runs {
             let meta = medic_core::Store::run(self.store.as_ref(), id)?;
             if meta.is_some_and(|m| m.status == medic_core::RunStatus::Running) {
@@ -341,7 +220,7 @@ impl Service {
         Ok(())
     }
 
-    fn store_run_exists(&self, id: &str) -> Result<bool, ProcessError> {
+    pub(crate) fn store_run_exists(&self, id: &str) -> Result<bool, ProcessError> {
         Ok(medic_core::Store::run(self.store.as_ref(), id)?.is_some())
     }
 }

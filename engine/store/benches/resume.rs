@@ -30,8 +30,10 @@ fn main() {
         .workflow;
     // Runs are parked on the step that runs first.
     let step = workflow.steps[workflow.execution_order()[0]].id.clone();
-    let incident = medic_model::alert::incident_from_json(ALERT, "2026-01-01T00:00:00Z")
-        .expect("the example alert parses");
+    let incident = medic_intake::read_any(ALERT.as_bytes())
+        .and_then(medic_intake::Batch::into_alerts)
+        .expect("the example alert parses")[0]
+        .to_incident("2026-01-01T00:00:00Z");
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")

@@ -208,11 +208,15 @@ pub struct StackConfig<'a> {
 /// Real Prometheus + Alertmanager on free 127.0.0.1 ports, in a temp dir; killed on drop.
 pub struct PromStack {
     pub prometheus_url: String,
+    /// The first Alertmanager; [`PromStack::start_cluster`] starts more.
     pub alertmanager_url: String,
     prometheus: Daemon,
-    alertmanager: Daemon,
+    alertmanagers: Vec<Daemon>,
     _dir: tempfile::TempDir,
 }
+
+/// Log names of Alertmanager replicas: the field runs clusters of two or three.
+const AM_NAMES: [&str; 3] = ["alertmanager", "alertmanager-2", "alertmanager-3"];
 
 /// The receiver name in the generated Alertmanager config (shows up in payloads' `receiver`).
 pub const RECEIVER: &str = "medic";
@@ -229,6 +233,15 @@ impl PromStack {
     /// Starts Alertmanager, then Prometheus pointed at it, and waits until both report ready.
     /// Panics (never skips) if either binary is missing.
     pub fn start(cfg: StackConfig) -> PromStack {
+        Self::start_cluster(cfg, 1)
+    }
+
+    /// As [`PromStack::start`] with `replicas` (1 to 3) Alertmanagers gossiping in one
+    /// cluster (`--cluster.listen-address`, `--cluster.peer`, on free 127.0.0.1 ports),
+    /// each receiving Prometheus's alerts and each notifying, as an HA setup runs. Their
+    /// `--cluster.peer-timeout` is short, so every replica sends before it hears that
+    /// another one did: the receiver gets the duplicates Alertmanager's HA mode allows.
+    pub fn start_cluster(cfg: StackConfig, replicas: usize) -> PromStack {
         let prom_bin = find_bin("prometheus");
         let am_bin = find_bin("prometheus-alertmanager");
         let dir = tempfile::tempdir().unwrap();
@@ -252,16 +265,32 @@ impl PromStack {
             "receivers": [{"name": RECEIVER, "webhook_configs": [webhook]}],
         });
         let am_config = write_config(d, "alertmanager.yml", &am);
-        let am_data = d.join("alertmanager-data");
-        let alertmanager = Daemon::start("alertmanager", &am_bin, d, |port| {
-            vec![
-                format!("--config.file={}", am_config.display()),
-                format!("--storage.path={}", am_data.display()),
-                format!("--web.listen-address=127.0.0.1:{port}"),
-                // Empty disables clustering; otherwise gossip binds 0.0.0.0:9094.
-                "--cluster.listen-address=".into(),
-            ]
-        });
+        let gossip: Vec<u16> = (0..replicas).map(|_| free_port()).collect();
+        let alertmanagers: Vec<Daemon> = (0..replicas)
+            .map(|i| {
+                let name = AM_NAMES[i];
+                let mut cluster: Vec<String> = match replicas {
+                    // Empty disables clustering; otherwise gossip binds 0.0.0.0:9094.
+                    1 => vec!["--cluster.listen-address=".into()],
+                    _ => vec![
+                        format!("--cluster.listen-address=127.0.0.1:{}", gossip[i]),
+                        "--cluster.peer-timeout=10ms".into(),
+                    ],
+                };
+                let peers = gossip.iter().enumerate().filter(|(j, _)| *j != i);
+                cluster.extend(peers.map(|(_, p)| format!("--cluster.peer=127.0.0.1:{p}")));
+                let data = d.join(format!("{name}-data"));
+                Daemon::start(name, &am_bin, d, |port| {
+                    let mut args = vec![
+                        format!("--config.file={}", am_config.display()),
+                        format!("--storage.path={}", data.display()),
+                        format!("--web.listen-address=127.0.0.1:{port}"),
+                    ];
+                    args.extend(cluster.iter().cloned());
+                    args
+                })
+            })
+            .collect();
 
         let rules = d.join("rules.yml");
         std::fs::write(&rules, cfg.rules).unwrap();
@@ -271,14 +300,16 @@ impl PromStack {
                 json!({"job_name": job, "metrics_path": path, "static_configs": targets})
             })
             .collect();
-        let am_target = format!("127.0.0.1:{}", alertmanager.port);
+        let am_targets: Vec<String> = (alertmanagers.iter())
+            .map(|a| format!("127.0.0.1:{}", a.port))
+            .collect();
         // scrape_timeout may not exceed scrape_interval (its default is 10s).
         let prom = json!({
             "global": {
                 "scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s",
             },
             "rule_files": [rules],
-            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am_target]}]}]},
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": am_targets}]}]},
             "scrape_configs": scrape,
         });
         let prom_config = write_config(d, "prometheus.yml", &prom);
@@ -293,9 +324,9 @@ impl PromStack {
 
         let stack = PromStack {
             prometheus_url: format!("http://127.0.0.1:{}", prometheus.port),
-            alertmanager_url: format!("http://127.0.0.1:{}", alertmanager.port),
+            alertmanager_url: format!("http://127.0.0.1:{}", alertmanagers[0].port),
             prometheus,
-            alertmanager,
+            alertmanagers,
             _dir: dir,
         };
         // Prometheus applies discovered targets (the Alertmanager included) on a fixed 5 s
@@ -303,11 +334,15 @@ impl PromStack {
         // only after --rules.alert.resend-delay (1 m). Ready means: it can deliver.
         let known = poll_until(READY_TIMEOUT, || {
             let ams = stack.prometheus_api("/api/v1/alertmanagers");
-            let am = format!("127.0.0.1:{}/", stack.alertmanager.port);
             let active = ams["data"]["activeAlertmanagers"].as_array()?;
-            active
+            let known = |port: u16| {
+                let am = format!("127.0.0.1:{port}/");
+                (active.iter()).any(|a| a["url"].as_str().is_some_and(|u| u.contains(&am)))
+            };
+            stack
+                .alertmanagers
                 .iter()
-                .any(|a| a["url"].as_str().is_some_and(|u| u.contains(&am)))
+                .all(|a| known(a.port))
                 .then_some(())
         });
         let lost = || {
@@ -356,9 +391,16 @@ impl PromStack {
         )
     }
 
+    /// Every Alertmanager's URL, the first one first.
+    pub fn alertmanager_urls(&self) -> Vec<String> {
+        (self.alertmanagers.iter())
+            .map(|a| format!("http://127.0.0.1:{}", a.port))
+            .collect()
+    }
+
     fn logs(&self) -> String {
-        let (prometheus, alertmanager) = (self.prometheus.log_tail(), self.alertmanager.log_tail());
-        format!("{prometheus}\n{alertmanager}")
+        let ams: Vec<String> = self.alertmanagers.iter().map(Daemon::log_tail).collect();
+        format!("{}\n{}", self.prometheus.log_tail(), ams.join("\n"))
     }
 }
 

@@ -119,13 +119,13 @@ pub fn engine_with(secrets: &[(&str, &str)], clock: Option<Arc<ManualClock>>) ->
 }
 
 pub fn incident() -> medic_model::Incident {
-    medic_model::alert::incident_from_json(
-        r#"{"title": "CheckoutErrorRate", "severity": "critical",
+    medic_intake::simple::parse(
+        br#"{"title": "CheckoutErrorRate", "severity": "critical",
             "labels": {"alertname": "CheckoutErrorRate", "service": "checkout"},
             "annotations": {"summary": "5xx above 5%"}}"#,
-        "2026-11-22T03:00:00Z",
     )
-    .unwrap()
+    .unwrap()[0]
+        .to_incident("2026-11-22T03:00:00Z")
 }
 
 /// A run of `yaml` whose `uses:` names test components.

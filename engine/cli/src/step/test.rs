@@ -44,19 +44,19 @@ const STEP_ID: &str = "step";
 
 pub async fn run(ctx: &Ctx, args: TestArgs) -> Result<ExitCode> {
     let params = read_params(&args.params)?;
-    let incident_src = match &args.incident {
-        Some(p) => std::fs::read_to_string(p)
-            .with_context(|| format!("--incident: cannot read {}", p.display()))?,
-        None => SAMPLE_INCIDENT.to_string(),
-    };
     let now = medic_core::clock::rfc3339(medic_core::Clock::now_ms(&SystemClock));
-    let incident =
-        medic_model::alert::incident_from_json(&incident_src, &now).with_context(|| match &args
-            .incident
-        {
-            Some(p) => format!("--incident {}", p.display()),
-            None => "the sample incident".into(),
-        })?;
+    // The same reader as `medic run --alert` and `medic serve`: the first alert's incident.
+    let alerts = match &args.incident {
+        Some(p) => crate::app::read_alert_file(p).context("--incident")?,
+        None => medic_intake::simple::parse(SAMPLE_INCIDENT.as_bytes())
+            .context("the sample incident")?,
+    };
+    let incident = alerts
+        .iter()
+        .find(|a| a.status == medic_model::IncidentStatus::Firing)
+        .or(alerts.first())
+        .map(|a| a.to_incident(&now))
+        .context("--incident: the payload holds no alert")?;
     let phase = Phase::parse(&args.phase).with_context(|| {
         format!(
             "--phase {}: expected one of {}",

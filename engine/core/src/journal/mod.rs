@@ -41,6 +41,15 @@ pub enum Event {
         /// Why, for people (`condition is false`).
         reason: String,
     },
+    /// The step will not run because the incident resolved by itself (`on-resolved:
+    /// cancel`); an open gate is closed undecided. Kept apart from `step_skipped` so a
+    /// run that ended this way reads differently from one that restored service.
+    StepCancelled {
+        /// The step's id.
+        step: String,
+        /// Why, for people (`the incident resolved (on-resolved: cancel)`).
+        reason: String,
+    },
     /// An attempt begins. Written before the component is instantiated.
     AttemptStarted {
         /// The step's id.
@@ -247,15 +256,32 @@ pub enum RunStatus {
     Succeeded,
     /// A step failed for good.
     Failed,
+    /// Nothing failed, but steps were cancelled because the incident resolved by itself
+    /// (`on-resolved: cancel`): not a restore.
+    Cancelled,
 }
 
 impl RunStatus {
-    /// `running`, `succeeded` or `failed`.
+    /// Every status, in lifecycle order.
+    pub const ALL: [RunStatus; 4] = [
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
+    /// The status spelled as [`as_str`](RunStatus::as_str) spells it.
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// `running`, `succeeded`, `failed` or `cancelled`.
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 }

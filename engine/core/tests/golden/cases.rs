@@ -135,6 +135,7 @@ fn incident() -> Incident {
         annotations: BTreeMap::from([("service_url".into(), "http://127.0.0.1:18080".into())]),
         started_at: "2026-01-01T00:00:00Z".into(),
         source: "alertmanager".into(),
+        notes: Vec::new(),
     }
 }
 
@@ -461,6 +462,28 @@ pub(super) fn cases() -> Vec<Case> {
                 Event::RunFinished {
                     status: RunStatus::Failed,
                     reason: Some("step retoggle failed: nondeterminism".into()),
+                },
+            ),
+        ),
+        (
+            "",
+            entry(
+                20,
+                Event::StepCancelled {
+                    step: "all-clear".into(),
+                    reason: "the incident resolved (on-resolved: cancel)".into(),
+                },
+            ),
+        ),
+        (
+            "_cancelled",
+            entry(
+                21,
+                Event::RunFinished {
+                    status: RunStatus::Cancelled,
+                    reason: Some(
+                        "the incident resolved: 1 step cancelled (on-resolved: cancel)".into(),
+                    ),
                 },
             ),
         ),
