@@ -4,7 +4,7 @@
 
 use crate::harness::serve::{Serve, http};
 use crate::support::{free_port, medic, steps_dir};
-use medic_core::{RunState, Store};
+use medic_core::{JournalStore, RunState};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;

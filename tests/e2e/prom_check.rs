@@ -3,7 +3,7 @@
 
 use crate::harness::prom_stack::{MetricTarget, PromStack, StackConfig, WebhookReceiver};
 use crate::support::{Ran, engine_with, http_get, new_run, poll_until};
-use medic_core::{Event, FailureKind, HostCall, RunState, RunStatus, Store};
+use medic_core::{Event, FailureKind, HostCall, JournalStore, RunState, RunStatus};
 use std::time::Duration;
 
 const METRIC: &str = "checkout_errors_ratio";

@@ -1,11 +1,11 @@
 use crate::support::{StandIn, engine_with, new_run};
 use medic_core::{
-    Durability, Entry, Event, FailureKind, HostCall, Level, RunState, RunStatus, Store,
+    Durability, Entry, Event, FailureKind, HostCall, JournalStore, Level, RunState, RunStatus,
 };
 
 const ECHO: &str = "apiVersion: medic/v1\nkind: Workflow\nname: replay\nsteps:\n  - id: talk\n    phase: communicate\n    uses: echo\n    with: { annotate: 'b', log: 'a' }\n";
 
-fn append(store: &dyn Store, run: &str, seq: u64, event: Event) {
+fn append(store: &dyn JournalStore, run: &str, seq: u64, event: Event) {
     store
         .append(
             run,

@@ -1,6 +1,8 @@
 use crate::support::{incident, medic, new_run, steps_dir};
 use async_trait::async_trait;
-use medic_core::{Clock, Engine, Event, ManualClock, RunState, RunStatus, StaticSecrets, Store};
+use medic_core::{
+    Clock, Event, Executor, JournalStore, ManualClock, RunState, RunStatus, StaticSecrets,
+};
 use medic_store::SledStore;
 use std::sync::Arc;
 
@@ -10,7 +12,7 @@ fn medic_resume_finishes_runs_left_unfinished() {
     let run = {
         // A run created by an engine that then "crashed" before driving it.
         let store = Arc::new(SledStore::open(data.path().join("store")).unwrap());
-        let engine = Engine::new(
+        let engine = Executor::new(
             store,
             crate::support::sandbox(),
             Arc::new(medic_core::SystemClock),
@@ -69,7 +71,7 @@ async fn a_retry_backoff_survives_a_restart_with_the_remaining_time() {
     let yaml = "apiVersion: medic/v1\nkind: Workflow\nname: parked\nsteps:\n  - id: rollout\n    phase: verify\n    uses: echo\n    with: { retry_after_ms: 30000, retry_until_attempt: 2 }\n    retry: { attempts: 2 }\n";
     let run = {
         let store = Arc::new(SledStore::open(dir.path().join("store")).unwrap());
-        let engine = Engine::new(
+        let engine = Executor::new(
             store,
             crate::support::sandbox(),
             Arc::new(Frozen(t0)),
@@ -85,7 +87,7 @@ async fn a_retry_backoff_survives_a_restart_with_the_remaining_time() {
     // Restart 25 s later.
     let clock = Arc::new(ManualClock::new(t0 + 25_000));
     let store = Arc::new(SledStore::open(dir.path().join("store")).unwrap());
-    let engine = Engine::new(
+    let engine = Executor::new(
         store.clone(),
         crate::support::sandbox(),
         clock.clone(),

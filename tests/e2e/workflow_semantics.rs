@@ -1,5 +1,5 @@
 use crate::support::{engine_with, new_run};
-use medic_core::{Event, FailureKind, RunState, RunStatus, Store};
+use medic_core::{Event, FailureKind, JournalStore, RunState, RunStatus};
 
 const HEAD: &str = "apiVersion: medic/v1\nkind: Workflow\nname: semantics\nsteps:\n";
 

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use medic_core::timeline::Timeline;
-use medic_core::{Engine, NewRun, RunStatus, Store, SystemClock};
+use medic_core::{Executor, JournalStore, NewRun, RunStatus, SystemClock};
 use medic_sandbox::{Sandbox, SandboxConfig};
 use medic_store::SledStore;
 use std::collections::HashMap;
@@ -84,11 +84,16 @@ fn default_data_dir() -> Result<PathBuf> {
 }
 
 /// An engine that prints each journal entry as a timeline line as soon as it is durable.
-fn engine(ctx: &Ctx, store: Arc<dyn Store>, sandbox: Arc<Sandbox>, prefix_run_ids: bool) -> Engine {
+fn engine(
+    ctx: &Ctx,
+    store: Arc<dyn JournalStore>,
+    sandbox: Arc<Sandbox>,
+    prefix_run_ids: bool,
+) -> Executor {
     let timelines: Mutex<HashMap<String, Timeline>> = Mutex::new(HashMap::new());
     // `run.url` and `run.postmortem_url` in templates: where people reach medic's API.
     let external_url = std::env::var("MEDIC_EXTERNAL_URL").ok();
-    Engine::new(
+    Executor::new(
         store,
         sandbox,
         Arc::new(SystemClock),

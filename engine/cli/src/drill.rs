@@ -5,7 +5,7 @@
 use crate::app::Ctx;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use medic_core::{EnvSecrets, Redactor, SecretSource, Store};
+use medic_core::{EnvSecrets, JournalStore, Redactor, SecretSource};
 use medic_drill::{DecideOverride, DrillFile, Env, Fault, Offset, Options, Report, Setup, Syntax};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -273,7 +273,7 @@ async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode> {
     let drill = load(&args.file)?;
     let setup = setup(ctx, &drill, &args.file, args.workflow.as_deref())?;
     let opts = options(&args, &drill)?;
-    let store: Arc<dyn Store> = ctx.store()?;
+    let store: Arc<dyn JournalStore> = ctx.store()?;
     let observer = args.speed.map(|_| timeline_observer());
     let secrets: Option<Arc<dyn SecretSource>> = args.live.then(|| Arc::new(EnvSecrets) as _);
     let env = Env {
@@ -326,7 +326,7 @@ async fn test(ctx: &Ctx, dir: &Path, workflow: Option<&Path>, strict: bool) -> R
     if files.is_empty() {
         bail!("no drill files (*.yaml, *.json) in {}", dir.display());
     }
-    let store: Arc<dyn Store> = ctx.store()?;
+    let store: Arc<dyn JournalStore> = ctx.store()?;
     let runner = ctx.sandbox()?;
     println!(
         "{:<28} {:<6} {:<22} {:<10} {:<10} {:>8}",

@@ -7,7 +7,7 @@
 
 use crate::app::Ctx;
 use anyhow::{Context, Result, bail};
-use medic_core::{Message, RunState, Store, gates};
+use medic_core::{JournalStore, Message, RunState, gates};
 use medic_model::Decision;
 use serde_json::{Value, json};
 use std::io::{Read, Write};

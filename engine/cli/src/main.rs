@@ -104,7 +104,7 @@ enum Command {
     /// Run as a service: alerts from Alertmanager, Grafana, PagerDuty or generic webhooks
     /// start the matching workflows.
     Serve {
-        /// Engine config (TOML): tokens, secrets, limits, concurrency, sources.
+        /// Executor config (TOML): tokens, secrets, limits, concurrency, sources.
         #[arg(long, value_name = "medic.toml")]
         config: PathBuf,
         /// Directory of workflow files.
@@ -133,7 +133,7 @@ enum Command {
         /// The team's Markdown template (minijinja; variables in docs/postmortems.md).
         #[arg(long, value_name = "FILE")]
         template: Option<PathBuf>,
-        /// Engine config: `external_url` for links, `[postmortem] template`.
+        /// Executor config: `external_url` for links, `[postmortem] template`.
         #[arg(long, env = "MEDIC_CONFIG", value_name = "medic.toml")]
         config: Option<PathBuf>,
     },

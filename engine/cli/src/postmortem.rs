@@ -3,7 +3,7 @@
 
 use crate::app::Ctx;
 use anyhow::{Context, Result, bail};
-use medic_core::{Store, StoreError};
+use medic_core::{JournalStore, StoreError};
 use medic_postmortem::{Format, Postmortem};
 use medic_server::ServeConfig;
 use std::path::{Path, PathBuf};

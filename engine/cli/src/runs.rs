@@ -3,7 +3,7 @@
 use crate::app::Ctx;
 use anyhow::{Context, Result};
 use medic_core::timeline::Timeline;
-use medic_core::{RunState, Store, clock::rfc3339};
+use medic_core::{JournalStore, RunState, clock::rfc3339};
 use std::process::ExitCode;
 
 pub fn list(ctx: &Ctx, as_json: bool, status: Option<&str>) -> Result<ExitCode> {
@@ -80,7 +80,7 @@ pub fn show(ctx: &Ctx, id: &str, as_json: bool, journal: bool) -> Result<ExitCod
 }
 
 /// The run's outcome, step by step: what the person on call reads last.
-pub fn print_summary(store: &dyn Store, id: &str) -> Result<()> {
+pub fn print_summary(store: &dyn JournalStore, id: &str) -> Result<()> {
     let state = RunState::load(store, id)?;
     println!(
         "run {} — workflow {} — {}",

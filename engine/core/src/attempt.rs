@@ -2,7 +2,7 @@
 //! runner gets from the step and its run, and [`outcome`] reads how the attempt ended from
 //! what the runner returned and what the host saw. The executor uses both for every attempt
 //! of a workflow run; `medic step test` attempts a step as the only step of a run of its own
-//! ([`NewRun::standalone`], [`crate::Engine::attempt_once`]), so it obeys the same rules and
+//! ([`NewRun::standalone`], [`crate::Executor::attempt_once`]), so it obeys the same rules and
 //! writes the same journal.
 
 use crate::instance::{AttemptHost, HostError};

@@ -10,7 +10,7 @@ use crate::run::NewRun;
 use crate::runner::{ResolvedLimits, StepRunner};
 use crate::secrets::SecretSource;
 use crate::state::{Next, RunState, StateError};
-use crate::store::{Durability, Message, Store, StoreError};
+use crate::store::{Durability, JournalStore, Message, StoreError};
 use medic_model::{expr, template};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -21,7 +21,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 /// Fatal engine errors: the run cannot continue safely. (Step failures are not errors:
 /// they are recorded in the journal and the run carries on or fails by its own rules.)
 #[derive(Debug, thiserror::Error)]
-pub enum EngineError {
+pub enum ExecutorError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -38,7 +38,7 @@ pub enum EngineError {
         /// The store's error.
         message: String,
     },
-    /// [`Engine::attempt_once`] on a run that is not a new one-step run.
+    /// [`Executor::attempt_once`] on a run that is not a new one-step run.
     #[error(
         "run {0}: not a new standalone run (its first step has already started, or it has none)"
     )]
@@ -46,8 +46,8 @@ pub enum EngineError {
 }
 
 /// The executor. Cheap to clone-by-Arc; drives any number of runs concurrently.
-pub struct Engine {
-    store: Arc<dyn Store>,
+pub struct Executor {
+    store: Arc<dyn JournalStore>,
     runner: Arc<dyn StepRunner>,
     clock: Arc<dyn Clock>,
     secrets: Arc<dyn SecretSource>,
@@ -55,9 +55,9 @@ pub struct Engine {
     defaults: ResolvedLimits,
     observer: Option<Observer>,
     counter: AtomicU64,
-    /// One per run being driven in this process: [`Engine::post`] wakes its driver.
+    /// One per run being driven in this process: [`Executor::post`] wakes its driver.
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
-    /// Set by [`Engine::shut_down`]: drivers park their runs instead of starting work.
+    /// Set by [`Executor::shut_down`]: drivers park their runs instead of starting work.
     shutdown: watch::Sender<bool>,
     /// Bounds the step attempts running at once (not runs: a run waiting on a gate or a
     /// retry timer holds no slot). `None`: unbounded.
@@ -79,16 +79,16 @@ pub type DriveHook = Arc<dyn Fn(&RunState) + Send + Sync>;
 /// it, `run.id` alone.
 pub type RunContext = Arc<dyn Fn(&str, &[crate::Entry]) -> serde_json::Value + Send + Sync>;
 
-impl Engine {
+impl Executor {
     /// An executor writing to `store`, running steps with `runner`, reading time from
     /// `clock` and secret values from `secrets`; the OS's entropy, default limits.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn JournalStore>,
         runner: Arc<dyn StepRunner>,
         clock: Arc<dyn Clock>,
         secrets: Arc<dyn SecretSource>,
     ) -> Self {
-        Engine {
+        Executor {
             store,
             runner,
             clock,
@@ -172,16 +172,16 @@ impl Engine {
     }
 
     /// The store it writes to.
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Arc<dyn JournalStore> {
         &self.store
     }
 
-    /// Creates a run (durably) and returns its id. Does not start it: call [`Engine::drive`].
+    /// Creates a run (durably) and returns its id. Does not start it: call [`Executor::drive`].
     ///
     /// # Errors
     ///
-    /// [`EngineError::Store`] when `run_created` cannot be written.
-    pub fn create_run(&self, new: NewRun) -> Result<String, EngineError> {
+    /// [`ExecutorError::Store`] when `run_created` cannot be written.
+    pub fn create_run(&self, new: NewRun) -> Result<String, ExecutorError> {
         let now = self.clock.now_ms();
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let digest = Sha256::digest(format!(
@@ -200,19 +200,19 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// [`EngineError::Store`] when `run_created` cannot be written.
-    pub fn create_run_as(&self, id: String, new: NewRun) -> Result<String, EngineError> {
+    /// [`ExecutorError::Store`] when `run_created` cannot be written.
+    pub fn create_run_as(&self, id: String, new: NewRun) -> Result<String, ExecutorError> {
         self.create(id, new, Durability::Flush)
     }
 
-    /// [`Engine::create_run_as`] without waiting for the disk: the run becomes durable
+    /// [`Executor::create_run_as`] without waiting for the disk: the run becomes durable
     /// with the caller's next flushing write, and must not be driven before it. Lets the
     /// service create a batch of runs with one flush.
     ///
     /// # Errors
     ///
-    /// [`EngineError::Store`] when `run_created` cannot be written.
-    pub fn create_run_as_lazy(&self, id: String, new: NewRun) -> Result<String, EngineError> {
+    /// [`ExecutorError::Store`] when `run_created` cannot be written.
+    pub fn create_run_as_lazy(&self, id: String, new: NewRun) -> Result<String, ExecutorError> {
         self.create(id, new, Durability::Lazy)
     }
 
@@ -221,7 +221,7 @@ impl Engine {
         id: String,
         new: NewRun,
         durability: Durability,
-    ) -> Result<String, EngineError> {
+    ) -> Result<String, ExecutorError> {
         let (meta, first) = new.first_entry(&id, self.clock.now_ms());
         match durability {
             Durability::Flush => self.store.create_run(&meta, &first)?,
@@ -239,8 +239,8 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// [`EngineError::Store`] when the message cannot be written.
-    pub fn post(&self, run: &str, message: &Message) -> Result<(), EngineError> {
+    /// [`ExecutorError::Store`] when the message cannot be written.
+    pub fn post(&self, run: &str, message: &Message) -> Result<(), ExecutorError> {
         self.store.post(run, message)?;
         if let Some(waker) = self.wakers.lock().expect("wakers lock").get(run) {
             waker.notify_one();
@@ -256,7 +256,7 @@ impl Engine {
         self.shutdown.send_replace(true);
     }
 
-    /// Whether [`Engine::shut_down`] was called.
+    /// Whether [`Executor::shut_down`] was called.
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }
@@ -265,8 +265,8 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// [`EngineError::Store`] when the runs cannot be listed.
-    pub fn unfinished_runs(&self) -> Result<Vec<String>, EngineError> {
+    /// [`ExecutorError::Store`] when the runs cannot be listed.
+    pub fn unfinished_runs(&self) -> Result<Vec<String>, ExecutorError> {
         unfinished_runs(self.store.as_ref())
     }
 
@@ -275,9 +275,9 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// [`EngineError`] when the run does not exist, its journal does not fold, or a
+    /// [`ExecutorError`] when the run does not exist, its journal does not fold, or a
     /// journal write fails: the run stops where its journal says.
-    pub async fn drive(&self, run_id: &str) -> Result<RunStatus, EngineError> {
+    pub async fn drive(&self, run_id: &str) -> Result<RunStatus, ExecutorError> {
         let (mut state, journal) = self.open(run_id)?;
         if state.is_finished() {
             return Ok(state.status);
@@ -345,7 +345,7 @@ impl Engine {
     }
 
     /// A run's state, folded from its journal, and the append side of that journal.
-    fn open(&self, run_id: &str) -> Result<(RunState, Arc<RunJournal>), EngineError> {
+    fn open(&self, run_id: &str) -> Result<(RunState, Arc<RunJournal>), ExecutorError> {
         let meta = self
             .store
             .run(run_id)?
@@ -363,14 +363,14 @@ impl Engine {
 
     /// One attempt of the first step of a new run, then the run's end: for a run made
     /// with [`NewRun::standalone`] (`medic step test`), whose only step has one attempt.
-    /// The attempt runs exactly as [`Engine::drive`] runs it (same request, host and
+    /// The attempt runs exactly as [`Executor::drive`] runs it (same request, host and
     /// outcome rule) and is journalled the same way; returns how it ended.
     ///
     /// # Errors
     ///
-    /// [`EngineError`] when the run does not exist or has no step to attempt, or a
+    /// [`ExecutorError`] when the run does not exist or has no step to attempt, or a
     /// journal write fails.
-    pub async fn attempt_once(&self, run_id: &str) -> Result<Outcome, EngineError> {
+    pub async fn attempt_once(&self, run_id: &str) -> Result<Outcome, ExecutorError> {
         let (mut state, journal) = self.open(run_id)?;
         let step = state
             .workflow
@@ -378,7 +378,7 @@ impl Engine {
             .first()
             .filter(|_| state.next_seq == 1)
             .map(|s| s.id.clone())
-            .ok_or_else(|| EngineError::NotStandalone(run_id.to_string()))?;
+            .ok_or_else(|| ExecutorError::NotStandalone(run_id.to_string()))?;
         let (event, outcome) = self.attempt(&state, &journal, &step, 1).await?;
         journal.append(event)?;
         apply(&mut state, &journal)?;
@@ -417,7 +417,11 @@ impl Engine {
     }
 
     /// Journals what the run's mailbox holds, then acknowledges it.
-    fn read_mailbox(&self, state: &mut RunState, journal: &RunJournal) -> Result<(), EngineError> {
+    fn read_mailbox(
+        &self,
+        state: &mut RunState,
+        journal: &RunJournal,
+    ) -> Result<(), ExecutorError> {
         for (id, message) in self.store.mailbox(&state.id)? {
             if let Some(event) = crate::gates::accept(state, message) {
                 journal.append(event)?;
@@ -447,7 +451,7 @@ impl Engine {
         journal: &Arc<RunJournal>,
         step_id: &str,
         attempt: u32,
-    ) -> Result<(Event, Outcome), EngineError> {
+    ) -> Result<(Event, Outcome), ExecutorError> {
         let step = state
             .workflow
             .step(step_id)
@@ -521,7 +525,7 @@ impl Engine {
         let duration_ms = self.clock.now_ms().saturating_sub(started_ms);
         match attempt::outcome(result, &host) {
             Ok(outcome) => Ok(close(outcome, duration_ms)),
-            Err(lost) => Err(EngineError::JournalLost {
+            Err(lost) => Err(ExecutorError::JournalLost {
                 run: state.id.clone(),
                 step: step_id.to_string(),
                 message: lost.0,
@@ -541,8 +545,8 @@ fn apply(state: &mut RunState, journal: &RunJournal) -> Result<(), StateError> {
 ///
 /// # Errors
 ///
-/// [`EngineError::Store`] when the runs cannot be listed.
-pub fn unfinished_runs(store: &dyn Store) -> Result<Vec<String>, EngineError> {
+/// [`ExecutorError::Store`] when the runs cannot be listed.
+pub fn unfinished_runs(store: &dyn JournalStore) -> Result<Vec<String>, ExecutorError> {
     Ok(store
         .runs()?
         .into_iter()
@@ -557,16 +561,16 @@ pub fn idempotency_key(run_id: &str, step_id: &str) -> String {
     hex::encode(&Sha256::digest(format!("medic/{run_id}/{step_id}"))[..16])
 }
 
-impl From<crate::state::LoadError> for EngineError {
+impl From<crate::state::LoadError> for ExecutorError {
     fn from(e: crate::state::LoadError) -> Self {
         match e {
-            crate::state::LoadError::Store(e) => EngineError::Store(e),
-            crate::state::LoadError::State(e) => EngineError::State(e),
+            crate::state::LoadError::Store(e) => ExecutorError::Store(e),
+            crate::state::LoadError::State(e) => ExecutorError::State(e),
         }
     }
 }
 
-/// A run's entry in [`Engine`]'s wakers while it is driven; removed on drop.
+/// A run's entry in [`Executor`]'s wakers while it is driven; removed on drop.
 struct Waker<'a> {
     wakers: &'a Mutex<HashMap<String, Arc<Notify>>>,
     run: String,

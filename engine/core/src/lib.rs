@@ -1,18 +1,18 @@
 //! medic's executor core: a run is a durable state machine over three traits —
-//! [`Store`] (where the journal lives), [`StepRunner`] (what runs a step attempt) and
+//! [`JournalStore`] (where the journal lives), [`StepRunner`] (what runs a step attempt) and
 //! [`Clock`] (time, injected so timers survive restarts and drills can run fast).
 //!
 //! Every transition is a journal [`Entry`] written (and flushed) before the next side
 //! effect starts; a run's state is the fold of its journal ([`RunState`]). After a
-//! crash, [`Engine::drive`] continues any run from its journal.
+//! crash, [`Executor::drive`] continues any run from its journal.
 //!
 //! ```no_run
-//! # async fn demo(store: std::sync::Arc<dyn medic_core::Store>,
+//! # async fn demo(store: std::sync::Arc<dyn medic_core::JournalStore>,
 //! #               runner: std::sync::Arc<dyn medic_core::StepRunner>,
-//! #               new_run: medic_core::NewRun) -> Result<(), medic_core::EngineError> {
-//! use medic_core::{Engine, EnvSecrets, SystemClock};
+//! #               new_run: medic_core::NewRun) -> Result<(), medic_core::ExecutorError> {
+//! use medic_core::{Executor, EnvSecrets, SystemClock};
 //! use std::sync::Arc;
-//! let engine = Engine::new(store, runner, Arc::new(SystemClock), Arc::new(EnvSecrets));
+//! let engine = Executor::new(store, runner, Arc::new(SystemClock), Arc::new(EnvSecrets));
 //! let run = engine.create_run(new_run)?;
 //! let status = engine.drive(&run).await?;
 //! println!("run {run}: {}", status.as_str());
@@ -39,7 +39,9 @@ mod store;
 pub mod timeline;
 
 pub use clock::{Clock, Entropy, ManualClock, OsEntropy, SystemClock};
-pub use executor::{DriveHook, Engine, EngineError, RunContext, idempotency_key, unfinished_runs};
+pub use executor::{
+    DriveHook, Executor, ExecutorError, RunContext, idempotency_key, unfinished_runs,
+};
 pub use instance::{AttemptHost, HostError, HostSetup, HttpPlan};
 pub use journal::{
     Body, ClockKind, Entry, Event, Failure, FailureKind, HostCall, HttpOutcome, Level, Observer,
@@ -55,4 +57,4 @@ pub use secrets::{
     EnvSecrets, Redactor, SecretError, SecretSource, StaticSecrets, check_granted, check_secret,
 };
 pub use state::{LoadError, Next, RunState, StateError, StepState, StepStatus};
-pub use store::{Durability, Message, RunMeta, Store, StoreError};
+pub use store::{Durability, JournalStore, Message, RunMeta, StoreError};

@@ -1,12 +1,12 @@
-//! A `Store` in memory: nothing survives the process. For running a step outside any
+//! A `JournalStore` in memory: nothing survives the process. For running a step outside any
 //! durable run (`medic step test`, benchmarks), never for real runs.
 
 use crate::Entry;
-use crate::store::{Durability, Message, RunMeta, Store, StoreError};
+use crate::store::{Durability, JournalStore, Message, RunMeta, StoreError};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-/// The [`Store`] in memory, for attempts outside durable runs.
+/// The [`JournalStore`] in memory, for attempts outside durable runs.
 #[derive(Default)]
 pub struct MemoryStore {
     runs: Mutex<BTreeMap<String, (RunMeta, Vec<Entry>)>>,
@@ -23,7 +23,7 @@ impl MemoryStore {
     }
 }
 
-impl Store for MemoryStore {
+impl JournalStore for MemoryStore {
     fn create_run(&self, meta: &RunMeta, first: &Entry) -> Result<(), StoreError> {
         self.runs
             .lock()

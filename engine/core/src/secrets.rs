@@ -35,7 +35,7 @@ const MIN_URL_PART: usize = 6;
 /// Shortest base64 fragment looked for: shorter ones would match unrelated base64 text.
 const MIN_BASE64_CORE: usize = 5;
 
-/// A source of secret values by name. Engine configuration decides which one is used;
+/// A source of secret values by name. Executor configuration decides which one is used;
 /// workflows only name secrets and grant them to steps.
 pub trait SecretSource: Send + Sync {
     /// The value of secret `name`, or `None` if this source does not have it.

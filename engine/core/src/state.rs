@@ -2,7 +2,7 @@
 //! Keeping `next` free of I/O and time reads makes resume deterministic and testable.
 
 use crate::journal::{Entry, Event, Failure, HostCall, Recorded, RetryPlan, RunStatus};
-use crate::store::{Store, StoreError};
+use crate::store::{JournalStore, StoreError};
 use medic_model::{Decision, Incident, IncidentStatus, OnResolved, Phase, Workflow};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -196,7 +196,7 @@ impl RunState {
     ///
     /// [`LoadError::Store`] when the journal cannot be read (`NoSuchRun` for an unknown
     /// id), [`LoadError::State`] when it does not fold.
-    pub fn load(store: &dyn Store, run: &str) -> Result<RunState, LoadError> {
+    pub fn load(store: &dyn JournalStore, run: &str) -> Result<RunState, LoadError> {
         Ok(Self::load_with_journal(store, run)?.0)
     }
 
@@ -207,7 +207,7 @@ impl RunState {
     ///
     /// As [`RunState::load`].
     pub fn load_with_journal(
-        store: &dyn Store,
+        store: &dyn JournalStore,
         run: &str,
     ) -> Result<(RunState, Vec<Entry>), LoadError> {
         let entries = store.entries(run)?;

@@ -106,14 +106,14 @@ pub enum Durability {
 /// Contract: appends are applied in call order, each atomically with its meta update.
 /// When an append with [`Durability::Flush`] (or `create_run`) returns `Ok`, it and every
 /// earlier append are on disk.
-pub trait Store: Send + Sync {
+pub trait JournalStore: Send + Sync {
     /// Create a run: its meta and its first journal entry, atomically.
     ///
     /// # Errors
     ///
     /// [`StoreError`] when the write or its flush fails.
     fn create_run(&self, meta: &RunMeta, first: &Entry) -> Result<(), StoreError>;
-    /// [`Store::create_run`], but made durable by the next flushing write rather than
+    /// [`JournalStore::create_run`], but made durable by the next flushing write rather than
     /// before returning: for callers creating many runs and flushing once (the service's
     /// inbox). Such a run must not be driven before that flush. By default it flushes.
     fn create_run_lazy(&self, meta: &RunMeta, first: &Entry) -> Result<(), StoreError> {
@@ -156,7 +156,7 @@ pub trait Store: Send + Sync {
     ///
     /// A write or flush failure.
     fn post(&self, run: &str, message: &Message) -> Result<(), StoreError>;
-    /// A run's pending messages, oldest first, with the ids [`Store::ack`] takes.
+    /// A run's pending messages, oldest first, with the ids [`JournalStore::ack`] takes.
     ///
     /// # Errors
     ///

@@ -5,7 +5,7 @@
 //! With a speed, the jump is paced at N× real time (a game day).
 
 use async_trait::async_trait;
-use medic_core::{Clock, Message, Store};
+use medic_core::{Clock, JournalStore, Message};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ struct Inner {
     /// (due, tie-breaker, message), kept sorted.
     schedule: Vec<(u64, u64, Message)>,
     added: u64,
-    mailbox: Option<(Arc<dyn Store>, String)>,
+    mailbox: Option<(Arc<dyn JournalStore>, String)>,
     /// A mailbox write failed: reported by [`DrillClock::take_error`].
     error: Option<String>,
 }
@@ -45,7 +45,7 @@ impl DrillClock {
     }
 
     /// Where scheduled inputs are posted: the drill run's mailbox.
-    pub fn attach(&self, store: Arc<dyn Store>, run: &str) {
+    pub fn attach(&self, store: Arc<dyn JournalStore>, run: &str) {
         self.lock().mailbox = Some((store, run.to_string()));
     }
 
@@ -122,7 +122,7 @@ mod tests {
 
     #[tokio::test]
     async fn jumps_to_the_next_scheduled_input_before_the_deadline() {
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let store: Arc<dyn JournalStore> = Arc::new(MemoryStore::default());
         let c = DrillClock::new(1_000, None);
         c.attach(store.clone(), "r");
         c.schedule(

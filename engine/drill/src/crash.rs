@@ -2,20 +2,20 @@
 //! every write after it, as a dead process would), so the engine stops exactly as it does
 //! when its store fails, and the drill then resumes the run with a fresh engine.
 
-use medic_core::{Durability, Entry, Message, RunMeta, Store, StoreError};
+use medic_core::{Durability, Entry, JournalStore, Message, RunMeta, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Wraps the drill's store; counts journal writes (run creation and appends).
 pub struct CrashStore {
-    inner: Arc<dyn Store>,
+    inner: Arc<dyn JournalStore>,
     at: Option<u64>,
     writes: AtomicU64,
 }
 
 impl CrashStore {
     /// Refuses journal write `at` (1-based) and all later ones; `None`: never.
-    pub fn new(inner: Arc<dyn Store>, at: Option<u64>) -> Self {
+    pub fn new(inner: Arc<dyn JournalStore>, at: Option<u64>) -> Self {
         CrashStore {
             inner,
             at,
@@ -51,7 +51,7 @@ impl CrashStore {
     }
 }
 
-impl Store for CrashStore {
+impl JournalStore for CrashStore {
     fn create_run(&self, meta: &RunMeta, first: &Entry) -> Result<(), StoreError> {
         self.write()?;
         self.inner.create_run(meta, first)

@@ -14,7 +14,7 @@
 //!   closest recorded one.
 //!
 //! ```no_run
-//! # async fn demo(store: std::sync::Arc<dyn medic_core::Store>,
+//! # async fn demo(store: std::sync::Arc<dyn medic_core::JournalStore>,
 //! #               runner: std::sync::Arc<dyn medic_core::StepRunner>,
 //! #               setup: medic_drill::Setup) -> Result<(), Box<dyn std::error::Error>> {
 //! use medic_drill::{Env, Options, Report};

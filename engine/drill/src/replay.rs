@@ -8,8 +8,8 @@ use crate::faults::Fault;
 use crate::format::{DrillFile, IncidentUpdate, Offset};
 use crate::responder::{Oracle, Responder};
 use medic_core::{
-    Clock, Durability, Engine, Entry, Event, HostCall, MemoryStore, Message, NewRun, Observer,
-    RunMeta, SecretSource, StaticSecrets, StepRunner, Store, SystemClock,
+    Clock, Durability, Entry, Event, Executor, HostCall, JournalStore, MemoryStore, Message,
+    NewRun, Observer, RunMeta, SecretSource, StaticSecrets, StepRunner, SystemClock,
 };
 use medic_model::{Decision, Workflow};
 use sha2::{Digest, Sha256};
@@ -97,7 +97,7 @@ pub struct Env {
     /// lists it). `None`: not kept. The drill itself runs in memory under the recorded
     /// run's id, so idempotency keys (and everything steps derive from them, such as
     /// Matrix transaction ids) are the recorded ones.
-    pub store: Option<Arc<dyn Store>>,
+    pub store: Option<Arc<dyn JournalStore>>,
     /// Runs step attempts (the sandbox).
     pub runner: Arc<dyn StepRunner>,
     /// Secret values for `--live`; `None`: placeholders (nothing real is reached anyway).
@@ -124,7 +124,7 @@ pub struct Replay {
 pub enum DrillError {
     #[error(transparent)]
     /// The engine stopped (other than the crash asked for).
-    Engine(#[from] medic_core::EngineError),
+    Executor(#[from] medic_core::ExecutorError),
     #[error(transparent)]
     /// The store failed.
     Store(#[from] medic_core::StoreError),
@@ -143,9 +143,9 @@ pub async fn run(
     opts: &Options,
     env: &Env,
 ) -> Result<Replay, DrillError> {
-    let memory: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let memory: Arc<dyn JournalStore> = Arc::new(MemoryStore::new());
     let crash = Arc::new(CrashStore::new(memory.clone(), opts.crash_at));
-    let store: Arc<dyn Store> = crash.clone();
+    let store: Arc<dyn JournalStore> = crash.clone();
     let (engine, clock) = engine(
         drill,
         setup,
@@ -199,7 +199,7 @@ pub async fn run(
 /// Copies a finished drill run's journal into the caller's store under a new id (time
 /// first, so it sorts with the other runs), as a drill.
 fn keep_copy(
-    store: &dyn Store,
+    store: &dyn JournalStore,
     id: &str,
     entries: &[Entry],
     setup: &Setup,
@@ -253,7 +253,7 @@ async fn resume(
     setup: &Setup,
     opts: &Options,
     env: &Env,
-    store: &Arc<dyn Store>,
+    store: &Arc<dyn JournalStore>,
     id: &str,
 ) -> Result<(), DrillError> {
     let entries = store.entries(id)?;
@@ -306,10 +306,10 @@ fn engine(
     setup: &Setup,
     opts: &Options,
     env: &Env,
-    store: Arc<dyn Store>,
+    store: Arc<dyn JournalStore>,
     now_ms: u64,
     journal: Option<&[Entry]>,
-) -> (Engine, Arc<DrillClock>) {
+) -> (Executor, Arc<DrillClock>) {
     let clock = Arc::new(DrillClock::new(now_ms, opts.speed));
     let oracle = Oracle::new(drill, &opts.faults, opts.from);
     let timeouts = setup
@@ -343,7 +343,7 @@ fn engine(
             }
         })
     };
-    let engine = Engine::new(store, env.runner.clone(), clock.clone(), secrets)
+    let engine = Executor::new(store, env.runner.clone(), clock.clone(), secrets)
         .with_observer(observer)
         .with_responder(responder);
     (engine, clock)

@@ -23,12 +23,12 @@
 mod attempt;
 mod bindings;
 mod cache;
-mod host;
+mod instance;
 mod tls;
 mod versions;
 
 use cache::CompileCache;
-use host::StepData;
+use instance::InstanceState;
 use medic_core::AttemptHost;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -179,7 +179,7 @@ const RECHECK: Duration = Duration::from_secs(1);
 /// Implements [`medic_core::StepRunner`].
 pub struct Sandbox {
     engine: Engine,
-    linker: Linker<StepData>,
+    linker: Linker<InstanceState>,
     cache: CompileCache,
     loaded: Mutex<HashMap<PathBuf, Arc<Loaded>>>,
     announce_compiles: bool,
@@ -221,7 +221,7 @@ impl Sandbox {
         }
         let engine = Engine::new(&c).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        let link = |l: &mut Linker<StepData>| -> wasmtime::Result<()> {
+        let link = |l: &mut Linker<InstanceState>| -> wasmtime::Result<()> {
             wasmtime_wasi::p2::add_to_linker_async(l)?;
             wasmtime_wasi_http::p2::add_only_http_to_linker_async(l)?;
             versions::add_to_linker(l)
@@ -427,10 +427,10 @@ impl Sandbox {
         memory_bytes: u64,
         timeout: Duration,
         seed: u128,
-    ) -> Store<StepData> {
+    ) -> Store<InstanceState> {
         let mut store = Store::new(
             &self.engine,
-            StepData::new(host, allow, self.tls.clone(), memory_bytes, timeout, seed),
+            InstanceState::new(host, allow, self.tls.clone(), memory_bytes, timeout, seed),
         );
         store.limiter(|d| &mut d.limiter);
         // Check the wall-clock deadline on every epoch tick; yield in between so the

@@ -7,7 +7,7 @@
 //! its results, and its host calls, are widened to the newest. See docs/wit-versioning.md.
 
 use crate::bindings::{newest, v0_1_0, v0_2_0};
-use crate::host::StepData;
+use crate::instance::InstanceState;
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Engine, Store};
 
@@ -92,7 +92,7 @@ pub(crate) fn detect(engine: &Engine, component: &Component) -> Result<WitVersio
 
 /// Adds every supported version's `medic:step` host interfaces to the linker. Minor
 /// versions of a 0.x package are distinct names to wasmtime, so they coexist.
-pub(crate) fn add_to_linker(l: &mut Linker<StepData>) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker(l: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
     v0_1_0::medic::step::host::add_to_linker::<_, HasSelf<_>>(l, |d| d)?;
     v0_1_0::medic::step::types::add_to_linker::<_, HasSelf<_>>(l, |d| d)?;
     v0_2_0::medic::step::host::add_to_linker::<_, HasSelf<_>>(l, |d| d)?;
@@ -102,12 +102,15 @@ pub(crate) fn add_to_linker(l: &mut Linker<StepData>) -> wasmtime::Result<()> {
 
 /// A linked component, ready to instantiate, in the bindings of its own version.
 pub(crate) enum StepPre {
-    V0_1_0(v0_1_0::StepComponentPre<StepData>),
-    V0_2_0(v0_2_0::StepComponentPre<StepData>),
+    V0_1_0(v0_1_0::StepComponentPre<InstanceState>),
+    V0_2_0(v0_2_0::StepComponentPre<InstanceState>),
 }
 
 impl StepPre {
-    pub(crate) fn new(version: WitVersion, pre: InstancePre<StepData>) -> wasmtime::Result<Self> {
+    pub(crate) fn new(
+        version: WitVersion,
+        pre: InstancePre<InstanceState>,
+    ) -> wasmtime::Result<Self> {
         Ok(match version {
             WitVersion::V0_1_0 => StepPre::V0_1_0(v0_1_0::StepComponentPre::new(pre)?),
             WitVersion::V0_2_0 => StepPre::V0_2_0(v0_2_0::StepComponentPre::new(pre)?),
@@ -124,7 +127,7 @@ impl StepPre {
     /// Instantiates and calls `describe()`.
     pub(crate) async fn describe(
         &self,
-        store: &mut Store<StepData>,
+        store: &mut Store<InstanceState>,
     ) -> wasmtime::Result<newest::medic::step::types::Manifest> {
         Ok(match self {
             StepPre::V0_1_0(pre) => {
@@ -142,8 +145,8 @@ impl StepPre {
     /// instance exists, so `deadline-ms` excludes instantiation time.
     pub(crate) async fn run(
         &self,
-        store: &mut Store<StepData>,
-        make: impl FnOnce(&Store<StepData>) -> newest::medic::step::types::Invocation,
+        store: &mut Store<InstanceState>,
+        make: impl FnOnce(&Store<InstanceState>) -> newest::medic::step::types::Invocation,
     ) -> wasmtime::Result<RunResult> {
         Ok(match self {
             StepPre::V0_1_0(pre) => {
@@ -171,7 +174,7 @@ pub(crate) type RunResult =
 mod v0_1 {
     use crate::bindings::newest::medic::step::{host as new_host, types as new};
     use crate::bindings::v0_1_0::medic::step::{host, types as old};
-    use crate::host::StepData;
+    use crate::instance::InstanceState;
 
     /// Narrowing: a 0.1.0 step has no deadline-ms; it simply is not told.
     pub(super) fn invocation(i: new::Invocation) -> old::Invocation {
@@ -255,7 +258,7 @@ mod v0_1 {
     }
 
     // The 0.1.0 host functions are the newest ones, unchanged.
-    impl host::Host for StepData {
+    impl host::Host for InstanceState {
         fn log(&mut self, l: old::Level, message: String) -> wasmtime::Result<()> {
             new_host::Host::log(self, level(l), message)
         }
@@ -277,5 +280,5 @@ mod v0_1 {
         }
     }
 
-    impl old::Host for StepData {}
+    impl old::Host for InstanceState {}
 }

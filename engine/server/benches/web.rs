@@ -8,7 +8,7 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use medic_core::{Durability, Entry, Event, HostCall, HttpOutcome, Level, NewRun, Store};
+use medic_core::{Durability, Entry, Event, HostCall, HttpOutcome, JournalStore, Level, NewRun};
 use medic_model::{Incident, IncidentStatus};
 use medic_server::{LoadedWorkflow, ServeConfig, Service, router};
 use std::sync::Arc;

@@ -13,7 +13,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use medic_core::{RunState, RunStatus, Store, codec};
+use medic_core::{JournalStore, RunState, RunStatus, codec};
 use medic_model::time::format_ms;
 use serde_json::{Value, json};
 use std::sync::Arc;

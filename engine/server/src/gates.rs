@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use medic_core::{Message, RunState, Store, StoreError, gates};
+use medic_core::{JournalStore, Message, RunState, StoreError, gates};
 use medic_model::Decision;
 use serde::Deserialize;
 use serde_json::json;

@@ -191,19 +191,16 @@ impl Update<'_> {
             }
             if !self.svc.store_run_exists(&id)? {
                 // Else: handled before a crash; the run exists, only the record was lost.
-                self.svc
-                    .engine
-                    .create_run_as_lazy(
-                        id.clone(),
-                        NewRun {
-                            workflow: wf.workflow.clone(),
-                            workflow_file: wf.file.clone(),
-                            incident: r.incident.clone(),
-                            components: wf.components.clone(),
-                            drill: false,
-                        },
-                    )
-                    ?;
+                self.svc.engine.create_run_as_lazy(
+                    id.clone(),
+                    NewRun {
+                        workflow: wf.workflow.clone(),
+                        workflow_file: wf.file.clone(),
+                        incident: r.incident.clone(),
+                        components: wf.components.clone(),
+                        drill: false,
+                    },
+                )?;
             }
             r.runs.push(id.clone());
             self.created.push(id);

@@ -71,8 +71,7 @@ async fn accept_checked(
     strict::no_duplicate_keys(&body)?;
     if src == Source::Generic && svc.config.generic.is_none() {
         return Err(ApiError::NotFound(
-            "generic intake is not configured: add a [generic] mapping to the engine config"
-                .into(),
+            "generic intake is not configured: add a [generic] mapping to the engine config".into(),
         ));
     }
     let batch = medic_intake::read(src, &body, svc.config.generic.as_ref())?;

@@ -55,7 +55,7 @@ pub use processor::{ProcessError, process};
 
 use axum::Router;
 use axum::routing::{get, post};
-use medic_core::{Clock, Engine, StepRunner, SystemClock};
+use medic_core::{Clock, Executor, StepRunner, SystemClock};
 use medic_store::SledStore;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,7 +68,7 @@ pub use medic_core::LoadedWorkflow;
 /// Shared state of the service.
 pub struct Service {
     pub(crate) store: Arc<SledStore>,
-    pub(crate) engine: Arc<Engine>,
+    pub(crate) engine: Arc<Executor>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: ServeConfig,
     pub(crate) workflows: Vec<LoadedWorkflow>,
@@ -131,7 +131,7 @@ impl Service {
                 .flat_map(|s| s.secrets.iter().map(String::as_str)),
         )?;
         let limits = config.limits().map_err(StartError::Config)?;
-        let engine = Engine::new(store.clone(), runner, clock.clone(), secrets)
+        let engine = Executor::new(store.clone(), runner, clock.clone(), secrets)
             .with_defaults(limits)
             .with_observer(observer)
             .with_drive_hook(drive_hook)
@@ -179,7 +179,7 @@ impl Service {
     }
 
     /// The executor driving this service's runs.
-    pub fn engine(&self) -> &Arc<Engine> {
+    pub fn engine(&self) -> &Arc<Executor> {
         &self.engine
     }
 

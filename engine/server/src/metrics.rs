@@ -2,7 +2,7 @@
 //! histogram do not justify a metrics framework.
 
 use crate::LoadedWorkflow;
-use medic_core::{Event, Observer, RunMeta, Store};
+use medic_core::{Event, JournalStore, Observer, RunMeta};
 use medic_intake::Source;
 use medic_store::SledStore;
 use std::collections::{BTreeMap, HashMap};

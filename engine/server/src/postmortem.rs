@@ -10,7 +10,7 @@ use crate::processor::IncidentRecord;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use medic_core::{Entry, Store, StoreError, codec};
+use medic_core::{Entry, JournalStore, StoreError, codec};
 use medic_postmortem::{Format, Postmortem};
 use medic_store::SledStore;
 use serde::Deserialize;

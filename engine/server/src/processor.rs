@@ -8,7 +8,7 @@
 
 use crate::incident::{IncidentRecord, Update};
 use crate::{LoadedWorkflow, Service};
-use medic_core::{Durability, EngineError, StoreError, clock::rfc3339, codec};
+use medic_core::{Durability, ExecutorError, StoreError, clock::rfc3339, codec};
 use medic_intake::{Alert, incident_id};
 use medic_model::IncidentStatus;
 use medic_store::Op;
@@ -25,7 +25,7 @@ pub enum ProcessError {
     Store(#[from] StoreError),
     /// A run could not be created or told about its incident.
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Executor(#[from] ExecutorError),
     /// An incident record that cannot be decoded.
     #[error("incident record {key}: {source}")]
     Corrupt {
@@ -66,7 +66,7 @@ pub async fn process(svc: Arc<Service>) {
             // Shutting down: the inbox keeps what is left for the next start.
             return;
         }
-        // Store calls block on fsync: keep them off the async workers that serve intake.
+        // JournalStore calls block on fsync: keep them off the async workers that serve intake.
         let worker = svc.clone();
         let drained = tokio::task::spawn_blocking(move || {
             if worker.store_failing() {
@@ -211,7 +211,7 @@ impl Service {
         status: IncidentStatus,
     ) -> Result<(), ProcessError> {
         for id in runs {
-            let meta = medic_core::Store::run(self.store.as_ref(), id)?;
+            let meta = medic_core::JournalStore::run(self.store.as_ref(), id)?;
             if meta.is_some_and(|m| m.status == medic_core::RunStatus::Running) {
                 self.engine
                     .post(id, &medic_core::Message::IncidentUpdate { status })?;
@@ -221,7 +221,7 @@ impl Service {
     }
 
     pub(crate) fn store_run_exists(&self, id: &str) -> Result<bool, ProcessError> {
-        Ok(medic_core::Store::run(self.store.as_ref(), id)?.is_some())
+        Ok(medic_core::JournalStore::run(self.store.as_ref(), id)?.is_some())
     }
 }
 
@@ -243,12 +243,12 @@ fn spawn_drive(svc: &Arc<Service>, id: String) {
             // The run is parked in its journal; it is driven again once the store
             // recovers (health.rs).
             match &e {
-                EngineError::Store(e) => svc.store_failed(e),
-                EngineError::JournalLost { message, .. } => svc.store_failed(&StoreError::Io {
+                ExecutorError::Store(e) => svc.store_failed(e),
+                ExecutorError::JournalLost { message, .. } => svc.store_failed(&StoreError::Io {
                     path: "journal".into(),
                     message: message.clone(),
                 }),
-                EngineError::State(_) | EngineError::NotStandalone(_) => {}
+                ExecutorError::State(_) | ExecutorError::NotStandalone(_) => {}
             }
             eprintln!("medic: run {id} stopped: {e}");
         }

@@ -7,8 +7,8 @@
 use medic_core::codec::encode_entry;
 use medic_core::journal::RunCreated;
 use medic_core::{
-    Body, Durability, Entry, Event, Failure, FailureKind, HostCall, HttpOutcome, Level, Next,
-    RetryPlan, RunMeta, RunState, RunStatus, Store,
+    Body, Durability, Entry, Event, Failure, FailureKind, HostCall, HttpOutcome, JournalStore,
+    Level, Next, RetryPlan, RunMeta, RunState, RunStatus,
 };
 use medic_model::{Incident, Workflow};
 use medic_store::SledStore;

@@ -26,7 +26,7 @@
 //!
 //! ```no_run
 //! let store = medic_store::SledStore::open("/var/lib/medic/store").unwrap();
-//! for run in medic_core::Store::runs(&store).unwrap() {
+//! for run in medic_core::JournalStore::runs(&store).unwrap() {
 //!     println!("{} {}", run.id, run.status.as_str());
 //! }
 //! ```
@@ -45,13 +45,13 @@ use group::GroupCommit;
 use keys::{META_PREFIX, entry_key, entry_prefix, meta_key};
 use medic_core::codec::{decode, encode};
 use medic_core::codec::{decode_entry, decode_meta, encode_entry, encode_meta};
-use medic_core::{Durability, Entry, Message, RunMeta, RunStatus, Store, StoreError};
+use medic_core::{Durability, Entry, JournalStore, Message, RunMeta, RunStatus, StoreError};
 pub use records::{Op, Record};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
-/// The [`Store`] on sled: one process's handle on a data directory (sled's lock file
+/// The [`JournalStore`] on sled: one process's handle on a data directory (sled's lock file
 /// refuses a second process). Also holds the service's records ([`SledStore::write`]).
 pub struct SledStore {
     /// The open database, and how many times it was reopened (`reopen`). `None` only
@@ -310,7 +310,7 @@ fn open_error(path: &Path, e: sled::Error) -> StoreError {
     }
 }
 
-impl Store for SledStore {
+impl JournalStore for SledStore {
     fn create_run(&self, meta: &RunMeta, first: &Entry) -> Result<(), StoreError> {
         let ticket = self.create(meta, first)?;
         self.durable(ticket)

@@ -194,7 +194,7 @@ mod tests {
             .unwrap();
             s.write(vec![Op::Remove(b"inbox/1".to_vec())], Durability::Flush)
                 .unwrap();
-            assert!(medic_core::Store::runs(&s).unwrap().is_empty());
+            assert!(medic_core::JournalStore::runs(&s).unwrap().is_empty());
         }
         let s = SledStore::open(dir.path()).unwrap();
         let inbox = s.scan(b"inbox/").unwrap();

@@ -2,7 +2,7 @@
 //! child with the variable set, and checks the child died by SIGKILL exactly before
 //! the k-th write, with every earlier flushed write on disk.
 
-use medic_core::{Durability, Entry, Event, RunMeta, RunStatus, Store};
+use medic_core::{Durability, Entry, Event, JournalStore, RunMeta, RunStatus};
 use medic_store::{CRASH_AT_WRITE, SledStore};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Output};

@@ -1,6 +1,6 @@
 //! Group commit and lazy appends: nothing acknowledged is lost, order is kept.
 
-use medic_core::{Durability, Entry, Event, HostCall, Level, RunMeta, RunStatus, Store};
+use medic_core::{Durability, Entry, Event, HostCall, JournalStore, Level, RunMeta, RunStatus};
 use medic_store::SledStore;
 use std::sync::Arc;
 

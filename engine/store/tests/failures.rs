@@ -1,7 +1,7 @@
-//! Store failures are clear errors naming the store and the cause; nothing is lost or
+//! JournalStore failures are clear errors naming the store and the cause; nothing is lost or
 //! half-written silently.
 
-use medic_core::{Durability, Entry, Event, RunMeta, RunStatus, Store, StoreError};
+use medic_core::{Durability, Entry, Event, JournalStore, RunMeta, RunStatus, StoreError};
 use medic_store::SledStore;
 
 fn meta(id: &str, status: RunStatus) -> RunMeta {

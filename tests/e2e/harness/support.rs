@@ -4,8 +4,8 @@
 
 use medic_core::timeline::Timeline;
 use medic_core::{
-    Clock, Engine, Entry, Event, HostCall, ManualClock, NewRun, RunState, RunStatus, SecretSource,
-    StaticSecrets, SystemClock,
+    Clock, Entry, Event, Executor, HostCall, ManualClock, NewRun, RunState, RunStatus,
+    SecretSource, StaticSecrets, SystemClock,
 };
 use medic_sandbox::{Sandbox, SandboxConfig};
 use medic_store::SledStore;
@@ -92,7 +92,7 @@ pub fn sandbox() -> Arc<Sandbox> {
 }
 
 pub struct TestEngine {
-    pub engine: Engine,
+    pub engine: Executor,
     pub store: Arc<SledStore>,
     pub _dir: tempfile::TempDir,
 }
@@ -110,7 +110,7 @@ pub fn engine_with(secrets: &[(&str, &str)], clock: Option<Arc<ManualClock>>) ->
         Some(c) => c,
         None => Arc::new(SystemClock),
     };
-    let engine = Engine::new(store.clone(), sandbox(), clock, secrets);
+    let engine = Executor::new(store.clone(), sandbox(), clock, secrets);
     TestEngine {
         engine,
         store,

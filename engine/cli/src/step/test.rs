@@ -1,6 +1,6 @@
 //! `medic step test`: one attempt of a component, outside any workflow, with everything
 //! it did shown. The component runs as the only step of a run of its own
-//! (`NewRun::standalone`) through the executor's own attempt (`Engine::attempt_once`): same
+//! (`NewRun::standalone`) through the executor's own attempt (`Executor::attempt_once`): same
 //! sandbox, grants, limits, journaling host and outcome rule as in a workflow run,
 //! journalled into a throwaway in-memory store that is then read back.
 
@@ -9,7 +9,7 @@ use crate::app::Ctx;
 use anyhow::{Context, Result, bail};
 use medic_core::attempt::{self, Outcome};
 use medic_core::{
-    Engine, Event, MemoryStore, NewRun, RunState, SecretSource, StaticSecrets, SystemClock,
+    Event, Executor, MemoryStore, NewRun, RunState, SecretSource, StaticSecrets, SystemClock,
 };
 use medic_model::Phase;
 use std::collections::BTreeMap;
@@ -88,7 +88,7 @@ pub async fn run(ctx: &Ctx, args: TestArgs) -> Result<ExitCode> {
 
     let store = Arc::new(MemoryStore::new());
     let source: Arc<dyn SecretSource> = Arc::new(StaticSecrets(secrets.clone()));
-    let engine = Engine::new(store.clone(), sandbox, Arc::new(SystemClock), source);
+    let engine = Executor::new(store.clone(), sandbox, Arc::new(SystemClock), source);
     engine.create_run_as(RUN_ID.into(), new)?;
     let started = Instant::now();
     let outcome = engine.attempt_once(RUN_ID).await?;

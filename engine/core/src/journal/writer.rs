@@ -4,7 +4,7 @@
 use super::{Entry, Event, RunStatus};
 use crate::Clock;
 use crate::run::NewRun;
-use crate::store::{Durability, RunMeta, Store, StoreError};
+use crate::store::{Durability, JournalStore, RunMeta, StoreError};
 use std::sync::{Arc, Mutex};
 
 /// Called after each entry is durably appended (live progress output, metrics).
@@ -13,7 +13,7 @@ pub type Observer = Arc<dyn Fn(&str, &Entry) + Send + Sync>;
 /// The append side of one run's journal. One per run being driven; appends are
 /// serialised so sequence numbers stay dense.
 pub struct RunJournal {
-    store: Arc<dyn Store>,
+    store: Arc<dyn JournalStore>,
     clock: Arc<dyn Clock>,
     observer: Option<Observer>,
     inner: Mutex<JournalInner>,
@@ -30,7 +30,7 @@ impl RunJournal {
     /// The append side of an existing run's journal; `next_seq` follows its last entry,
     /// `observer` is told of every append.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn JournalStore>,
         clock: Arc<dyn Clock>,
         observer: Option<Observer>,
         meta: RunMeta,
@@ -56,7 +56,7 @@ impl RunJournal {
     ///
     /// [`StoreError`] when the store cannot write the run (`run_id` taken, I/O).
     pub fn create(
-        store: Arc<dyn Store>,
+        store: Arc<dyn JournalStore>,
         clock: Arc<dyn Clock>,
         run_id: &str,
         new: NewRun,

@@ -9,7 +9,7 @@
 //! backfill the first time the list is read.
 
 use medic_core::journal::RunCreated;
-use medic_core::{Durability, Entry, Event, RunMeta, Store, StoreError, codec};
+use medic_core::{Durability, Entry, Event, JournalStore, RunMeta, StoreError, codec};
 use medic_store::{Op, SledStore};
 use serde::{Deserialize, Serialize};
 

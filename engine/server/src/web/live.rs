@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
-use medic_core::{Entry, Event, RunState, Store};
+use medic_core::{Entry, Event, JournalStore, RunState};
 use medic_model::Decision;
 use medic_store::SledStore;
 use serde::Deserialize;

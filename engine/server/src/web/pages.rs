@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use medic_core::gates::may_decide;
-use medic_core::{RunMeta, Store, codec};
+use medic_core::{JournalStore, RunMeta, codec};
 use serde::Deserialize;
 use std::sync::Arc;
 

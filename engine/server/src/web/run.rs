@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use medic_core::gates::{Refusal, check_decision};
 use medic_core::{
-    Entry, Event, HostCall, HttpOutcome, Level, RunState, StepStatus, Store, StoreError,
+    Entry, Event, HostCall, HttpOutcome, JournalStore, Level, RunState, StepStatus, StoreError,
 };
 use medic_model::Decision;
 use serde::Deserialize;

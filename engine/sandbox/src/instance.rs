@@ -16,7 +16,7 @@ use wasmtime_wasi_http::{
     WasiHttpView,
 };
 
-pub(crate) struct StepData {
+pub(crate) struct InstanceState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
@@ -27,7 +27,7 @@ pub(crate) struct StepData {
     pub(crate) deadline: Instant,
 }
 
-impl StepData {
+impl InstanceState {
     pub(crate) fn new(
         host: Option<AttemptHost>,
         allow: Vec<String>,
@@ -52,7 +52,7 @@ impl StepData {
         }
         let wasi = wasi.build();
         let deadline = Instant::now() + timeout;
-        StepData {
+        InstanceState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
@@ -90,7 +90,7 @@ impl StepData {
     }
 }
 
-impl WasiView for StepData {
+impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
@@ -99,7 +99,7 @@ impl WasiView for StepData {
     }
 }
 
-impl WasiHttpView for StepData {
+impl WasiHttpView for InstanceState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView {
             ctx: &mut self.http,
@@ -380,7 +380,7 @@ fn level(l: types::Level) -> Level {
 
 // A failed journal write traps the guest: carrying on would run effects the journal
 // does not know about.
-impl host::Host for StepData {
+impl host::Host for InstanceState {
     fn log(&mut self, l: types::Level, message: String) -> wasmtime::Result<()> {
         Ok(self.host()?.log(level(l), &message)?)
     }
@@ -402,4 +402,4 @@ impl host::Host for StepData {
     }
 }
 
-impl types::Host for StepData {}
+impl types::Host for InstanceState {}
