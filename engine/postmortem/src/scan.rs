@@ -255,6 +255,18 @@ fn scan_run(
                     format!("skipped: {reason}"),
                 );
             }
+            // Not run because the incident resolved by itself: a fact for the timeline,
+            // drawn like a skipped step.
+            Event::StepCancelled { step, reason } => {
+                let Some(k) = step_of(step) else { continue };
+                steps[k].skipped = Some((e.at_ms, reason.clone()));
+                row(
+                    Some(steps[k].phase),
+                    Some(step),
+                    "cancelled",
+                    format!("cancelled: {reason}"),
+                );
+            }
             Event::AttemptStarted {
                 step,
                 attempt,

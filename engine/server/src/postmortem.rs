@@ -4,11 +4,12 @@
 //! `[postmortem] template` is configured.
 
 use crate::Service;
-use crate::api::{internal, unauthorized};
-use crate::intake::{authorized, error};
-use crate::processor::IncidentRecord;
+use crate::api::blocking;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::incident::IncidentRecord;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use medic_core::{Entry, JournalStore, StoreError, codec};
 use medic_postmortem::{Format, Postmortem};
@@ -58,81 +59,67 @@ pub fn incident_journals(
         .collect()
 }
 
+/// `GET /api/runs/{id}/postmortem`: the draft of one run.
 pub(crate) async fn run_postmortem(
     State(svc): State<Arc<Service>>,
     Path(id): Path<String>,
     Query(q): Query<FormatQuery>,
-    headers: HeaderMap,
-) -> Response {
-    if !authorized(&svc, &headers) {
-        return unauthorized();
-    }
-    let entries = match svc.store.entries(&id) {
-        Ok(e) => e,
-        Err(StoreError::NoSuchRun(_)) => {
-            return error(StatusCode::NOT_FOUND, format!("no run with id {id}"));
-        }
-        Err(e) => return internal(e),
-    };
+    _: Caller,
+) -> Result<Response, ApiError> {
+    let worker = svc.clone();
+    let run = id.clone();
+    let entries = blocking(move || Ok(worker.store.entries(&run)?)).await?;
     respond(&svc, vec![(id, entries)], q.format.as_deref())
 }
 
+/// `GET /api/incidents/{id}/postmortem`: one draft over every run of the incident.
 pub(crate) async fn incident_postmortem(
     State(svc): State<Arc<Service>>,
     Path(id): Path<String>,
     Query(q): Query<FormatQuery>,
-    headers: HeaderMap,
-) -> Response {
-    if !authorized(&svc, &headers) {
-        return unauthorized();
+    _: Caller,
+) -> Result<Response, ApiError> {
+    let worker = svc.clone();
+    let incident = id.clone();
+    let journals = blocking(move || Ok(incident_journals(&worker.store, &incident)?)).await?;
+    if journals.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no incident with id {id} (or it started no run)"
+        )));
     }
-    match incident_journals(&svc.store, &id) {
-        Ok(j) if j.is_empty() => error(
-            StatusCode::NOT_FOUND,
-            format!("no incident with id {id} (or it started no run)"),
-        ),
-        Ok(j) => respond(&svc, j, q.format.as_deref()),
-        Err(e) => internal(e),
-    }
+    respond(&svc, journals, q.format.as_deref())
 }
 
-fn respond(svc: &Service, journals: Vec<(String, Vec<Entry>)>, format: Option<&str>) -> Response {
-    let format = match format.map_or(Some(Format::Markdown), Format::parse) {
-        Some(f) => f,
-        None => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "format `{}`: medic writes postmortems as md, json, html or svg",
-                    format.unwrap_or_default()
-                ),
-            );
-        }
-    };
-    let mut pm = match Postmortem::from_journals(journals) {
-        Ok(pm) => pm,
-        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
-    };
+fn respond(
+    svc: &Service,
+    journals: Vec<(String, Vec<Entry>)>,
+    format: Option<&str>,
+) -> Result<Response, ApiError> {
+    let format = format
+        .map_or(Some(Format::Markdown), Format::parse)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "format `{}`: medic writes postmortems as md, json, html or svg",
+                format.unwrap_or_default()
+            ))
+        })?;
+    let mut pm =
+        Postmortem::from_journals(journals).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     if let Some(url) = &svc.config.external_url {
         pm = pm.with_external_url(url);
     }
     let body = match (&svc.config.postmortem.template, format) {
         (Some(path), Format::Markdown) => {
             let path = svc.config.base.join(path);
-            let rendered = std::fs::read_to_string(&path)
-                .map_err(|e| format!("postmortem template {}: {e}", path.display()))
-                .and_then(|t| {
-                    pm.render_template(&path.display().to_string(), &t)
-                        .map_err(|e| e.to_string())
-                });
-            match rendered {
-                Ok(text) => text,
-                Err(message) => return error(StatusCode::INTERNAL_SERVER_ERROR, message),
-            }
+            let template = std::fs::read_to_string(&path).map_err(|e| {
+                ApiError::Unprocessable(format!("postmortem template {}: {e}", path.display()))
+            })?;
+            pm.render_template(&path.display().to_string(), &template)
+                .map_err(|e| ApiError::Unprocessable(e.to_string()))?
         }
         _ => pm.render(format),
     };
-    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }
 
 /// `run.*` in workflow templates: the run's links under `external_url`, and its metrics.

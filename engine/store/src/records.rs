@@ -141,10 +141,18 @@ impl SledStore {
             Some(b) => key(b),
             None => successor(&low),
         };
-        self.db.range(low..high).rev().map(move |kv| {
-            let (k, v) = kv.map_err(|e| self.io(e))?;
-            Ok((k[2..].to_vec(), v.to_vec()))
-        })
+        // sled's iterators own their tree handle, so the page outlives the read guard.
+        let (iter, failed) = match self.db() {
+            Ok((db, _)) => (Some(db.range(low..high).rev()), None),
+            Err(e) => (None, Some(e)),
+        };
+        failed
+            .map(Err)
+            .into_iter()
+            .chain(iter.into_iter().flatten().map(move |kv| {
+                let (k, v) = kv.map_err(|e| self.io(e))?;
+                Ok((k[2..].to_vec(), v.to_vec()))
+            }))
     }
 
     /// A new id, increasing across restarts: orders the inbox.

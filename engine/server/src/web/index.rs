@@ -220,6 +220,7 @@ mod tests {
                 annotations: Default::default(),
                 started_at: "2026-11-30T03:00:00Z".into(),
                 source: "test".into(),
+                notes: Vec::new(),
             },
             components: Default::default(),
             drill,

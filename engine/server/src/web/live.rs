@@ -168,6 +168,7 @@ fn kind(e: &Event) -> &'static str {
     match e {
         Event::RunCreated(_) => "run_created",
         Event::StepSkipped { .. } => "step_skipped",
+        Event::StepCancelled { .. } => "step_cancelled",
         Event::AttemptStarted { .. } => "attempt_started",
         Event::HostCall { .. } => "host_call",
         Event::AttemptSucceeded { .. } => "attempt_succeeded",

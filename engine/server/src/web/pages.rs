@@ -5,7 +5,7 @@ use super::index::{self, Filter};
 use super::session::{Session, urlencode};
 use super::view::{self, Chrome, RunRow};
 use crate::Service;
-use crate::processor::IncidentRecord;
+use crate::incident::IncidentRecord;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
