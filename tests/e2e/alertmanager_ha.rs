@@ -72,16 +72,20 @@ fn two_clustered_alertmanagers_notifying_medic_run_the_workflow_once() {
         (i[0]["status"] == "resolved").then_some(i)
     });
     assert!(resolved.is_some(), "no resolution\n{}", stack.diagnostics());
-    // Both replicas notified: the copies medic had to fold into one occurrence.
+    // What each replica sent. Whether the second replica also sends depends on how fast
+    // the gossip of the first one's notification log reaches it (Alertmanager's HA
+    // design), so only the total is asserted: the firing and the resolution at least.
+    // The late-copy rule itself is pinned with exact values in engine/server/tests/field.rs.
     let sent: Vec<u64> = (stack.alertmanager_urls().iter())
         .map(|u| {
             let some = || Some(notifications_sent(u)).filter(|n| *n >= 1);
-            poll_until(Duration::from_secs(30), some).unwrap_or(0)
+            poll_until(Duration::from_secs(10), some).unwrap_or(0)
         })
         .collect();
+    eprintln!("notifications sent per replica: {sent:?}");
     assert!(
-        sent.iter().all(|n| *n >= 1),
-        "each replica notifies: {sent:?}\n{}",
+        sent.iter().sum::<u64>() >= 2,
+        "the cluster sent the firing and the resolution: {sent:?}\n{}",
         stack.diagnostics()
     );
     // Let any late copy arrive (group_interval is 1 s), then count.

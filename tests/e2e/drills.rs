@@ -50,6 +50,14 @@ fn copy_examples() -> (tempfile::TempDir, PathBuf) {
             }
         }
     }
+    // The recorded bad-flag drill names its workflow as `../bad-flag/workflow.yaml`.
+    let flag = dir.path().join("bad-flag");
+    std::fs::create_dir_all(&flag).unwrap();
+    std::fs::copy(
+        repo().join("examples/bad-flag/workflow.yaml"),
+        flag.join("workflow.yaml"),
+    )
+    .unwrap();
     (dir, to)
 }
 
@@ -214,7 +222,7 @@ fn each_fault_kind_changes_the_outcome() {
     // The incident resolves on its own while the gate waits: the workflow cancels.
     let (code, r, t) = report(&["--incident", "resolved@2m"]);
     assert_eq!(code, Some(1), "{t}");
-    assert_eq!(step(&r, "roll-forward")["status"], "skipped", "{t}");
+    assert_eq!(step(&r, "roll-forward")["status"], "cancelled", "{t}");
     assert!(
         step(&r, "roll-forward")["why"]
             .as_str()

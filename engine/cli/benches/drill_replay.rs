@@ -134,6 +134,7 @@ fn incident() -> (Workflow, DrillFile) {
         trigger: Default::default(),
         steps,
         on_resolved: Default::default(),
+        vars: Default::default(),
     };
     let drill = DrillFile {
         medic_drill: medic_drill::FORMAT_VERSION,
@@ -150,6 +151,7 @@ fn incident() -> (Workflow, DrillFile) {
             annotations: Default::default(),
             started_at: medic_core::clock::rfc3339(START_MS),
             source: "bench".into(),
+            notes: Vec::new(),
         },
         workflow_file: None,
         workflow: Some(workflow.clone()),

@@ -84,13 +84,16 @@ fn start(data: &Path, steps: &Path, port: u16) -> Medic {
         .stderr(Stdio::null())
         .spawn()
         .expect("start medic serve");
+    let mut medic = Medic { child, port };
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Ok((200, _)) = request(port, "GET", "/readyz", "") {
-            return Medic { child, port };
+            return medic;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = medic.child.kill();
+    let _ = medic.child.wait();
     panic!("medic serve did not become ready");
 }
 
@@ -188,7 +191,7 @@ fn main() {
         }
         sent += 3;
         // A slow client every so often: half its headers, then nothing.
-        if i % 20 == 0
+        if i.is_multiple_of(20)
             && let Ok(mut s) = TcpStream::connect(("127.0.0.1", medic.port))
         {
             let _ = s.write_all(b"POST /intake/alertmanager HTTP/1.1\r\nhost: x\r\n");
@@ -198,7 +201,7 @@ fn main() {
             }
         }
         // Decide the open gates.
-        if i % 10 == 0
+        if i.is_multiple_of(10)
             && let Ok((200, body)) = request(medic.port, "GET", "/api/runs", "")
         {
             let runs: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();

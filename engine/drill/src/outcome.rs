@@ -42,7 +42,8 @@ pub struct StepOutcome {
     pub id: String,
     /// Its phase.
     pub phase: Phase,
-    /// `succeeded`, `failed`, `skipped`, or `not reached`.
+    /// `succeeded`, `failed`, `skipped`, `cancelled` (the incident resolved by itself), or
+    /// `not reached`.
     pub status: String,
     #[serde(default, skip_serializing_if = "is_zero")]
     /// Attempts made (0 for a gate, or a step not reached).
@@ -143,6 +144,7 @@ impl Outcome {
                 StepStatus::Succeeded => "succeeded",
                 StepStatus::Failed => "failed",
                 StepStatus::Skipped => "skipped",
+                StepStatus::Cancelled => "cancelled",
                 _ => "not reached",
             };
             if let (Some(b), Some(e)) = (began.get(&step.id), ended.get(&step.id)) {
@@ -216,7 +218,7 @@ impl Outcome {
         };
         restore()
             .find(|s| matches!(s.status.as_str(), "failed" | "not reached"))
-            .or_else(|| restore().find(|s| s.status == "skipped"))
+            .or_else(|| restore().find(|s| matches!(s.status.as_str(), "skipped" | "cancelled")))
             .or_else(|| self.steps.iter().find(|s| s.status == "failed"))
     }
 }

@@ -171,7 +171,7 @@ impl EnvironmentConfig {
             SecretsConfig::Env => Ok(Arc::new(medic_core::EnvSecrets)),
             // As `medic serve` has always read it: the path as given.
             SecretsConfig::File { path } => {
-                let text = std::fs::read_to_string(&path)
+                let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("secrets file {}: {e}", path.display()))?;
                 let map: BTreeMap<String, String> = toml::from_str(&text)
                     .map_err(|e| format!("secrets file {}: {e}", path.display()))?;

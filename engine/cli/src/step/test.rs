@@ -104,7 +104,7 @@ pub async fn run(ctx: &Ctx, args: TestArgs) -> Result<ExitCode> {
         .unwrap_or(params);
     let spec = &state.workflow.steps[0];
     let invocation = attempt::request(&state, spec, 1, &rendered, &Default::default()).invocation;
-    let redactor = medic_core::Redactor::new(secrets.into_iter());
+    let redactor = medic_core::Redactor::new(secrets);
     let result = match outcome {
         Outcome::Succeeded(output) => StepResult::Done(output),
         Outcome::Failed {
