@@ -65,7 +65,7 @@ fn incident() -> (Workflow, DrillFile) {
     let mut exchanges = Vec::new();
     let mut decisions = Vec::new();
     let mut at = 0;
-    let mut ok = |id: &str, at: u64, status: u16, exchanges: &mut Vec<Exchange>| {
+    let ok = |id: &str, at: u64, status: u16, exchanges: &mut Vec<Exchange>| {
         exchanges.push(Exchange {
             step: id.into(),
             attempt: 1,

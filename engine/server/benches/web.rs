@@ -8,7 +8,7 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use medic_core::{Durability, Entry, Event, HostCall, HttpOutcome, JournalStore, Level, NewRun};
+use medic_core::{Durability, Entry, Event, HostCall, HttpOutcome, Level, NewRun};
 use medic_model::{Incident, IncidentStatus};
 use medic_server::{LoadedWorkflow, ServeConfig, Service, router};
 use std::sync::Arc;
@@ -54,6 +54,7 @@ fn new_run(wf: &LoadedWorkflow, n: u64) -> NewRun {
             annotations: Default::default(),
             started_at: "2026-11-30T03:00:00Z".into(),
             source: "alertmanager".into(),
+            notes: Vec::new(),
         },
         components: wf.components.clone(),
         drill: false,

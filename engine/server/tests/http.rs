@@ -92,13 +92,23 @@ async fn connections_over_the_cap_get_503_and_the_cap_frees_up() {
     assert_eq!(r.body, "ok\n");
 }
 
+/// One refused request: method, target, headers, body, the status and the error it names.
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    Vec<u8>,
+    u16,
+    &'a str,
+);
+
 /// (413 and 408 are above, 503 in `full_disk` and the connection cap.)
 #[tokio::test(flavor = "multi_thread")]
 async fn every_error_answer_is_the_documented_json() {
     let s = Server::start("", &[ECHO]).await;
     let long_uri = format!("/api/runs/{}", "x".repeat(9000));
     let big_header = "y".repeat(20_000);
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "GET",
             "/intake/alertmanager",
