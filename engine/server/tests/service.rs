@@ -432,12 +432,17 @@ async fn generic_json_is_read_through_the_configured_mapping() {
 /// An Alertmanager v4 webhook with one alert per (fingerprint, instance), all for the
 /// checkout service.
 fn checkout_alerts(status: &str, alerts: &[(&str, &str)]) -> Vec<u8> {
+    checkout_alerts_from(status, alerts, "2026-11-22T03:00:00Z")
+}
+
+/// [`checkout_alerts`] whose alerts started at `starts_at` (RFC 3339).
+fn checkout_alerts_from(status: &str, alerts: &[(&str, &str)], starts_at: &str) -> Vec<u8> {
     let alerts: Vec<Value> = alerts
         .iter()
         .map(|(fp, instance)| {
             serde_json::json!({"status": status,
                 "labels": {"alertname": "CheckoutErrors", "service": "checkout", "instance": instance},
-                "annotations": {}, "startsAt": "2026-11-22T03:00:00Z",
+                "annotations": {}, "startsAt": starts_at,
                 "endsAt": "0001-01-01T00:00:00Z", "fingerprint": fp})
         })
         .collect();
@@ -490,8 +495,19 @@ async fn group_by_makes_several_alerts_one_incident_that_resolves_with_the_last(
     .await;
     assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
 
-    // A new firing after the resolution is a new occurrence with its own run.
-    let (s, _) = post(checkout_alerts("firing", &[("a2", "pod-2")])).await;
+    // A new firing after the resolution (it started after the occurrence ended: not a
+    // late copy from an Alertmanager replica) is a new occurrence with its own run.
+    let later = medic_model::time::format_ms(
+        u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap()
+            + 1_000,
+    );
+    let (s, _) = post(checkout_alerts_from("firing", &[("a2", "pod-2")], &later)).await;
     assert_eq!(s, StatusCode::ACCEPTED);
     let (runs, incidents) = eventually(&h, "a second occurrence", |runs, _| {
         runs.as_array().unwrap().len() == 2
