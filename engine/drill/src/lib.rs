@@ -24,7 +24,7 @@
 //!     faults: vec![medic_drill::Fault::parse("retoggle=503x5")?],
 //!     ..Options::default()
 //! };
-//! let env = Env { store, runner, secrets: None, observer: None };
+//! let env = Env { store: Some(store), runner, secrets: None, observer: None };
 //! let replay = medic_drill::replay::run(&drill, &setup, &opts, &env).await?;
 //! let report = Report::new(&drill, &setup, &opts, &replay)?;
 //! print!("{}", report.text());
