@@ -130,6 +130,9 @@ impl Outcome {
                 Event::StepSkipped { step, reason } => {
                     skipped_why.insert(step.clone(), reason.clone());
                 }
+                Event::StepCancelled { step, reason } => {
+                    skipped_why.insert(step.clone(), format!("cancelled: {reason}"));
+                }
                 _ => {}
             }
         }
@@ -174,7 +177,7 @@ impl Outcome {
             }
             let why = match s.status {
                 StepStatus::Failed => s.last_failure.as_ref().map(|f| f.to_string()),
-                StepStatus::Skipped => skipped_why.get(&step.id).cloned(),
+                StepStatus::Skipped | StepStatus::Cancelled => skipped_why.get(&step.id).cloned(),
                 _ => None,
             };
             steps.push(StepOutcome {
