@@ -267,7 +267,7 @@ impl Executor {
     ///
     /// [`ExecutorError::Store`] when the runs cannot be listed.
     pub fn unfinished_runs(&self) -> Result<Vec<String>, ExecutorError> {
-        unfinished_runs(self.store.as_ref())
+        crate::unfinished_runs(self.store.as_ref())
     }
 
     /// Drives a run until it finishes. Safe to call on a run that was interrupted at any
@@ -539,26 +539,6 @@ fn apply(state: &mut RunState, journal: &RunJournal) -> Result<(), StateError> {
         state.apply(&e)?;
     }
     Ok(())
-}
-
-/// Ids of the runs in `store` that have not finished.
-///
-/// # Errors
-///
-/// [`ExecutorError::Store`] when the runs cannot be listed.
-pub fn unfinished_runs(store: &dyn JournalStore) -> Result<Vec<String>, ExecutorError> {
-    Ok(store
-        .runs()?
-        .into_iter()
-        .filter(|m| m.status == RunStatus::Running)
-        .map(|m| m.id)
-        .collect())
-}
-
-/// The same for every attempt of a step in a run, across retries and restarts: 32 hex
-/// digits (the first 16 bytes of SHA-256 of `medic/<run>/<step>`).
-pub fn idempotency_key(run_id: &str, step_id: &str) -> String {
-    hex::encode(&Sha256::digest(format!("medic/{run_id}/{step_id}"))[..16])
 }
 
 impl From<crate::state::LoadError> for ExecutorError {

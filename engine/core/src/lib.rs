@@ -39,9 +39,7 @@ mod store;
 pub mod timeline;
 
 pub use clock::{Clock, Entropy, ManualClock, OsEntropy, SystemClock};
-pub use executor::{
-    DriveHook, Executor, ExecutorError, RunContext, idempotency_key, unfinished_runs,
-};
+pub use executor::{DriveHook, Executor, ExecutorError, RunContext};
 pub use instance::{AttemptHost, HostError, HostSetup, HttpPlan};
 pub use journal::{
     Body, ClockKind, Entry, Event, Failure, FailureKind, HostCall, HttpOutcome, Level, Observer,
@@ -49,7 +47,7 @@ pub use journal::{
 };
 pub use memstore::MemoryStore;
 pub use responder::HttpResponder;
-pub use run::{LoadedWorkflow, NewRun};
+pub use run::{LoadedWorkflow, NewRun, idempotency_key, unfinished_runs};
 pub use runner::{
     AttemptRequest, AttemptResult, Grants, Invocation, ResolvedLimits, StepRunner, host_allowed,
 };

@@ -5,6 +5,7 @@
 use crate::journal::{Entry, Event, RunCreated, RunStatus};
 use crate::store::RunMeta;
 use medic_model::{Incident, Workflow};
+use sha2::Digest;
 use std::collections::BTreeMap;
 
 /// A workflow ready to start runs of: parsed, validated, each step's component found.
@@ -70,4 +71,26 @@ impl NewRun {
         };
         (meta, first)
     }
+}
+
+/// Ids of the runs in `store` that have not finished.
+///
+/// # Errors
+///
+/// [`crate::ExecutorError::Store`] when the runs cannot be listed.
+pub fn unfinished_runs(
+    store: &dyn crate::JournalStore,
+) -> Result<Vec<String>, crate::ExecutorError> {
+    Ok(store
+        .runs()?
+        .into_iter()
+        .filter(|m| m.status == RunStatus::Running)
+        .map(|m| m.id)
+        .collect())
+}
+
+/// The same for every attempt of a step in a run, across retries and restarts: 32 hex
+/// digits (the first 16 bytes of SHA-256 of `medic/<run>/<step>`).
+pub fn idempotency_key(run_id: &str, step_id: &str) -> String {
+    hex::encode(&sha2::Sha256::digest(format!("medic/{run_id}/{step_id}"))[..16])
 }
