@@ -2,23 +2,10 @@
 //! `--cluster.peer`) both notify `medic serve`, which runs the workflow once for an alert
 //! that fires and resolves (occurrences: docs/serve.md).
 
-use crate::harness::prom_stack::{MetricTarget, PromStack, StackConfig};
+use crate::harness::prom_stack::{CHECKOUT_RULES, MetricTarget, PromStack, StackConfig};
 use crate::harness::serve::{Serve, TOKEN, http};
 use crate::support::{free_port, http_get, poll_until};
 use std::time::Duration;
-
-const RULES: &str = r#"groups:
-  - name: checkout
-    rules:
-      - alert: CheckoutErrorRate
-        expr: checkout_errors_ratio > 0.05
-        for: 0s
-        labels:
-          severity: critical
-          service: checkout
-        annotations:
-          summary: "checkout 5xx ratio is {{ $value }}"
-"#;
 
 /// How many webhook notifications an Alertmanager says it sent (its own `/metrics`).
 fn notifications_sent(am_url: &str) -> u64 {
@@ -46,7 +33,7 @@ fn two_clustered_alertmanagers_notifying_medic_run_the_workflow_once() {
                 format!("127.0.0.1:{}", target.port()),
                 "/metrics",
             )],
-            rules: RULES,
+            rules: CHECKOUT_RULES,
             webhook_url: &hook,
             webhook_bearer: Some(TOKEN),
         },

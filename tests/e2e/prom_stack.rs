@@ -3,23 +3,10 @@
 //! are the ones monitoring actually sends.
 
 use crate::harness::prom_stack::{
-    MetricTarget, PromStack, RECEIVER, Request, StackConfig, WebhookReceiver,
+    CHECKOUT_RULES, MetricTarget, PromStack, RECEIVER, Request, StackConfig, WebhookReceiver,
 };
 use crate::support::poll_until;
 use std::time::{Duration, Instant};
-
-const RULES: &str = r#"groups:
-  - name: checkout
-    rules:
-      - alert: CheckoutErrorRate
-        expr: checkout_errors_ratio > 0.05
-        for: 0s
-        labels:
-          severity: critical
-          service: checkout
-        annotations:
-          summary: "checkout 5xx ratio is {{ $value }}"
-"#;
 
 const TOKEN: &str = "s3cret-intake-token";
 const HOOK_PATH: &str = "/intake/alertmanager";
@@ -79,7 +66,7 @@ fn real_alertmanager_delivers_firing_and_resolved_notifications() {
     let scrape = format!("127.0.0.1:{}", target.port());
     let stack = PromStack::start(StackConfig {
         scrape_targets: vec![("checkout", scrape, "/metrics")],
-        rules: RULES,
+        rules: CHECKOUT_RULES,
         webhook_url: &hook_url,
         webhook_bearer: Some(TOKEN),
     });

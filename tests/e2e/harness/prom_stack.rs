@@ -13,6 +13,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The alerting rule the tests load: checkout's 5xx ratio above 5 %, critical, at once.
+pub const CHECKOUT_RULES: &str = r#"groups:
+  - name: checkout
+    rules:
+      - alert: CheckoutErrorRate
+        expr: checkout_errors_ratio > 0.05
+        for: 0s
+        labels:
+          severity: critical
+          service: checkout
+        annotations:
+          summary: "checkout 5xx ratio is {{ $value }}"
+"#;
+
 /// How long a daemon may take to answer `/-/ready`: generous, the machine is shared.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
