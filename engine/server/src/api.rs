@@ -8,7 +8,9 @@ use crate::Service;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::incident::IncidentRecord;
+use crate::lanes::lane_prefix;
 use crate::processor::InboxItem;
+use medic_core::lanes::Lane;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -134,15 +136,25 @@ pub(crate) async fn metrics(
     let worker = svc.clone();
     // The inbox depth is counted now, not remembered from the last drain: a sender asking
     // "has what I posted been handled?" needs the present.
-    let (runs, inbox) = blocking(move || {
+    let (runs, inbox, lanes) = blocking(move || {
         let runs = worker.store.runs()?;
-        let inbox = worker.store.scan(InboxItem::PREFIX)?.len();
-        Ok((runs, inbox))
+        let inbox = worker.store.count(InboxItem::PREFIX)?;
+        let mut lanes = [0usize; 3];
+        for lane in Lane::ALL {
+            lanes[lane as usize] = worker.store.count(&lane_prefix(Some(lane)))?;
+        }
+        lanes[Lane::Warning as usize] += worker.store.count(&lane_prefix(None))?;
+        Ok((runs, inbox, lanes))
     })
     .await?;
+    let queues = crate::metrics::Queues {
+        inbox,
+        runs: svc.engine.waiting_for_slot(),
+        inbox_lanes: lanes,
+        run_lanes: svc.pool.depths(),
+    };
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        svc.metrics
-            .render(&runs, svc.engine.waiting_for_slot(), inbox),
+        svc.metrics.render(&runs, &queues),
     ))
 }

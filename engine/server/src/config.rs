@@ -86,6 +86,9 @@ pub struct ServeConfig {
     /// `[postmortem]`: how drafts are written.
     #[serde(default)]
     pub postmortem: PostmortemConfig,
+    /// `[lanes]`: severity lanes for the inbox and step attempts.
+    #[serde(default)]
+    pub lanes: crate::lanes::LanesConfig,
 }
 
 /// `[postmortem]`: how drafts are written.
@@ -253,6 +256,7 @@ impl ServeConfig {
             m.validate().map_err(|e| format!("generic: {e}"))?;
         }
         c.limits()?;
+        c.lanes.resolve()?;
         c.environment().check()?;
         Ok(c)
     }

@@ -37,6 +37,7 @@ mod health;
 mod http;
 mod incident;
 mod intake;
+mod lanes;
 pub mod kubeconfig;
 pub mod limits;
 mod metrics;
@@ -47,6 +48,7 @@ mod web;
 
 pub use auth::{Caller, Sender};
 pub use config::ServeConfig;
+pub use lanes::{LaneWeights, LanesConfig};
 pub use error::{ApiError, StartError};
 pub use http::{Stopped, serve};
 pub use incident::IncidentRecord;
@@ -59,8 +61,9 @@ use medic_core::{Clock, Executor, StepRunner, SystemClock};
 use medic_store::SledStore;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use medic_core::lanes::LanePool;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 /// A workflow the service can start, with its components resolved (medic-core's type).
 pub use medic_core::LoadedWorkflow;
@@ -75,8 +78,11 @@ pub struct Service {
     pub(crate) metrics: Arc<metrics::Metrics>,
     /// Wakes the processor when the inbox got something.
     pub(crate) wake: Notify,
-    /// Step attempts running at once (`concurrency`); shared with the engine.
-    pub(crate) pool: Arc<Semaphore>,
+    /// Step attempts running at once (`concurrency`), served by severity lane; shared
+    /// with the engine.
+    pub(crate) pool: LanePool,
+    /// Severity → lane (`[lanes]`).
+    pub(crate) lanes: lanes::LaneMap,
     /// Whether the store's last write failed, and why (health.rs).
     pub(crate) health: health::StoreHealth,
     /// Runs driven by this process now: never two drivers for one run.
@@ -119,7 +125,12 @@ impl Service {
             });
             both
         };
-        let pool = Arc::new(Semaphore::new(config.concurrency));
+        let lanes = config.lanes.resolve().map_err(StartError::Config)?;
+        let pool = LanePool::new(config.concurrency, lanes.weights);
+        let lane_of: medic_core::LaneOf = {
+            let lanes = lanes.clone();
+            Arc::new(move |incident| lanes.lane(&incident.severity))
+        };
         let secrets = config.secret_source()?;
         // Refused at load, not at the first attempt: a 2-character secret cannot be
         // redacted from journals without blanking ordinary text.
@@ -136,12 +147,13 @@ impl Service {
             .with_observer(observer)
             .with_drive_hook(drive_hook)
             .with_run_context(postmortem::run_context(config.external_url.clone()))
-            .with_slots(pool.clone());
+            .with_slots(pool.clone(), lane_of);
         Ok(Arc::new(Service {
             store,
             engine: Arc::new(engine),
             clock,
             pool,
+            lanes,
             config,
             workflows,
             metrics,
@@ -172,10 +184,7 @@ impl Service {
         self.wake.notify_one();
         // Every slot free again means no attempt is running. Drivers waiting for a slot
         // stop waiting at shutdown, so only attempts in flight hold slots now.
-        let all = u32::try_from(self.config.concurrency).unwrap_or(u32::MAX);
-        tokio::time::timeout(grace, self.pool.acquire_many(all))
-            .await
-            .is_ok()
+        tokio::time::timeout(grace, self.pool.idle()).await.is_ok()
     }
 
     /// The executor driving this service's runs.

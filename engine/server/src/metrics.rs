@@ -2,6 +2,7 @@
 //! histogram do not justify a metrics framework.
 
 use crate::LoadedWorkflow;
+use medic_core::lanes::Lane;
 use medic_core::{Event, JournalStore, Observer, RunMeta};
 use medic_intake::Source;
 use medic_store::SledStore;
@@ -19,6 +20,18 @@ struct Histogram {
     counts: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
+}
+
+/// Queue depths read when `/metrics` is asked.
+pub(crate) struct Queues {
+    /// Items in the inbox.
+    pub inbox: usize,
+    /// Step attempts ready to start, waiting for a slot.
+    pub runs: u64,
+    /// Inbox items per lane (critical, warning, info).
+    pub inbox_lanes: [usize; 3],
+    /// Step attempts waiting for a slot, per lane.
+    pub run_lanes: [usize; 3],
 }
 
 pub(crate) struct Metrics {
@@ -178,9 +191,9 @@ impl Metrics {
         })
     }
 
-    /// `waiting`: step attempts ready to start, waiting for a slot; `inbox`: items in the
-    /// inbox now.
-    pub(crate) fn render(&self, runs: &[RunMeta], waiting: u64, inbox: usize) -> String {
+    /// The metrics in Prometheus text format, with the run list and queue depths read now.
+    pub(crate) fn render(&self, runs: &[RunMeta], queues: &Queues) -> String {
+        let (waiting, inbox) = (queues.runs, queues.inbox);
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -212,6 +225,21 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE medic_queue_depth gauge");
         let _ = writeln!(out, "medic_queue_depth{{queue=\"inbox\"}} {inbox}");
         let _ = writeln!(out, "medic_queue_depth{{queue=\"runs\"}} {waiting}");
+        let _ = writeln!(
+            out,
+            "# HELP medic_lane_queue_depth Work waiting by severity lane: alerts in the inbox, step attempts waiting for a slot."
+        );
+        let _ = writeln!(out, "# TYPE medic_lane_queue_depth gauge");
+        for (queue, depths) in [("inbox", queues.inbox_lanes), ("runs", queues.run_lanes)] {
+            for lane in Lane::ALL {
+                let n = depths[lane as usize];
+                let lane = lane.as_str();
+                let _ = writeln!(
+                    out,
+                    "medic_lane_queue_depth{{queue=\"{queue}\",lane=\"{lane}\"}} {n}"
+                );
+            }
+        }
         // With the depth above, these let a sender (or a test) see that what it posted has
         // been handled: accepted == handled and depth 0.
         let _ = writeln!(

@@ -11,9 +11,11 @@ use crate::{LoadedWorkflow, Service};
 use medic_core::{Durability, ExecutorError, StoreError, clock::rfc3339, codec};
 use medic_intake::{Alert, incident_id};
 use medic_model::IncidentStatus;
-use medic_store::Op;
+use crate::lanes::lane_prefix;
+use medic_core::lanes::{self, Lane};
+use medic_store::{Op, Record};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,14 +49,8 @@ pub(crate) struct InboxItem {
 }
 
 impl InboxItem {
+    /// Every inbox key, of every lane ([`crate::lanes::inbox_key`]).
     pub(crate) const PREFIX: &'static [u8] = b"inbox/";
-
-    /// Big-endian ids keep the inbox in arrival order.
-    pub(crate) fn key(id: u64) -> Vec<u8> {
-        let mut k = Self::PREFIX.to_vec();
-        k.extend_from_slice(&id.to_be_bytes());
-        k
-    }
 }
 
 /// The processor: resumes unfinished runs, then handles the inbox whenever intake
@@ -111,42 +107,70 @@ struct Batch {
     started: Vec<String>,
 }
 
+/// Handles the inbox batch by batch until it is empty. Each batch is read afresh, a
+/// bounded read per lane, and filled by the lanes' weights (`medic_core::lanes::pick`): a
+/// critical alert that arrives while thousands of warnings wait is in the next batch,
+/// and the warnings still get their share of every batch.
 fn drain(svc: &Arc<Service>) -> Result<(), ProcessError> {
-    let items = svc.store.scan(InboxItem::PREFIX)?;
-    for chunk in items.chunks(BATCH) {
-        let mut batch = Batch::default();
-        for (key, value) in chunk {
-            match codec::decode::<InboxItem>(value) {
-                Ok(item) => handle(svc, &mut batch, key.clone(), item)?,
-                Err(e) => {
-                    // Kept aside, not deleted: an operator can still read it.
-                    let mut dead = b"dead/".to_vec();
-                    dead.extend_from_slice(key);
-                    batch.ops.push(Op::Put(dead, value.clone()));
-                    batch.ops.push(Op::Remove(key.clone()));
-                    eprintln!("medic: unreadable inbox item moved to dead/: {e}");
-                }
+    let mut credit = [0i64; 3];
+    loop {
+        let mut queues: [VecDeque<Record>; 3] = Default::default();
+        for lane in Lane::ALL {
+            // Alerts stored before lanes existed are older than any other: warnings, first.
+            if lane == Lane::Warning {
+                queues[lane as usize].extend(svc.store.scan_first(&lane_prefix(None), BATCH)?);
+            }
+            let room = BATCH - queues[lane as usize].len();
+            queues[lane as usize].extend(svc.store.scan_first(&lane_prefix(Some(lane)), room)?);
+        }
+        let mut chunk = Vec::new();
+        while chunk.len() < BATCH {
+            let ready = [0, 1, 2].map(|i| !queues[i].is_empty());
+            let Some(lane) = lanes::pick(&mut credit, svc.lanes.weights, ready) else {
+                break;
+            };
+            chunk.extend(queues[lane as usize].pop_front());
+        }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        handle_batch(svc, &chunk)?;
+    }
+}
+
+fn handle_batch(svc: &Arc<Service>, chunk: &[Record]) -> Result<(), ProcessError> {
+    let mut batch = Batch::default();
+    for (key, value) in chunk {
+        match codec::decode::<InboxItem>(value) {
+            Ok(item) => handle(svc, &mut batch, key.clone(), item)?,
+            Err(e) => {
+                // Kept aside, not deleted: an operator can still read it.
+                let mut dead = b"dead/".to_vec();
+                dead.extend_from_slice(key);
+                batch.ops.push(Op::Put(dead, value.clone()));
+                batch.ops.push(Op::Remove(key.clone()));
+                eprintln!("medic: unreadable inbox item moved to dead/: {e}");
             }
         }
-        // One flush makes the batch's runs (created lazily), incident records and inbox
-        // removals durable together; only then do the runs start. A crash before it
-        // leaves the items in the inbox, and handling them again finds the runs by id.
-        let Batch {
-            records,
-            mut ops,
-            started,
-        } = batch;
-        for (fingerprint, r) in records {
-            ops.push(Op::Put(
-                IncidentRecord::key(&fingerprint),
-                codec::encode(&r),
-            ));
-        }
-        svc.store.write(ops, Durability::Flush)?;
-        svc.metrics.inbox_handled(chunk.len());
-        for id in started {
-            spawn_drive(svc, id);
-        }
+    }
+    // One flush makes the batch's runs (created lazily), incident records and inbox
+    // removals durable together; only then do the runs start. A crash before it
+    // leaves the items in the inbox, and handling them again finds the runs by id.
+    let Batch {
+        records,
+        mut ops,
+        started,
+    } = batch;
+    for (fingerprint, r) in records {
+        ops.push(Op::Put(
+            IncidentRecord::key(&fingerprint),
+            codec::encode(&r),
+        ));
+    }
+    svc.store.write(ops, Durability::Flush)?;
+    svc.metrics.inbox_handled(chunk.len());
+    for id in started {
+        spawn_drive(svc, id);
     }
     Ok(())
 }
