@@ -96,6 +96,9 @@ pub(crate) async fn incidents(
             "labels": r.incident.labels, "started_at": r.incident.started_at,
             "notes": r.incident.notes, "alerts": r.alerts, "late_alerts": r.late_alerts,
             "runs": r.runs,
+            "suppressed": r.suppressed.iter().map(|s| json!({
+                "workflow": s.workflow, "at": format_ms(s.at_ms), "reason": s.reason,
+            })).collect::<Vec<_>>(),
             "first_seen": format_ms(r.first_seen_ms), "last_seen": format_ms(r.last_seen_ms),
             "resolved": r.resolved_ms.map(format_ms),
             "ended_at": r.ended_at_ms.and_then(|ms| u64::try_from(ms).ok()).map(format_ms),

@@ -89,6 +89,9 @@ pub struct ServeConfig {
     /// `[lanes]`: severity lanes for the inbox and step attempts.
     #[serde(default)]
     pub lanes: crate::lanes::LanesConfig,
+    /// `[storm]`: caps on runs started per workflow per interval.
+    #[serde(default)]
+    pub storm: crate::storm::StormConfig,
 }
 
 /// `[postmortem]`: how drafts are written.
@@ -257,6 +260,7 @@ impl ServeConfig {
         }
         c.limits()?;
         c.lanes.resolve()?;
+        c.storm.resolve()?;
         c.environment().check()?;
         Ok(c)
     }

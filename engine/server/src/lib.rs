@@ -43,12 +43,14 @@ pub mod limits;
 mod metrics;
 mod postmortem;
 mod processor;
+mod storm;
 mod strict;
 mod web;
 
 pub use auth::{Caller, Sender};
 pub use config::ServeConfig;
 pub use lanes::{LaneWeights, LanesConfig};
+pub use storm::{StormConfig, StormLimit, Suppressed};
 pub use error::{ApiError, StartError};
 pub use http::{Stopped, serve};
 pub use incident::IncidentRecord;
@@ -83,6 +85,8 @@ pub struct Service {
     pub(crate) pool: LanePool,
     /// Severity → lane (`[lanes]`).
     pub(crate) lanes: lanes::LaneMap,
+    /// Caps on runs started per workflow (`[storm]`).
+    pub(crate) storm: storm::StormControl,
     /// Whether the store's last write failed, and why (health.rs).
     pub(crate) health: health::StoreHealth,
     /// Runs driven by this process now: never two drivers for one run.
@@ -126,6 +130,7 @@ impl Service {
             both
         };
         let lanes = config.lanes.resolve().map_err(StartError::Config)?;
+        let storm = config.storm.resolve().map_err(StartError::Config)?;
         let pool = LanePool::new(config.concurrency, lanes.weights);
         let lane_of: medic_core::LaneOf = {
             let lanes = lanes.clone();
@@ -154,6 +159,7 @@ impl Service {
             clock,
             pool,
             lanes,
+            storm,
             config,
             workflows,
             metrics,

@@ -46,6 +46,8 @@ pub(crate) struct Metrics {
     gates_open: Mutex<HashMap<(String, String), u64>>,
     /// Gate waits, by how they ended (approved/rejected, by a person or the deadline).
     gate_waits: Mutex<BTreeMap<(&'static str, &'static str), Histogram>>,
+    /// Runs storm control did not start, by workflow.
+    suppressed: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Histogram {
@@ -92,6 +94,7 @@ impl Metrics {
             components,
             gates_open: Mutex::default(),
             gate_waits: Mutex::default(),
+            suppressed: Mutex::default(),
         }
     }
 
@@ -101,6 +104,16 @@ impl Metrics {
             .lock()
             .expect("metrics lock")
             .entry((source.as_str(), result))
+            .or_default() += 1;
+    }
+
+    /// Storm control did not start a run of `workflow`.
+    pub(crate) fn storm_suppressed(&self, workflow: &str) {
+        *self
+            .suppressed
+            .lock()
+            .expect("metrics lock")
+            .entry(workflow.to_string())
             .or_default() += 1;
     }
 
@@ -253,6 +266,17 @@ impl Metrics {
         ] {
             let n = n.load(Ordering::Relaxed);
             let _ = writeln!(out, "medic_inbox_items_total{{state=\"{state}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP medic_storm_suppressed_total Runs storm control did not start (recorded on their incidents), by workflow."
+        );
+        let _ = writeln!(out, "# TYPE medic_storm_suppressed_total counter");
+        for (workflow, n) in self.suppressed.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "medic_storm_suppressed_total{{workflow=\"{workflow}\"}} {n}"
+            );
         }
         let _ = writeln!(
             out,
