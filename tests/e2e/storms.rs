@@ -9,19 +9,28 @@ use std::time::{Duration, Instant};
 
 /// An Alertmanager v4 webhook with one firing alert per name, of `severity`.
 fn group(names: &[String], severity: &str) -> String {
+    group_of(names, severity, "firing")
+}
+
+fn group_of(names: &[String], severity: &str, status: &str) -> String {
+    let ends = if status == "resolved" {
+        "2026-11-22T03:30:00Z"
+    } else {
+        "0001-01-01T00:00:00Z"
+    };
     let alerts: Vec<Value> = names
         .iter()
         .map(|n| {
             json!({
-                "status": "firing", "labels": {"alertname": n, "severity": severity},
+                "status": status, "labels": {"alertname": n, "severity": severity},
                 "annotations": {"summary": format!("{n} is failing")},
-                "startsAt": "2026-11-22T03:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                "startsAt": "2026-11-22T03:00:00Z", "endsAt": ends,
                 "generatorURL": "http://127.0.0.1:9090/graph"
             })
         })
         .collect();
     json!({
-        "version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0, "status": "firing",
+        "version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0, "status": status,
         "receiver": "medic", "groupLabels": {}, "commonLabels": {"severity": severity},
         "commonAnnotations": {}, "externalURL": "http://127.0.0.1:9093", "alerts": alerts
     })
@@ -163,4 +172,110 @@ fn the_storm_cap_suppresses_the_21st_run_inside_a_minute_and_records_it_on_the_i
         metric(&serve, "medic_storm_suppressed_total{workflow=\"page-oncall\"}"),
         Some(1)
     );
+}
+
+#[test]
+fn retention_removes_finished_runs_keeps_open_runs_and_gates_archives_and_a_restart_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let note = "apiVersion: medic/v1\nkind: Workflow\nname: note\ntrigger:\n  matchers: ['alertname=~\"Done.*\"']\nsteps:\n  - id: note\n    phase: communicate\n    uses: echo\n    with: { annotate: '{{ incident.title }}' }\n";
+    let gated = "apiVersion: medic/v1\nkind: Workflow\nname: gated\ntrigger:\n  matchers: ['alertname=\"Gate\"']\nsteps:\n  - id: ask\n    phase: restore\n    gate:\n      prompt: roll back?\n      approvers: [alice]\n      deadline: 1h\n      on-deadline: reject\n  - id: after\n    phase: follow-up\n    uses: echo\n    with: { annotate: done }\n";
+    let files = [
+        ("note.yaml", note.to_string()),
+        ("gated.yaml", gated.to_string()),
+    ];
+    let config = "[retention]\nkeep = \"1s\"\nevery = \"200ms\"\narchive = \"archive/removed.jsonl\"\n";
+    let port = free_port();
+    let mut serve = Serve::with_config(dir.path(), port, &files, config);
+    let done: Vec<String> = (0..3).map(|i| format!("Done{i}")).collect();
+    post(&serve, &group(&done, "warning"));
+    post(&serve, &group(&["Gate".to_string()], "critical"));
+    let finished = poll_until(Duration::from_secs(60), || {
+        let all = runs(&serve);
+        let ids: Vec<String> = all
+            .iter()
+            .filter(|r| r["workflow"] == "note" && r["status"] == "succeeded")
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        (ids.len() == 3).then_some(ids)
+    })
+    .expect("the note runs did not finish");
+    // Finished runs of incidents still firing stay; once resolved, they go.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(runs(&serve).len(), 4, "removed while their incidents fired");
+    post(&serve, &group_of(&done, "warning", "resolved"));
+    let removed = poll_until(Duration::from_secs(60), || {
+        let all = runs(&serve);
+        let incidents = serve.get("/api/incidents");
+        (all.len() == 1 && incidents.as_array().unwrap().len() == 1).then_some(all)
+    })
+    .expect("finished runs and resolved incidents were not removed");
+    // The open run and its waiting gate stay.
+    let gated_id = removed[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(removed[0]["workflow"], "gated");
+    assert_eq!(removed[0]["status"], "running");
+    let run = serve.get(&format!("/api/runs/{gated_id}"));
+    assert_eq!(run["steps"][0]["gate"]["open"], true, "{run}");
+    // Each removed run is in the archive with its journal, and so is each incident.
+    let archive = std::fs::read_to_string(dir.path().join("archive/removed.jsonl")).unwrap();
+    let lines: Vec<Value> = archive
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut archived: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l["run"]["id"].as_str().map(String::from))
+        .collect();
+    archived.sort();
+    let mut want = finished.clone();
+    want.sort();
+    assert_eq!(archived, want);
+    for l in lines.iter().filter(|l| l.get("run").is_some()) {
+        let journal = l["journal"].as_array().unwrap();
+        assert_eq!(journal[0]["event"]["type"], "run_created", "{l}");
+        assert_eq!(journal.last().unwrap()["event"]["type"], "run_finished", "{l}");
+    }
+    assert_eq!(lines.iter().filter(|l| l.get("incident").is_some()).count(), 3);
+    assert_eq!(
+        metric(&serve, "medic_retention_removed_total{what=\"runs\"}"),
+        Some(3)
+    );
+    assert!(metric(&serve, "medic_store_size_bytes").is_some_and(|b| b > 0));
+
+    // A restart resumes the open run: its gate is still open and takes a decision.
+    serve.child.kill().unwrap();
+    serve.child.wait().unwrap();
+    drop(serve);
+    let serve = Serve::with_config(dir.path(), port, &files, config);
+    let run = serve.get(&format!("/api/runs/{gated_id}"));
+    assert_eq!(run["steps"][0]["gate"]["open"], true, "{run}");
+    let decision = json!({"decision": "approve", "by": "alice", "comment": "go"}).to_string();
+    let (code, body) = http(
+        serve.port,
+        "POST",
+        &format!("/api/runs/{gated_id}/gates/ask"),
+        Some(&decision),
+    )
+    .unwrap();
+    assert_eq!(code, 202, "{body}");
+    let ended = poll_until(Duration::from_secs(60), || {
+        let run = serve.get(&format!("/api/runs/{gated_id}"));
+        (run["status"] == "succeeded").then_some(())
+    });
+    assert!(ended.is_some(), "the resumed run did not finish");
+    // The web view's run index and the run list hold no removed run.
+    drop(serve);
+    let store = medic_store::SledStore::open(dir.path().join("store")).unwrap();
+    let index: Vec<String> = store
+        .scan(b"web/runs/")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| String::from_utf8_lossy(&k[b"web/runs/".len() + 8..]).into_owned())
+        .collect();
+    assert_eq!(index, vec![gated_id.clone()]);
+    let ids: Vec<String> = medic_core::JournalStore::runs(&store)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(ids, vec![gated_id]);
 }

@@ -139,7 +139,7 @@ pub(crate) async fn metrics(
     let worker = svc.clone();
     // The inbox depth is counted now, not remembered from the last drain: a sender asking
     // "has what I posted been handled?" needs the present.
-    let (runs, inbox, lanes) = blocking(move || {
+    let (runs, inbox, lanes, store_bytes) = blocking(move || {
         let runs = worker.store.runs()?;
         let inbox = worker.store.count(InboxItem::PREFIX)?;
         let mut lanes = [0usize; 3];
@@ -147,7 +147,7 @@ pub(crate) async fn metrics(
             lanes[lane as usize] = worker.store.count(&lane_prefix(Some(lane)))?;
         }
         lanes[Lane::Warning as usize] += worker.store.count(&lane_prefix(None))?;
-        Ok((runs, inbox, lanes))
+        Ok((runs, inbox, lanes, worker.store.size_on_disk()?))
     })
     .await?;
     let queues = crate::metrics::Queues {
@@ -155,6 +155,7 @@ pub(crate) async fn metrics(
         runs: svc.engine.waiting_for_slot(),
         inbox_lanes: lanes,
         run_lanes: svc.pool.depths(),
+        store_bytes,
     };
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

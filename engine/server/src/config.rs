@@ -92,6 +92,9 @@ pub struct ServeConfig {
     /// `[storm]`: caps on runs started per workflow per interval.
     #[serde(default)]
     pub storm: crate::storm::StormConfig,
+    /// `[retention]`: how long finished runs and resolved incidents are kept.
+    #[serde(default)]
+    pub retention: crate::retention::RetentionConfig,
 }
 
 /// `[postmortem]`: how drafts are written.
@@ -261,6 +264,7 @@ impl ServeConfig {
         c.limits()?;
         c.lanes.resolve()?;
         c.storm.resolve()?;
+        c.retention.resolve(Path::new(""))?;
         c.environment().check()?;
         Ok(c)
     }

@@ -43,6 +43,7 @@ pub mod limits;
 mod metrics;
 mod postmortem;
 mod processor;
+mod retention;
 mod storm;
 mod strict;
 mod web;
@@ -56,6 +57,7 @@ pub use http::{Stopped, serve};
 pub use incident::IncidentRecord;
 pub use postmortem::incident_journals;
 pub use processor::{ProcessError, process};
+pub use retention::{RetentionConfig, Swept, retain, sweep};
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -87,6 +89,11 @@ pub struct Service {
     pub(crate) lanes: lanes::LaneMap,
     /// Caps on runs started per workflow (`[storm]`).
     pub(crate) storm: storm::StormControl,
+    /// What is kept how long (`[retention]`).
+    pub(crate) retention: retention::Retention,
+    /// Held while a batch of the inbox is handled and while retention removes incident
+    /// records, so neither undoes the other's write.
+    pub(crate) inbox_lock: Mutex<()>,
     /// Whether the store's last write failed, and why (health.rs).
     pub(crate) health: health::StoreHealth,
     /// Runs driven by this process now: never two drivers for one run.
@@ -131,6 +138,10 @@ impl Service {
         };
         let lanes = config.lanes.resolve().map_err(StartError::Config)?;
         let storm = config.storm.resolve().map_err(StartError::Config)?;
+        let retention = config
+            .retention
+            .resolve(&config.base)
+            .map_err(StartError::Config)?;
         let pool = LanePool::new(config.concurrency, lanes.weights);
         let lane_of: medic_core::LaneOf = {
             let lanes = lanes.clone();
@@ -160,6 +171,8 @@ impl Service {
             pool,
             lanes,
             storm,
+            retention,
+            inbox_lock: Mutex::new(()),
             config,
             workflows,
             metrics,

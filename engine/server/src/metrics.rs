@@ -32,6 +32,8 @@ pub(crate) struct Queues {
     pub inbox_lanes: [usize; 3],
     /// Step attempts waiting for a slot, per lane.
     pub run_lanes: [usize; 3],
+    /// The store's size on disk, bytes.
+    pub store_bytes: u64,
 }
 
 pub(crate) struct Metrics {
@@ -48,6 +50,9 @@ pub(crate) struct Metrics {
     gate_waits: Mutex<BTreeMap<(&'static str, &'static str), Histogram>>,
     /// Runs storm control did not start, by workflow.
     suppressed: Mutex<BTreeMap<String, u64>>,
+    /// Runs and incident records retention removed since start.
+    removed_runs: AtomicU64,
+    removed_incidents: AtomicU64,
 }
 
 impl Histogram {
@@ -95,6 +100,8 @@ impl Metrics {
             gates_open: Mutex::default(),
             gate_waits: Mutex::default(),
             suppressed: Mutex::default(),
+            removed_runs: AtomicU64::new(0),
+            removed_incidents: AtomicU64::new(0),
         }
     }
 
@@ -115,6 +122,14 @@ impl Metrics {
             .expect("metrics lock")
             .entry(workflow.to_string())
             .or_default() += 1;
+    }
+
+    /// A retention sweep removed these.
+    pub(crate) fn removed(&self, swept: crate::Swept) {
+        self.removed_runs
+            .fetch_add(swept.runs as u64, Ordering::Relaxed);
+        self.removed_incidents
+            .fetch_add(swept.incidents as u64, Ordering::Relaxed);
     }
 
     /// `n` alerts are durably in the inbox.
@@ -278,6 +293,24 @@ impl Metrics {
                 "medic_storm_suppressed_total{{workflow=\"{workflow}\"}} {n}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP medic_retention_removed_total Records retention removed since start: finished runs (with their journals) and resolved incidents."
+        );
+        let _ = writeln!(out, "# TYPE medic_retention_removed_total counter");
+        for (what, n) in [
+            ("runs", &self.removed_runs),
+            ("incidents", &self.removed_incidents),
+        ] {
+            let n = n.load(Ordering::Relaxed);
+            let _ = writeln!(out, "medic_retention_removed_total{{what=\"{what}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP medic_store_size_bytes The store's size on disk."
+        );
+        let _ = writeln!(out, "# TYPE medic_store_size_bytes gauge");
+        let _ = writeln!(out, "medic_store_size_bytes {}", queues.store_bytes);
         let _ = writeln!(
             out,
             "# HELP medic_step_duration_seconds Step attempt durations, by component and result."

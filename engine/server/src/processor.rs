@@ -54,9 +54,12 @@ impl InboxItem {
 }
 
 /// The processor: resumes unfinished runs, then handles the inbox whenever intake
-/// wakes it (and every second, so nothing waits on a lost wake-up). Runs forever.
+/// wakes it (and every second, so nothing waits on a lost wake-up), and starts the
+/// retention sweep ([`crate::retain`]). Runs forever.
 pub async fn process(svc: Arc<Service>) {
     resume_unfinished(&svc);
+    // Retention sweeps in the background for as long as the service runs.
+    tokio::spawn(crate::retention::retain(svc.clone()));
     loop {
         if svc.engine.is_shutting_down() {
             // Shutting down: the inbox keeps what is left for the next start.
@@ -139,6 +142,10 @@ fn drain(svc: &Arc<Service>) -> Result<(), ProcessError> {
 }
 
 fn handle_batch(svc: &Arc<Service>, chunk: &[Record]) -> Result<(), ProcessError> {
+    let _records = svc
+        .inbox_lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut batch = Batch::default();
     for (key, value) in chunk {
         match codec::decode::<InboxItem>(value) {
