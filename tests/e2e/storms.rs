@@ -56,8 +56,7 @@ fn runs(serve: &Serve) -> Vec<Value> {
 }
 
 #[test]
-fn a_critical_alert_starts_before_a_backlog_of_4000_warnings_drains_and_every_warning_is_handled()
- {
+fn a_critical_alert_starts_before_a_backlog_of_4000_warnings_drains_and_every_warning_is_handled() {
     let provider = StandIn::start();
     let p = provider.port;
     let wf = format!(
@@ -160,7 +159,9 @@ fn the_storm_cap_suppresses_the_21st_run_inside_a_minute_and_records_it_on_the_i
     assert_eq!(s["suppressed"][0]["workflow"], "page-oncall");
     let reason = s["suppressed"][0]["reason"].as_str().unwrap();
     assert!(
-        reason.contains("suppressed by storm control: 20 runs of `page-oncall` already started in the last 1m"),
+        reason.contains(
+            "suppressed by storm control: 20 runs of `page-oncall` already started in the last 1m"
+        ),
         "{reason}"
     );
     let done = poll_until(Duration::from_secs(60), || {
@@ -169,7 +170,10 @@ fn the_storm_cap_suppresses_the_21st_run_inside_a_minute_and_records_it_on_the_i
     });
     assert!(done.is_some(), "{:?}", runs(&serve));
     assert_eq!(
-        metric(&serve, "medic_storm_suppressed_total{workflow=\"page-oncall\"}"),
+        metric(
+            &serve,
+            "medic_storm_suppressed_total{workflow=\"page-oncall\"}"
+        ),
         Some(1)
     );
 }
@@ -183,7 +187,8 @@ fn retention_removes_finished_runs_keeps_open_runs_and_gates_archives_and_a_rest
         ("note.yaml", note.to_string()),
         ("gated.yaml", gated.to_string()),
     ];
-    let config = "[retention]\nkeep = \"1s\"\nevery = \"200ms\"\narchive = \"archive/removed.jsonl\"\n";
+    let config =
+        "[retention]\nkeep = \"1s\"\nevery = \"200ms\"\narchive = \"archive/removed.jsonl\"\n";
     let port = free_port();
     let mut serve = Serve::with_config(dir.path(), port, &files, config);
     let done: Vec<String> = (0..3).map(|i| format!("Done{i}")).collect();
@@ -232,9 +237,16 @@ fn retention_removes_finished_runs_keeps_open_runs_and_gates_archives_and_a_rest
     for l in lines.iter().filter(|l| l.get("run").is_some()) {
         let journal = l["journal"].as_array().unwrap();
         assert_eq!(journal[0]["event"]["type"], "run_created", "{l}");
-        assert_eq!(journal.last().unwrap()["event"]["type"], "run_finished", "{l}");
+        assert_eq!(
+            journal.last().unwrap()["event"]["type"],
+            "run_finished",
+            "{l}"
+        );
     }
-    assert_eq!(lines.iter().filter(|l| l.get("incident").is_some()).count(), 3);
+    assert_eq!(
+        lines.iter().filter(|l| l.get("incident").is_some()).count(),
+        3
+    );
     assert_eq!(
         metric(&serve, "medic_retention_removed_total{what=\"runs\"}"),
         Some(3)

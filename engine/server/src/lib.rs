@@ -37,8 +37,8 @@ mod health;
 mod http;
 mod incident;
 mod intake;
-mod lanes;
 pub mod kubeconfig;
+mod lanes;
 pub mod limits;
 mod metrics;
 mod postmortem;
@@ -50,22 +50,22 @@ mod web;
 
 pub use auth::{Caller, Sender};
 pub use config::ServeConfig;
-pub use lanes::{LaneWeights, LanesConfig};
-pub use storm::{StormConfig, StormLimit, Suppressed};
 pub use error::{ApiError, StartError};
 pub use http::{Stopped, serve};
 pub use incident::IncidentRecord;
+pub use lanes::{LaneWeights, LanesConfig};
 pub use postmortem::incident_journals;
 pub use processor::{ProcessError, process};
 pub use retention::{RetentionConfig, Swept, retain, sweep};
+pub use storm::{StormConfig, StormLimit, Suppressed};
 
 use axum::Router;
 use axum::routing::{get, post};
+use medic_core::lanes::LanePool;
 use medic_core::{Clock, Executor, StepRunner, SystemClock};
 use medic_store::SledStore;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use medic_core::lanes::LanePool;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 

@@ -7,12 +7,12 @@
 //! of starting new ones.
 
 use crate::incident::{IncidentRecord, Update};
+use crate::lanes::lane_prefix;
 use crate::{LoadedWorkflow, Service};
+use medic_core::lanes::{self, Lane};
 use medic_core::{Durability, ExecutorError, StoreError, clock::rfc3339, codec};
 use medic_intake::{Alert, incident_id};
 use medic_model::IncidentStatus;
-use crate::lanes::lane_prefix;
-use medic_core::lanes::{self, Lane};
 use medic_store::{Op, Record};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};

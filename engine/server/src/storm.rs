@@ -126,10 +126,7 @@ impl StormControl {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let window = started.entry(workflow.to_string()).or_default();
-        while window
-            .front()
-            .is_some_and(|&t| t + cap.per_ms <= now_ms)
-        {
+        while window.front().is_some_and(|&t| t + cap.per_ms <= now_ms) {
             window.pop_front();
         }
         if window.len() >= cap.max_runs as usize {
@@ -155,11 +152,15 @@ mod tests {
 
     #[test]
     fn the_cap_holds_per_workflow_inside_a_sliding_window() {
-        let s = control("max_runs = 2\nper = \"1m\"\n[workflows.page]\nmax_runs = 1\nper = \"10s\"\n");
+        let s =
+            control("max_runs = 2\nper = \"1m\"\n[workflows.page]\nmax_runs = 1\nper = \"10s\"\n");
         assert!(s.admit("wf", 0).is_ok());
         assert!(s.admit("wf", 1_000).is_ok());
         let e = s.admit("wf", 2_000).unwrap_err();
-        assert!(e.contains("2 runs of `wf` already started in the last"), "{e}");
+        assert!(
+            e.contains("2 runs of `wf` already started in the last"),
+            "{e}"
+        );
         // The first start leaves the window after a minute.
         assert!(s.admit("wf", 60_000).is_ok());
         assert!(s.admit("page", 0).is_ok());
