@@ -98,6 +98,9 @@ pub async fn process(svc: Arc<Service>) {
 /// keeps alert-to-first-step latency low under load; the bound keeps the first run of a
 /// batch from waiting on a long one.
 const BATCH: usize = 128;
+/// The batch size while critical alerts wait: 16 places, of which the weights give the
+/// critical lane most.
+const URGENT_BATCH: usize = 16;
 
 /// What handling one batch of inbox items changes, written in one flushing write.
 #[derive(Default)]
@@ -126,8 +129,15 @@ fn drain(svc: &Arc<Service>) -> Result<(), ProcessError> {
             let room = BATCH - queues[lane as usize].len();
             queues[lane as usize].extend(svc.store.scan_first(&lane_prefix(Some(lane)), room)?);
         }
+        // With critical alerts waiting behind others, a short batch: the critical runs are
+        // written and started sooner, the others still get their share of it.
+        let limit = if queues[0].is_empty() || queues[1..].iter().all(VecDeque::is_empty) {
+            BATCH
+        } else {
+            URGENT_BATCH
+        };
         let mut chunk = Vec::new();
-        while chunk.len() < BATCH {
+        while chunk.len() < limit {
             let ready = [0, 1, 2].map(|i| !queues[i].is_empty());
             let Some(lane) = lanes::pick(&mut credit, svc.lanes.weights, ready) else {
                 break;
