@@ -84,8 +84,7 @@ fn provider() -> (u16, std::sync::Arc<std::sync::Mutex<Option<Instant>>>) {
 }
 
 #[test]
-fn a_critical_alert_starts_before_a_backlog_of_4000_warnings_drains_and_every_warning_is_handled()
- {
+fn a_critical_alert_starts_before_a_backlog_of_4000_warnings_drains_and_every_warning_is_handled() {
     // Warnings probe a provider that answers in 50 ms; the critical alert's workflow
     // probes its own provider, which notes when the first step's request arrives.
     let slow = StandIn::start();
@@ -302,7 +301,11 @@ fn retention_removes_finished_runs_keeps_open_runs_and_gates_archives_and_a_rest
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(said.contains("compacted:"), "{said}");
     let store = medic_store::SledStore::open(dir.path().join("store")).unwrap();
     let index: Vec<String> = store
