@@ -129,26 +129,36 @@ fn drain(svc: &Arc<Service>) -> Result<(), ProcessError> {
             let room = BATCH - queues[lane as usize].len();
             queues[lane as usize].extend(svc.store.scan_first(&lane_prefix(Some(lane)), room)?);
         }
-        // With critical alerts waiting behind others, a short batch: the critical runs are
-        // written and started sooner, the others still get their share of it.
-        let limit = if queues[0].is_empty() || queues[1..].iter().all(VecDeque::is_empty) {
-            BATCH
-        } else {
-            URGENT_BATCH
-        };
-        let mut chunk = Vec::new();
-        while chunk.len() < limit {
-            let ready = [0, 1, 2].map(|i| !queues[i].is_empty());
-            let Some(lane) = lanes::pick(&mut credit, svc.lanes.weights, ready) else {
-                break;
-            };
-            chunk.extend(queues[lane as usize].pop_front());
-        }
+        let chunk = next_batch(&mut queues, &mut credit, svc.lanes.weights);
         if chunk.is_empty() {
             return Ok(());
         }
         handle_batch(svc, &chunk)?;
     }
+}
+
+/// The next batch from the lanes' queues (oldest first in each), by the lanes' weights.
+fn next_batch(
+    queues: &mut [VecDeque<Record>; 3],
+    credit: &mut [i64; 3],
+    weights: [u32; 3],
+) -> Vec<Record> {
+    // With critical alerts waiting behind others, a short batch: the critical runs are
+    // written and started sooner, the others still get their share of it.
+    let limit = if queues[0].is_empty() || queues[1..].iter().all(VecDeque::is_empty) {
+        BATCH
+    } else {
+        URGENT_BATCH
+    };
+    let mut chunk = Vec::new();
+    while chunk.len() < limit {
+        let ready = [0, 1, 2].map(|i| !queues[i].is_empty());
+        let Some(lane) = lanes::pick(credit, weights, ready) else {
+            break;
+        };
+        chunk.extend(queues[lane as usize].pop_front());
+    }
+    chunk
 }
 
 fn handle_batch(svc: &Arc<Service>, chunk: &[Record]) -> Result<(), ProcessError> {
@@ -306,5 +316,53 @@ fn resume_unfinished(svc: &Arc<Service>) {
     match svc.engine.unfinished_runs() {
         Ok(ids) => ids.into_iter().for_each(|id| spawn_drive(svc, id)),
         Err(e) => eprintln!("medic: cannot list unfinished runs: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(lane: &str, n: usize) -> VecDeque<Record> {
+        (0..n)
+            .map(|i| (format!("{lane}{i:04}").into_bytes(), Vec::new()))
+            .collect()
+    }
+
+    fn names(chunk: &[Record]) -> Vec<String> {
+        chunk
+            .iter()
+            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_critical_item_leads_a_short_batch_and_lower_lanes_keep_their_share() {
+        let mut credit = [0; 3];
+        let mut q = [queue("c", 1), queue("w", 300), queue("i", 300)];
+        let first = names(&next_batch(&mut q, &mut credit, [16, 4, 1]));
+        assert_eq!(first.len(), URGENT_BATCH);
+        assert_eq!(first[0], "c0000");
+        // FIFO within a lane, and info is not shut out by the warnings.
+        let warnings: Vec<_> = first.iter().filter(|n| n.starts_with('w')).collect();
+        assert_eq!(warnings[0], "w0000");
+        assert!(warnings.windows(2).all(|w| w[0] < w[1]), "{first:?}");
+        assert!(first.iter().any(|n| n.starts_with('i')), "{first:?}");
+        // Without critical items, full batches again.
+        let next = next_batch(&mut q, &mut credit, [16, 4, 1]);
+        assert_eq!(next.len(), BATCH);
+    }
+
+    #[test]
+    fn a_steady_critical_stream_does_not_starve_warnings() {
+        let mut credit = [0; 3];
+        let mut q = [queue("c", 10_000), queue("w", 10_000), VecDeque::new()];
+        let mut warnings = 0;
+        for _ in 0..10 {
+            let chunk = next_batch(&mut q, &mut credit, [16, 4, 1]);
+            warnings += chunk.iter().filter(|(k, _)| k[0] == b'w').count();
+        }
+        // 4 of every 20 places.
+        assert_eq!(warnings, 10 * URGENT_BATCH * 4 / 20);
     }
 }
