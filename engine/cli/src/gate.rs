@@ -3,7 +3,9 @@
 //! With `--server` (or `MEDIC_SERVER`) the decision goes through a running `medic serve`'s
 //! API, which wakes the run at once. Without it, medic writes the decision into the local
 //! store's mailbox for the run: that needs the store to be free (no `medic serve` or
-//! `medic run` holding it), and the run picks the decision up when it resumes.
+//! `medic run` holding it), and the run picks the decision up when it resumes. A paced
+//! drill (`medic drill run --speed`) running on the store gets the decision at once through
+//! its folder under the data dir (medic-drill's `live`).
 
 use crate::app::Ctx;
 use anyhow::{Context, Result, bail};
@@ -37,6 +39,13 @@ fn in_store(ctx: &Ctx, decision: Decision, args: DecideArgs) -> Result<ExitCode>
         Some(b) => b,
         None => std::env::var("USER").context("say who decides with --as NAME")?,
     };
+    // A paced drill (`medic drill run --speed`) takes decisions through its own folder:
+    // it runs in memory and its process holds the store.
+    if let Some(dir) = medic_drill::live::find(&ctx.data, &args.run) {
+        let said = medic_drill::live::decide(&dir, &args.step, decision, &by, args.comment)?;
+        println!("{said}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let store = ctx.store().context(
         "cannot open the store: if medic serve is running, decide through its API with \
          --server http://HOST:PORT --token TOKEN (or MEDIC_SERVER and MEDIC_TOKEN)",
