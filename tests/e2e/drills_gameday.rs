@@ -1,7 +1,8 @@
 //! A game day: `medic drill run --speed N` paces virtual time, prints the timeline live,
 //! and its gate waits for a person, who decides it with `medic approve` against the same
 //! data dir while the drill runs; a person who is not an approver is refused with the
-//! reason. No service runs: every request is answered from the drill file.
+//! reason. No service runs: every request is answered from the drill file. The kept drill
+//! run is marked by `medic runs` and labelled `drill="true"` in `medic serve`'s `/metrics`.
 
 use crate::support::{medic, repo, steps_dir};
 use serde_json::Value;
@@ -121,4 +122,26 @@ fn a_paced_drill_waits_at_its_gate_for_medic_approve() {
     // Too late now: the drill is over, so the store answers (the run is finished).
     let late = approve(data.path(), &run, "oncall", "again");
     assert!(!late.status.success());
+
+    // Kept apart from real incidents: `medic runs` marks it, and `medic serve` on the same
+    // store counts it under drill="true", not with the real runs.
+    let listed = medic()
+        .arg("--data")
+        .arg(data.path())
+        .args(["runs", "--json"])
+        .output()
+        .unwrap();
+    let runs: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(runs[0]["id"], run.as_str());
+    assert_eq!(runs[0]["drill"], true, "{runs:#}");
+    let port = crate::support::free_port();
+    let serve = crate::harness::serve::Serve::start(data.path(), port);
+    let (status, metrics) =
+        crate::harness::serve::http(serve.port, "GET", "/metrics", None).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("medic_runs{status=\"succeeded\",drill=\"true\"} 1\n")
+            && metrics.contains("medic_runs{status=\"succeeded\"} 0\n"),
+        "{metrics}"
+    );
 }
