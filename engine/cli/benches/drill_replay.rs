@@ -141,6 +141,7 @@ fn incident() -> (Workflow, DrillFile) {
         name: "four-hour incident".into(),
         description: None,
         recorded_from: Some("0000019c0000-bench000".into()),
+        external_url: None,
         started_at_ms: START_MS,
         incident: Incident {
             id: "bench".into(),

@@ -25,6 +25,11 @@ pub enum DrillCommand {
         /// The drill's name (default: workflow and incident title).
         #[arg(long)]
         name: Option<String>,
+        /// The address people reached medic at when the run happened (`external_url` of
+        /// the medic.toml it ran with), so `run.url` and `run.postmortem_url` in templates
+        /// are the same in the replay.
+        #[arg(long, env = "MEDIC_EXTERNAL_URL", value_name = "URL")]
+        external_url: Option<String>,
     },
     /// Replay a drill against a workflow (default: the one it names or recorded) in
     /// virtual time, every request answered from the recording, and compare.
@@ -82,7 +87,12 @@ pub struct RunArgs {
 
 pub async fn dispatch(ctx: &Ctx, command: DrillCommand) -> Result<ExitCode> {
     match command {
-        DrillCommand::Record { run, output, name } => record(ctx, &run, output, name),
+        DrillCommand::Record {
+            run,
+            output,
+            name,
+            external_url,
+        } => record(ctx, &run, output, name, external_url),
         DrillCommand::Run(args) => run(ctx, args).await,
         DrillCommand::Test {
             dir,
@@ -92,7 +102,13 @@ pub async fn dispatch(ctx: &Ctx, command: DrillCommand) -> Result<ExitCode> {
     }
 }
 
-fn record(ctx: &Ctx, run: &str, output: Option<PathBuf>, name: Option<String>) -> Result<ExitCode> {
+fn record(
+    ctx: &Ctx,
+    run: &str,
+    output: Option<PathBuf>,
+    name: Option<String>,
+    external_url: Option<String>,
+) -> Result<ExitCode> {
     let store = ctx.store()?;
     let entries = store.entries(run)?;
     if entries.is_empty() {
@@ -108,6 +124,7 @@ fn record(ctx: &Ctx, run: &str, output: Option<PathBuf>, name: Option<String>) -
     if let Some(n) = name {
         drill.name = n;
     }
+    drill.external_url = external_url;
     match output {
         Some(path) => {
             let text = medic_drill::write(&drill, Syntax::for_path(&path));

@@ -371,8 +371,20 @@ fn engine(
         .map(|s| (s.id.clone(), s.timeout_ms.unwrap_or(30_000)))
         .collect();
     let responder = Arc::new(Responder::new(oracle, clock.clone(), timeouts, opts.live));
+    // Where the replay stops following the recording's clock: an incident update it did
+    // not have, a gate decided otherwise (below, as gates open).
+    for u in &opts.incident_updates {
+        responder.depart(drill.started_at_ms + u.at.ms());
+    }
     if let Some(entries) = journal {
         feed(&responder, entries);
+        for e in entries {
+            if let Event::GateOpened { step, .. } = &e.event
+                && gate_departs(drill, opts, step, e.at_ms)
+            {
+                responder.depart(e.at_ms);
+            }
+        }
     }
     let secrets: Arc<dyn SecretSource> = match &env.secrets {
         Some(s) => s.clone(),
@@ -384,21 +396,31 @@ fn engine(
         let opts = opts.clone();
         let user = env.observer.clone();
         let shown_as = live.shown_as.clone();
+        let responder = responder.clone();
         Arc::new(move |_run: &str, entry: &Entry| {
             if let Event::GateOpened {
                 step, approvers, ..
             } = &entry.event
             {
                 schedule_decision(&drill, &opts, &clock, step, entry.at_ms, approvers);
+                if gate_departs(&drill, &opts, step, entry.at_ms) {
+                    responder.depart(entry.at_ms);
+                }
             }
             if let Some(o) = &user {
                 o(&shown_as, entry);
             }
         })
     };
+    // `run.*` as in production, from the drill run's journal in virtual time: a follow-up
+    // that posts its time to mitigate and postmortem link sends what it sent then.
+    let external_url = drill.external_url.clone();
     let engine = Executor::new(store, env.runner.clone(), clock.clone(), secrets)
         .with_observer(observer)
-        .with_responder(responder);
+        .with_responder(responder)
+        .with_run_context(Arc::new(move |run, entries| {
+            medic_postmortem::run_context(run, entries, external_url.as_deref())
+        }));
     (engine, clock)
 }
 
@@ -451,6 +473,17 @@ fn schedule_updates(drill: &DrillFile, opts: &Options, clock: &DrillClock, from_
             );
         }
     }
+}
+
+/// Whether the gate `step`, opened at `opened_ms`, is decided otherwise than recorded (an
+/// override from the fork point on, or people in a game day): from then on the replay
+/// runs on its own time.
+fn gate_departs(drill: &DrillFile, opts: &Options, step: &str, opened_ms: u64) -> bool {
+    let fork_ms = drill.started_at_ms + opts.from.ms();
+    let recorded = drill.decisions.iter().find(|d| d.step == step);
+    let forked = recorded.is_none_or(|d| opened_ms + d.after.ms() >= fork_ms);
+    let people = opts.people.is_some() && opts.speed.is_some();
+    forked && (people || opts.decide.iter().any(|d| d.step == step))
 }
 
 /// The decision for the gate `step` that opened at `opened_ms`: an override when the
