@@ -53,7 +53,10 @@ fn a_paced_drill_waits_at_its_gate_for_medic_approve() {
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .unwrap_or_else(|_| panic!("the gate never waited:\n{}", printed.join("\n")));
         printed.push(line.clone());
-        if let Some(rest) = line.trim().strip_prefix("waiting for people: medic approve ") {
+        if let Some(rest) = line
+            .trim()
+            .strip_prefix("waiting for people: medic approve ")
+        {
             break rest.split_whitespace().next().unwrap().to_string();
         }
     };
@@ -93,11 +96,19 @@ fn a_paced_drill_waits_at_its_gate_for_medic_approve() {
     };
     let mut out = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
-    assert!(status.success(), "{out}\n{}", rx.try_iter().collect::<Vec<_>>().join("\n"));
+    assert!(
+        status.success(),
+        "{out}\n{}",
+        rx.try_iter().collect::<Vec<_>>().join("\n")
+    );
     let report: Value = serde_json::from_str(&out).unwrap();
     let steps = report["replay"]["steps"].as_array().unwrap();
     let step = |id: &str| steps.iter().find(|s| s["id"] == id).unwrap().clone();
-    assert_eq!(step("roll-forward-ok")["decision"], "approved by oncall", "{report:#}");
+    assert_eq!(
+        step("roll-forward-ok")["decision"],
+        "approved by oncall",
+        "{report:#}"
+    );
     assert_eq!(step("roll-forward")["status"], "succeeded", "{report:#}");
     assert_eq!(step("page-db-owner")["status"], "skipped", "{report:#}");
 
@@ -108,8 +119,8 @@ fn a_paced_drill_waits_at_its_gate_for_medic_approve() {
         .args(["runs", "show", &run, "--json"])
         .output()
         .unwrap();
-    let kept: Value = serde_json::from_slice(&shown.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {shown:?}"));
+    let kept: Value =
+        serde_json::from_slice(&shown.stdout).unwrap_or_else(|e| panic!("{e}: {shown:?}"));
     let gate = kept["steps"]
         .as_array()
         .unwrap()
@@ -117,7 +128,10 @@ fn a_paced_drill_waits_at_its_gate_for_medic_approve() {
         .find(|s| s["id"] == "roll-forward-ok")
         .unwrap();
     assert_eq!(gate["output"]["by"], "oncall", "{kept:#}");
-    assert_eq!(gate["output"]["comment"], "game day: roll forward", "{kept:#}");
+    assert_eq!(
+        gate["output"]["comment"], "game day: roll forward",
+        "{kept:#}"
+    );
     assert!(!data.path().join("live-drills").join(&run).exists());
     // Too late now: the drill is over, so the store answers (the run is finished).
     let late = approve(data.path(), &run, "oncall", "again");

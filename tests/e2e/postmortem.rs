@@ -180,8 +180,13 @@ fn an_incident_with_two_runs_gets_one_postmortem_on_the_api_and_the_cli() {
         ],
         extra,
     );
-    let (status, body) =
-        http(port, "POST", "/intake/alertmanager", Some(&alert("firing", starts_ms))).unwrap();
+    let (status, body) = http(
+        port,
+        "POST",
+        "/intake/alertmanager",
+        Some(&alert("firing", starts_ms)),
+    )
+    .unwrap();
     assert_eq!(status, 202, "{body}");
 
     let runs = || serve.get("/api/runs");

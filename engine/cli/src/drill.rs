@@ -296,7 +296,9 @@ async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode> {
     if args.speed.is_some() {
         opts.people = Some(ctx.data.join(medic_drill::live::LIVE_DIR));
     }
-    let observer = args.speed.map(|speed| timeline_observer(speed, ctx.data.clone()));
+    let observer = args
+        .speed
+        .map(|speed| timeline_observer(speed, ctx.data.clone()));
     let secrets: Option<Arc<dyn SecretSource>> = args.live.then(|| Arc::new(EnvSecrets) as _);
     let env = Env {
         store: Some(store),

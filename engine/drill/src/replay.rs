@@ -163,9 +163,8 @@ pub async fn run(
     let shown_as = kept_id.clone().unwrap_or_else(|| id.clone());
     let inbox = match (&opts.people, opts.speed) {
         (Some(root), Some(_)) => Some(Arc::new(
-            Inbox::open(root, &shown_as, &drill.name).map_err(|e| {
-                DrillError::Other(format!("cannot create {}: {e}", root.display()))
-            })?,
+            Inbox::open(root, &shown_as, &drill.name)
+                .map_err(|e| DrillError::Other(format!("cannot create {}: {e}", root.display())))?,
         )),
         _ => None,
     };

@@ -64,9 +64,7 @@ impl Oracle {
     /// [`Oracle::not_before`]): a gate decided otherwise, an incident update the recording
     /// did not have. Faults and requests the recording never saw depart by themselves.
     pub fn depart(&mut self, at_ms: u64) {
-        self.catch_up_until = self
-            .catch_up_until
-            .min(at_ms.saturating_sub(self.start_ms));
+        self.catch_up_until = self.catch_up_until.min(at_ms.saturating_sub(self.start_ms));
     }
 
     /// The instant (ms since the epoch) `decision` is answered no earlier than, if any.

@@ -55,9 +55,8 @@ fn check(name: &str) -> Value {
             std::fs::write(&path, &output).unwrap();
             continue;
         }
-        let golden = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!("{}: {e} (MEDIC_BLESS=1 writes it)", path.display())
-        });
+        let golden = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (MEDIC_BLESS=1 writes it)", path.display()));
         if golden != output {
             let line = golden
                 .lines()

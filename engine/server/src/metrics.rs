@@ -205,7 +205,10 @@ impl Metrics {
             let count = if drill { &mut drills } else { &mut by_status };
             *count.entry(r.status.as_str()).or_default() += 1;
         }
-        let _ = writeln!(out, "# HELP medic_runs Runs in the store, by status; drill runs carry drill=\"true\".");
+        let _ = writeln!(
+            out,
+            "# HELP medic_runs Runs in the store, by status; drill runs carry drill=\"true\"."
+        );
         let _ = writeln!(out, "# TYPE medic_runs gauge");
         for (status, n) in by_status {
             let _ = writeln!(out, "medic_runs{{status=\"{status}\"}} {n}");
