@@ -28,6 +28,17 @@ pub struct DecideArgs {
 }
 
 pub fn decide(ctx: &Ctx, decision: Decision, args: DecideArgs) -> Result<ExitCode> {
+    // A paced drill on this data dir (`medic drill run --speed`) takes its decisions
+    // through its own folder, even with MEDIC_SERVER set: drills are not on the API.
+    if let Some(dir) = medic_drill::live::find(&ctx.data, &args.run) {
+        let by = match args.by {
+            Some(b) => b,
+            None => std::env::var("USER").context("say who decides with --as NAME")?,
+        };
+        let said = medic_drill::live::decide(&dir, &args.step, decision, &by, args.comment)?;
+        println!("{said}");
+        return Ok(ExitCode::SUCCESS);
+    }
     match args.server.clone() {
         Some(server) => through_api(&server, decision, args),
         None => in_store(ctx, decision, args),
@@ -39,13 +50,6 @@ fn in_store(ctx: &Ctx, decision: Decision, args: DecideArgs) -> Result<ExitCode>
         Some(b) => b,
         None => std::env::var("USER").context("say who decides with --as NAME")?,
     };
-    // A paced drill (`medic drill run --speed`) takes decisions through its own folder:
-    // it runs in memory and its process holds the store.
-    if let Some(dir) = medic_drill::live::find(&ctx.data, &args.run) {
-        let said = medic_drill::live::decide(&dir, &args.step, decision, &by, args.comment)?;
-        println!("{said}");
-        return Ok(ExitCode::SUCCESS);
-    }
     let store = ctx.store().context(
         "cannot open the store: if medic serve is running, decide through its API with \
          --server http://HOST:PORT --token TOKEN (or MEDIC_SERVER and MEDIC_TOKEN)",
