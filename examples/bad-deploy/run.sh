@@ -9,6 +9,7 @@
 # Env: MEDIC (medic binary; default: cargo build), MEDIC_STEPS (step components; default
 # target/steps from scripts/build-steps), MEDIC_EXAMPLE_DECIDE=approve|reject (decide the
 # gate with `medic approve|reject` as the on-call would, instead of waiting for you),
+# MEDIC_EXAMPLE_HICCUP=1 (the Kubernetes API refuses the rollback once with 503: a retry),
 # MEDIC_EXAMPLE_KEEP=1 (keep the services up until Enter), MEDIC_EXAMPLE_STATE=FILE (write
 # the services' addresses and this run's throwaway tokens there, for the tests).
 set -euo pipefail
@@ -125,6 +126,13 @@ print(json.dumps(a))' "$here/alert.json" "$impact_start" "$1" "$(date -u +%Y-%m-
     --data @"$EX_TMP/alert-$1.json" "$MEDIC_SERVER/intake/alertmanager"
   echo
 }
+if [ -n "${MEDIC_EXAMPLE_HICCUP:-}" ]; then
+  # The API server answers the next change (the rollback) 503 without applying it, as an
+  # overloaded kube-apiserver would: medic retries the undo to the same revision.
+  ex_say "MEDIC_EXAMPLE_HICCUP: the Kubernetes API will refuse the rollback once (503)"
+  curl -fsS -X POST --data '{"method": "PATCH", "status": 503, "apply": false}' \
+    "$K8S_URL/_test/fail-next" >/dev/null
+fi
 ex_say "Alertmanager would now send: POST /intake/alertmanager (alert.json, startsAt $impact_start)"
 alert_as firing
 

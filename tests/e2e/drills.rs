@@ -50,14 +50,17 @@ fn copy_examples() -> (tempfile::TempDir, PathBuf) {
             }
         }
     }
-    // The recorded bad-flag drill names its workflow as `../bad-flag/workflow.yaml`.
-    let flag = dir.path().join("bad-flag");
-    std::fs::create_dir_all(&flag).unwrap();
-    std::fs::copy(
-        repo().join("examples/bad-flag/workflow.yaml"),
-        flag.join("workflow.yaml"),
-    )
-    .unwrap();
+    // The recorded drills name their workflows as `../bad-flag/workflow.yaml` and
+    // `../bad-deploy/workflow.yaml`.
+    for example in ["bad-flag", "bad-deploy"] {
+        let to = dir.path().join(example);
+        std::fs::create_dir_all(&to).unwrap();
+        std::fs::copy(
+            repo().join("examples").join(example).join("workflow.yaml"),
+            to.join("workflow.yaml"),
+        )
+        .unwrap();
+    }
     (dir, to)
 }
 
@@ -73,7 +76,12 @@ fn the_example_drills_pass_as_a_suite() {
     );
     let t = text(&out);
     assert!(out.status.success(), "{t}");
-    for name in [MIGRATION, "verify-fails-escalate.yaml"] {
+    for name in [
+        MIGRATION,
+        "verify-fails-escalate.yaml",
+        "bad-flag.yaml",
+        "bad-deploy.yaml",
+    ] {
         let row = t
             .lines()
             .find(|l| l.starts_with(name))

@@ -209,10 +209,11 @@ fn postmortem(example: &Example, run: &str, name: &str, secrets: &[&str]) -> Val
         .into_iter()
         .map(|f| (f, postmortem_cli(data, run, f, &[])))
         .collect();
-    let journal = record_journals(data, &[run.to_string()], name).to_string();
+    let named: Vec<(&str, &str)> = secrets.iter().map(|s| (*s, example.get(s))).collect();
+    let journal = record_journals(data, &[run.to_string()], name, &named).to_string();
     let mut all: Vec<(&str, &str)> = outputs.iter().map(|(f, t)| (*f, t.as_str())).collect();
     all.push(("journal", &journal));
-    let secrets: Vec<&str> = secrets.iter().map(|s| example.get(s)).collect();
+    let secrets: Vec<&str> = named.iter().map(|(_, v)| *v).collect();
     assert_no_secret(&all, &secrets);
     serde_json::from_str(&outputs[1].1).unwrap()
 }
@@ -303,7 +304,15 @@ fn bad_flag_example_turns_the_flag_off_and_posts_the_all_clear() {
 
 #[test]
 fn bad_deploy_example_rolls_back_freezes_and_resumes_when_approved() {
-    let example = Example::start("bad-deploy", &[("MEDIC_EXAMPLE_DECIDE", "approve")]);
+    // The API server refuses the rollback once: the journal (and the postmortem golden
+    // files recorded from it) has a retry.
+    let example = Example::start(
+        "bad-deploy",
+        &[
+            ("MEDIC_EXAMPLE_DECIDE", "approve"),
+            ("MEDIC_EXAMPLE_HICCUP", "1"),
+        ],
+    );
     let k8s = example.get("K8S_URL").to_string();
     let matrix = example.get("MATRIX_URL").to_string();
 
@@ -394,6 +403,7 @@ fn bad_deploy_example_rolls_back_freezes_and_resumes_when_approved() {
     assert_eq!(gate["by"], "oncall", "{gate}");
     assert_eq!(gate["by_deadline"], false, "{gate}");
     assert_eq!(step(&report, "undo")["output"]["to_revision"], 1);
+    assert_eq!(step(&report, "undo")["attempts"], 2, "the 503 was retried");
     assert_eq!(step(&report, "kept-paused")["status"], "skipped");
 
     // The postmortem: a rollback, the on-call's decision with its comment, the incident

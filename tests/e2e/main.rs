@@ -21,6 +21,8 @@ mod cli;
 mod crash;
 /// `medic drill` on the hand-written scenarios: the suite, faults, fork, crash, divergence.
 mod drills;
+/// A game day: a paced drill's gate waits for `medic approve` from another shell.
+mod drills_gameday;
 /// Drills recorded from real runs of the restore examples, replayed with every service down.
 mod drills_record;
 /// One workflow file with `vars`, run against two environments' configs, reaches two

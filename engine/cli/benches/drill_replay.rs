@@ -142,6 +142,7 @@ fn incident() -> (Workflow, DrillFile) {
         name: "four-hour incident".into(),
         description: None,
         recorded_from: Some("0000019c0000-bench000".into()),
+        external_url: None,
         started_at_ms: START_MS,
         incident: Incident {
             id: "bench".into(),
@@ -215,6 +216,17 @@ fn main() {
         .collect();
     times.sort();
     let yaml = medic_drill::write(&drill, Syntax::Yaml);
+    // A baseline measured in the same run, for a loaded or slower machine: reading the
+    // drill file (YAML with positions, then the typed file), pure CPU like the replay.
+    let mut base: Vec<Duration> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let parsed = medic_drill::parse("bench.yaml", &yaml).expect("the drill reads back");
+            assert_eq!(parsed.exchanges.len(), drill.exchanges.len());
+            t.elapsed()
+        })
+        .collect();
+    base.sort();
     let json = medic_drill::write(&drill, Syntax::Json);
     let n = drill.exchanges.len();
     println!(
@@ -229,6 +241,11 @@ fn main() {
         times[times.len() / 2].as_secs_f64() * 1e3,
         times[0].as_secs_f64() * 1e3,
         times[times.len() - 1].as_secs_f64() * 1e3
+    );
+    println!(
+        "  baseline (reading the drill file): median {:.0} ms; replay = {:.1}x the baseline",
+        base[base.len() / 2].as_secs_f64() * 1e3,
+        times[times.len() / 2].as_secs_f64() / base[base.len() / 2].as_secs_f64()
     );
     println!(
         "  drill file: YAML {} bytes ({} per exchange), JSON {} bytes ({} per exchange)",

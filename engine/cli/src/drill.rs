@@ -25,6 +25,11 @@ pub enum DrillCommand {
         /// The drill's name (default: workflow and incident title).
         #[arg(long)]
         name: Option<String>,
+        /// The address people reached medic at when the run happened (`external_url` of
+        /// the medic.toml it ran with), so `run.url` and `run.postmortem_url` in templates
+        /// are the same in the replay.
+        #[arg(long, env = "MEDIC_EXTERNAL_URL", value_name = "URL")]
+        external_url: Option<String>,
     },
     /// Replay a drill against a workflow (default: the one it names or recorded) in
     /// virtual time, every request answered from the recording, and compare.
@@ -82,7 +87,12 @@ pub struct RunArgs {
 
 pub async fn dispatch(ctx: &Ctx, command: DrillCommand) -> Result<ExitCode> {
     match command {
-        DrillCommand::Record { run, output, name } => record(ctx, &run, output, name),
+        DrillCommand::Record {
+            run,
+            output,
+            name,
+            external_url,
+        } => record(ctx, &run, output, name, external_url),
         DrillCommand::Run(args) => run(ctx, args).await,
         DrillCommand::Test {
             dir,
@@ -92,7 +102,13 @@ pub async fn dispatch(ctx: &Ctx, command: DrillCommand) -> Result<ExitCode> {
     }
 }
 
-fn record(ctx: &Ctx, run: &str, output: Option<PathBuf>, name: Option<String>) -> Result<ExitCode> {
+fn record(
+    ctx: &Ctx,
+    run: &str,
+    output: Option<PathBuf>,
+    name: Option<String>,
+    external_url: Option<String>,
+) -> Result<ExitCode> {
     let store = ctx.store()?;
     let entries = store.entries(run)?;
     if entries.is_empty() {
@@ -108,6 +124,7 @@ fn record(ctx: &Ctx, run: &str, output: Option<PathBuf>, name: Option<String>) -
     if let Some(n) = name {
         drill.name = n;
     }
+    drill.external_url = external_url;
     match output {
         Some(path) => {
             let text = medic_drill::write(&drill, Syntax::for_path(&path));
@@ -266,15 +283,22 @@ fn options(args: &RunArgs, drill: &DrillFile) -> Result<Options> {
         crash_at: args.crash_at,
         from,
         speed: args.speed,
+        people: None,
     })
 }
 
 async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode> {
     let drill = load(&args.file)?;
     let setup = setup(ctx, &drill, &args.file, args.workflow.as_deref())?;
-    let opts = options(&args, &drill)?;
+    let mut opts = options(&args, &drill)?;
     let store: Arc<dyn JournalStore> = ctx.store()?;
-    let observer = args.speed.map(|_| timeline_observer());
+    // A game day: gates wait for people, who reach the drill with `medic approve`.
+    if args.speed.is_some() {
+        opts.people = Some(ctx.data.join(medic_drill::live::LIVE_DIR));
+    }
+    let observer = args
+        .speed
+        .map(|speed| timeline_observer(speed, ctx.data.clone()));
     let secrets: Option<Arc<dyn SecretSource>> = args.live.then(|| Arc::new(EnvSecrets) as _);
     let env = Env {
         store: Some(store),
@@ -301,12 +325,35 @@ async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode> {
 }
 
 /// Prints each journal entry of the drill run as a timeline line, on stderr (the report
-/// goes to stdout).
-fn timeline_observer() -> medic_core::Observer {
+/// goes to stdout), and at each gate how people decide it.
+fn timeline_observer(speed: f64, data: PathBuf) -> medic_core::Observer {
     let timeline = std::sync::Mutex::new(medic_core::timeline::Timeline::new());
-    Arc::new(move |_run, entry| {
+    Arc::new(move |run, entry| {
+        if let medic_core::Event::RunCreated(_) = &entry.event {
+            eprintln!(
+                "drill run {run}: a game day at {speed}x real time; gates wait for people \
+                 (medic --data {} approve|reject {run} STEP --as NAME)",
+                data.display()
+            );
+        }
         if let Some(line) = timeline.lock().expect("timeline lock").line(entry) {
             eprintln!("{line}");
+        }
+        if let medic_core::Event::GateOpened {
+            step,
+            deadline_ms,
+            on_deadline,
+            ..
+        } = &entry.event
+        {
+            let left = deadline_ms.saturating_sub(entry.at_ms);
+            eprintln!(
+                "  waiting for people: medic approve {run} {step} (or reject); nobody within {} \
+                 of drill time ({:.0} s real): {}",
+                Offset(left),
+                left as f64 / 1000.0 / speed,
+                on_deadline.past()
+            );
         }
     })
 }

@@ -3,7 +3,9 @@
 //! With `--server` (or `MEDIC_SERVER`) the decision goes through a running `medic serve`'s
 //! API, which wakes the run at once. Without it, medic writes the decision into the local
 //! store's mailbox for the run: that needs the store to be free (no `medic serve` or
-//! `medic run` holding it), and the run picks the decision up when it resumes.
+//! `medic run` holding it), and the run picks the decision up when it resumes. A paced
+//! drill (`medic drill run --speed`) running on the store gets the decision at once through
+//! its folder under the data dir (medic-drill's `live`).
 
 use crate::app::Ctx;
 use anyhow::{Context, Result, bail};
@@ -26,6 +28,17 @@ pub struct DecideArgs {
 }
 
 pub fn decide(ctx: &Ctx, decision: Decision, args: DecideArgs) -> Result<ExitCode> {
+    // A paced drill on this data dir (`medic drill run --speed`) takes its decisions
+    // through its own folder, even with MEDIC_SERVER set: drills are not on the API.
+    if let Some(dir) = medic_drill::live::find(&ctx.data, &args.run) {
+        let by = match args.by {
+            Some(b) => b,
+            None => std::env::var("USER").context("say who decides with --as NAME")?,
+        };
+        let said = medic_drill::live::decide(&dir, &args.step, decision, &by, args.comment)?;
+        println!("{said}");
+        return Ok(ExitCode::SUCCESS);
+    }
     match args.server.clone() {
         Some(server) => through_api(&server, decision, args),
         None => in_store(ctx, decision, args),

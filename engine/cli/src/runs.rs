@@ -22,7 +22,14 @@ pub fn list(ctx: &Ctx, as_json: bool, status: Option<&str>) -> Result<ExitCode> 
         runs.retain(|r| r.status == status);
     }
     if as_json {
-        let v: Vec<_> = runs.iter().map(medic_core::timeline::run_summary).collect();
+        let v: Vec<_> = runs
+            .iter()
+            .map(|r| {
+                let mut v = medic_core::timeline::run_summary(r);
+                v["drill"] = medic_drill::is_drill_run(r).into();
+                v
+            })
+            .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }

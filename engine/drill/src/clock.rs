@@ -2,12 +2,18 @@
 //! drill drives one run, so a wait means nothing is running: the clock jumps straight to
 //! the next due instant — the deadline waited for, or an earlier scheduled input (a gate
 //! decision, an incident update), which it posts to the run's mailbox before returning.
-//! With a speed, the jump is paced at N× real time (a game day).
+//! With a speed, the jump is paced at N× real time (a game day), in slices of at most
+//! [`SLICE`] of real time, between which people's gate decisions are taken in (see
+//! [`crate::live`]).
 
+use crate::live::Inbox;
 use async_trait::async_trait;
 use medic_core::{Clock, JournalStore, Message};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The longest real-time sleep of a paced clock: how soon a person's decision is seen.
+pub const SLICE: Duration = Duration::from_millis(100);
 
 /// A virtual clock with a schedule of inputs for one run.
 pub struct DrillClock {
@@ -23,6 +29,8 @@ struct Inner {
     mailbox: Option<(Arc<dyn JournalStore>, String)>,
     /// A mailbox write failed: reported by [`DrillClock::take_error`].
     error: Option<String>,
+    /// Where people's decisions arrive (a paced drill).
+    inbox: Option<Arc<Inbox>>,
 }
 
 impl DrillClock {
@@ -35,6 +43,7 @@ impl DrillClock {
                 added: 0,
                 mailbox: None,
                 error: None,
+                inbox: None,
             }),
             speed: speed.filter(|s| *s > 0.0),
         }
@@ -57,6 +66,11 @@ impl DrillClock {
         inner.schedule.push((due_ms, n, message));
         inner.schedule.sort_by_key(|(due, n, _)| (*due, *n));
         post_due(&mut inner);
+    }
+
+    /// Takes people's decisions from `inbox` while pacing.
+    pub(crate) fn people(&self, inbox: Arc<Inbox>) {
+        self.lock().inbox = Some(inbox);
     }
 
     /// Moves time on by `ms` (an exchange's latency, a timeout) and posts what fell due.
@@ -104,14 +118,25 @@ impl Clock for DrillClock {
             };
             (inner.now, to)
         };
-        if let Some(speed) = self.speed
-            && to > from
-        {
-            tokio::time::sleep(Duration::from_secs_f64((to - from) as f64 / 1000.0 / speed)).await;
-        }
+        // Paced: one slice of real time at most, then back to the executor, which reads
+        // the mailbox (a person may have decided) and waits again if nothing changed.
+        let to = match self.speed {
+            Some(speed) if to > from => {
+                let slice_ms = (SLICE.as_secs_f64() * 1000.0 * speed).max(1.0) as u64;
+                let to = to.min(from + slice_ms);
+                tokio::time::sleep(Duration::from_secs_f64((to - from) as f64 / 1000.0 / speed))
+                    .await;
+                to
+            }
+            _ => to,
+        };
         let mut inner = self.lock();
         inner.now = inner.now.max(to);
         post_due(&mut inner);
+        if let (Some(inbox), Some((store, run))) = (inner.inbox.clone(), inner.mailbox.clone()) {
+            drop(inner);
+            inbox.poll(&store, &run);
+        }
     }
 }
 

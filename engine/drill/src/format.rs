@@ -23,6 +23,11 @@ pub struct DrillFile {
     /// The run this drill was recorded from, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recorded_from: Option<String>,
+    /// The address people reached medic at when the run was recorded (medic.toml's
+    /// `external_url`), so templates see the same `run.url` and `run.postmortem_url` in
+    /// the replay; without it they are `null`, as in a medic without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_url: Option<String>,
     /// Offset zero: when the incident's run started, in milliseconds since the Unix epoch.
     /// The replay's virtual clock starts here, so templates see the same times.
     pub started_at_ms: u64,

@@ -37,6 +37,7 @@ mod crash;
 pub mod faults;
 pub mod format;
 pub mod io;
+pub mod live;
 pub mod matcher;
 pub mod outcome;
 pub mod record;
@@ -52,3 +53,11 @@ pub use outcome::Outcome;
 pub use record::record;
 pub use replay::{DecideOverride, DrillError, Env, Options, Replay, Setup};
 pub use report::{Report, Verdict};
+
+/// Whether a run in medic's store is a kept drill run (what [`replay::run`] copies into
+/// [`Env::store`]): its id has `-drill-` and its incident title starts with `[drill] `.
+/// `medic runs` marks these, and `medic serve`'s `/metrics` labels them `drill="true"`, so
+/// drills never count as real incidents.
+pub fn is_drill_run(meta: &medic_core::RunMeta) -> bool {
+    meta.id.contains("-drill-") && meta.incident_title.starts_with("[drill] ")
+}

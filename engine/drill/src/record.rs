@@ -178,6 +178,7 @@ pub fn record(run: &str, entries: &[Entry], redactor: &Redactor) -> Result<Drill
         name: format!("{}: {}", created.workflow.name, incident.title),
         description: None,
         recorded_from: Some(run.to_string()),
+        external_url: None,
         started_at_ms: start,
         incident,
         workflow_file: None,

@@ -6,6 +6,7 @@ use crate::clock::DrillClock;
 use crate::crash::CrashStore;
 use crate::faults::Fault;
 use crate::format::{DrillFile, IncidentUpdate, Offset};
+use crate::live::Inbox;
 use crate::responder::{Oracle, Responder};
 use medic_core::{
     Clock, Durability, Entry, Event, Executor, HostCall, JournalStore, MemoryStore, Message,
@@ -88,6 +89,11 @@ pub struct Options {
     pub from: Offset,
     /// Pace virtual time at N× real time.
     pub speed: Option<f64>,
+    /// A game day: with `speed`, the folder (medic's `<data>/`[`crate::live::LIVE_DIR`])
+    /// through which people decide the drill's gates (`medic approve`, see
+    /// [`crate::live`]). Recorded decisions are then not replayed: each gate waits for a
+    /// person until its virtual deadline; [`Options::decide`] overrides still apply.
+    pub people: Option<std::path::PathBuf>,
 }
 
 /// What the caller provides: how steps run, and where finished drill runs are kept.
@@ -102,7 +108,8 @@ pub struct Env {
     pub runner: Arc<dyn StepRunner>,
     /// Secret values for `--live`; `None`: placeholders (nothing real is reached anyway).
     pub secrets: Option<Arc<dyn SecretSource>>,
-    /// Sees every journal entry of the drill run (live timeline).
+    /// Sees every journal entry of the drill run (live timeline), under the id the run
+    /// is kept as ([`Replay::kept_as`]; the id it runs under when it is not kept).
     pub observer: Option<Observer>,
 }
 
@@ -146,6 +153,22 @@ pub async fn run(
     let memory: Arc<dyn JournalStore> = Arc::new(MemoryStore::new());
     let crash = Arc::new(CrashStore::new(memory.clone(), opts.crash_at));
     let store: Arc<dyn JournalStore> = crash.clone();
+    let id = drill.recorded_from.clone().unwrap_or_else(|| {
+        let digest = Sha256::digest(drill.name.as_bytes());
+        format!("drill-{}", &hex::encode(digest)[..12])
+    });
+    // The id the run is kept as is chosen now, so people (and the live timeline) know the
+    // drill by it while it runs.
+    let kept_id = env.store.as_ref().map(|_| copy_id(&id));
+    let shown_as = kept_id.clone().unwrap_or_else(|| id.clone());
+    let inbox = match (&opts.people, opts.speed) {
+        (Some(root), Some(_)) => Some(Arc::new(
+            Inbox::open(root, &shown_as, &drill.name)
+                .map_err(|e| DrillError::Other(format!("cannot create {}: {e}", root.display())))?,
+        )),
+        _ => None,
+    };
+    let live = Live { shown_as, inbox };
     let (engine, clock) = engine(
         drill,
         setup,
@@ -154,11 +177,8 @@ pub async fn run(
         store.clone(),
         drill.started_at_ms,
         None,
+        &live,
     );
-    let id = drill.recorded_from.clone().unwrap_or_else(|| {
-        let digest = Sha256::digest(drill.name.as_bytes());
-        format!("drill-{}", &hex::encode(digest)[..12])
-    });
     engine.create_run_as(
         id.clone(),
         NewRun {
@@ -181,12 +201,13 @@ pub async fn run(
         }
         (Err(e), None) => return Err(e.into()),
         // The crash we asked for: resume as `medic resume` would, with a fresh engine.
-        (_, Some(_)) => resume(drill, setup, opts, env, &memory, &id).await?,
+        (_, Some(_)) => resume(drill, setup, opts, env, &memory, &id, &live).await?,
     }
+    drop(live);
     let entries = memory.entries(&id)?;
-    let kept_as = match &env.store {
-        Some(keep) => Some(keep_copy(keep.as_ref(), &id, &entries, setup, drill)?),
-        None => None,
+    let kept_as = match (&env.store, kept_id) {
+        (Some(keep), Some(copy)) => Some(keep_copy(keep.as_ref(), copy, &entries, setup, drill)?),
+        _ => None,
     };
     Ok(Replay {
         entries,
@@ -196,18 +217,30 @@ pub async fn run(
     })
 }
 
-/// Copies a finished drill run's journal into the caller's store under a new id (time
-/// first, so it sorts with the other runs), as a drill.
+/// How people know a running drill: the id it is kept as, and where their decisions
+/// arrive (a paced drill).
+struct Live {
+    shown_as: String,
+    inbox: Option<Arc<Inbox>>,
+}
+
+/// A new id for the kept copy of drill run `id` (time first, so it sorts with the other
+/// runs).
+fn copy_id(id: &str) -> String {
+    let now = SystemClock.now_ms();
+    let digest = Sha256::digest(format!("{id}/{now}/{}", std::process::id()));
+    format!("{now:012x}-drill-{}", &hex::encode(digest)[..6])
+}
+
+/// Copies a finished drill run's journal into the caller's store under `copy`, as a drill.
 fn keep_copy(
     store: &dyn JournalStore,
-    id: &str,
+    copy: String,
     entries: &[Entry],
     setup: &Setup,
     drill: &DrillFile,
 ) -> Result<String, DrillError> {
     let now = SystemClock.now_ms();
-    let digest = Sha256::digest(format!("{id}/{now}/{}", std::process::id()));
-    let copy = format!("{now:012x}-drill-{}", &hex::encode(digest)[..6]);
     let status = entries
         .iter()
         .rev()
@@ -255,6 +288,7 @@ async fn resume(
     env: &Env,
     store: &Arc<dyn JournalStore>,
     id: &str,
+    live: &Live,
 ) -> Result<(), DrillError> {
     let entries = store.entries(id)?;
     // The restart happens at the instant of the last record, and every input after it is
@@ -267,7 +301,16 @@ async fn resume(
     for (message, _) in store.mailbox(id)? {
         store.ack(id, message)?;
     }
-    let (engine, clock) = engine(drill, setup, opts, env, store.clone(), last, Some(&entries));
+    let (engine, clock) = engine(
+        drill,
+        setup,
+        opts,
+        env,
+        store.clone(),
+        last,
+        Some(&entries),
+        live,
+    );
     clock.attach(store.clone(), id);
     schedule_updates(
         drill,
@@ -301,6 +344,10 @@ async fn resume(
 
 /// An engine on the virtual clock with the drill's responder; `journal` (when resuming)
 /// is fed to the responder so its answers carry on where they stopped.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one private constructor for the first start and the resume"
+)]
 fn engine(
     drill: &DrillFile,
     setup: &Setup,
@@ -309,8 +356,12 @@ fn engine(
     store: Arc<dyn JournalStore>,
     now_ms: u64,
     journal: Option<&[Entry]>,
+    live: &Live,
 ) -> (Executor, Arc<DrillClock>) {
     let clock = Arc::new(DrillClock::new(now_ms, opts.speed));
+    if let Some(inbox) = &live.inbox {
+        clock.people(inbox.clone());
+    }
     let oracle = Oracle::new(drill, &opts.faults, opts.from);
     let timeouts = setup
         .workflow
@@ -319,8 +370,20 @@ fn engine(
         .map(|s| (s.id.clone(), s.timeout_ms.unwrap_or(30_000)))
         .collect();
     let responder = Arc::new(Responder::new(oracle, clock.clone(), timeouts, opts.live));
+    // Where the replay stops following the recording's clock: an incident update it did
+    // not have, a gate decided otherwise (below, as gates open).
+    for u in &opts.incident_updates {
+        responder.depart(drill.started_at_ms + u.at.ms());
+    }
     if let Some(entries) = journal {
         feed(&responder, entries);
+        for e in entries {
+            if let Event::GateOpened { step, .. } = &e.event
+                && gate_departs(drill, opts, step, e.at_ms)
+            {
+                responder.depart(e.at_ms);
+            }
+        }
     }
     let secrets: Arc<dyn SecretSource> = match &env.secrets {
         Some(s) => s.clone(),
@@ -331,21 +394,32 @@ fn engine(
         let drill = drill.clone();
         let opts = opts.clone();
         let user = env.observer.clone();
-        Arc::new(move |run: &str, entry: &Entry| {
+        let shown_as = live.shown_as.clone();
+        let responder = responder.clone();
+        Arc::new(move |_run: &str, entry: &Entry| {
             if let Event::GateOpened {
                 step, approvers, ..
             } = &entry.event
             {
                 schedule_decision(&drill, &opts, &clock, step, entry.at_ms, approvers);
+                if gate_departs(&drill, &opts, step, entry.at_ms) {
+                    responder.depart(entry.at_ms);
+                }
             }
             if let Some(o) = &user {
-                o(run, entry);
+                o(&shown_as, entry);
             }
         })
     };
+    // `run.*` as in production, from the drill run's journal in virtual time: a follow-up
+    // that posts its time to mitigate and postmortem link sends what it sent then.
+    let external_url = drill.external_url.clone();
     let engine = Executor::new(store, env.runner.clone(), clock.clone(), secrets)
         .with_observer(observer)
-        .with_responder(responder);
+        .with_responder(responder)
+        .with_run_context(Arc::new(move |run, entries| {
+            medic_postmortem::run_context(run, entries, external_url.as_deref())
+        }));
     (engine, clock)
 }
 
@@ -400,6 +474,17 @@ fn schedule_updates(drill: &DrillFile, opts: &Options, clock: &DrillClock, from_
     }
 }
 
+/// Whether the gate `step`, opened at `opened_ms`, is decided otherwise than recorded (an
+/// override from the fork point on, or people in a game day): from then on the replay
+/// runs on its own time.
+fn gate_departs(drill: &DrillFile, opts: &Options, step: &str, opened_ms: u64) -> bool {
+    let fork_ms = drill.started_at_ms + opts.from.ms();
+    let recorded = drill.decisions.iter().find(|d| d.step == step);
+    let forked = recorded.is_none_or(|d| opened_ms + d.after.ms() >= fork_ms);
+    let people = opts.people.is_some() && opts.speed.is_some();
+    forked && (people || opts.decide.iter().any(|d| d.step == step))
+}
+
 /// The decision for the gate `step` that opened at `opened_ms`: an override when the
 /// recorded decision had not been made yet at the fork point (it is then made no earlier
 /// than the fork), else the recorded one, else none (the deadline decides).
@@ -426,6 +511,8 @@ fn schedule_decision(
             let at = (opened_ms + o.after.ms()).max(fork_ms);
             (d, at, by, Some("decided in the drill".to_string()))
         }),
+        // A game day: people decide, not the recording.
+        None if forked && opts.people.is_some() && opts.speed.is_some() => None,
         None => recorded.map(|d| {
             (
                 d.decision,

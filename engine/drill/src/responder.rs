@@ -37,6 +37,9 @@ pub struct Oracle {
     forked: usize,
     unmatched: FaultKind,
     start_ms: u64,
+    /// Recorded exchanges before this offset are answered no earlier than recorded: until
+    /// the replay departs from the recording.
+    catch_up_until: u64,
 }
 
 impl Oracle {
@@ -53,7 +56,37 @@ impl Oracle {
             forked,
             unmatched: drill.matching.unmatched.unwrap_or(FaultKind::Refused),
             start_ms: drill.started_at_ms,
+            catch_up_until: u64::MAX,
         }
+    }
+
+    /// From `at_ms` on, the replay no longer follows the recording's clock (see
+    /// [`Oracle::not_before`]): a gate decided otherwise, an incident update the recording
+    /// did not have. Faults and requests the recording never saw depart by themselves.
+    pub fn depart(&mut self, at_ms: u64) {
+        self.catch_up_until = self.catch_up_until.min(at_ms.saturating_sub(self.start_ms));
+    }
+
+    /// The instant (ms since the epoch) `decision` is answered no earlier than, if any.
+    ///
+    /// A replay follows the recording's clock until it departs from it: a request answered
+    /// from the recording is answered no earlier than it was recorded (the clock jumps
+    /// there first). The recording knows how long steps and providers took between
+    /// requests (a poll's sleep, a slow provider, compiling a component); the replay does
+    /// not, so without this an unchanged workflow would restore sooner in the replay than
+    /// it did, and a template quoting times (`run.metrics`) would render other text. From
+    /// the first departure on (a fault, an unseen request, [`Oracle::depart`]) the replay
+    /// runs on its own time, so a "what if" shows the minutes it saves.
+    pub fn not_before(&self, decision: &Decision) -> Option<u64> {
+        let Decision::Recorded {
+            index,
+            repeat: false,
+        } = decision
+        else {
+            return None;
+        };
+        let at = self.matcher.exchange(*index).at.ms();
+        (at < self.catch_up_until).then_some(self.start_ms + at)
     }
 
     /// The matcher (for the recorded exchanges).
@@ -98,6 +131,9 @@ impl Oracle {
                     f.fault
                 })
             });
+        if fault.is_some() {
+            self.depart(now_ms);
+        }
         let matched = match fault {
             // These answer without the recording: they must not use up a recorded answer.
             Some(k @ (FaultKind::Status(_) | FaultKind::Timeout | FaultKind::Refused)) => {
@@ -116,7 +152,10 @@ impl Oracle {
                 index: i,
                 repeat: true,
             },
-            (None, Matched::Unseen(d)) => Decision::Unseen(d, self.unmatched),
+            (None, Matched::Unseen(d)) => {
+                self.depart(now_ms);
+                Decision::Unseen(d, self.unmatched)
+            }
         })
     }
 
@@ -235,6 +274,11 @@ impl Responder {
         }
     }
 
+    /// From `at_ms` on, answers no longer follow the recording's clock ([`Oracle::depart`]).
+    pub fn depart(&self, at_ms: u64) {
+        self.oracle.lock().expect("oracle lock").depart(at_ms);
+    }
+
     /// Feeds a request already answered (in the journal of a drill being resumed), so the
     /// next answers follow on from it.
     pub fn replayed(&self, step: &str, attempt: u32, request: &HostCall, at_ms: u64) {
@@ -255,8 +299,11 @@ impl HttpResponder for Responder {
         }
         let timeout = self.timeouts.get(step).copied().unwrap_or(30_000);
         let (outcome, took) = oracle.answer(&decision, timeout);
+        let wait = oracle
+            .not_before(&decision)
+            .map_or(0, |at| at.saturating_sub(now));
         drop(oracle);
-        self.clock.advance(took);
+        self.clock.advance(wait + took);
         Some(outcome)
     }
 }

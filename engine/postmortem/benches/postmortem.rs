@@ -163,6 +163,18 @@ fn main() {
     }
     // The first pass warms caches and the allocator.
     let (read_md, all) = (median(read_md[1..].to_vec()), median(all[1..].to_vec()));
+    // A baseline measured in the same run, for a loaded or slower machine: serialising
+    // the same journal to JSON once (one pass over the same data, no postmortem logic).
+    let baseline = median(
+        (0..12)
+            .map(|_| {
+                let start = Instant::now();
+                let bytes = serde_json::to_vec(&journal).expect("journal serialises");
+                assert!(!bytes.is_empty());
+                start.elapsed()
+            })
+            .collect(),
+    );
     println!(
         "postmortem of a {ENTRIES}-entry journal (50 steps over 4 h): read + Markdown {:.1} ms (target ≤ {} ms), + JSON, HTML, SVG {:.1} ms",
         read_md.as_secs_f64() * 1000.0,
@@ -175,6 +187,11 @@ fn main() {
         sizes.1 / 1024,
         sizes.2 / 1024,
         sizes.3 / 1024
+    );
+    println!(
+        "  baseline (the journal to JSON): {:.1} ms; read + Markdown = {:.1}x the baseline",
+        baseline.as_secs_f64() * 1000.0,
+        read_md.as_secs_f64() / baseline.as_secs_f64()
     );
     if read_md > TARGET {
         println!("  SLOWER than the target");

@@ -238,13 +238,24 @@ impl Metrics {
             .into_iter()
             .map(|s| (s, 0))
             .collect();
+        // Drill runs (medic drill, the web view's replays) never count as incidents; the
+        // rule is medic-drill's `is_drill_run`.
+        let mut drills: BTreeMap<&str, u64> = BTreeMap::new();
         for r in runs {
-            *by_status.entry(r.status.as_str()).or_default() += 1;
+            let drill = r.id.contains("-drill-") && r.incident_title.starts_with("[drill] ");
+            let count = if drill { &mut drills } else { &mut by_status };
+            *count.entry(r.status.as_str()).or_default() += 1;
         }
-        let _ = writeln!(out, "# HELP medic_runs Runs in the store, by status.");
+        let _ = writeln!(
+            out,
+            "# HELP medic_runs Runs in the store, by status; drill runs carry drill=\"true\"."
+        );
         let _ = writeln!(out, "# TYPE medic_runs gauge");
         for (status, n) in by_status {
             let _ = writeln!(out, "medic_runs{{status=\"{status}\"}} {n}");
+        }
+        for (status, n) in drills {
+            let _ = writeln!(out, "medic_runs{{status=\"{status}\",drill=\"true\"}} {n}");
         }
         let _ = writeln!(
             out,
