@@ -300,7 +300,9 @@ fn shows_a_finished_runs_postmortem_with_its_timeline_picture() {
                 serve.port,
                 "POST",
                 &format!("/api/runs/{id}/gates/roll-back"),
-                Some(r#"{"decision": "approve", "by": "alice", "comment": "error ratio confirmed"}"#),
+                Some(
+                    r#"{"decision": "approve", "by": "alice", "comment": "error ratio confirmed"}"#,
+                ),
             )
             .unwrap();
             if status == 202 {

@@ -209,7 +209,9 @@ pub(crate) async fn run(
         return message(
             StatusCode::CONFLICT,
             "Not finished yet",
-            format!("Run {id} has not finished: replay it as a drill once it has (recording its drill file works now)."),
+            format!(
+                "Run {id} has not finished: replay it as a drill once it has (recording its drill file works now)."
+            ),
         );
     }
     let drill = match record(&svc, &id, &entries) {
@@ -222,12 +224,18 @@ pub(crate) async fn run(
             );
         }
     };
-    let name = drill.workflow.as_ref().map(|w| w.name.clone()).unwrap_or_default();
+    let name = drill
+        .workflow
+        .as_ref()
+        .map(|w| w.name.clone())
+        .unwrap_or_default();
     let Some(current) = svc.workflows.iter().find(|w| w.workflow.name == name) else {
         return message(
             StatusCode::CONFLICT,
             "No current workflow",
-            format!("medic serves no workflow named {name} now, so there is nothing to replay run {id} against. Record the drill file and run it with `medic drill run FILE --workflow FILE`."),
+            format!(
+                "medic serves no workflow named {name} now, so there is nothing to replay run {id} against. Record the drill file and run it with `medic drill run FILE --workflow FILE`."
+            ),
         );
     };
     let setup = Setup {
@@ -250,9 +258,11 @@ pub(crate) async fn run(
         secrets: None,
         observer: None,
     };
-    let replayed =
-        tokio::time::timeout(REPLAY_LIMIT, medic_drill::replay::run(&drill, &setup, &opts, &env))
-            .await;
+    let replayed = tokio::time::timeout(
+        REPLAY_LIMIT,
+        medic_drill::replay::run(&drill, &setup, &opts, &env),
+    )
+    .await;
     let replay = match replayed {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
@@ -266,7 +276,10 @@ pub(crate) async fn run(
             return message(
                 StatusCode::GATEWAY_TIMEOUT,
                 "The drill took too long",
-                format!("The replay of run {id} did not finish within {} s and was stopped; nothing was kept. Run it with `medic drill run` to watch it (`--speed`).", REPLAY_LIMIT.as_secs()),
+                format!(
+                    "The replay of run {id} did not finish within {} s and was stopped; nothing was kept. Run it with `medic drill run` to watch it (`--speed`).",
+                    REPLAY_LIMIT.as_secs()
+                ),
             );
         }
     };
@@ -287,10 +300,26 @@ pub(crate) async fn run(
     let o = report.original.as_ref();
     let r = &report.replay;
     let figures = vec![
-        ("Time to restore", o.map_or("—".into(), |o| t(o.time_to_restore)), t(r.time_to_restore)),
-        ("Time to verified", o.map_or("—".into(), |o| t(o.time_to_verified)), t(r.time_to_verified)),
-        ("Run", o.map_or("—".into(), |o| o.status.clone()), r.status.clone()),
-        ("Duration", o.map_or("—".into(), |o| o.duration.to_string()), r.duration.to_string()),
+        (
+            "Time to restore",
+            o.map_or("—".into(), |o| t(o.time_to_restore)),
+            t(r.time_to_restore),
+        ),
+        (
+            "Time to verified",
+            o.map_or("—".into(), |o| t(o.time_to_verified)),
+            t(r.time_to_verified),
+        ),
+        (
+            "Run",
+            o.map_or("—".into(), |o| o.status.clone()),
+            r.status.clone(),
+        ),
+        (
+            "Duration",
+            o.map_or("—".into(), |o| o.duration.to_string()),
+            r.duration.to_string(),
+        ),
     ];
     let page = ReportPage {
         chrome: Chrome {
@@ -334,4 +363,3 @@ async fn index_drill(svc: &Arc<Service>, kept: &str, entries: &[Entry]) {
     })
     .await;
 }
-

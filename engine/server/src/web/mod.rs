@@ -69,7 +69,10 @@ pub(crate) fn router() -> Router<Arc<Service>> {
         .route("/runs/{id}/drill/run", post(drill::run))
         .route("/incidents/{id}", get(pages::incident))
         .route("/incidents/{id}/postmortem", get(postmortem::incident_page))
-        .route("/incidents/{id}/postmortem.md", get(postmortem::incident_markdown))
+        .route(
+            "/incidents/{id}/postmortem.md",
+            get(postmortem::incident_markdown),
+        )
         .route("/approvals", get(pages::approvals))
         .route("/events", get(live::all_events))
         .route("/assets/{file}", get(assets::serve))

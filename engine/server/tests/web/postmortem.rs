@@ -2,7 +2,7 @@
 //! a download, replayed in virtual time without the network, kept apart as a drill.
 
 use super::*;
-use medic_core::{JournalStore, NewRun, RunStatus};
+use medic_core::{NewRun, RunStatus};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -37,7 +37,9 @@ async fn wait_finished(h: &Harness, run: &str) {
 
 /// The inline picture of a page: from `<svg` to `</svg>`.
 fn svg_of(page: &str) -> &str {
-    let start = page.find("<svg").unwrap_or_else(|| panic!("no picture in {page}"));
+    let start = page
+        .find("<svg")
+        .unwrap_or_else(|| panic!("no picture in {page}"));
     let end = page[start..].find("</svg>").unwrap() + start + 6;
     &page[start..end]
 }
@@ -70,9 +72,15 @@ async fn the_postmortem_page_shows_the_picture_escaped_and_offers_the_markdown()
         pm.body
     );
     let svg = svg_of(&pm.body);
-    assert!(svg.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"), "{svg}");
+    assert!(
+        svg.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"),
+        "{svg}"
+    );
     for lane in ["detect", "communicate", "restore"] {
-        assert!(svg.contains(&format!("\n{lane}\n</text>")), "no {lane} lane in {svg}");
+        assert!(
+            svg.contains(&format!("\n{lane}\n</text>")),
+            "no {lane} lane in {svg}"
+        );
     }
     // The run page shows the same picture.
     assert_eq!(svg_of(&run_page.body), svg);
@@ -111,9 +119,7 @@ async fn the_postmortem_page_shows_the_picture_escaped_and_offers_the_markdown()
         "{}",
         incident.body
     );
-    let ipm = h
-        .send("GET", "/ui/incidents/f00d/postmortem", &c, "")
-        .await;
+    let ipm = h.send("GET", "/ui/incidents/f00d/postmortem", &c, "").await;
     assert_eq!(ipm.status, StatusCode::OK, "{}", ipm.body);
     assert!(ipm.body.contains(&run), "{}", ipm.body);
     let imd = h
@@ -165,9 +171,8 @@ fn health_server() -> (u16, Arc<AtomicUsize>) {
                 }
             }
             counted.fetch_add(1, Ordering::SeqCst);
-            let _ = conn.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-            );
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
         }
     });
     (port, hits)
@@ -209,7 +214,11 @@ async fn a_drill_records_as_a_download_and_replays_today_without_the_network() {
         })
         .unwrap();
     h.svc.engine().drive(&run).await.unwrap();
-    assert_eq!(hits.load(Ordering::SeqCst), 1, "the recorded run probed once");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "the recorded run probed once"
+    );
     let (cookie, csrf) = h.sign_in("alice-token").await;
     let c = ("cookie", cookie.as_str());
     // The runs list has been read (and its index filled) before the drill exists.
@@ -244,7 +253,11 @@ async fn a_drill_records_as_a_download_and_replays_today_without_the_network() {
         )
         .await;
     assert_eq!(report.status, StatusCode::OK, "{}", report.body);
-    assert_eq!(hits.load(Ordering::SeqCst), 1, "the replay reached the network");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "the replay reached the network"
+    );
     let b = &report.body;
     assert!(b.contains("id=\"verdict\">restored differently<"), "{b}");
     assert!(
@@ -254,7 +267,9 @@ async fn a_drill_records_as_a_download_and_replays_today_without_the_network() {
         "{b}"
     );
     assert!(
-        b.contains(&format!("closest recorded: <code>GET http://127.0.0.1:{port}/health")),
+        b.contains(&format!(
+            "closest recorded: <code>GET http://127.0.0.1:{port}/health"
+        )),
         "{b}"
     );
     assert!(b.contains("<tr class=\"changed\"><td><strong title=\"changed\">* </strong>check</td><td>verify</td><td>succeeded (1 attempt)</td>"), "{b}");
