@@ -47,9 +47,12 @@ struct Harness {
 }
 
 fn harness() -> Harness {
-    harness_with(vec![workflow(GATED)])
+    let h = harness_with(vec![workflow(GATED)]);
+    tokio::spawn(medic_server::process(h.svc.clone()));
+    h
 }
 
+/// A service over `workflows` whose runs nobody drives unless the test does.
 fn harness_with(workflows: Vec<LoadedWorkflow>) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(medic_store::SledStore::open(dir.path().join("store")).unwrap());
@@ -57,7 +60,6 @@ fn harness_with(workflows: Vec<LoadedWorkflow>) -> Harness {
         Arc::new(medic_sandbox::Sandbox::new(medic_sandbox::SandboxConfig::default()).unwrap());
     let config = ServeConfig::parse(&format!("tokens = [\"svc\"]\n{USERS}")).unwrap();
     let svc = Service::new(store, sandbox, config, workflows).unwrap();
-    tokio::spawn(medic_server::process(svc.clone()));
     Harness { svc, _dir: dir }
 }
 
@@ -415,7 +417,8 @@ async fn gate_decisions_need_the_form_token_and_an_approver_and_name_the_person(
         a.headers[header::LOCATION],
         format!("/ui/runs/{run}?decided=approve")
     );
-    let v = h.step_status(&run, "say", "succeeded").await;
+    // `say` (communicate) ran before the gate (restore): wait for the gate itself.
+    let v = h.step_status(&run, "ask", "succeeded").await;
     let timeline = v["timeline"].to_string();
     assert!(
         timeline.contains("GATE approved by alice: \\\"looks safe\\\""),

@@ -190,6 +190,7 @@ async fn a_drill_records_as_a_download_and_replays_today_without_the_network() {
     let (port, hits) = health_server();
     // Recorded with /health; medic serves a workflow that now probes /healthz.
     let then = probed(port, "/health");
+    // No processor: this test drives the recorded run itself (one driver per run).
     let h = harness_with(vec![probed(port, "/healthz")]);
     let incident = medic_model::Incident {
         id: "probe-incident".into(),
