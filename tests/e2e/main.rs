@@ -76,6 +76,9 @@ mod resume;
 mod serve;
 /// `medic step new|build|test`: scaffold a step in Rust, Python or JS, build it, try it out.
 mod step_tool;
+/// Alert storms and a long life: severity lanes put a critical alert ahead of a backlog,
+/// storm control caps runs per workflow, retention removes finished runs.
+mod storms;
 /// `medic validate` checks components and their params schemas.
 mod validate_components;
 /// The web view in a real headless Chromium: sign-in, live runs, gates, CSRF, "not live".

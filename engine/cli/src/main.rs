@@ -98,6 +98,10 @@ enum Command {
         #[arg(long)]
         drill: bool,
     },
+    /// Rewrite the store into a fresh database to give back the disk space removed runs
+    /// took (sled reuses freed space but never shrinks its files). Stop `medic serve`
+    /// first: the store must not be in use.
+    Compact,
     /// Approve a human gate that is waiting.
     Approve(DecideCli),
     /// Reject a human gate that is waiting.
@@ -241,6 +245,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             workflows,
             listen,
         } => serve::serve(&ctx, &config, &workflows, listen).await,
+        Command::Compact => {
+            let path = ctx.data.join("store");
+            let c = medic_store::SledStore::compact(&path)?;
+            println!(
+                "store {} compacted: {} -> {} bytes",
+                path.display(),
+                c.before,
+                c.after
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Approve(a) => gate::decide(&ctx, medic_model::Decision::Approve, a.into_args()),
         Command::Reject(a) => gate::decide(&ctx, medic_model::Decision::Reject, a.into_args()),
         Command::Step { command } => step::dispatch(&ctx, command).await,

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, watch};
 
 /// Fatal engine errors: the run cannot continue safely. (Step failures are not errors:
 /// they are recorded in the journal and the run carries on or fails by its own rules.)
@@ -60,8 +60,9 @@ pub struct Executor {
     /// Set by [`Executor::shut_down`]: drivers park their runs instead of starting work.
     shutdown: watch::Sender<bool>,
     /// Bounds the step attempts running at once (not runs: a run waiting on a gate or a
-    /// retry timer holds no slot). `None`: unbounded.
-    slots: Option<Arc<Semaphore>>,
+    /// retry timer holds no slot), handed out by the incident's severity lane. `None`:
+    /// unbounded.
+    slots: Option<(crate::lanes::LanePool, LaneOf)>,
     /// Attempts ready to start but waiting for a slot.
     waiting: AtomicU64,
     on_drive: Option<DriveHook>,
@@ -72,6 +73,9 @@ pub struct Executor {
 /// Called when a driver starts on an unfinished run, with the state folded from its
 /// journal: what a restart finds (open gates, say) without reading the journal twice.
 pub type DriveHook = Arc<dyn Fn(&RunState) + Send + Sync>;
+
+/// The severity lane of a run's incident, for [`Executor::with_slots`].
+pub type LaneOf = Arc<dyn Fn(&medic_model::Incident) -> crate::lanes::Lane + Send + Sync>;
 
 /// What templates and conditions see as `run.*`, from the run's id and journal so far
 /// (medic-postmortem's `run_context`: the run's links and metrics). Called only for steps
@@ -154,9 +158,11 @@ impl Executor {
         ctx
     }
 
-    /// At most this many step attempts run at once, across all runs.
-    pub fn with_slots(mut self, slots: Arc<Semaphore>) -> Self {
-        self.slots = Some(slots);
+    /// At most the pool's capacity of step attempts run at once, across all runs; a
+    /// waiting attempt is served in the lane `lane_of` gives its run's incident
+    /// ([`crate::lanes`]).
+    pub fn with_slots(mut self, slots: crate::lanes::LanePool, lane_of: LaneOf) -> Self {
+        self.slots = Some((slots, lane_of));
         self
     }
 
@@ -315,7 +321,7 @@ impl Executor {
                         crate::gates::open(&state, &step, now)
                     }
                     Ok(true) => {
-                        let Some(_slot) = self.slot(&mut stop).await else {
+                        let Some(_slot) = self.slot(&state, &mut stop).await else {
                             return Ok(RunStatus::Running);
                         };
                         self.attempt(&state, &journal, &step, 1).await?.0
@@ -333,7 +339,7 @@ impl Executor {
                     },
                 },
                 Next::Attempt { step, attempt } => {
-                    let Some(_slot) = self.slot(&mut stop).await else {
+                    let Some(_slot) = self.slot(&state, &mut stop).await else {
                         return Ok(RunStatus::Running);
                     };
                     self.attempt(&state, &journal, &step, attempt).await?.0
@@ -393,14 +399,16 @@ impl Executor {
     /// began while waiting for it.
     async fn slot(
         &self,
+        state: &RunState,
         stop: &mut watch::Receiver<bool>,
-    ) -> Option<Option<tokio::sync::OwnedSemaphorePermit>> {
-        let Some(slots) = &self.slots else {
+    ) -> Option<Option<crate::lanes::Permit>> {
+        let Some((slots, lane_of)) = &self.slots else {
             return Some(None);
         };
+        let lane = lane_of(&state.incident);
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.ok(),
+            p = slots.acquire(lane) => Some(p),
             _ = stop.changed() => None,
         };
         self.waiting.fetch_sub(1, Ordering::Relaxed);

@@ -28,6 +28,7 @@ mod executor;
 pub mod gates;
 mod instance;
 pub mod journal;
+pub mod lanes;
 mod memstore;
 mod random;
 mod responder;
@@ -39,7 +40,7 @@ mod store;
 pub mod timeline;
 
 pub use clock::{Clock, Entropy, ManualClock, OsEntropy, SystemClock};
-pub use executor::{DriveHook, Executor, ExecutorError, RunContext};
+pub use executor::{DriveHook, Executor, ExecutorError, LaneOf, RunContext};
 pub use instance::{AttemptHost, HostError, HostSetup, HttpPlan};
 pub use journal::{
     Body, ClockKind, Entry, Event, Failure, FailureKind, HostCall, HttpOutcome, Level, Observer,

@@ -8,11 +8,13 @@ use crate::Service;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::incident::IncidentRecord;
+use crate::lanes::lane_prefix;
 use crate::processor::InboxItem;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
+use medic_core::lanes::Lane;
 use medic_core::{JournalStore, RunState, RunStatus, codec};
 use medic_model::time::format_ms;
 use serde_json::{Value, json};
@@ -94,6 +96,9 @@ pub(crate) async fn incidents(
             "labels": r.incident.labels, "started_at": r.incident.started_at,
             "notes": r.incident.notes, "alerts": r.alerts, "late_alerts": r.late_alerts,
             "runs": r.runs,
+            "suppressed": r.suppressed.iter().map(|s| json!({
+                "workflow": s.workflow, "at": format_ms(s.at_ms), "reason": s.reason,
+            })).collect::<Vec<_>>(),
             "first_seen": format_ms(r.first_seen_ms), "last_seen": format_ms(r.last_seen_ms),
             "resolved": r.resolved_ms.map(format_ms),
             "ended_at": r.ended_at_ms.and_then(|ms| u64::try_from(ms).ok()).map(format_ms),
@@ -134,15 +139,26 @@ pub(crate) async fn metrics(
     let worker = svc.clone();
     // The inbox depth is counted now, not remembered from the last drain: a sender asking
     // "has what I posted been handled?" needs the present.
-    let (runs, inbox) = blocking(move || {
+    let (runs, inbox, lanes, store_bytes) = blocking(move || {
         let runs = worker.store.runs()?;
-        let inbox = worker.store.scan(InboxItem::PREFIX)?.len();
-        Ok((runs, inbox))
+        let inbox = worker.store.count(InboxItem::PREFIX)?;
+        let mut lanes = [0usize; 3];
+        for lane in Lane::ALL {
+            lanes[lane as usize] = worker.store.count(&lane_prefix(Some(lane)))?;
+        }
+        lanes[Lane::Warning as usize] += worker.store.count(&lane_prefix(None))?;
+        Ok((runs, inbox, lanes, worker.store.size_on_disk()?))
     })
     .await?;
+    let queues = crate::metrics::Queues {
+        inbox,
+        runs: svc.engine.waiting_for_slot(),
+        inbox_lanes: lanes,
+        run_lanes: svc.pool.depths(),
+        store_bytes,
+    };
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        svc.metrics
-            .render(&runs, svc.engine.waiting_for_slot(), inbox),
+        svc.metrics.render(&runs, &queues),
     ))
 }

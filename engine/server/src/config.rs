@@ -86,6 +86,15 @@ pub struct ServeConfig {
     /// `[postmortem]`: how drafts are written.
     #[serde(default)]
     pub postmortem: PostmortemConfig,
+    /// `[lanes]`: severity lanes for the inbox and step attempts.
+    #[serde(default)]
+    pub lanes: crate::lanes::LanesConfig,
+    /// `[storm]`: caps on runs started per workflow per interval.
+    #[serde(default)]
+    pub storm: crate::storm::StormConfig,
+    /// `[retention]`: how long finished runs and resolved incidents are kept.
+    #[serde(default)]
+    pub retention: crate::retention::RetentionConfig,
 }
 
 /// `[postmortem]`: how drafts are written.
@@ -253,6 +262,9 @@ impl ServeConfig {
             m.validate().map_err(|e| format!("generic: {e}"))?;
         }
         c.limits()?;
+        c.lanes.resolve()?;
+        c.storm.resolve()?;
+        c.retention.resolve(Path::new(""))?;
         c.environment().check()?;
         Ok(c)
     }

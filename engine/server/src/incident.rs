@@ -67,6 +67,9 @@ pub struct IncidentRecord {
     /// alerts make one incident, which resolves when the last of them does.
     #[serde(default)]
     pub firing: BTreeSet<String>,
+    /// Runs of this occurrence that storm control did not start ([`crate::storm`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<crate::storm::Suppressed>,
 }
 
 impl IncidentRecord {
@@ -148,6 +151,7 @@ impl Update<'_> {
                     late_alerts: 0,
                     runs: Vec::new(),
                     firing: BTreeSet::from([alert.fingerprint.clone()]),
+                    suppressed: Vec::new(),
                 };
                 self.start_missing(&mut r, workflows)?;
                 Some(r)
@@ -186,10 +190,23 @@ impl Update<'_> {
     ) -> Result<(), ProcessError> {
         for wf in workflows {
             let id = run_id(&r.fingerprint, r.generation, &wf.workflow.name);
-            if r.runs.contains(&id) {
+            let name = &wf.workflow.name;
+            // A run storm control suppressed stays suppressed for this occurrence: later
+            // alerts of the incident are counted on it, not started one by one.
+            if r.runs.contains(&id) || r.suppressed.iter().any(|s| &s.workflow == name) {
                 continue;
             }
             if !self.svc.store_run_exists(&id)? {
+                let now = self.svc.clock.now_ms();
+                if let Err(reason) = self.svc.storm.admit(name, now) {
+                    self.svc.metrics.storm_suppressed(name);
+                    r.suppressed.push(crate::storm::Suppressed {
+                        workflow: name.clone(),
+                        at_ms: now,
+                        reason,
+                    });
+                    continue;
+                }
                 // Else: handled before a crash; the run exists, only the record was lost.
                 self.svc.engine.create_run_as_lazy(
                     id.clone(),

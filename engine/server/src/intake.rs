@@ -140,7 +140,9 @@ fn store(
             received_ms,
             alert: (*alert).clone(),
         };
-        ops.push(Op::Put(InboxItem::key(id), codec::encode(&item)));
+        // Keyed by severity lane, so the processor reads critical alerts first.
+        let key = crate::lanes::inbox_key(svc.lanes.lane(&alert.severity), id);
+        ops.push(Op::Put(key, codec::encode(&item)));
     }
     // Durable before the acknowledgement: an acked alert is never lost.
     match dedupe {

@@ -38,10 +38,13 @@ mod http;
 mod incident;
 mod intake;
 pub mod kubeconfig;
+mod lanes;
 pub mod limits;
 mod metrics;
 mod postmortem;
 mod processor;
+mod retention;
+mod storm;
 mod strict;
 mod web;
 
@@ -50,17 +53,21 @@ pub use config::ServeConfig;
 pub use error::{ApiError, StartError};
 pub use http::{Stopped, serve};
 pub use incident::IncidentRecord;
+pub use lanes::{LaneWeights, LanesConfig};
 pub use postmortem::incident_journals;
 pub use processor::{ProcessError, process};
+pub use retention::{RetentionConfig, Swept, retain, sweep};
+pub use storm::{StormConfig, StormLimit, Suppressed};
 
 use axum::Router;
 use axum::routing::{get, post};
+use medic_core::lanes::LanePool;
 use medic_core::{Clock, Executor, StepRunner, SystemClock};
 use medic_store::SledStore;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 /// A workflow the service can start, with its components resolved (medic-core's type).
 pub use medic_core::LoadedWorkflow;
@@ -75,8 +82,18 @@ pub struct Service {
     pub(crate) metrics: Arc<metrics::Metrics>,
     /// Wakes the processor when the inbox got something.
     pub(crate) wake: Notify,
-    /// Step attempts running at once (`concurrency`); shared with the engine.
-    pub(crate) pool: Arc<Semaphore>,
+    /// Step attempts running at once (`concurrency`), served by severity lane; shared
+    /// with the engine.
+    pub(crate) pool: LanePool,
+    /// Severity → lane (`[lanes]`).
+    pub(crate) lanes: lanes::LaneMap,
+    /// Caps on runs started per workflow (`[storm]`).
+    pub(crate) storm: storm::StormControl,
+    /// What is kept how long (`[retention]`).
+    pub(crate) retention: retention::Retention,
+    /// Held while a batch of the inbox is handled and while retention removes incident
+    /// records, so neither undoes the other's write.
+    pub(crate) inbox_lock: Mutex<()>,
     /// Whether the store's last write failed, and why (health.rs).
     pub(crate) health: health::StoreHealth,
     /// Runs driven by this process now: never two drivers for one run.
@@ -122,7 +139,17 @@ impl Service {
             });
             both
         };
-        let pool = Arc::new(Semaphore::new(config.concurrency));
+        let lanes = config.lanes.resolve().map_err(StartError::Config)?;
+        let storm = config.storm.resolve().map_err(StartError::Config)?;
+        let retention = config
+            .retention
+            .resolve(&config.base)
+            .map_err(StartError::Config)?;
+        let pool = LanePool::new(config.concurrency, lanes.weights);
+        let lane_of: medic_core::LaneOf = {
+            let lanes = lanes.clone();
+            Arc::new(move |incident| lanes.lane(&incident.severity))
+        };
         let secrets = config.secret_source()?;
         // Refused at load, not at the first attempt: a 2-character secret cannot be
         // redacted from journals without blanking ordinary text.
@@ -139,12 +166,16 @@ impl Service {
             .with_observer(observer)
             .with_drive_hook(drive_hook)
             .with_run_context(postmortem::run_context(config.external_url.clone()))
-            .with_slots(pool.clone());
+            .with_slots(pool.clone(), lane_of);
         Ok(Arc::new(Service {
             store,
             engine: Arc::new(engine),
             clock,
             pool,
+            lanes,
+            storm,
+            retention,
+            inbox_lock: Mutex::new(()),
             config,
             workflows,
             metrics,
@@ -176,10 +207,7 @@ impl Service {
         self.wake.notify_one();
         // Every slot free again means no attempt is running. Drivers waiting for a slot
         // stop waiting at shutdown, so only attempts in flight hold slots now.
-        let all = u32::try_from(self.config.concurrency).unwrap_or(u32::MAX);
-        tokio::time::timeout(grace, self.pool.acquire_many(all))
-            .await
-            .is_ok()
+        tokio::time::timeout(grace, self.pool.idle()).await.is_ok()
     }
 
     /// The executor driving this service's runs.

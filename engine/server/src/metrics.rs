@@ -2,6 +2,7 @@
 //! histogram do not justify a metrics framework.
 
 use crate::LoadedWorkflow;
+use medic_core::lanes::Lane;
 use medic_core::{Event, JournalStore, Observer, RunMeta};
 use medic_intake::Source;
 use medic_store::SledStore;
@@ -21,6 +22,20 @@ struct Histogram {
     sum: f64,
 }
 
+/// Queue depths read when `/metrics` is asked.
+pub(crate) struct Queues {
+    /// Items in the inbox.
+    pub inbox: usize,
+    /// Step attempts ready to start, waiting for a slot.
+    pub runs: u64,
+    /// Inbox items per lane (critical, warning, info).
+    pub inbox_lanes: [usize; 3],
+    /// Step attempts waiting for a slot, per lane.
+    pub run_lanes: [usize; 3],
+    /// The store's size on disk, bytes.
+    pub store_bytes: u64,
+}
+
 pub(crate) struct Metrics {
     alerts: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     /// Alerts written to the inbox (acknowledged), and inbox items handled, since start.
@@ -33,6 +48,11 @@ pub(crate) struct Metrics {
     gates_open: Mutex<HashMap<(String, String), u64>>,
     /// Gate waits, by how they ended (approved/rejected, by a person or the deadline).
     gate_waits: Mutex<BTreeMap<(&'static str, &'static str), Histogram>>,
+    /// Runs storm control did not start, by workflow.
+    suppressed: Mutex<BTreeMap<String, u64>>,
+    /// Runs and incident records retention removed since start.
+    removed_runs: AtomicU64,
+    removed_incidents: AtomicU64,
 }
 
 impl Histogram {
@@ -79,6 +99,9 @@ impl Metrics {
             components,
             gates_open: Mutex::default(),
             gate_waits: Mutex::default(),
+            suppressed: Mutex::default(),
+            removed_runs: AtomicU64::new(0),
+            removed_incidents: AtomicU64::new(0),
         }
     }
 
@@ -89,6 +112,24 @@ impl Metrics {
             .expect("metrics lock")
             .entry((source.as_str(), result))
             .or_default() += 1;
+    }
+
+    /// Storm control did not start a run of `workflow`.
+    pub(crate) fn storm_suppressed(&self, workflow: &str) {
+        *self
+            .suppressed
+            .lock()
+            .expect("metrics lock")
+            .entry(workflow.to_string())
+            .or_default() += 1;
+    }
+
+    /// A retention sweep removed these.
+    pub(crate) fn removed(&self, swept: crate::Swept) {
+        self.removed_runs
+            .fetch_add(swept.runs as u64, Ordering::Relaxed);
+        self.removed_incidents
+            .fetch_add(swept.incidents as u64, Ordering::Relaxed);
     }
 
     /// `n` alerts are durably in the inbox.
@@ -178,9 +219,9 @@ impl Metrics {
         })
     }
 
-    /// `waiting`: step attempts ready to start, waiting for a slot; `inbox`: items in the
-    /// inbox now.
-    pub(crate) fn render(&self, runs: &[RunMeta], waiting: u64, inbox: usize) -> String {
+    /// The metrics in Prometheus text format, with the run list and queue depths read now.
+    pub(crate) fn render(&self, runs: &[RunMeta], queues: &Queues) -> String {
+        let (waiting, inbox) = (queues.runs, queues.inbox);
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -212,6 +253,21 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE medic_queue_depth gauge");
         let _ = writeln!(out, "medic_queue_depth{{queue=\"inbox\"}} {inbox}");
         let _ = writeln!(out, "medic_queue_depth{{queue=\"runs\"}} {waiting}");
+        let _ = writeln!(
+            out,
+            "# HELP medic_lane_queue_depth Work waiting by severity lane: alerts in the inbox, step attempts waiting for a slot."
+        );
+        let _ = writeln!(out, "# TYPE medic_lane_queue_depth gauge");
+        for (queue, depths) in [("inbox", queues.inbox_lanes), ("runs", queues.run_lanes)] {
+            for lane in Lane::ALL {
+                let n = depths[lane as usize];
+                let lane = lane.as_str();
+                let _ = writeln!(
+                    out,
+                    "medic_lane_queue_depth{{queue=\"{queue}\",lane=\"{lane}\"}} {n}"
+                );
+            }
+        }
         // With the depth above, these let a sender (or a test) see that what it posted has
         // been handled: accepted == handled and depth 0.
         let _ = writeln!(
@@ -226,6 +282,35 @@ impl Metrics {
             let n = n.load(Ordering::Relaxed);
             let _ = writeln!(out, "medic_inbox_items_total{{state=\"{state}\"}} {n}");
         }
+        let _ = writeln!(
+            out,
+            "# HELP medic_storm_suppressed_total Runs storm control did not start (recorded on their incidents), by workflow."
+        );
+        let _ = writeln!(out, "# TYPE medic_storm_suppressed_total counter");
+        for (workflow, n) in self.suppressed.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "medic_storm_suppressed_total{{workflow=\"{workflow}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP medic_retention_removed_total Records retention removed since start: finished runs (with their journals) and resolved incidents."
+        );
+        let _ = writeln!(out, "# TYPE medic_retention_removed_total counter");
+        for (what, n) in [
+            ("runs", &self.removed_runs),
+            ("incidents", &self.removed_incidents),
+        ] {
+            let n = n.load(Ordering::Relaxed);
+            let _ = writeln!(out, "medic_retention_removed_total{{what=\"{what}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP medic_store_size_bytes The store's size on disk."
+        );
+        let _ = writeln!(out, "# TYPE medic_store_size_bytes gauge");
+        let _ = writeln!(out, "medic_store_size_bytes {}", queues.store_bytes);
         let _ = writeln!(
             out,
             "# HELP medic_step_duration_seconds Step attempt durations, by component and result."

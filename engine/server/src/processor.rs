@@ -7,13 +7,15 @@
 //! of starting new ones.
 
 use crate::incident::{IncidentRecord, Update};
+use crate::lanes::lane_prefix;
 use crate::{LoadedWorkflow, Service};
+use medic_core::lanes::{self, Lane};
 use medic_core::{Durability, ExecutorError, StoreError, clock::rfc3339, codec};
 use medic_intake::{Alert, incident_id};
 use medic_model::IncidentStatus;
-use medic_store::Op;
+use medic_store::{Op, Record};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,20 +49,17 @@ pub(crate) struct InboxItem {
 }
 
 impl InboxItem {
+    /// Every inbox key, of every lane ([`crate::lanes::inbox_key`]).
     pub(crate) const PREFIX: &'static [u8] = b"inbox/";
-
-    /// Big-endian ids keep the inbox in arrival order.
-    pub(crate) fn key(id: u64) -> Vec<u8> {
-        let mut k = Self::PREFIX.to_vec();
-        k.extend_from_slice(&id.to_be_bytes());
-        k
-    }
 }
 
 /// The processor: resumes unfinished runs, then handles the inbox whenever intake
-/// wakes it (and every second, so nothing waits on a lost wake-up). Runs forever.
+/// wakes it (and every second, so nothing waits on a lost wake-up), and starts the
+/// retention sweep ([`crate::retain`]). Runs forever.
 pub async fn process(svc: Arc<Service>) {
     resume_unfinished(&svc);
+    // Retention sweeps in the background for as long as the service runs.
+    tokio::spawn(crate::retention::retain(svc.clone()));
     loop {
         if svc.engine.is_shutting_down() {
             // Shutting down: the inbox keeps what is left for the next start.
@@ -99,6 +98,9 @@ pub async fn process(svc: Arc<Service>) {
 /// keeps alert-to-first-step latency low under load; the bound keeps the first run of a
 /// batch from waiting on a long one.
 const BATCH: usize = 128;
+/// The batch size while critical alerts wait: 16 places, of which the weights give the
+/// critical lane most.
+const URGENT_BATCH: usize = 16;
 
 /// What handling one batch of inbox items changes, written in one flushing write.
 #[derive(Default)]
@@ -111,42 +113,91 @@ struct Batch {
     started: Vec<String>,
 }
 
+/// Handles the inbox batch by batch until it is empty. Each batch is read afresh, a
+/// bounded read per lane, and filled by the lanes' weights (`medic_core::lanes::pick`): a
+/// critical alert that arrives while thousands of warnings wait is in the next batch,
+/// and the warnings still get their share of every batch.
 fn drain(svc: &Arc<Service>) -> Result<(), ProcessError> {
-    let items = svc.store.scan(InboxItem::PREFIX)?;
-    for chunk in items.chunks(BATCH) {
-        let mut batch = Batch::default();
-        for (key, value) in chunk {
-            match codec::decode::<InboxItem>(value) {
-                Ok(item) => handle(svc, &mut batch, key.clone(), item)?,
-                Err(e) => {
-                    // Kept aside, not deleted: an operator can still read it.
-                    let mut dead = b"dead/".to_vec();
-                    dead.extend_from_slice(key);
-                    batch.ops.push(Op::Put(dead, value.clone()));
-                    batch.ops.push(Op::Remove(key.clone()));
-                    eprintln!("medic: unreadable inbox item moved to dead/: {e}");
-                }
+    let mut credit = [0i64; 3];
+    loop {
+        let mut queues: [VecDeque<Record>; 3] = Default::default();
+        for lane in Lane::ALL {
+            // Alerts stored before lanes existed are older than any other: warnings, first.
+            if lane == Lane::Warning {
+                queues[lane as usize].extend(svc.store.scan_first(&lane_prefix(None), BATCH)?);
+            }
+            let room = BATCH - queues[lane as usize].len();
+            queues[lane as usize].extend(svc.store.scan_first(&lane_prefix(Some(lane)), room)?);
+        }
+        let chunk = next_batch(&mut queues, &mut credit, svc.lanes.weights);
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        handle_batch(svc, &chunk)?;
+    }
+}
+
+/// The next batch from the lanes' queues (oldest first in each), by the lanes' weights.
+fn next_batch(
+    queues: &mut [VecDeque<Record>; 3],
+    credit: &mut [i64; 3],
+    weights: [u32; 3],
+) -> Vec<Record> {
+    // With critical alerts waiting behind others, a short batch: the critical runs are
+    // written and started sooner, the others still get their share of it.
+    let limit = if queues[0].is_empty() || queues[1..].iter().all(VecDeque::is_empty) {
+        BATCH
+    } else {
+        URGENT_BATCH
+    };
+    let mut chunk = Vec::new();
+    while chunk.len() < limit {
+        let ready = [0, 1, 2].map(|i| !queues[i].is_empty());
+        let Some(lane) = lanes::pick(credit, weights, ready) else {
+            break;
+        };
+        chunk.extend(queues[lane as usize].pop_front());
+    }
+    chunk
+}
+
+fn handle_batch(svc: &Arc<Service>, chunk: &[Record]) -> Result<(), ProcessError> {
+    let _records = svc
+        .inbox_lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut batch = Batch::default();
+    for (key, value) in chunk {
+        match codec::decode::<InboxItem>(value) {
+            Ok(item) => handle(svc, &mut batch, key.clone(), item)?,
+            Err(e) => {
+                // Kept aside, not deleted: an operator can still read it.
+                let mut dead = b"dead/".to_vec();
+                dead.extend_from_slice(key);
+                batch.ops.push(Op::Put(dead, value.clone()));
+                batch.ops.push(Op::Remove(key.clone()));
+                eprintln!("medic: unreadable inbox item moved to dead/: {e}");
             }
         }
-        // One flush makes the batch's runs (created lazily), incident records and inbox
-        // removals durable together; only then do the runs start. A crash before it
-        // leaves the items in the inbox, and handling them again finds the runs by id.
-        let Batch {
-            records,
-            mut ops,
-            started,
-        } = batch;
-        for (fingerprint, r) in records {
-            ops.push(Op::Put(
-                IncidentRecord::key(&fingerprint),
-                codec::encode(&r),
-            ));
-        }
-        svc.store.write(ops, Durability::Flush)?;
-        svc.metrics.inbox_handled(chunk.len());
-        for id in started {
-            spawn_drive(svc, id);
-        }
+    }
+    // One flush makes the batch's runs (created lazily), incident records and inbox
+    // removals durable together; only then do the runs start. A crash before it
+    // leaves the items in the inbox, and handling them again finds the runs by id.
+    let Batch {
+        records,
+        mut ops,
+        started,
+    } = batch;
+    for (fingerprint, r) in records {
+        ops.push(Op::Put(
+            IncidentRecord::key(&fingerprint),
+            codec::encode(&r),
+        ));
+    }
+    svc.store.write(ops, Durability::Flush)?;
+    svc.metrics.inbox_handled(chunk.len());
+    for id in started {
+        spawn_drive(svc, id);
     }
     Ok(())
 }
@@ -265,5 +316,53 @@ fn resume_unfinished(svc: &Arc<Service>) {
     match svc.engine.unfinished_runs() {
         Ok(ids) => ids.into_iter().for_each(|id| spawn_drive(svc, id)),
         Err(e) => eprintln!("medic: cannot list unfinished runs: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(lane: &str, n: usize) -> VecDeque<Record> {
+        (0..n)
+            .map(|i| (format!("{lane}{i:04}").into_bytes(), Vec::new()))
+            .collect()
+    }
+
+    fn names(chunk: &[Record]) -> Vec<String> {
+        chunk
+            .iter()
+            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_critical_item_leads_a_short_batch_and_lower_lanes_keep_their_share() {
+        let mut credit = [0; 3];
+        let mut q = [queue("c", 1), queue("w", 300), queue("i", 300)];
+        let first = names(&next_batch(&mut q, &mut credit, [16, 4, 1]));
+        assert_eq!(first.len(), URGENT_BATCH);
+        assert_eq!(first[0], "c0000");
+        // FIFO within a lane, and info is not shut out by the warnings.
+        let warnings: Vec<_> = first.iter().filter(|n| n.starts_with('w')).collect();
+        assert_eq!(warnings[0], "w0000");
+        assert!(warnings.windows(2).all(|w| w[0] < w[1]), "{first:?}");
+        assert!(first.iter().any(|n| n.starts_with('i')), "{first:?}");
+        // Without critical items, full batches again.
+        let next = next_batch(&mut q, &mut credit, [16, 4, 1]);
+        assert_eq!(next.len(), BATCH);
+    }
+
+    #[test]
+    fn a_steady_critical_stream_does_not_starve_warnings() {
+        let mut credit = [0; 3];
+        let mut q = [queue("c", 10_000), queue("w", 10_000), VecDeque::new()];
+        let mut warnings = 0;
+        for _ in 0..10 {
+            let chunk = next_batch(&mut q, &mut credit, [16, 4, 1]);
+            warnings += chunk.iter().filter(|(k, _)| k[0] == b'w').count();
+        }
+        // 4 of every 20 places.
+        assert_eq!(warnings, 10 * URGENT_BATCH * 4 / 20);
     }
 }

@@ -33,11 +33,13 @@
 
 #![warn(missing_docs)]
 
+mod compact;
 mod failpoint;
 mod group;
 mod keys;
 mod records;
 
+pub use compact::Compacted;
 pub use failpoint::CRASH_AT_WRITE;
 
 use failpoint::Failpoint;

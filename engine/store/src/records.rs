@@ -128,6 +128,73 @@ impl SledStore {
         Ok(out)
     }
 
+    /// Removes a run: its meta, its whole journal, its mailbox, and `also` (service
+    /// records about it, keys without `x/`), in one atomic batch, not flushed: the caller
+    /// flushes once after removing many. A run that does not exist removes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when the store cannot be read or written.
+    pub fn remove_run(&self, run: &str, also: Vec<Vec<u8>>) -> Result<(), StoreError> {
+        let mut cache = self.writer();
+        let db = self.db()?.0;
+        let mut batch = sled::Batch::default();
+        batch.remove(crate::keys::meta_key(run));
+        for prefix in [
+            crate::keys::entry_prefix(run),
+            key(&crate::keys::mail_prefix(run)),
+        ] {
+            for k in db.scan_prefix(prefix).keys() {
+                batch.remove(k.map_err(|e| self.io(e))?);
+            }
+        }
+        for k in also {
+            batch.remove(key(&k));
+        }
+        self.apply_batch(batch)?;
+        cache.remove(run);
+        Ok(())
+    }
+
+    /// Bytes the store takes on disk (sled's own count of its files).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when sled cannot tell.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.db()?.0.size_on_disk().map_err(|e| self.io(e))
+    }
+
+    /// The first `limit` records under `prefix`, in key order: a bounded read of a queue
+    /// however long it is.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when sled cannot read them.
+    pub fn scan_first(&self, prefix: &[u8], limit: usize) -> Result<Vec<Record>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.db()?.0.scan_prefix(key(prefix)).take(limit) {
+            let (k, v) = kv.map_err(|e| self.io(e))?;
+            out.push((k[2..].to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// How many records are under `prefix` (keys only are compared; values are not
+    /// copied).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when sled cannot read them.
+    pub fn count(&self, prefix: &[u8]) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for k in self.db()?.0.scan_prefix(key(prefix)).keys() {
+            k.map_err(|e| self.io(e))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Records under `prefix`, newest key first, strictly below `before` (a whole key
     /// without `x/`) when given. Lazy: a keyset page reads only the records it takes,
     /// however many the prefix holds.

@@ -25,7 +25,8 @@ struct Value {
     incident: String,
 }
 
-fn key(created_ms: u64, run: &str) -> Vec<u8> {
+/// A run's index key (retention removes it with the run).
+pub(crate) fn key(created_ms: u64, run: &str) -> Vec<u8> {
     let mut k = PREFIX.to_vec();
     k.extend_from_slice(&created_ms.to_be_bytes());
     k.extend_from_slice(run.as_bytes());

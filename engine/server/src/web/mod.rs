@@ -40,6 +40,7 @@ mod run;
 mod session;
 mod view;
 
+pub(crate) use index::key as index_key;
 pub(crate) use live::Live;
 
 use crate::Service;
