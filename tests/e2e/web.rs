@@ -285,3 +285,63 @@ fn says_not_live_when_medic_stops_and_recovers_when_it_returns() {
     );
     b.shot("recovered");
 }
+
+#[test]
+fn shows_a_finished_runs_postmortem_with_its_timeline_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = WebServe::start(dir.path());
+    serve.alert("Checkout 5xx above 5%");
+    // Through the API (the browser side of gates is tested above): alice approves.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run = loop {
+        let runs = serve.api("/api/runs");
+        if let Some(id) = runs[0]["id"].as_str() {
+            let (status, _) = http(
+                serve.port,
+                "POST",
+                &format!("/api/runs/{id}/gates/roll-back"),
+                Some(
+                    r#"{"decision": "approve", "by": "alice", "comment": "error ratio confirmed"}"#,
+                ),
+            )
+            .unwrap();
+            if status == 202 {
+                break id.to_string();
+            }
+        }
+        assert!(Instant::now() < deadline, "the gate never opened");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    while serve.api(&format!("/api/runs/{run}"))["steps"][2]["status"] != "succeeded" {
+        assert!(Instant::now() < deadline, "the run never finished");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let b = Browser::start("postmortem");
+    sign_in(&b, &serve, "alice-token");
+    b.goto(&serve.url(&format!("/ui/runs/{run}")));
+    b.wait_for("#timeline-picture svg", 10);
+    b.click(&format!("a[href='/ui/runs/{run}/postmortem']"));
+    b.until(
+        "the postmortem page",
+        10,
+        "return document.title.startsWith('Postmortem draft:');",
+    );
+    // The picture is drawn (it has a size) and names its phase lanes.
+    b.until(
+        "the picture with its phase lanes",
+        10,
+        "const svg = document.querySelector('#timeline-picture svg');
+         if (!svg || svg.getBoundingClientRect().width < 600) return false;
+         const texts = [...svg.querySelectorAll('text')].map(t => t.textContent.trim());
+         return ['detect', 'restore', 'verify'].every(p => texts.includes(p));",
+    );
+    let link = b.execute(
+        "const a = document.querySelector('a[download]'); return a ? a.getAttribute('href') : null;",
+    );
+    assert_eq!(link, json!(format!("/ui/runs/{run}/postmortem.md")));
+    assert!(b.text("main").contains("approved by alice"));
+    // Tall enough for the summary and the whole picture (docs/web-postmortem.png).
+    b.resize(1200, 1300);
+    b.shot("page");
+}

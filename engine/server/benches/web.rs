@@ -221,6 +221,16 @@ fn main() {
         let app = router(svc.clone());
         let cookie = sign_in(&app).await;
         time_page(&app, &cookie, &format!("/ui/runs/{run}"), 30, "run page, 10,000-entry journal", 50.0).await;
+        // Baseline in the same run (the machine may be busy): reading that journal alone.
+        let mut reads: Vec<f64> = (0..30)
+            .map(|_| {
+                let t = Instant::now();
+                assert_eq!(svc.engine().store().entries(&run).unwrap().len(), 10_000);
+                t.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        reads.sort_by(f64::total_cmp);
+        println!("  baseline: reading the 10,000 entries alone, median {:.2} ms", reads[15]);
         drop((app, svc));
 
         // 2. The runs list out of 100,000 runs (indexed as they were created).

@@ -100,6 +100,9 @@ pub struct Service {
     pub(crate) driving: Mutex<HashSet<String>>,
     /// The web view's live state (`/ui`): appends for its pages, waiting gates.
     pub(crate) web: Arc<web::Live>,
+    /// Runs step attempts; the engine's, kept for drills replayed from the web view
+    /// (each on its own engine, virtual clock and in-memory journal).
+    pub(crate) runner: Arc<dyn StepRunner>,
     accepting: AtomicBool,
 }
 
@@ -158,7 +161,7 @@ impl Service {
                 .flat_map(|s| s.secrets.iter().map(String::as_str)),
         )?;
         let limits = config.limits().map_err(StartError::Config)?;
-        let engine = Executor::new(store.clone(), runner, clock.clone(), secrets)
+        let engine = Executor::new(store.clone(), runner.clone(), clock.clone(), secrets)
             .with_defaults(limits)
             .with_observer(observer)
             .with_drive_hook(drive_hook)
@@ -177,6 +180,7 @@ impl Service {
             workflows,
             metrics,
             web,
+            runner,
             wake: Notify::new(),
             health: health::StoreHealth::default(),
             driving: Mutex::new(HashSet::new()),

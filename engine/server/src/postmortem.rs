@@ -103,23 +103,44 @@ fn respond(
                 format.unwrap_or_default()
             ))
         })?;
-    let mut pm =
-        Postmortem::from_journals(journals).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    if let Some(url) = &svc.config.external_url {
-        pm = pm.with_external_url(url);
-    }
-    let body = match (&svc.config.postmortem.template, format) {
-        (Some(path), Format::Markdown) => {
-            let path = svc.config.base.join(path);
-            let template = std::fs::read_to_string(&path).map_err(|e| {
-                ApiError::Unprocessable(format!("postmortem template {}: {e}", path.display()))
-            })?;
-            pm.render_template(&path.display().to_string(), &template)
-                .map_err(|e| ApiError::Unprocessable(e.to_string()))?
-        }
+    let pm = draft(svc, journals).map_err(ApiError::Unprocessable)?;
+    let body = match format {
+        Format::Markdown => markdown(svc, &pm).map_err(ApiError::Unprocessable)?,
         _ => pm.render(format),
     };
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+}
+
+/// The draft over `journals`, linked under `external_url` when one is configured: the
+/// one behind the API and the web view's postmortem page.
+///
+/// # Errors
+/// A journal that is not a run's, in words.
+pub(crate) fn draft(
+    svc: &Service,
+    journals: Vec<(String, Vec<Entry>)>,
+) -> Result<Postmortem, String> {
+    let pm = Postmortem::from_journals(journals).map_err(|e| e.to_string())?;
+    Ok(match &svc.config.external_url {
+        Some(url) => pm.with_external_url(url),
+        None => pm,
+    })
+}
+
+/// The Markdown draft: the team's template when `[postmortem] template` is configured,
+/// else the built-in one.
+///
+/// # Errors
+/// The team's template cannot be read or does not render (naming the file and line).
+pub(crate) fn markdown(svc: &Service, pm: &Postmortem) -> Result<String, String> {
+    let Some(path) = &svc.config.postmortem.template else {
+        return Ok(pm.markdown());
+    };
+    let path = svc.config.base.join(path);
+    let template = std::fs::read_to_string(&path)
+        .map_err(|e| format!("postmortem template {}: {e}", path.display()))?;
+    pm.render_template(&path.display().to_string(), &template)
+        .map_err(|e| e.to_string())
 }
 
 /// `run.*` in workflow templates: the run's links under `external_url`, and its metrics.

@@ -261,6 +261,16 @@ impl Browser {
         }
     }
 
+    /// Resizes the window (CSS pixels), e.g. to fit a tall page in a screenshot.
+    pub fn resize(&self, width: u32, height: u32) {
+        self.command(
+            "POST",
+            "/window/rect",
+            json!({"width": width, "height": height}),
+        )
+        .unwrap();
+    }
+
     /// Saves a PNG of the viewport as `<test>-<name>.png`.
     pub fn shot(&self, name: &str) {
         let b64 = self.command("GET", "/screenshot", json!({})).unwrap();

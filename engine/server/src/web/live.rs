@@ -54,6 +54,9 @@ pub(crate) struct Live {
     gates: Mutex<HashMap<(String, String), WaitingGate>>,
     /// Whether the index backfill ran in this process.
     indexed: Mutex<bool>,
+    /// One drill replayed from the web view at a time: a replay runs real components in
+    /// this process, and the runs of real incidents come first.
+    pub(crate) drills: tokio::sync::Semaphore,
 }
 
 impl Live {
@@ -62,6 +65,7 @@ impl Live {
             tx: broadcast::channel(BACKLOG).0,
             gates: Mutex::default(),
             indexed: Mutex::new(false),
+            drills: tokio::sync::Semaphore::new(1),
         }
     }
 

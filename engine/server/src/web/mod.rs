@@ -13,6 +13,8 @@
 //! | `/ui/runs/{id}` | a run: its open gate first, then steps with their calls |
 //! | `/ui/incidents/{id}` | an incident, its occurrence and its runs |
 //! | `/ui/approvals` | every waiting gate, soonest deadline first |
+//! | `/ui/runs/{id}/postmortem`, `/ui/incidents/{id}/postmortem` | the postmortem draft, its picture, a Markdown download |
+//! | `POST /ui/runs/{id}/drill`, `…/drill/run` | the run as a drill file; replayed against today's workflows |
 //!
 //! It is a module of the server rather than its own crate because it is the service
 //! seen through a browser: it reads the same store, posts gate decisions through the
@@ -29,9 +31,11 @@
 //! ```
 
 mod assets;
+mod drill;
 mod index;
 mod live;
 mod pages;
+mod postmortem;
 mod run;
 mod session;
 mod view;
@@ -60,7 +64,16 @@ pub(crate) fn router() -> Router<Arc<Service>> {
         .route("/runs/{id}/events", get(live::run_events))
         .route("/runs/{id}/steps/{step}/{what}", get(run::whole))
         .route("/runs/{id}/gates/{step}", post(run::decide))
+        .route("/runs/{id}/postmortem", get(postmortem::run_page))
+        .route("/runs/{id}/postmortem.md", get(postmortem::run_markdown))
+        .route("/runs/{id}/drill", post(drill::record_file))
+        .route("/runs/{id}/drill/run", post(drill::run))
         .route("/incidents/{id}", get(pages::incident))
+        .route("/incidents/{id}/postmortem", get(postmortem::incident_page))
+        .route(
+            "/incidents/{id}/postmortem.md",
+            get(postmortem::incident_markdown),
+        )
         .route("/approvals", get(pages::approvals))
         .route("/events", get(live::all_events))
         .route("/assets/{file}", get(assets::serve))

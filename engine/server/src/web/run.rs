@@ -213,6 +213,10 @@ pub(crate) fn run_view(
         last_seq: entries.last().map_or(0, |e| e.seq),
         gates,
         steps,
+        svg: medic_postmortem::Postmortem::from_journals([(state.id.as_str(), entries)])
+            .ok()
+            .map(|pm| pm.svg()),
+        finished: state.is_finished(),
         csrf: csrf.to_string(),
         notice: None,
         error: None,

@@ -168,6 +168,11 @@ pub(crate) struct RunView {
     pub last_seq: u64,
     pub gates: Vec<GateView>,
     pub steps: Vec<StepView>,
+    /// The phase timeline picture, the postmortem's (SVG, its text escaped by the `svg`
+    /// crate); `None` when the journal cannot be read as a run's.
+    pub svg: Option<String>,
+    /// Whether the run has finished (a drill replay needs a finished run).
+    pub finished: bool,
     pub csrf: String,
     /// After a decision from this page: what was recorded.
     pub notice: Option<String>,

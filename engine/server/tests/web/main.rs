@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
 
+mod postmortem;
+
 const USERS: &str = "[users]\nalice = \"alice-token\"\ncarol = \"carol-token\"\n";
 
 fn workflow(yaml: &str) -> LoadedWorkflow {
@@ -45,13 +47,19 @@ struct Harness {
 }
 
 fn harness() -> Harness {
+    let h = harness_with(vec![workflow(GATED)]);
+    tokio::spawn(medic_server::process(h.svc.clone()));
+    h
+}
+
+/// A service over `workflows` whose runs nobody drives unless the test does.
+fn harness_with(workflows: Vec<LoadedWorkflow>) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(medic_store::SledStore::open(dir.path().join("store")).unwrap());
     let sandbox =
         Arc::new(medic_sandbox::Sandbox::new(medic_sandbox::SandboxConfig::default()).unwrap());
     let config = ServeConfig::parse(&format!("tokens = [\"svc\"]\n{USERS}")).unwrap();
-    let svc = Service::new(store, sandbox, config, vec![workflow(GATED)]).unwrap();
-    tokio::spawn(medic_server::process(svc.clone()));
+    let svc = Service::new(store, sandbox, config, workflows).unwrap();
     Harness { svc, _dir: dir }
 }
 
@@ -198,6 +206,12 @@ async fn every_page_without_a_session_redirects_to_sign_in() {
         ("GET", "/ui/approvals"),
         ("GET", "/ui/events"),
         ("POST", "/ui/runs/some-run/gates/ask"),
+        ("GET", "/ui/runs/some-run/postmortem"),
+        ("GET", "/ui/runs/some-run/postmortem.md"),
+        ("GET", "/ui/incidents/f00d/postmortem"),
+        ("GET", "/ui/incidents/f00d/postmortem.md"),
+        ("POST", "/ui/runs/some-run/drill"),
+        ("POST", "/ui/runs/some-run/drill/run"),
         ("POST", "/ui/signout"),
     ] {
         let a = h.send(method, path, &[FORM], "").await;
@@ -403,7 +417,8 @@ async fn gate_decisions_need_the_form_token_and_an_approver_and_name_the_person(
         a.headers[header::LOCATION],
         format!("/ui/runs/{run}?decided=approve")
     );
-    let v = h.step_status(&run, "say", "succeeded").await;
+    // `say` (communicate) ran before the gate (restore): wait for the gate itself.
+    let v = h.step_status(&run, "ask", "succeeded").await;
     let timeline = v["timeline"].to_string();
     assert!(
         timeline.contains("GATE approved by alice: \\\"looks safe\\\""),
