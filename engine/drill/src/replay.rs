@@ -249,11 +249,18 @@ fn keep_copy(
             _ => None,
         })
         .unwrap_or(medic_core::RunStatus::Running);
+    // The copy's index record carries its final status from the first write: a copy
+    // left half-written by a crash must never look unfinished, or a real engine resuming
+    // its store would drive a drill with real providers.
+    let finished_status = match status {
+        medic_core::RunStatus::Running => medic_core::RunStatus::Failed,
+        s => s,
+    };
     let meta = RunMeta {
         id: copy.clone(),
         workflow: setup.workflow.name.clone(),
         incident_title: format!("[drill] {}", drill.incident.title),
-        status: medic_core::RunStatus::Running,
+        status: finished_status,
         created_ms: now,
         updated_ms: now,
     };
@@ -263,10 +270,7 @@ fn keep_copy(
     store.create_run(&meta, first)?;
     for (i, e) in rest.iter().enumerate() {
         let last = i + 1 == rest.len();
-        let finished = RunMeta {
-            status,
-            ..meta.clone()
-        };
+        let finished = meta.clone();
         store.append(
             &copy,
             e,
