@@ -23,6 +23,7 @@
 mod attempt;
 mod bindings;
 mod cache;
+mod floor;
 mod instance;
 mod tls;
 mod versions;
@@ -34,6 +35,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+pub use floor::BareStep;
 pub use tls::{TlsDestination, TlsError, TlsSettings, normalise_host};
 use versions::StepPre;
 pub use versions::WitVersion;
