@@ -47,7 +47,10 @@ impl Sandbox {
         if version != versions::WitVersion::NEWEST {
             return Err(SandboxError::Version {
                 path: shown,
-                message: format!("bare calls need medic:step@{}", versions::WitVersion::NEWEST),
+                message: format!(
+                    "bare calls need medic:step@{}",
+                    versions::WitVersion::NEWEST
+                ),
             });
         }
         let link = || -> wasmtime::Result<BareStep> {

@@ -29,13 +29,13 @@ mod tls;
 mod versions;
 
 use cache::CompileCache;
+pub use floor::BareStep;
 use instance::InstanceState;
 use medic_core::AttemptHost;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-pub use floor::BareStep;
 pub use tls::{TlsDestination, TlsError, TlsSettings, normalise_host};
 use versions::StepPre;
 pub use versions::WitVersion;

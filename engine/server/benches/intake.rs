@@ -34,7 +34,11 @@ async fn throughput(fsyncs: f64) {
         let dir = tempfile::tempdir().unwrap();
         let app = router(common::service(dir.path(), 8));
         // 1 client: 2,000 alerts; more: 16,000 in all, split evenly.
-        let per_client = if clients == 1 { 2_000 } else { 16_000 / clients };
+        let per_client = if clients == 1 {
+            2_000
+        } else {
+            16_000 / clients
+        };
         let started = Instant::now();
         let tasks: Vec<_> = (0..clients)
             .map(|c| {

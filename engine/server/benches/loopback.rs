@@ -8,7 +8,10 @@
 //! Needs `wrk` on the PATH (Debian: `apt-get install wrk`); without it the bench says so
 //! and skips. `cargo bench -p medic-server --bench loopback`
 
-#[expect(dead_code, reason = "the payload and percentiles are for the in-process bench")]
+#[expect(
+    dead_code,
+    reason = "the payload and percentiles are for the in-process bench"
+)]
 mod common;
 
 use medic_core::RunStatus;
