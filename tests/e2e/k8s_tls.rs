@@ -338,12 +338,13 @@ fn expired_and_wrongly_named_certificates_are_named_as_such() {
 }
 
 #[test]
-#[ignore = "not passing yet (issue 15 note): mutual TLS against the test server; run with --ignored"]
 fn with_client_certificates_required_the_right_one_works_and_none_is_refused() {
     let ca = Ca::new("medic test cluster CA");
     let client_ca = Ca::new("medic test client CA");
     let client = client_ca.client("medic");
-    let k = KubeApi::tls(None, server_tls(&ca, Some(&client_ca), None));
+    // The harness's own kubectl needs a certificate too, or it could not read the result.
+    let kubectl_user = client_ca.client("kubectl");
+    let k = KubeApi::tls(None, server_tls(&ca, Some(&client_ca), Some(kubectl_user)));
     seed(&k);
     let m = Medic::new();
     let ca_file = m.file("ca.pem", &ca.pem());
@@ -431,4 +432,92 @@ fn skipping_verification_is_warned_on_every_use_and_refused_by_strict_validation
 /// A TOML basic string holding `s` (newlines escaped).
 fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\n', "\\n"))
+}
+
+/// TLS on the step itself (no `[[tls]]` in medic.toml): the workflow's own CA and client
+/// certificate, with the key from a secret the step is granted; a host missing from
+/// `allow` and a missing file are refused when the workflow loads, with their positions;
+/// `--strict` refuses a step that skips verification.
+#[test]
+fn tls_on_the_step_itself_gives_the_ca_and_the_client_certificate() {
+    let ca = Ca::new("medic test cluster CA");
+    let client_ca = Ca::new("medic test client CA");
+    let client = client_ca.client("medic-step");
+    let k = KubeApi::tls(
+        None,
+        server_tls(&ca, Some(&client_ca), Some(client_ca.client("kubectl"))),
+    );
+    seed(&k);
+    let m = Medic::new();
+    std::fs::create_dir(m.dir.path().join("certs")).unwrap();
+    m.file("certs/ca.pem", &ca.pem());
+    m.file("certs/client.pem", &client.cert_pem);
+    let key = toml_string(&client.key_pem);
+    let cfg = config(&m, &format!("K8S_CLIENT_KEY = {key}\n"), "");
+    let step = |host: &str, ca: &str| {
+        rollback(
+            &m,
+            &format!(", server: \"{}\"", k.url()),
+            &format!(
+                "    secrets: [K8S_CLIENT_KEY]\n    allow: [\"127.0.0.1:{port}\"]\n    tls:\n      - host: \"{host}\"\n        ca: {ca}\n        client-cert: certs/client.pem\n        client-key-secret: K8S_CLIENT_KEY\n",
+                port = k.port
+            ),
+        )
+    };
+    let right_host = format!("127.0.0.1:{}", k.port);
+
+    // Refused at load, before anything runs: a host the step may not call, a missing file.
+    let (ok, out) = m.run(&step("127.0.0.1:1", "certs/ca.pem"), Some(&cfg));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("rollback.yaml:12:")
+            && out.contains("steps[0].tls[0].host")
+            && out.contains("not in the step's `allow` list"),
+        "{out}"
+    );
+    let (ok, out) = m.run(&step(&right_host, "certs/nope.pem"), Some(&cfg));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("steps[0].tls[0].ca") && out.contains("nope.pem"),
+        "{out}"
+    );
+    assert_eq!(k.image("web"), "registry.local/web:3");
+
+    // The step's CA and client certificate (paths relative to the workflow file) work.
+    let workflow = step(&right_host, "certs/ca.pem");
+    let (ok, out) = m.run(&workflow, Some(&cfg));
+    assert!(ok, "{out}");
+    rolled_back(&k);
+    assert!(
+        step_requests(&k)
+            .iter()
+            .all(|r| r["client_cn"] == "medic-step")
+    );
+    let key_body = client.key_pem.lines().nth(1).unwrap().to_string();
+    m.assert_never_seen(&key_body, &out);
+
+    // Skipping verification on the step: a warning, refused by --strict.
+    let insecure = m.file(
+        "insecure.yaml",
+        &format!(
+            "apiVersion: medic/v1\nkind: Workflow\nname: insecure\nsteps:\n  - id: undo\n    phase: restore\n    uses: k8s-rollout\n    with: {{ deployment: web, action: undo, server: \"{}\" }}\n    allow: [\"{right_host}\"]\n    tls:\n      - host: \"{right_host}\"\n        insecure-skip-verify: true\n",
+            k.url()
+        ),
+    );
+    let validate = |strict: bool| {
+        let mut c = m.cmd();
+        c.arg("validate").arg(&insecure).arg("--config").arg(&cfg);
+        if strict {
+            c.arg("--strict");
+        }
+        text(c.output().unwrap())
+    };
+    let (ok, out) = validate(false);
+    assert!(
+        ok && out.contains("TLS certificate verification is off")
+            && out.contains("step undo tls[0]"),
+        "{out}"
+    );
+    let (ok, out) = validate(true);
+    assert!(!ok && out.contains("--strict refuses it"), "{out}");
 }

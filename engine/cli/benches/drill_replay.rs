@@ -42,6 +42,7 @@ fn probe(id: &str, phase: Phase, attempts: u32, backoff_ms: u64) -> Step {
         secrets: vec![],
         allow: vec!["127.0.0.1:9".into()],
         limits: Default::default(),
+        tls: Vec::new(),
         continue_on_error: false,
     }
 }

@@ -16,6 +16,11 @@ pub fn load_workflow(ctx: &Ctx, file: &Path) -> Result<LoadedWorkflow, Vec<Strin
         .map_err(|diags| diags.iter().map(|d| d.to_string()).collect::<Vec<_>>())?;
     ctx.env.apply_kube(&mut doc.workflow);
     let dir = file.parent().unwrap_or(Path::new("."));
+    // Warnings for skipped verification come from the sandbox, on every connection.
+    let (tls_problems, _) = crate::step_tls::check(&mut doc, dir, false);
+    if !tls_problems.is_empty() {
+        return Err(tls_problems.iter().map(|d| d.to_string()).collect());
+    }
     let dirs = ctx.step_dirs(dir);
     let mut components = BTreeMap::new();
     let mut problems = Vec::new();

@@ -22,6 +22,7 @@ mod resolve;
 mod runs;
 mod serve;
 mod step;
+mod step_tls;
 mod validate;
 
 use clap::{Parser, Subcommand};

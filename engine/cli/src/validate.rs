@@ -40,7 +40,7 @@ pub async fn validate(ctx: &Ctx, files: &[PathBuf], strict: bool) -> Result<Exit
         }
     }
     for file in files {
-        let (diags, notes) = check_file(ctx, &sandbox, file).await;
+        let (diags, notes) = check_file(ctx, &sandbox, file, strict).await;
         for n in notes {
             println!("{}: {n}", file.display());
         }
@@ -65,6 +65,7 @@ async fn check_file(
     ctx: &Ctx,
     sandbox: &medic_sandbox::Sandbox,
     file: &Path,
+    strict: bool,
 ) -> (Vec<Diagnostic>, Vec<String>) {
     let shown = file.display().to_string();
     let src = match std::fs::read_to_string(file) {
@@ -83,10 +84,11 @@ async fn check_file(
         Ok(d) => d,
         Err(d) => return (d, Vec::new()),
     };
-    let notes = ctx.env.apply_kube(&mut doc.workflow);
+    let mut notes = ctx.env.apply_kube(&mut doc.workflow);
     let dir = file.parent().unwrap_or(Path::new("."));
     let dirs = ctx.step_dirs(dir);
-    let mut out = Vec::new();
+    let (mut out, warnings) = crate::step_tls::check(&mut doc, dir, strict);
+    notes.extend(warnings);
     for (i, step) in doc
         .workflow
         .steps

@@ -45,6 +45,7 @@ pub fn request(
         grants: Grants {
             secrets: step.secrets.clone(),
             allow: step.allow.clone(),
+            tls: step.tls.clone(),
         },
         limits: ResolvedLimits {
             memory_bytes: step.limits.memory_bytes.unwrap_or(defaults.memory_bytes),
@@ -175,6 +176,7 @@ pub fn standalone_step(id: &str, phase: Phase, uses: &str) -> Step {
         secrets: Vec::new(),
         allow: Vec::new(),
         limits: Default::default(),
+        tls: Vec::new(),
         continue_on_error: false,
     }
 }

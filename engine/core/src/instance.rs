@@ -281,6 +281,17 @@ impl AttemptHost {
         Ok(value)
     }
 
+    /// A granted secret's value for the host's own use (a step's `tls` client key), never
+    /// handed to the guest and so not a guest call: nothing is journalled, and a resumed
+    /// attempt's replay is unchanged. `None` when the secret is not granted or not set.
+    pub fn host_secret(&self, name: &str) -> Option<String> {
+        if self.inner.granted_secrets.iter().any(|g| g == name) {
+            self.inner.secrets.get(name)
+        } else {
+            None
+        }
+    }
+
     /// The step's durable state under `key`, as it was when the attempt started plus
     /// this attempt's own writes.
     pub fn state_get(&self, key: &str) -> Option<String> {

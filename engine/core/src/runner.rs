@@ -47,6 +47,9 @@ pub struct Grants {
     pub secrets: Vec<String>,
     /// Hosts it may call: `host`, `host:port` or `*.domain`.
     pub allow: Vec<String>,
+    /// The step's own TLS settings per host (paths absolute once loaded), over the
+    /// engine's `[[tls]]`.
+    pub tls: Vec<medic_model::StepTls>,
 }
 
 /// Limits with engine defaults applied.

@@ -67,6 +67,7 @@ mod parse;
 mod path;
 mod refs;
 mod schema;
+mod step_tls;
 pub mod template;
 pub mod time;
 pub mod types;

@@ -35,6 +35,7 @@ pub(crate) const STEP_FIELDS: &[&str] = &[
     "timeout",
     "secrets",
     "allow",
+    "tls",
     "limits",
     "continue-on-error",
 ];
@@ -463,6 +464,7 @@ impl<'a> Parser<'a> {
             timeout_ms: None,
             secrets: Vec::new(),
             allow: Vec::new(),
+            tls: Vec::new(),
             limits: Limits::default(),
             continue_on_error: false,
         };
@@ -483,6 +485,12 @@ impl<'a> Parser<'a> {
         }
         if let Some(f) = field(map, &path, "allow") {
             ok &= self.allow_list(&f).map(|v| step.allow = v).is_some();
+        }
+        if let Some(f) = field(map, &path, "tls") {
+            ok &= self
+                .step_tls(&f, &step.secrets)
+                .map(|t| step.tls = t)
+                .is_some();
         }
         if let Some(f) = field(map, &path, "limits") {
             ok &= self.limits(&f).map(|l| step.limits = l).is_some();

@@ -318,7 +318,7 @@ fn unknown_fields_and_duplicates() {
     assert_eq!(
         errs,
         [
-            "w.yaml:14:5: steps[0].retries: unknown field `retries` in step `probe`; did you mean `retry`? (expected one of: id, phase, uses, gate, with, if, retry, timeout, secrets, allow, limits, continue-on-error)",
+            "w.yaml:14:5: steps[0].retries: unknown field `retries` in step `probe`; did you mean `retry`? (expected one of: id, phase, uses, gate, with, if, retry, timeout, secrets, allow, tls, limits, continue-on-error)",
             "w.yaml:28:9: steps[2].id: duplicate step id `probe`: already used by the step at line 10; step ids must be unique",
         ]
     );

@@ -135,6 +135,10 @@ mod tests {
         assert_eq!(names(step), set(STEP_FIELDS));
         assert_eq!(names(&step["properties"]["retry"]), set(RETRY_FIELDS));
         assert_eq!(names(&step["properties"]["limits"]), set(LIMITS_FIELDS));
+        assert_eq!(
+            names(&step["properties"]["tls"]["items"]),
+            set(crate::step_tls::STEP_TLS_FIELDS)
+        );
         let phases: Vec<&str> = step["properties"]["phase"]["enum"]
             .as_array()
             .unwrap()

@@ -188,6 +188,11 @@ pub struct Step {
     /// Hosts this step may call: `host`, `host:port`, or `*.domain`.
     #[serde(default)]
     pub allow: Vec<String>,
+    /// TLS for hosts this step calls that medic.toml's `[[tls]]` does not cover the way
+    /// this workflow needs (a private CA, a client certificate). Each entry overrides the
+    /// engine's settings for its host, for this step only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls: Vec<StepTls>,
     /// Memory and output limits of one attempt.
     #[serde(default)]
     pub limits: Limits,
@@ -195,6 +200,28 @@ pub struct Step {
     /// `steps.<id>.status == "failed"`.
     #[serde(default)]
     pub continue_on_error: bool,
+}
+
+/// TLS for one destination of one step (`tls:` in a step). Paths are as written in the
+/// workflow file until the loader makes them absolute (relative to the file's folder).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepTls {
+    /// `host:port` (port 443 when left out); must be one of the step's `allow` hosts.
+    pub host: String,
+    /// A PEM bundle of CA certificates to trust for this host instead of the public roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
+    /// A PEM client certificate (chain) for mutual TLS; needs `client_key_secret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
+    /// The name of the secret holding the client certificate's PEM private key; must be in
+    /// the step's `secrets`, so the key is redacted like any other secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_secret: Option<String>,
+    /// Accept any server certificate: warned about on every use, refused by
+    /// `medic validate --strict`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_verify: bool,
 }
 
 impl Step {

@@ -169,7 +169,7 @@ impl Parser<'_> {
     }
 
     /// Renders a string whose templates may only name vars.
-    fn resolve_vars(
+    pub(crate) fn resolve_vars(
         &mut self,
         text: &str,
         s: &marked_yaml::types::MarkedScalarNode,

@@ -249,6 +249,7 @@ fn main() {
     let grants = || Grants {
         secrets: vec!["TOKEN".into()],
         allow: vec!["127.0.0.1".into()],
+        tls: Vec::new(),
     };
     let sandbox = with_cache();
     let jobs = [

@@ -12,6 +12,35 @@ use medic_model::{IncidentStatus, Phase};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+impl Sandbox {
+    /// The engine's TLS settings, with the step's own `tls` entries over them when it has
+    /// any (read per attempt: they are rare, and a certificate renewed on disk is picked up
+    /// by the next attempt).
+    fn step_tls(
+        &self,
+        request: &AttemptRequest,
+        host: &AttemptHost,
+    ) -> Result<crate::TlsSettings, crate::TlsError> {
+        if request.grants.tls.is_empty() {
+            return Ok(self.tls.clone());
+        }
+        let step = &request.invocation.step_id;
+        let mut over = Vec::new();
+        for (i, t) in request.grants.tls.iter().enumerate() {
+            let key = t
+                .client_key_secret
+                .as_deref()
+                .and_then(|n| host.host_secret(n));
+            over.push(crate::TlsDestination::from_step(
+                t,
+                format!("step {step} tls[{i}]"),
+                key,
+            )?);
+        }
+        self.tls.with_overrides(over)
+    }
+}
+
 #[async_trait]
 impl StepRunner for Sandbox {
     async fn run(&self, request: AttemptRequest, host: AttemptHost) -> AttemptResult {
@@ -34,8 +63,13 @@ impl StepRunner for Sandbox {
         // Deterministic per attempt, so a replay sees the same insecure seed.
         let seed = u128::from_str_radix(&request.invocation.idempotency_key, 16).unwrap_or(0)
             ^ u128::from(request.invocation.attempt);
+        let tls = match self.step_tls(&request, &host) {
+            Ok(t) => t,
+            Err(e) => return failed(FailureKind::StepError, false, e.to_string()),
+        };
         let mut store = self.store(
             Some(host),
+            tls,
             request.grants.allow.clone(),
             limits.memory_bytes,
             timeout,

@@ -415,7 +415,14 @@ impl Sandbox {
             path: path.display().to_string(),
             message,
         };
-        let mut store = self.store(None, Vec::new(), 64 << 20, Duration::from_secs(10), 0);
+        let mut store = self.store(
+            None,
+            self.tls.clone(),
+            Vec::new(),
+            64 << 20,
+            Duration::from_secs(10),
+            0,
+        );
         let m = loaded
             .pre
             .describe(&mut store)
@@ -437,6 +444,7 @@ impl Sandbox {
     fn store(
         &self,
         host: Option<AttemptHost>,
+        tls: TlsSettings,
         allow: Vec<String>,
         memory_bytes: u64,
         timeout: Duration,
@@ -444,7 +452,7 @@ impl Sandbox {
     ) -> Store<InstanceState> {
         let mut store = Store::new(
             &self.engine,
-            InstanceState::new(host, allow, self.tls.clone(), memory_bytes, timeout, seed),
+            InstanceState::new(host, allow, tls, memory_bytes, timeout, seed),
         );
         store.limiter(|d| &mut d.limiter);
         // Check the wall-clock deadline on every epoch tick; yield in between so the

@@ -38,6 +38,53 @@ pub struct TlsDestination {
     pub origin: String,
 }
 
+impl TlsDestination {
+    /// A step's `tls` entry with its files read: `ca` and `client_cert` are paths (the
+    /// loader made them absolute), `client_key_pem` the value of its `client_key_secret`.
+    /// `origin` names the step for messages, e.g. `step rollback tls[0]`.
+    ///
+    /// # Errors
+    /// [`TlsError::Invalid`] naming the host and the file when a file cannot be read, or the
+    /// secret named by `client_key_secret` has no value.
+    pub fn from_step(
+        t: &medic_model::StepTls,
+        origin: String,
+        client_key_pem: Option<String>,
+    ) -> Result<TlsDestination, TlsError> {
+        let err = |message: String| TlsError::Invalid {
+            host: normalise_host(&t.host),
+            origin: origin.clone(),
+            message,
+        };
+        let read = |what: &str, path: &str| {
+            std::fs::read(path).map_err(|e| err(format!("{what}: cannot read {path}: {e}")))
+        };
+        let ca_pem = t.ca.as_deref().map(|p| read("ca", p)).transpose()?;
+        let client_cert_pem = t
+            .client_cert
+            .as_deref()
+            .map(|p| read("client-cert", p))
+            .transpose()?;
+        let client_key_pem = match (&t.client_key_secret, client_key_pem) {
+            (Some(_), Some(k)) => Some(k.into_bytes()),
+            (Some(name), None) => {
+                return Err(err(format!(
+                    "client-key-secret: the secret {name} has no value"
+                )));
+            }
+            (None, _) => None,
+        };
+        Ok(TlsDestination {
+            host: t.host.clone(),
+            ca_pem,
+            client_cert_pem,
+            client_key_pem,
+            insecure_skip_verify: t.insecure_skip_verify,
+            origin,
+        })
+    }
+}
+
 impl std::fmt::Debug for TlsDestination {
     // The client key is a secret; say only whether there is one.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -213,6 +260,21 @@ impl TlsSettings {
         Ok(TlsSettings {
             by_host: Arc::new(by_host),
             ..TlsSettings::default()
+        })
+    }
+
+    /// These settings with `over` in the place of any entry for the same host: a step's own
+    /// `tls` list over the engine's `[[tls]]`.
+    ///
+    /// # Errors
+    /// As [`TlsSettings::new`], for the entries of `over`.
+    pub fn with_overrides(&self, over: Vec<TlsDestination>) -> Result<TlsSettings, TlsError> {
+        let extra = TlsSettings::new(over)?;
+        let mut by_host = (*self.by_host).clone();
+        by_host.extend(extra.by_host.iter().map(|(h, d)| (h.clone(), d.clone())));
+        Ok(TlsSettings {
+            by_host: Arc::new(by_host),
+            public: self.public.clone(),
         })
     }
 

@@ -48,6 +48,7 @@ fn workflow() -> Workflow {
         secrets: vec![],
         allow: vec!["127.0.0.1".into()],
         limits: Limits::default(),
+        tls: Vec::new(),
         continue_on_error: true,
     };
     let retoggle = Step {
@@ -73,6 +74,7 @@ fn workflow() -> Workflow {
             memory_bytes: Some(32 << 20),
             output_bytes: Some(65_536),
         },
+        tls: Vec::new(),
         continue_on_error: false,
     };
     Workflow {
@@ -117,6 +119,7 @@ fn gated_workflow() -> Workflow {
         secrets: vec![],
         allow: vec![],
         limits: Limits::default(),
+        tls: Vec::new(),
         continue_on_error: false,
     });
     w
