@@ -171,7 +171,7 @@ fn failed(kind: FailureKind, retryable: bool, message: String) -> AttemptResult 
     AttemptResult::Failed(Failure::new(kind, retryable, message))
 }
 
-fn to_wit(i: &Invocation, deadline_ms: u64) -> wit::Invocation {
+pub(crate) fn to_wit(i: &Invocation, deadline_ms: u64) -> wit::Invocation {
     let pairs = |m: &std::collections::BTreeMap<String, String>| {
         m.iter()
             .map(|(k, v)| wit::Pair {

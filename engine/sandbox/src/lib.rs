@@ -23,11 +23,13 @@
 mod attempt;
 mod bindings;
 mod cache;
+mod floor;
 mod instance;
 mod tls;
 mod versions;
 
 use cache::CompileCache;
+pub use floor::BareStep;
 use instance::InstanceState;
 use medic_core::AttemptHost;
 use std::collections::{HashMap, HashSet};
@@ -43,6 +45,10 @@ use wasmtime::{Config, Engine, Store, UpdateDeadline};
 /// Largest memory limit a step may ask for; the pooling allocator reserves this much
 /// address space per slot.
 pub const MAX_MEMORY_BYTES: u64 = 1 << 30;
+
+/// Bytes of each pooled linear memory (and table) kept resident between instances.
+const KEEP_RESIDENT_BYTES: usize = 1 << 20;
+const KEEP_RESIDENT_TABLE_BYTES: usize = 64 << 10;
 
 /// Epoch tick: the granularity of wall-time limits on running guest code.
 const TICK: Duration = Duration::from_millis(10);
@@ -216,7 +222,15 @@ impl Sandbox {
                 .max_memories_per_component(16)
                 .max_tables_per_component(32)
                 .max_core_instances_per_component(64)
-                .table_elements(100_000);
+                .table_elements(100_000)
+                // Reset a used slot's low memory and tables with memset instead of an
+                // madvise that drops the pages: the next instance in the slot then takes
+                // no page faults there. PAGEMAP_SCAN (Linux >= 6.7) limits the memset to
+                // the pages the instance dirtied. Bounded per warm slot; see
+                // docs/performance.md for the effect on invocation time and RSS.
+                .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+                .table_keep_resident(KEEP_RESIDENT_TABLE_BYTES)
+                .pagemap_scan(wasmtime::Enabled::Auto);
             c.allocation_strategy(pool);
         }
         let engine = Engine::new(&c).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;

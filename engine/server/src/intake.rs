@@ -97,6 +97,11 @@ async fn accept_checked(
         .then(|| headers.get("x-webhook-id").and_then(|v| v.to_str().ok()))
         .flatten()
         .map(|id| format!("seen/pagerduty/{id}").into_bytes());
+    if dedupe.is_none() {
+        // The common case: the inbox writer stores this request's alerts together with
+        // every other request's queued meanwhile, in one batch and one flush.
+        return store_batched(svc, &alerts, rejected).await;
+    }
     // The durable write blocks on fsync: off the async workers, so concurrent requests
     // wait on the disk together and share one flush (group commit).
     let worker = svc.clone();
@@ -119,38 +124,71 @@ fn refused(first: &IntakeError, count: usize) -> ApiError {
     }
 }
 
-/// Writes the alerts to the inbox, durably. With a dedupe key (PagerDuty's
-/// `X-Webhook-Id`), the check and the write are one transaction: of concurrent
-/// deliveries with one id, exactly one is stored.
+/// The inbox records of `alerts`, each under a new id.
+fn inbox_ops(svc: &Service, alerts: &[Alert]) -> Result<Vec<Op>, medic_core::StoreError> {
+    let received_ms = svc.clock.now_ms();
+    let mut ops = Vec::with_capacity(alerts.len());
+    for alert in alerts {
+        let id = svc.store.next_id()?;
+        let item = InboxItem {
+            received_ms,
+            alert: alert.clone(),
+        };
+        // Keyed by severity lane, so the processor reads critical alerts first.
+        let key = crate::lanes::inbox_key(svc.lanes.lane(&alert.severity), id);
+        ops.push(Op::Put(key, codec::encode(&item)));
+    }
+    Ok(ops)
+}
+
+fn unavailable(svc: &Service, e: &medic_core::StoreError) -> ApiError {
+    svc.store_failed(e);
+    ApiError::Unavailable(format!("cannot store the alert, not acknowledged: {e}"))
+}
+
+/// Writes the alerts to the inbox through the inbox writer, durably.
+async fn store_batched(
+    svc: &Service,
+    alerts: &[Alert],
+    rejected: Vec<Value>,
+) -> Result<Value, ApiError> {
+    let ops = inbox_ops(svc, alerts).map_err(|e| unavailable(svc, &e))?;
+    // Durable before the acknowledgement: an acked alert is never lost.
+    svc.inbox
+        .write(ops)
+        .await
+        .map_err(|e| unavailable(svc, &e))?;
+    Ok(accepted(svc, alerts.len(), rejected))
+}
+
+fn accepted(svc: &Service, count: usize, rejected: Vec<Value>) -> Value {
+    svc.store_ok();
+    svc.metrics.inbox_added(count);
+    svc.wake.notify_one();
+    if rejected.is_empty() {
+        json!({"accepted": count})
+    } else {
+        json!({"accepted": count, "rejected": rejected})
+    }
+}
+
+/// Writes the alerts to the inbox, durably, unless `dedupe` (PagerDuty's
+/// `X-Webhook-Id`) marks them as delivered already: the check and the write are one
+/// transaction, so of concurrent deliveries with one id, exactly one is stored.
 fn store(
     svc: &Service,
     alerts: &[Alert],
     dedupe: Option<Vec<u8>>,
     rejected: Vec<Value>,
 ) -> Result<Value, ApiError> {
-    let unavailable = |e: medic_core::StoreError| {
-        svc.store_failed(&e);
-        ApiError::Unavailable(format!("cannot store the alert, not acknowledged: {e}"))
-    };
-    let received_ms = svc.clock.now_ms();
-    let mut ops = Vec::new();
-    for alert in alerts {
-        let id = svc.store.next_id().map_err(unavailable)?;
-        let item = InboxItem {
-            received_ms,
-            alert: (*alert).clone(),
-        };
-        // Keyed by severity lane, so the processor reads critical alerts first.
-        let key = crate::lanes::inbox_key(svc.lanes.lane(&alert.severity), id);
-        ops.push(Op::Put(key, codec::encode(&item)));
-    }
+    let ops = inbox_ops(svc, alerts).map_err(|e| unavailable(svc, &e))?;
     // Durable before the acknowledgement: an acked alert is never lost.
     match dedupe {
         Some(marker) => {
             if !svc
                 .store
                 .write_unless_marked(&marker, ops, Durability::Flush)
-                .map_err(unavailable)?
+                .map_err(|e| unavailable(svc, &e))?
             {
                 return Ok(json!({"accepted": 0, "duplicate": true}));
             }
@@ -158,14 +196,7 @@ fn store(
         None => svc
             .store
             .write(ops, Durability::Flush)
-            .map_err(unavailable)?,
+            .map_err(|e| unavailable(svc, &e))?,
     }
-    svc.store_ok();
-    svc.metrics.inbox_added(alerts.len());
-    svc.wake.notify_one();
-    if rejected.is_empty() {
-        Ok(json!({"accepted": alerts.len()}))
-    } else {
-        Ok(json!({"accepted": alerts.len(), "rejected": rejected}))
-    }
+    Ok(accepted(svc, alerts.len(), rejected))
 }

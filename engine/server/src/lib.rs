@@ -35,6 +35,7 @@ mod error;
 mod gates;
 mod health;
 mod http;
+mod inbox;
 mod incident;
 mod intake;
 pub mod kubeconfig;
@@ -80,6 +81,8 @@ pub struct Service {
     pub(crate) config: ServeConfig,
     pub(crate) workflows: Vec<LoadedWorkflow>,
     pub(crate) metrics: Arc<metrics::Metrics>,
+    /// Writes accepted alerts to the inbox, many requests per batch and flush.
+    pub(crate) inbox: inbox::InboxWriter,
     /// Wakes the processor when the inbox got something.
     pub(crate) wake: Notify,
     /// Step attempts running at once (`concurrency`), served by severity lane; shared
@@ -168,6 +171,7 @@ impl Service {
             .with_run_context(postmortem::run_context(config.external_url.clone()))
             .with_slots(pool.clone(), lane_of);
         Ok(Arc::new(Service {
+            inbox: inbox::InboxWriter::start(store.clone()),
             store,
             engine: Arc::new(engine),
             clock,

@@ -16,6 +16,9 @@ pub(crate) struct GroupCommit {
     /// The highest ticket a completed flush is known to cover. Held for the whole
     /// flush, so writers arriving meanwhile wait and then usually find themselves covered.
     flushed: Mutex<u64>,
+    /// A copy of `flushed`, readable without the lock: a writer already covered by a
+    /// completed flush returns without touching the lock (or telling tokio it blocks).
+    covered: AtomicU64,
     /// Real flushes performed (for tests and diagnostics).
     flushes: AtomicU64,
 }
@@ -24,6 +27,12 @@ impl GroupCommit {
     /// Call right after a write has been applied (in memory); returns its ticket.
     pub(crate) fn wrote(&self) -> u64 {
         self.written.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Whether a completed flush already covers write `ticket` (never true wrongly: the
+    /// copy is raised only after the flush it describes succeeded).
+    pub(crate) fn covered(&self, ticket: u64) -> bool {
+        self.covered.load(Ordering::SeqCst) >= ticket
     }
 
     /// Returns once write `ticket` (and every write applied before it) is durable,
@@ -48,6 +57,7 @@ impl GroupCommit {
         flush()?;
         self.flushes.fetch_add(1, Ordering::Relaxed);
         *flushed = target;
+        self.covered.fetch_max(target, Ordering::SeqCst);
         Ok(())
     }
 

@@ -274,10 +274,27 @@ impl SledStore {
 
     /// Returns once `written` (and every write before it) is on disk.
     fn durable(&self, written: Written) -> Result<(), StoreError> {
-        self.commits.flush_through(written.ticket, || {
-            self.db()?.0.flush().map(|_| ()).map_err(|e| self.io(e))
-        })?;
+        if !self.commits.covered(written.ticket) {
+            waiting_on_disk(|| {
+                self.commits.flush_through(written.ticket, || {
+                    self.db()?.0.flush().map(|_| ()).map_err(|e| self.io(e))
+                })
+            })?;
+        }
         self.same_epoch(written.epoch)
+    }
+}
+
+/// Runs `f`, which waits for the disk (an fsync, or the flush lock while another writer's
+/// fsync runs). Called on a worker of tokio's multi-thread runtime (a run's driver
+/// appending `attempt_started`), it tells tokio first, so the worker's other tasks (intake
+/// requests, other runs) move to another thread instead of queueing behind the fsync;
+/// on a blocking thread, outside tokio or on a current-thread runtime it just runs `f`.
+fn waiting_on_disk<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

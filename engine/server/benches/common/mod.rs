@@ -1,0 +1,73 @@
+//! What the server benches share: the bench service (one workflow, one `echo` step), the
+//! Alertmanager payload, percentiles, and the baseline every bench prints a ratio to —
+//! the disk's bare fsync rate, measured in the same run.
+
+use medic_server::{LoadedWorkflow, ServeConfig, Service};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One Alertmanager webhook with one firing alert, unique by `i` (its own group key,
+/// label `n` and fingerprint, so every alert is a new incident).
+pub fn payload(i: u64) -> String {
+    serde_json::json!({
+        "version": "4", "groupKey": format!("bench{i}"), "status": "firing", "receiver": "medic",
+        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am",
+        "alerts": [{"status": "firing", "labels": {"alertname": "Bench", "n": i.to_string()},
+                    "annotations": {}, "startsAt": "2026-11-22T03:00:00Z",
+                    "endsAt": "0001-01-01T00:00:00Z", "fingerprint": format!("{i:016x}")}]
+    })
+    .to_string()
+}
+
+/// The service over a store in `dir`: token `t`, `concurrency` step attempts at once, one
+/// workflow whose only step (`echo`, the trivial Rust step) every `Bench` alert starts.
+pub fn service(dir: &Path, concurrency: usize) -> Arc<Service> {
+    let store = Arc::new(medic_store::SledStore::open(dir.join("store")).unwrap());
+    let sandbox =
+        Arc::new(medic_sandbox::Sandbox::new(medic_sandbox::SandboxConfig::default()).unwrap());
+    let config =
+        ServeConfig::parse(&format!("tokens = [\"t\"]\nconcurrency = {concurrency}\n")).unwrap();
+    let doc = medic_model::parse_workflow(
+        "bench.yaml",
+        "apiVersion: medic/v1\nkind: Workflow\nname: bench\ntrigger:\n  matchers: ['alertname=\"Bench\"']\nsteps:\n  - id: first\n    phase: detect\n    uses: echo\n",
+    )
+    .unwrap();
+    let echo = medic_test_programs::path("echo").unwrap();
+    sandbox.warm(echo).unwrap();
+    let wf = LoadedWorkflow {
+        components: [("first".to_string(), echo.to_string())].into(),
+        workflow: doc.workflow,
+        file: "bench.yaml".into(),
+    };
+    Service::new(store, sandbox, config, vec![wf]).unwrap()
+}
+
+/// The `p` quantile (0..=1) of sorted samples.
+pub fn pct<T: Copy>(sorted: &[T], p: f64) -> T {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// The disk's floor, measured now in `dir`: 512-byte appends to a file, each followed by
+/// `fdatasync`, for about a second. Returns (fsyncs per second, median, p99).
+pub fn fsync_baseline(dir: &Path) -> (f64, Duration, Duration) {
+    let mut f = std::fs::File::create(dir.join("fsync-baseline")).unwrap();
+    let block = [7u8; 512];
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(1) || samples.len() < 100 {
+        let t = Instant::now();
+        f.write_all(&block).unwrap();
+        f.sync_data().unwrap();
+        samples.push(t.elapsed());
+    }
+    let rate = samples.len() as f64 / started.elapsed().as_secs_f64();
+    samples.sort_unstable();
+    (rate, pct(&samples, 0.5), pct(&samples, 0.99))
+}
+
+/// Microseconds as milliseconds with one decimal.
+pub fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e3)
+}

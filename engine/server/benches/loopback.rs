@@ -1,0 +1,150 @@
+//! `medic serve` loaded from outside as a user would: `wrk` over loopback, 32
+//! connections, every alert unique and starting a one-step run (`echo`). Prints the
+//! acknowledged alerts per second and the ack latency (p50, p99, from wrk), the time from
+//! the end of the load until every run has finished, and the ratio to the disk's bare
+//! fsync rate measured in the same run.
+//! Targets on the 2-core reference machine: >= 5,000 ack/s, ack p99 <= 50 ms.
+//!
+//! Needs `wrk` on the PATH (Debian: `apt-get install wrk`); without it the bench says so
+//! and skips. `cargo bench -p medic-server --bench loopback`
+
+#[expect(
+    dead_code,
+    reason = "the payload and percentiles are for the in-process bench"
+)]
+mod common;
+
+use medic_core::RunStatus;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// Connections, threads and duration of the load.
+const CONNECTIONS: u32 = 32;
+const THREADS: u32 = 2;
+const SECONDS: u32 = 10;
+
+/// wrk's Lua script: each request a new alert (thread id and counter make `n` unique);
+/// `done` prints one line this bench parses (latencies in microseconds).
+const SCRIPT: &str = r#"
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+local counter = 0
+request = function()
+  counter = counter + 1
+  local n = tid * 100000000 + counter
+  local body = string.format('{"version":"4","groupKey":"g%d","status":"firing","receiver":"medic","groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://am","alerts":[{"status":"firing","labels":{"alertname":"Bench","n":"%d"},"annotations":{},"startsAt":"2026-11-22T03:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"%016x"}]}', n, n, n)
+  return wrk.format("POST", "/intake/alertmanager", {["Content-Type"] = "application/json", ["Authorization"] = "Bearer t"}, body)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("MEDIC requests=%d non2xx=%d errors=%d p50=%d p99=%d max=%d us=%d\n",
+    summary.requests, summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max, summary.duration))
+end
+"#;
+
+fn field(line: &str, name: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("wrk output has no {name}: {line}"))
+}
+
+fn main() {
+    if std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("loopback bench skipped: `wrk` is not installed (Debian: apt-get install wrk)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (fsyncs, fsync_median, _) = common::fsync_baseline(dir.path());
+    let script = dir.path().join("alerts.lua");
+    std::fs::File::create(&script)
+        .unwrap()
+        .write_all(SCRIPT.as_bytes())
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let svc = common::service(dir.path(), 64);
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = rt.spawn(medic_server::serve(
+        svc.clone(),
+        medic_server::router(svc.clone()),
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    rt.spawn(medic_server::process(svc.clone()));
+
+    let out = std::process::Command::new("wrk")
+        .args([
+            &format!("-t{THREADS}"),
+            &format!("-c{CONNECTIONS}"),
+            &format!("-d{SECONDS}s"),
+            "--timeout",
+            "10s",
+            "-s",
+        ])
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    let load_ended = Instant::now();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("MEDIC "))
+        .unwrap_or_else(|| panic!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr)));
+    let (requests, non2xx, errors) = (
+        field(line, "requests"),
+        field(line, "non2xx"),
+        field(line, "errors"),
+    );
+    let acked = requests - non2xx;
+    let secs = field(line, "us") as f64 / 1e6;
+    let rate = acked as f64 / secs;
+    println!(
+        "loopback intake (wrk, {CONNECTIONS} connections, {SECONDS} s, unique alerts, one-step runs): \
+         {rate:.0} acknowledged alerts/s ({acked} acked, {non2xx} refused, {errors} socket errors); \
+         ack p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        field(line, "p50") as f64 / 1e3,
+        field(line, "p99") as f64 / 1e3,
+        field(line, "max") as f64 / 1e3,
+    );
+    println!(
+        "  baseline (same run): bare 512-byte write+fdatasync {fsyncs:.0}/s (median {} ms); \
+         acks per bare fsync {:.2}",
+        common::ms(fsync_median),
+        rate / fsyncs
+    );
+
+    // Every acknowledged alert became a run; wait until all have finished.
+    let store = svc.engine().store().clone();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let (finished, total) = loop {
+        let runs = store.runs().unwrap();
+        let finished = runs
+            .iter()
+            .filter(|m| m.status != RunStatus::Running)
+            .count();
+        if (runs.len() as u64 >= acked && finished == runs.len()) || Instant::now() > deadline {
+            break (finished, runs.len());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    println!(
+        "  {finished} of {total} runs finished {:.1} s after the load ended ({acked} alerts acknowledged)",
+        load_ended.elapsed().as_secs_f64()
+    );
+    let _ = stop.send(());
+    let _ = rt.block_on(server);
+}
