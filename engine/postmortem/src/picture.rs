@@ -385,15 +385,22 @@ fn markers(metrics: &Metrics, scale: &Scale, impact: u64, received: u64, bottom:
     for (at, label, colour) in list {
         let x = scale.x(at);
         let w = 6.5 * label.len() as f64 + 70.0;
-        let row = (0..3).find(|&r| row_end[r] < x).unwrap_or(2);
-        row_end[row] = x + w;
+        // Near the right edge the label goes left of its line, so it is never cut off.
+        let (start, tx, anchor) = if x + 3.0 + w <= WIDTH - 4.0 {
+            (x, x + 3.0, "start")
+        } else {
+            (x - 3.0 - w, x - 3.0, "end")
+        };
+        let row = (0..3).find(|&r| row_end[r] < start).unwrap_or(2);
+        row_end[row] = start + w + 3.0;
         let ly = 62.0 + row as f64 * 14.0;
         let words = format!("{label} {}", time::t_plus(at, impact));
         g = g
             .add(vline(x, ly + 2.0, bottom, colour, label != "impact start"))
             .add(
-                text(x + 3.0, ly, 10, &words)
+                text(tx, ly, 10, &words)
                     .set("fill", colour)
+                    .set("text-anchor", anchor)
                     .add(Title::new(format!("{label} at {} UTC", time::utc(at)))),
             );
     }
