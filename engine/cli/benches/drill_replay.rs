@@ -1,8 +1,8 @@
 //! Replaying a recorded 4-hour incident, printed as figures (no criterion):
 //!
-//! The incident: 56 steps over the five phases, 3 gates with 20-minute deadlines decided
-//! 15 minutes in, 24 verify checks that fail four times each (HTTP 503) with 2-minute
-//! backoffs before they pass, 236 recorded exchanges, about four hours from the alert to
+//! The incident: 60 steps over the five phases, 3 gates with 20-minute deadlines decided
+//! 15 minutes in, 24 verify checks that fail six times each (HTTP 503) with 80-second
+//! backoffs before they pass, 201 recorded exchanges, about four hours from the alert to
 //! the end. Every step is the real `http-probe` component in the real sandbox; every
 //! request is answered from the recording.
 //!
@@ -117,14 +117,14 @@ fn incident() -> (Workflow, DrillFile) {
     }
     for i in 0..24 {
         let id = format!("verify-{i}");
-        steps.push(probe(&id, Phase::Verify, 5, 2 * MIN));
-        for _ in 0..4 {
+        steps.push(probe(&id, Phase::Verify, 7, 80_000));
+        for _ in 0..6 {
             ok(&id, at, 503, &mut exchanges);
-            at += 2 * MIN;
+            at += 80_000;
         }
         ok(&id, at, 200, &mut exchanges);
     }
-    for i in 0..6 {
+    for i in 0..10 {
         let id = format!("follow-up-{i}");
         steps.push(probe(&id, Phase::FollowUp, 3, 10_000));
         ok(&id, at, 200, &mut exchanges);
