@@ -167,8 +167,8 @@ pub fn incident_id(alert: &Alert, workflow: &Workflow) -> String {
 
 /// The incidents `alerts` (one payload, in order) open for `workflow`, as `medic serve`
 /// would have them after handling the payload: alerts with one [`incident_id`] make one
-/// incident, opened by the first of them that fires and described by the last
-/// ([`joined`]). Ids whose alerts are all resolved open nothing. In order of first
+/// incident, opened by the first of them that fires and described by the most severe,
+/// the last among equals ([`joined`]). Ids whose alerts are all resolved open nothing. In order of first
 /// appearance.
 pub fn incidents_for(alerts: &[Alert], workflow: &Workflow, received: &str) -> Vec<Incident> {
     let mut out: Vec<Incident> = Vec::new();
@@ -183,11 +183,47 @@ pub fn incidents_for(alerts: &[Alert], workflow: &Workflow, received: &str) -> V
     out
 }
 
+/// Severities read as critical, by default, for ordering (`medic serve`'s lanes) and for
+/// which alert describes an incident: Alertmanager/Grafana's `critical`, syslog's
+/// `emergency`/`alert`, PagerDuty's `high` urgency, and common priority names.
+pub const CRITICAL_SEVERITIES: &[&str] = &[
+    "critical",
+    "emergency",
+    "alert",
+    "fatal",
+    "page",
+    "high",
+    "p1",
+    "p2",
+];
+
+/// Severities read as informational, by default (PagerDuty's `low` urgency among them).
+pub const INFO_SEVERITIES: &[&str] = &["info", "informational", "debug", "none", "low", "p4", "p5"];
+
+/// How severe `severity` is: 2 critical, 1 anything else (warning), 0 informational
+/// ([`CRITICAL_SEVERITIES`], [`INFO_SEVERITIES`]; case-insensitive).
+pub fn severity_rank(severity: &str) -> u8 {
+    let s = severity.to_lowercase();
+    if CRITICAL_SEVERITIES.contains(&s.as_str()) {
+        2
+    } else if INFO_SEVERITIES.contains(&s.as_str()) {
+        0
+    } else {
+        1
+    }
+}
+
 /// An open incident after a firing alert joins it (`joining`, converted with
 /// [`Alert::to_incident`] and given the incident's id): the alert's title, severity,
 /// labels, annotations and notes, so that an escalation shows at once, with the
-/// incident's own id, status and start.
+/// incident's own id, status and start. A less severe alert ([`severity_rank`]) does not
+/// describe the incident: the most severe one does, whatever order the alerts were handled
+/// in (`medic serve` handles critical alerts before others, `medic run` in payload order),
+/// so both describe a group alike and nothing downgrades an incident by itself.
 pub fn joined(open: &Incident, joining: Incident) -> Incident {
+    if severity_rank(&joining.severity) < severity_rank(&open.severity) {
+        return open.clone();
+    }
     Incident {
         id: open.id.clone(),
         status: open.status,
@@ -232,4 +268,40 @@ pub(crate) fn severity_from(labels: &BTreeMap<String, String>) -> String {
         .filter(|s| !s.trim().is_empty())
         .cloned()
         .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{joined, severity_rank};
+
+    fn incident(title: &str, severity: &str) -> medic_model::Incident {
+        let body = format!(r#"{{"title": "{title}", "severity": "{severity}"}}"#);
+        crate::simple::parse(body.as_bytes()).expect("alert parses")[0]
+            .to_incident("2026-11-30T09:00:00Z")
+    }
+
+    #[test]
+    fn the_most_severe_alert_describes_a_group_in_either_order() {
+        let (warn, crit) = (
+            incident("Errors", "warning"),
+            incident("Latency", "critical"),
+        );
+        let a = joined(&warn, crit.clone());
+        let b = joined(&crit, warn.clone());
+        assert_eq!(
+            (a.title.as_str(), a.severity.as_str()),
+            ("Latency", "critical")
+        );
+        assert_eq!(
+            (b.title.as_str(), b.severity.as_str()),
+            ("Latency", "critical")
+        );
+        // Equal severity: the latest describes it (an update of the same alert).
+        let c = joined(&warn, incident("Errors again", "WARNING"));
+        assert_eq!(c.title, "Errors again");
+        assert_eq!(c.started_at, warn.started_at);
+        assert_eq!(severity_rank("High"), 2);
+        assert_eq!(severity_rank("low"), 0);
+        assert_eq!(severity_rank("sev3"), 1);
+    }
 }

@@ -69,7 +69,10 @@ pub mod pagerduty;
 mod read;
 pub mod simple;
 
-pub use alert::{Alert, Source, incident_id, incidents_for, joined, labels_fingerprint};
+pub use alert::{
+    Alert, CRITICAL_SEVERITIES, INFO_SEVERITIES, Source, incident_id, incidents_for, joined,
+    labels_fingerprint, severity_rank,
+};
 pub(crate) use alert::{severity_from, title_from};
 pub use error::IntakeError;
 pub use read::{Batch, detect, read, read_any};

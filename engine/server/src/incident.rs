@@ -43,7 +43,8 @@ pub struct IncidentRecord {
     pub fingerprint: String,
     /// The occurrence: 1 for the first firing, +1 for each firing after a resolution.
     pub generation: u32,
-    /// The incident as its latest firing alert describes it.
+    /// The incident as its most severe firing alert describes it (the latest among
+    /// equals; [`medic_intake::joined`]).
     pub incident: Incident,
     /// When this occurrence opened (Unix ms, medic's clock).
     pub first_seen_ms: u64,
@@ -126,8 +127,10 @@ impl Update<'_> {
                 r.alerts += 1;
                 r.last_seen_ms = now;
                 r.firing.insert(alert.fingerprint.clone());
-                // The latest notification describes the incident (an escalation changes
-                // severity and labels); the start stays the occurrence's.
+                // The most severe notification describes the incident, the latest among
+                // equals (an escalation changes severity and labels; lanes handle critical
+                // alerts first, so arrival order cannot decide); the start stays the
+                // occurrence's.
                 r.incident = medic_intake::joined(&r.incident, incident);
                 self.start_missing(&mut r, workflows)?;
                 Some(r)

@@ -38,17 +38,9 @@ pub struct LaneWeights {
     pub info: u32,
 }
 
-const CRITICAL: &[&str] = &[
-    "critical",
-    "emergency",
-    "alert",
-    "fatal",
-    "page",
-    "high",
-    "p1",
-    "p2",
-];
-const INFO: &[&str] = &["info", "informational", "debug", "none", "low", "p4", "p5"];
+// One list of severities for lanes and for which alert describes an incident.
+const CRITICAL: &[&str] = medic_intake::CRITICAL_SEVERITIES;
+const INFO: &[&str] = medic_intake::INFO_SEVERITIES;
 
 /// The resolved mapping: severity → lane.
 #[derive(Debug, Clone)]
