@@ -13,7 +13,9 @@
 //! Not a test: it prints figures (Linux: read from /proc) and fails only if medic stops
 //! answering or an acknowledged alert is missing at the end.
 
-use std::io::{Read, Write};
+mod common;
+
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,27 +32,9 @@ fn secs(var: &str, default: u64) -> Duration {
     )
 }
 
-/// One request with `Connection: close`: (status, body).
+/// One request with this bench's token ([`common::request`]).
 fn request(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    Ok((status, body))
+    common::request(port, TOKEN, method, path, body)
 }
 
 fn alert(fingerprint: &str, status: &str) -> String {
