@@ -1,7 +1,7 @@
 //! Step-invocation cost, printed as figures (no criterion):
 //!
 //! 1. Warm invocation of a trivial Rust step: instantiate from the cached `InstancePre`,
-//!    call `run`, drop the instance — `echo` with `{}`, no host calls. Target on the 2-core
+//!    call `run`, drop the instance — `echo-v2` with `{}`, no host calls. Target on the 2-core
 //!    reference machine: median <= 25 us, p99 <= 60 us. Printed beside wasmtime's own
 //!    floor for the same component (bare instantiate + call, no WASI) and the ratio.
 //! 2. The same real job side by side in Rust, Python and JavaScript: one HTTP exchange with
@@ -21,7 +21,7 @@ use medic_core::{
     ResolvedLimits, RunJournal, StaticSecrets, StepRunner, SystemClock,
 };
 use medic_model::{Incident, IncidentStatus, Phase};
-use medic_sandbox::{Sandbox, SandboxConfig};
+use medic_sandbox::{BareStep, Sandbox, SandboxConfig};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -75,6 +75,22 @@ fn measure(
     warmup: usize,
     iterations: usize,
 ) -> Vec<Duration> {
+    measure_beside(rt, sandbox, req, secrets, None, warmup, iterations).0
+}
+
+/// As [`measure`], and when `floor` is given, one bare call of it right before each
+/// medic call, timed apart: the two sample sets share every moment of the machine's
+/// noise, so their ratio holds where measuring one after the other did not (a run of
+/// the floor first, then medic, measured medic *below* its own floor).
+fn measure_beside(
+    rt: &tokio::runtime::Runtime,
+    sandbox: &Sandbox,
+    req: &AttemptRequest,
+    secrets: &[(&str, &str)],
+    floor: Option<&BareStep>,
+    warmup: usize,
+    iterations: usize,
+) -> (Vec<Duration>, Vec<Duration>) {
     let store = Arc::new(MemoryStore::new());
     let step = medic_core::attempt::standalone_step("step", req.invocation.phase, &req.component);
     let new = NewRun::standalone(step, req.component.clone(), req.invocation.incident.clone());
@@ -91,8 +107,16 @@ fn measure(
         )),
     );
     let mut samples = Vec::with_capacity(iterations);
+    let mut floor_samples = Vec::with_capacity(iterations);
     rt.block_on(async {
         for i in 0..warmup + iterations {
+            if let Some(bare) = floor {
+                let t = Instant::now();
+                bare.run(&req.invocation).await.unwrap();
+                if i >= warmup {
+                    floor_samples.push(t.elapsed());
+                }
+            }
             let r = req.clone();
             let h = host.clone();
             let t = Instant::now();
@@ -105,7 +129,8 @@ fn measure(
         }
     });
     samples.sort();
-    samples
+    floor_samples.sort();
+    (samples, floor_samples)
 }
 
 /// Answers every request with 200 and a small JSON document, on a free 127.0.0.1 port.
@@ -168,26 +193,16 @@ fn main() {
             ..SandboxConfig::default()
         })
         .unwrap();
-        let req = request(medic_test_programs::ECHO, "{}", Grants::default());
-        let iterations = 5_000;
-        let bare = sandbox.bare(medic_test_programs::ECHO).unwrap();
-        let floor = rt.block_on(async {
-            let mut samples = Vec::with_capacity(iterations);
-            for i in 0..500 + iterations {
-                let t = Instant::now();
-                bare.run(&req.invocation).await.unwrap();
-                if i >= 500 {
-                    samples.push(t.elapsed());
-                }
-            }
-            samples.sort();
-            samples
-        });
-        let samples = measure(&rt, &sandbox, &req, &[], 500, iterations);
+        // echo-v2: the trivial step on the newest contract, the one bare calls link.
+        let req = request(medic_test_programs::ECHO_V2, "{}", Grants::default());
+        let iterations = 20_000;
+        let bare = sandbox.bare(medic_test_programs::ECHO_V2).unwrap();
+        let (samples, floor) =
+            measure_beside(&rt, &sandbox, &req, &[], Some(&bare), 500, iterations);
         let (median, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
         let (floor_median, floor_p99) = (percentile(&floor, 0.5), percentile(&floor, 0.99));
         println!(
-            "invoke echo (trivial Rust step), pooling={pooling}: median {:.1} us, p99 {:.1} us over {iterations} runs; \
+            "invoke echo-v2 (trivial Rust step), pooling={pooling}: median {:.1} us, p99 {:.1} us over {iterations} runs; \
              wasmtime floor (bare instantiate + call) median {:.1} us, p99 {:.1} us; ratio {:.2}x median, {:.2}x p99",
             us(median),
             us(p99),

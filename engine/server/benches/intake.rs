@@ -90,28 +90,33 @@ async fn latency(rate: u64) {
         let app = app.clone();
         tokio::spawn(async move { post(&app, base + i).await });
     }
-    // Wait for every run to have started its first step.
+    // Wait for every run to finish, polling only the run index: reading every journal on
+    // each poll would compete with the runs it measures (at 2,000/s it took a core).
     let store = svc.engine().store().clone();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut latencies = Vec::new();
     loop {
-        latencies.clear();
-        for m in &store.runs().unwrap() {
-            let entries = store.entries(&m.id).unwrap();
-            let started = entries
-                .iter()
-                .find(|e| matches!(e.event, Event::AttemptStarted { .. }));
-            let Some(started) = started else { continue };
-            let n: u64 = match &entries[0].event {
-                Event::RunCreated(c) => c.incident.labels["n"].parse().unwrap(),
-                _ => continue,
-            };
-            latencies.push(started.at_ms.saturating_sub(sent[(n - base) as usize]));
-        }
-        if latencies.len() as u64 == total || Instant::now() > deadline {
+        let runs = store.runs().unwrap();
+        let done = runs
+            .iter()
+            .filter(|m| m.status != medic_core::RunStatus::Running)
+            .count();
+        if done as u64 == total || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut latencies = Vec::new();
+    for m in &store.runs().unwrap() {
+        let entries = store.entries(&m.id).unwrap();
+        let started = entries
+            .iter()
+            .find(|e| matches!(e.event, Event::AttemptStarted { .. }));
+        let Some(started) = started else { continue };
+        let n: u64 = match &entries[0].event {
+            Event::RunCreated(c) => c.incident.labels["n"].parse().unwrap(),
+            _ => continue,
+        };
+        latencies.push(started.at_ms.saturating_sub(sent[(n - base) as usize]));
     }
     latencies.sort_unstable();
     println!(
