@@ -110,9 +110,26 @@ fn a_critical_alert_starts_before_a_backlog_of_4000_warnings_drains_and_every_wa
     assert_eq!(accepted, 4000);
 
     let posted = Instant::now();
+    let posted_wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     post(&serve, &group(&["Critical0".to_string()], "critical"));
+    let acked = posted.elapsed();
     let arrived = poll_until(Duration::from_secs(120), || *first_request.lock().unwrap())
         .expect("the critical alert's step never reached its provider");
+    // Where the time went: the acknowledgement, the run's creation (its journal's first
+    // record), and the rest (waiting for a slot, attempt_started, the instance, the request).
+    let created = runs(&serve)
+        .iter()
+        .find(|r| r["workflow"] == "page")
+        .and_then(|r| medic_model::time::to_ms(r["created"].as_str()?))
+        .expect("the critical alert's run");
+    println!(
+        "critical alert: acknowledged after {} ms, its run created {} ms after the post",
+        acked.as_millis(),
+        created - posted_wall
+    );
     // Warnings are still waiting: it did not wait for the backlog to drain.
     let unfinished = runs(&serve)
         .iter()

@@ -158,12 +158,21 @@ async fn store_batched(
         .write(ops)
         .await
         .map_err(|e| unavailable(svc, &e))?;
-    Ok(accepted(svc, alerts.len(), rejected))
+    Ok(accepted(svc, alerts, rejected))
 }
 
-fn accepted(svc: &Service, count: usize, rejected: Vec<Value>) -> Value {
+fn accepted(svc: &Service, alerts: &[Alert], rejected: Vec<Value>) -> Value {
+    let count = alerts.len();
     svc.store_ok();
     svc.metrics.inbox_added(count);
+    if alerts
+        .iter()
+        .any(|a| svc.lanes.lane(&a.severity) == medic_core::lanes::Lane::Critical)
+    {
+        // The processor cuts the batch it is handling short, so this alert is next.
+        svc.critical_waiting
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
     svc.wake.notify_one();
     if rejected.is_empty() {
         json!({"accepted": count})
@@ -198,5 +207,5 @@ fn store(
             .write(ops, Durability::Flush)
             .map_err(|e| unavailable(svc, &e))?,
     }
-    Ok(accepted(svc, alerts.len(), rejected))
+    Ok(accepted(svc, alerts, rejected))
 }

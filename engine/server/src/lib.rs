@@ -85,6 +85,9 @@ pub struct Service {
     pub(crate) inbox: inbox::InboxWriter,
     /// Wakes the processor when the inbox got something.
     pub(crate) wake: Notify,
+    /// Set when a critical alert is acknowledged; the processor clears it when it reads
+    /// the inbox, and ends a batch early when it is set meanwhile (processor.rs).
+    pub(crate) critical_waiting: AtomicBool,
     /// Step attempts running at once (`concurrency`), served by severity lane; shared
     /// with the engine.
     pub(crate) pool: LanePool,
@@ -186,6 +189,7 @@ impl Service {
             web,
             runner,
             wake: Notify::new(),
+            critical_waiting: AtomicBool::new(false),
             health: health::StoreHealth::default(),
             driving: Mutex::new(HashSet::new()),
             accepting: AtomicBool::new(true),

@@ -17,6 +17,7 @@ use medic_store::{Op, Record};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Why handling the inbox stopped; the items stay in the inbox and are tried again.
@@ -120,6 +121,9 @@ struct Batch {
 fn drain(svc: &Arc<Service>) -> Result<(), ProcessError> {
     let mut credit = [0i64; 3];
     loop {
+        // Cleared before the read: a critical alert acknowledged from here on may not be in
+        // what is read, and cuts the batch short (handle_batch).
+        svc.critical_waiting.store(false, Ordering::Release);
         let mut queues: [VecDeque<Record>; 3] = Default::default();
         for lane in Lane::ALL {
             // Alerts stored before lanes existed are older than any other: warnings, first.
@@ -167,7 +171,14 @@ fn handle_batch(svc: &Arc<Service>, chunk: &[Record]) -> Result<(), ProcessError
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut batch = Batch::default();
+    let mut handled = 0;
     for (key, value) in chunk {
+        // A batch of 128 warnings takes tens of ms under load: a critical alert that
+        // arrives meanwhile is read next, and the rest of this batch stays in the inbox.
+        if handled > 0 && svc.critical_waiting.load(Ordering::Acquire) {
+            break;
+        }
+        handled += 1;
         match codec::decode::<InboxItem>(value) {
             Ok(item) => handle(svc, &mut batch, key.clone(), item)?,
             Err(e) => {
@@ -195,7 +206,7 @@ fn handle_batch(svc: &Arc<Service>, chunk: &[Record]) -> Result<(), ProcessError
         ));
     }
     svc.store.write(ops, Durability::Flush)?;
-    svc.metrics.inbox_handled(chunk.len());
+    svc.metrics.inbox_handled(handled);
     for id in started {
         spawn_drive(svc, id);
     }
