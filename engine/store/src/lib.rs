@@ -97,6 +97,31 @@ impl SledStore {
         })
     }
 
+    /// A run's journal entries from `seq` on (none when it has no entry that far, or no
+    /// journal): what a reader that holds the earlier entries still needs. One range
+    /// read; journal entries are never rewritten, so earlier ones stay as they were read.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the store cannot be read; [`StoreError::Corrupt`] naming
+    /// the key of an entry that cannot be decoded.
+    pub fn entries_from(&self, run: &str, seq: u64) -> Result<Vec<Entry>, StoreError> {
+        let (db, _) = self.db()?;
+        let end = {
+            // Every key of the run's journal is below the prefix with its last byte raised.
+            let mut e = entry_prefix(run);
+            if let Some(last) = e.last_mut() {
+                *last += 1;
+            }
+            e
+        };
+        let mut out = Vec::new();
+        for kv in db.range(entry_key(run, seq)..end) {
+            let (k, v) = kv.map_err(|e| self.io(e))?;
+            out.push(decode_entry(&v).map_err(|e| self.corrupt(&k, e))?);
+        }
+        Ok(out)
+    }
+
     /// The directory the store was opened at.
     pub fn path(&self) -> &Path {
         &self.path

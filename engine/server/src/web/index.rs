@@ -23,6 +23,13 @@ pub(crate) const SCAN_LIMIT: usize = 5_000;
 struct Value {
     drill: bool,
     incident: String,
+    /// The workflow's name and the incident's title, as the run's meta has them from its
+    /// creation on: a filter on them is decided here, without reading the meta. Absent
+    /// in records written before they were added (the meta decides those).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    workflow: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    title: Option<String>,
 }
 
 /// A run's index key (retention removes it with the run).
@@ -44,6 +51,8 @@ pub(crate) fn record(
     let value = Value {
         drill: created.drill,
         incident: created.incident.id.clone(),
+        workflow: Some(created.workflow.name.clone()),
+        title: Some(created.incident.title.clone()),
     };
     store.write(
         vec![Op::Put(key(created_ms, run), codec::encode(&value))],
@@ -148,7 +157,10 @@ pub(crate) fn page(
             key: String::from_utf8_lossy(&k).into_owned(),
             source: e,
         })?;
+        // Workflow and incident are decided from the index record where it has them:
+        // reading each run's meta is most of a filtered page's time.
         if value.drill == filter.drills
+            && may_match(filter, &value)
             && let Some(meta) = store.run(run)?
             && matches(filter, &meta, &value)
         {
@@ -176,18 +188,32 @@ fn split(k: &[u8]) -> Option<(u64, &str)> {
     Some((ms, std::str::from_utf8(&rest[8..]).ok()?))
 }
 
+/// False when the index record alone shows the run does not match; true when it may.
+fn may_match(f: &Filter, v: &Value) -> bool {
+    let workflow = match (&f.workflow, &v.workflow) {
+        (Some(want), Some(is)) => want == is,
+        _ => true,
+    };
+    let incident = match (&f.incident, &v.title) {
+        (Some(want), Some(title)) => incident_matches(want, &v.incident, title),
+        _ => true,
+    };
+    workflow && incident
+}
+
+/// The incident filter: the incident id exactly, or words found in its title (any case).
+fn incident_matches(want: &str, id: &str, title: &str) -> bool {
+    id == want || title.to_lowercase().contains(&want.to_lowercase())
+}
+
 fn matches(f: &Filter, meta: &RunMeta, v: &Value) -> bool {
     f.status
         .as_deref()
         .is_none_or(|s| meta.status.as_str() == s)
         && f.workflow.as_deref().is_none_or(|w| meta.workflow == w)
-        && f.incident.as_deref().is_none_or(|i| {
-            v.incident == i
-                || meta
-                    .incident_title
-                    .to_lowercase()
-                    .contains(&i.to_lowercase())
-        })
+        && f.incident
+            .as_deref()
+            .is_none_or(|i| incident_matches(i, &v.incident, &meta.incident_title))
 }
 
 #[cfg(test)]
@@ -297,5 +323,35 @@ mod tests {
             vec![28, 26, 24, 22]
         );
         assert!(p.older.is_none());
+    }
+
+    #[test]
+    fn the_index_record_decides_workflow_and_incident_filters_and_an_old_one_defers_to_the_meta() {
+        let filter = Filter {
+            workflow: Some("w".into()),
+            incident: Some("ODD".into()),
+            ..Filter::default()
+        };
+        let new = |workflow: &str, title: &str| Value {
+            drill: false,
+            incident: "fp".into(),
+            workflow: Some(workflow.into()),
+            title: Some(title.into()),
+        };
+        assert!(may_match(&filter, &new("w", "title of odd")));
+        assert!(!may_match(&filter, &new("other", "title of odd")));
+        assert!(!may_match(&filter, &new("w", "title of even")));
+        // Written before the fields existed: only the meta can tell.
+        let old: Value = codec::decode(&codec::encode(&serde_json::json!(
+            {"drill": false, "incident": "fp"}
+        )))
+        .unwrap();
+        assert!(may_match(&filter, &old));
+        // And a page over a mix of both answers the same as the meta would.
+        let (_dir, store) = store_with(30);
+        backfill(&store).unwrap();
+        let p = page(&store, &filter, None, 50).unwrap();
+        // Runs at odd ms 1..=29 (drills are at multiples of 10, all even).
+        assert_eq!(p.rows.len(), 15);
     }
 }

@@ -57,6 +57,8 @@ pub(crate) struct Live {
     /// One drill replayed from the web view at a time: a replay runs real components in
     /// this process, and the runs of real incidents come first.
     pub(crate) drills: tokio::sync::Semaphore,
+    /// The runs last shown on run pages, kept up to date by reading only new entries.
+    pub(crate) runs: super::cache::RunCache,
 }
 
 impl Live {
@@ -66,6 +68,7 @@ impl Live {
             gates: Mutex::default(),
             indexed: Mutex::new(false),
             drills: tokio::sync::Semaphore::new(1),
+            runs: super::cache::RunCache::default(),
         }
     }
 

@@ -31,6 +31,7 @@
 //! ```
 
 mod assets;
+mod cache;
 mod drill;
 mod index;
 mod live;

@@ -6,6 +6,7 @@
 //! 50 MB does not freeze the page. Values come from the journal, where secrets were
 //! already redacted before they were written.
 
+use super::cache::CachedRun;
 use super::pages::wants_fragment;
 use super::session::Session;
 use super::view::{self, CallView, Chrome, Clip, GateView, RunView, StepView};
@@ -17,9 +18,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use medic_core::gates::{Refusal, check_decision};
-use medic_core::{
-    Entry, Event, HostCall, HttpOutcome, JournalStore, Level, RunState, StepStatus, StoreError,
-};
+use medic_core::{Event, HostCall, HttpOutcome, Level, StepStatus, StoreError};
 use medic_model::Decision;
 use serde::Deserialize;
 use std::collections::{HashMap, VecDeque};
@@ -34,8 +33,16 @@ const LOG_PAGE: usize = 500;
 /// Longest single call shown on the whole-log page (a response body, say).
 const WHOLE_CALL: usize = 256 * 1024;
 
-/// One host call as a line, or `None` for those people need not see (debug logs,
-/// clock and random reads).
+/// Whether people see `call` on the page: not debug logs, clock or random reads.
+fn shown(call: &HostCall) -> bool {
+    match call {
+        HostCall::Log { level, .. } => *level >= Level::Info,
+        HostCall::Clock { .. } | HostCall::Random { .. } => false,
+        _ => true,
+    }
+}
+
+/// One host call as a line, or `None` for those people need not see ([`shown`]).
 fn call_view(at_ms: u64, call: &HostCall, max: usize) -> Option<CallView> {
     let (what, text) = match call {
         HostCall::Log { level, message } if *level >= Level::Info => {
@@ -93,34 +100,30 @@ fn call_view(at_ms: u64, call: &HostCall, max: usize) -> Option<CallView> {
     })
 }
 
-/// Per step: its latest calls (bounded), how many there were, and its attempts' time.
+/// Per step: its latest calls (bounded; indices into the journal, formatted only once
+/// the last ones are known), how many there were, and its attempts' time.
 #[derive(Default)]
 struct StepCalls {
-    shown: VecDeque<CallView>,
+    shown: VecDeque<usize>,
     total: usize,
     duration_ms: u64,
 }
 
 /// Builds the run page's view from the journal, for `user` (who may or may not decide
 /// its gates).
-pub(crate) fn run_view(
-    state: &RunState,
-    entries: &[Entry],
-    user: &str,
-    csrf: &str,
-    now_ms: u64,
-) -> RunView {
+pub(crate) fn run_view(run: &CachedRun, user: &str, csrf: &str, now_ms: u64) -> RunView {
+    let (state, entries) = (&run.state, &run.entries);
     let mut calls: HashMap<&str, StepCalls> = HashMap::new();
-    for e in entries {
+    for (i, e) in entries.iter().enumerate() {
         match &e.event {
             Event::HostCall { step, call, .. } => {
-                if let Some(v) = call_view(e.at_ms, call, CLIP) {
+                if shown(call) {
                     let c = calls.entry(step.as_str()).or_default();
                     c.total += 1;
                     if c.shown.len() == CALLS_SHOWN {
                         c.shown.pop_front();
                     }
-                    c.shown.push_back(v);
+                    c.shown.push_back(i);
                 }
             }
             Event::AttemptSucceeded {
@@ -192,7 +195,14 @@ pub(crate) fn run_view(
                 .as_ref()
                 .filter(|_| s.status != StepStatus::Succeeded)
                 .map(|f| f.to_string()),
-            calls: c.shown.into_iter().collect(),
+            calls: c
+                .shown
+                .iter()
+                .filter_map(|&i| match &entries[i].event {
+                    Event::HostCall { call, .. } => call_view(entries[i].at_ms, call, CLIP),
+                    _ => None,
+                })
+                .collect(),
             calls_total: c.total,
         });
     }
@@ -213,9 +223,7 @@ pub(crate) fn run_view(
         last_seq: entries.last().map_or(0, |e| e.seq),
         gates,
         steps,
-        svg: medic_postmortem::Postmortem::from_journals([(state.id.as_str(), entries)])
-            .ok()
-            .map(|pm| pm.svg()),
+        svg: run.svg(),
         finished: state.is_finished(),
         csrf: csrf.to_string(),
         notice: None,
@@ -227,19 +235,12 @@ fn pretty(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
 }
 
-/// Reads and folds a run off the async workers.
-async fn load(svc: &Arc<Service>, id: &str) -> Result<(RunState, Vec<Entry>), Response> {
+/// The run as its journal stands now (through the run cache), off the async workers.
+async fn load(svc: &Arc<Service>, id: &str) -> Result<Arc<CachedRun>, Response> {
     let worker = svc.clone();
     let run = id.to_string();
-    let loaded = tokio::task::spawn_blocking(move || {
-        let entries = worker.store.entries(&run)?;
-        let state = RunState::fold(&run, &entries).map_err(|e| StoreError::Io {
-            path: "journal".into(),
-            message: e.to_string(),
-        })?;
-        Ok::<_, StoreError>((state, entries))
-    })
-    .await;
+    let loaded =
+        tokio::task::spawn_blocking(move || worker.web.runs.load(&worker.store, &run)).await;
     match loaded {
         Ok(Ok(x)) => Ok(x),
         Ok(Err(StoreError::NoSuchRun(_))) => Err(message(
@@ -281,17 +282,11 @@ pub(crate) async fn page(
     Query(q): Query<RunQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let (state, entries) = match load(&svc, &id).await {
+    let loaded = match load(&svc, &id).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let mut run = run_view(
-        &state,
-        &entries,
-        &session.user,
-        &session.csrf,
-        svc.clock.now_ms(),
-    );
+    let mut run = run_view(&loaded, &session.user, &session.csrf, svc.clock.now_ms());
     if let Some(d) = q.decided.as_deref().and_then(Decision::parse) {
         run.notice = Some(format!(
             "Your decision ({}) is recorded under your name, {}; the run goes on in a moment.",
@@ -331,10 +326,11 @@ pub(crate) async fn whole(
     Path((id, step, what)): Path<(String, String, String)>,
     Query(q): Query<WholeQuery>,
 ) -> Response {
-    let (state, entries) = match load(&svc, &id).await {
+    let loaded = match load(&svc, &id).await {
         Ok(x) => x,
         Err(r) => return r,
     };
+    let (state, entries) = (&loaded.state, &loaded.entries);
     let Some(s) = state.steps.get(&step) else {
         return message(
             StatusCode::NOT_FOUND,
@@ -478,17 +474,11 @@ pub(crate) async fn decide(
     };
     // Refused: the run page again, saying why, with the status the API would answer.
     let status = StatusCode::from_u16(refusal.http_status()).unwrap_or(StatusCode::CONFLICT);
-    let (state, entries) = match load(&svc, &id).await {
+    let loaded = match load(&svc, &id).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let mut run = run_view(
-        &state,
-        &entries,
-        &session.user,
-        &session.csrf,
-        svc.clock.now_ms(),
-    );
+    let mut run = run_view(&loaded, &session.user, &session.csrf, svc.clock.now_ms());
     run.error = Some(refused_text(&refusal));
     render(run, session, &headers, status)
 }
