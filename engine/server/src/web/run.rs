@@ -116,15 +116,13 @@ pub(crate) fn run_view(run: &CachedRun, user: &str, csrf: &str, now_ms: u64) -> 
     let mut calls: HashMap<&str, StepCalls> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
         match &e.event {
-            Event::HostCall { step, call, .. } => {
-                if shown(call) {
-                    let c = calls.entry(step.as_str()).or_default();
-                    c.total += 1;
-                    if c.shown.len() == CALLS_SHOWN {
-                        c.shown.pop_front();
-                    }
-                    c.shown.push_back(i);
+            Event::HostCall { step, call, .. } if shown(call) => {
+                let c = calls.entry(step.as_str()).or_default();
+                c.total += 1;
+                if c.shown.len() == CALLS_SHOWN {
+                    c.shown.pop_front();
                 }
+                c.shown.push_back(i);
             }
             Event::AttemptSucceeded {
                 step, duration_ms, ..
