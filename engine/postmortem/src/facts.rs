@@ -246,11 +246,13 @@ const PROMPTS: [(&str, &str); 6] = [
 ];
 
 /// The facts, and impact start (Unix ms): T+00:00.
-pub(crate) fn build(scan: &Scan, external_url: Option<&str>) -> (Facts, u64) {
+/// When impact started (ms): the alert's `startsAt`, or when medic received the alert,
+/// with why, when that time cannot be used.
+pub(crate) fn impact(scan: &Scan) -> (u64, Option<String>) {
     let first = &scan.runs[0];
     let incident = &first.incident;
     let received = first.created_ms;
-    let (impact_ms, no_start) = match time::parse_rfc3339(&incident.started_at) {
+    match time::parse_rfc3339(&incident.started_at) {
         Some(ms) if ms <= received => (ms, None),
         Some(_) => (
             received,
@@ -263,7 +265,13 @@ pub(crate) fn build(scan: &Scan, external_url: Option<&str>) -> (Facts, u64) {
                 incident.started_at
             )),
         ),
-    };
+    }
+}
+
+pub(crate) fn build(scan: &Scan, external_url: Option<&str>) -> (Facts, u64) {
+    let first = &scan.runs[0];
+    let incident = &first.incident;
+    let (impact_ms, no_start) = impact(scan);
     let start_source = match &no_start {
         None => "the alert's startsAt".to_string(),
         Some(why) => format!("when medic received the alert: {why}"),

@@ -175,6 +175,38 @@ impl Postmortem {
         })
     }
 
+    /// The timeline picture alone, as [`Postmortem::svg`] draws it, of the same journals
+    /// as [`Postmortem::from_journals`]: for pages that show the picture of a long
+    /// journal, it skips what only the text needs (a timeline row for every exchange
+    /// and log line), which is most of a long journal.
+    ///
+    /// # Errors
+    /// As [`Postmortem::from_journals`].
+    pub fn picture<I, S, E>(journals: I) -> Result<String, PostmortemError>
+    where
+        I: IntoIterator<Item = (S, E)>,
+        S: AsRef<str>,
+        E: AsRef<[Entry]>,
+    {
+        let owned: Vec<(String, E)> = journals
+            .into_iter()
+            .map(|(id, e)| (id.as_ref().to_string(), e))
+            .collect();
+        let borrowed = owned
+            .iter()
+            .map(|(id, e)| (id.clone(), e.as_ref()))
+            .collect();
+        let scan = scan::scan_with(borrowed, scan::Detail::Picture)?;
+        let (impact_ms, no_start) = facts::impact(&scan);
+        let metrics = metrics::compute(&scan, impact_ms, no_start.as_deref());
+        Ok(picture::render(
+            &scan,
+            &metrics,
+            impact_ms,
+            &scan.runs[0].incident.title,
+        ))
+    }
+
     /// Links each run to `<url>/runs/<id>` and its postmortem to
     /// `<url>/api/runs/<id>/postmortem` (`run.url`, `run.postmortem_url`): the address
     /// people reach medic at (`external_url` in medic.toml).

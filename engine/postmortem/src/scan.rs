@@ -142,6 +142,23 @@ pub(crate) struct Scan {
 
 /// Reads the journals, oldest run first (by creation, then id, so input order does not matter).
 pub(crate) fn scan(journals: Vec<(String, &[Entry])>) -> Result<Scan, PostmortemError> {
+    scan_with(journals, Detail::Rows)
+}
+
+/// How much of a journal a scan reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Detail {
+    /// Everything, with a timeline row per exchange, note and warning.
+    Rows,
+    /// What the picture draws: runs, steps, attempts, gates and incident updates. Host
+    /// calls (most of a long journal) are skipped; they make rows only.
+    Picture,
+}
+
+pub(crate) fn scan_with(
+    journals: Vec<(String, &[Entry])>,
+    detail: Detail,
+) -> Result<Scan, PostmortemError> {
     let mut journals = journals;
     if journals.is_empty() {
         return Err(PostmortemError::NoJournals);
@@ -163,7 +180,7 @@ pub(crate) fn scan(journals: Vec<(String, &[Entry])>) -> Result<Scan, Postmortem
             run: id.clone(),
             message: e.to_string(),
         })?;
-        let run = scan_run(index, &id, entries, &mut out.rows, &mut out.updates);
+        let run = scan_run(index, &id, entries, detail, &mut out.rows, &mut out.updates);
         out.runs.push(run);
     }
     Ok(out)
@@ -173,6 +190,7 @@ fn scan_run(
     index: usize,
     id: &str,
     entries: &[Entry],
+    detail: Detail,
     rows: &mut Vec<Row>,
     updates: &mut Vec<Update>,
 ) -> RunRec {
@@ -231,6 +249,9 @@ fn scan_run(
     // Requests by (step, attempt, request id), to summarise each exchange in one line.
     let mut requests: BTreeMap<(String, u32, u32), (String, String)> = BTreeMap::new();
     for e in &entries[1..] {
+        if detail == Detail::Picture && matches!(e.event, Event::HostCall { .. }) {
+            continue;
+        }
         let mut row = |phase: Option<Phase>, step: Option<&str>, kind, text: String| {
             rows.push(Row {
                 at_ms: e.at_ms,

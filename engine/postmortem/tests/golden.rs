@@ -75,6 +75,13 @@ fn check(name: &str) -> Value {
          rerun with MEDIC_BLESS=1 and review the diff",
         mismatched.join(", ")
     );
+    // The picture alone (what the run page draws) is the draft's picture, byte for byte.
+    let picture = Postmortem::picture(journals.iter().map(|(id, e)| (id, e)))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(
+        picture == pm.svg(),
+        "{name}: Postmortem::picture differs from the draft's svg"
+    );
     // Deterministic: reading the same journals again, in the other order, gives the
     // same bytes.
     let again = Postmortem::from_journals(journals.iter().rev().map(|(id, e)| (id, e))).unwrap();

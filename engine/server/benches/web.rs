@@ -112,15 +112,9 @@ async fn time_page(
     let mut times = Vec::with_capacity(n);
     let mut bytes = 0;
     for _ in 0..n {
-        let req = Request::get(uri)
-            .header("cookie", cookie)
-            .body(Body::empty())
-            .unwrap();
-        let t = Instant::now();
-        let resp = app.clone().oneshot(req).await.unwrap();
-        assert_eq!(resp.status(), StatusCode::OK, "{uri}");
-        bytes = resp.into_body().collect().await.unwrap().to_bytes().len();
-        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        let (ms, len) = render(app, cookie, uri).await;
+        times.push(ms);
+        bytes = len;
     }
     times.sort_by(f64::total_cmp);
     let p = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
@@ -133,8 +127,8 @@ async fn time_page(
     );
 }
 
-/// One render of `uri`, ms.
-async fn render_ms(app: &axum::Router, cookie: &str, uri: &str) -> f64 {
+/// One render of `uri`: ms, and the page's bytes.
+async fn render(app: &axum::Router, cookie: &str, uri: &str) -> (f64, usize) {
     let req = Request::get(uri)
         .header("cookie", cookie)
         .body(Body::empty())
@@ -142,8 +136,8 @@ async fn render_ms(app: &axum::Router, cookie: &str, uri: &str) -> f64 {
     let t = Instant::now();
     let resp = app.clone().oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK, "{uri}");
-    resp.into_body().collect().await.unwrap();
-    t.elapsed().as_secs_f64() * 1000.0
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes().len();
+    (t.elapsed().as_secs_f64() * 1000.0, bytes)
 }
 
 fn entry(seq: u64, event: Event) -> Entry {
@@ -238,7 +232,7 @@ fn main() {
         // folds the whole journal, later ones read only what was appended since.
         let mut cold = Vec::new();
         for r in &runs {
-            cold.push(render_ms(&app, &cookie, &format!("/ui/runs/{r}")).await);
+            cold.push(render(&app, &cookie, &format!("/ui/runs/{r}")).await.0);
         }
         cold.sort_by(f64::total_cmp);
         println!(
@@ -254,7 +248,7 @@ fn main() {
         for seq in 10_000..10_030u64 {
             let status = if seq % 2 == 0 { IncidentStatus::Resolved } else { IncidentStatus::Firing };
             store.append(&run, &entry(seq, Event::IncidentUpdated { status }), None, Durability::Lazy).unwrap();
-            live.push(render_ms(&app, &cookie, &format!("/ui/runs/{run}")).await);
+            live.push(render(&app, &cookie, &format!("/ui/runs/{run}")).await.0);
         }
         live.sort_by(f64::total_cmp);
         println!(

@@ -31,12 +31,8 @@ impl CachedRun {
     pub(crate) fn svg(&self) -> Option<String> {
         self.svg
             .get_or_init(|| {
-                medic_postmortem::Postmortem::from_journals([(
-                    self.state.id.as_str(),
-                    &self.entries[..],
-                )])
-                .ok()
-                .map(|pm| pm.svg())
+                medic_postmortem::Postmortem::picture([(self.state.id.as_str(), &self.entries[..])])
+                    .ok()
             })
             .clone()
     }
@@ -108,34 +104,9 @@ fn unfoldable(id: &str, e: &dyn std::fmt::Display) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use medic_core::journal::RunCreated;
+    use crate::web::index::tests::created;
     use medic_core::{Durability, Event, RunMeta, RunStatus};
     use medic_model::IncidentStatus;
-
-    fn created() -> RunCreated {
-        let doc = medic_model::parse_workflow(
-            "w.yaml",
-            "apiVersion: medic/v1\nkind: Workflow\nname: w\ntrigger:\n  matchers: ['a=\"b\"']\nsteps:\n  - id: s\n    phase: detect\n    uses: echo\n",
-        )
-        .unwrap();
-        RunCreated {
-            workflow: doc.workflow,
-            workflow_file: "w.yaml".into(),
-            incident: medic_model::Incident {
-                id: "i".into(),
-                title: "t".into(),
-                severity: "critical".into(),
-                status: IncidentStatus::Firing,
-                labels: Default::default(),
-                annotations: Default::default(),
-                started_at: "2026-11-30T03:00:00Z".into(),
-                source: "test".into(),
-                notes: Vec::new(),
-            },
-            components: Default::default(),
-            drill: false,
-        }
-    }
 
     fn create(store: &SledStore, id: &str, ms: u64) {
         let meta = RunMeta {
@@ -149,7 +120,7 @@ mod tests {
         let first = Entry {
             seq: 0,
             at_ms: ms,
-            event: Event::RunCreated(Box::new(created())),
+            event: Event::RunCreated(Box::new(created(false, "i"))),
         };
         store.create_run(&meta, &first).unwrap();
     }

@@ -217,7 +217,7 @@ fn matches(f: &Filter, meta: &RunMeta, v: &Value) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -229,7 +229,9 @@ mod tests {
         assert_eq!(split(&key(7, "r")), Some((7, "r")));
     }
 
-    fn created(drill: bool, incident: &str) -> RunCreated {
+    /// A run's first record: workflow `w` (one step), incident `incident` titled
+    /// `title of <incident>`.
+    pub(crate) fn created(drill: bool, incident: &str) -> RunCreated {
         let doc = medic_model::parse_workflow(
             "w.yaml",
             "apiVersion: medic/v1\nkind: Workflow\nname: w\ntrigger:\n  matchers: ['a=\"b\"']\nsteps:\n  - id: s\n    phase: detect\n    uses: echo\n",
