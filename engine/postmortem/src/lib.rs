@@ -134,6 +134,24 @@ impl Format {
     }
 }
 
+/// Scans `(run id, entries)` pairs, whatever owns the entries.
+fn scan_journals<I, S, E>(journals: I, detail: scan::Detail) -> Result<scan::Scan, PostmortemError>
+where
+    I: IntoIterator<Item = (S, E)>,
+    S: AsRef<str>,
+    E: AsRef<[Entry]>,
+{
+    let owned: Vec<(String, E)> = journals
+        .into_iter()
+        .map(|(id, e)| (id.as_ref().to_string(), e))
+        .collect();
+    let borrowed = owned
+        .iter()
+        .map(|(id, e)| (id.clone(), e.as_ref()))
+        .collect();
+    scan::scan_with(borrowed, detail)
+}
+
 /// A postmortem draft of one incident, from the journals of its runs.
 pub struct Postmortem {
     scan: scan::Scan,
@@ -157,15 +175,7 @@ impl Postmortem {
         S: AsRef<str>,
         E: AsRef<[Entry]>,
     {
-        let owned: Vec<(String, E)> = journals
-            .into_iter()
-            .map(|(id, e)| (id.as_ref().to_string(), e))
-            .collect();
-        let borrowed = owned
-            .iter()
-            .map(|(id, e)| (id.clone(), e.as_ref()))
-            .collect();
-        let scan = scan::scan(borrowed)?;
+        let scan = scan_journals(journals, scan::Detail::Rows)?;
         let (facts, impact_ms) = facts::build(&scan, None);
         Ok(Postmortem {
             scan,
@@ -188,15 +198,7 @@ impl Postmortem {
         S: AsRef<str>,
         E: AsRef<[Entry]>,
     {
-        let owned: Vec<(String, E)> = journals
-            .into_iter()
-            .map(|(id, e)| (id.as_ref().to_string(), e))
-            .collect();
-        let borrowed = owned
-            .iter()
-            .map(|(id, e)| (id.clone(), e.as_ref()))
-            .collect();
-        let scan = scan::scan_with(borrowed, scan::Detail::Picture)?;
+        let scan = scan_journals(journals, scan::Detail::Picture)?;
         let (impact_ms, no_start) = facts::impact(&scan);
         let metrics = metrics::compute(&scan, impact_ms, no_start.as_deref());
         Ok(picture::render(

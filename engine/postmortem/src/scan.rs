@@ -141,10 +141,6 @@ pub(crate) struct Scan {
 }
 
 /// Reads the journals, oldest run first (by creation, then id, so input order does not matter).
-pub(crate) fn scan(journals: Vec<(String, &[Entry])>) -> Result<Scan, PostmortemError> {
-    scan_with(journals, Detail::Rows)
-}
-
 /// How much of a journal a scan reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Detail {
