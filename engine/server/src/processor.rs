@@ -172,10 +172,15 @@ fn handle_batch(svc: &Arc<Service>, chunk: &[Record]) -> Result<(), ProcessError
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut batch = Batch::default();
     let mut handled = 0;
+    // A batch of 128 warnings takes tens of ms under load: a critical alert that arrives
+    // meanwhile is read next, and the rest of this batch stays in the inbox. Only a batch
+    // without critical items is cut: in a storm of critical alerts every batch has some,
+    // and cutting those would shrink every batch to one item (a flush each) and could
+    // keep putting off the warnings the lanes' weights give a share.
+    let critical = lane_prefix(Some(Lane::Critical));
+    let cuttable = !chunk.iter().any(|(k, _)| k.starts_with(&critical));
     for (key, value) in chunk {
-        // A batch of 128 warnings takes tens of ms under load: a critical alert that
-        // arrives meanwhile is read next, and the rest of this batch stays in the inbox.
-        if handled > 0 && svc.critical_waiting.load(Ordering::Acquire) {
+        if cuttable && handled > 0 && svc.critical_waiting.load(Ordering::Acquire) {
             break;
         }
         handled += 1;
