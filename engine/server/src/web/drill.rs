@@ -10,15 +10,16 @@
 //! opens no incident, counts in no `/metrics`, and reaches no chat.
 
 use super::postmortem::{download, file_name};
+use super::run::load;
 use super::session::Session;
-use super::view::{self, Chrome};
-use super::{CsrfForm, csrf_refused, html, index};
+use super::view::Chrome;
+use super::{CsrfForm, csrf_refused, html, index, message};
 use crate::Service;
 use askama::Template;
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use medic_core::{Entry, Event, JournalStore, Redactor, RunState, StoreError};
+use medic_core::{Entry, Event, JournalStore, Redactor};
 use medic_drill::matcher::Divergence;
 use medic_drill::outcome::StepOutcome;
 use medic_drill::{DrillFile, Env, Options, Report, Setup, Syntax};
@@ -28,38 +29,6 @@ use std::time::Duration;
 /// Longest a replay may take before it is given up (a step that sleeps in real time
 /// inside its component, say); nothing is kept then.
 const REPLAY_LIMIT: Duration = Duration::from_secs(120);
-
-fn message(status: StatusCode, title: &str, message: String) -> Response {
-    let page = view::Message {
-        title: title.into(),
-        message,
-    };
-    html(status, page.render())
-}
-
-/// The run's journal, or the page that says why not.
-async fn journal(svc: &Arc<Service>, id: &str) -> Result<Vec<Entry>, Response> {
-    let worker = svc.clone();
-    let run = id.to_string();
-    match tokio::task::spawn_blocking(move || worker.store.entries(&run)).await {
-        Ok(Ok(e)) if !e.is_empty() => Ok(e),
-        Ok(Ok(_)) | Ok(Err(StoreError::NoSuchRun(_))) => Err(message(
-            StatusCode::NOT_FOUND,
-            "No such run",
-            format!("medic has no run with id {id}."),
-        )),
-        Ok(Err(e)) => Err(message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The run could not be read",
-            e.to_string(),
-        )),
-        Err(e) => Err(message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The run could not be read",
-            e.to_string(),
-        )),
-    }
-}
 
 /// The drill file of run `id`. Secret values medic knows (those its workflows are
 /// granted) are redacted again, in case one reached the journal some way the engine
@@ -88,11 +57,11 @@ pub(crate) async fn record_file(
     if !session.csrf_ok(form.csrf.as_deref()) {
         return csrf_refused();
     }
-    let entries = match journal(&svc, &id).await {
-        Ok(e) => e,
+    let loaded = match load(&svc, &id).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    match record(&svc, &id, &entries) {
+    match record(&svc, &id, &loaded.entries) {
         Ok(drill) => download(
             "application/yaml; charset=utf-8",
             &file_name("drill", &id, "yaml"),
@@ -200,11 +169,12 @@ pub(crate) async fn run(
     if !session.csrf_ok(form.csrf.as_deref()) {
         return csrf_refused();
     }
-    let entries = match journal(&svc, &id).await {
-        Ok(e) => e,
+    let loaded = match load(&svc, &id).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let finished = RunState::fold(&id, &entries).is_ok_and(|s| s.is_finished());
+    let entries = &loaded.entries;
+    let finished = loaded.state.is_finished();
     if !finished {
         return message(
             StatusCode::CONFLICT,
@@ -214,7 +184,7 @@ pub(crate) async fn run(
             ),
         );
     }
-    let drill = match record(&svc, &id, &entries) {
+    let drill = match record(&svc, &id, entries) {
         Ok(d) => d,
         Err(e) => {
             return message(

@@ -82,6 +82,15 @@ pub(crate) fn router() -> Router<Arc<Service>> {
 
 /// An HTML answer; templates never fail on data, so a render error is a bug shown
 /// plainly rather than a blank page.
+/// A page that only says `title` and `message` (a run not found, a refusal), with `status`.
+pub(crate) fn message(status: StatusCode, title: &str, message: String) -> Response {
+    let page = view::Message {
+        title: title.into(),
+        message,
+    };
+    html(status, askama::Template::render(&page))
+}
+
 pub(crate) fn html(status: StatusCode, rendered: Result<String, askama::Error>) -> Response {
     match rendered {
         Ok(body) => {

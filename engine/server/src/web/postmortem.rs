@@ -9,9 +9,9 @@
 //! node (step ids, prompts, the incident title) and sets attributes only to numbers and
 //! fixed names (tested with an incident titled `<script>`).
 
-use super::html;
 use super::session::Session;
-use super::view::{self, Chrome};
+use super::view::Chrome;
+use super::{html, message};
 use crate::Service;
 use crate::postmortem::{draft, incident_journals, markdown};
 use askama::Template;
@@ -85,14 +85,6 @@ pub(crate) fn download(content_type: &'static str, name: &str, body: String) -> 
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
-}
-
-fn message(status: StatusCode, title: &str, message: String) -> Response {
-    let page = view::Message {
-        title: title.into(),
-        message,
-    };
-    html(status, page.render())
 }
 
 /// Reads the journals (off the async workers) and builds the draft, or the page that

@@ -10,7 +10,7 @@ use super::cache::CachedRun;
 use super::pages::wants_fragment;
 use super::session::Session;
 use super::view::{self, CallView, Chrome, Clip, GateView, RunView, StepView};
-use super::{CsrfForm, csrf_refused, html};
+use super::{CsrfForm, csrf_refused, html, message};
 use crate::Service;
 use crate::gates::{MAX_COMMENT, check_and_post};
 use askama::Template;
@@ -234,7 +234,7 @@ fn pretty(v: &serde_json::Value) -> String {
 }
 
 /// The run as its journal stands now (through the run cache), off the async workers.
-async fn load(svc: &Arc<Service>, id: &str) -> Result<Arc<CachedRun>, Response> {
+pub(crate) async fn load(svc: &Arc<Service>, id: &str) -> Result<Arc<CachedRun>, Response> {
     let worker = svc.clone();
     let run = id.to_string();
     let loaded =
@@ -257,14 +257,6 @@ async fn load(svc: &Arc<Service>, id: &str) -> Result<Arc<CachedRun>, Response> 
             e.to_string(),
         )),
     }
-}
-
-fn message(status: StatusCode, title: &str, message: String) -> Response {
-    let page = view::Message {
-        title: title.into(),
-        message,
-    };
-    html(status, page.render())
 }
 
 #[derive(Debug, Default, Deserialize)]
