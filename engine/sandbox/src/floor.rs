@@ -27,23 +27,7 @@ impl Sandbox {
     pub fn bare(&self, path: impl AsRef<Path>) -> Result<BareStep, SandboxError> {
         let path = path.as_ref();
         let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| SandboxError::Read {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
-        let (component, _) =
-            self.cache
-                .load(&self.engine, &bytes, || {})
-                .map_err(|e| SandboxError::Compile {
-                    path: shown.clone(),
-                    message: format!("{e:#}"),
-                })?;
-        let version = versions::detect(&self.engine, &component).map_err(|message| {
-            SandboxError::Version {
-                path: shown.clone(),
-                message,
-            }
-        })?;
+        let (component, version, _) = self.component(path, |_| {})?;
         if version != versions::WitVersion::NEWEST {
             return Err(SandboxError::Version {
                 path: shown,

@@ -314,39 +314,50 @@ impl Sandbox {
         path: &Path,
         announce: bool,
     ) -> Result<(StepPre, bool), SandboxError> {
-        let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| SandboxError::Read {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
-        let compiling = || {
+        let (component, version, cached) = self.component(path, |len| {
             self.compiles
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if announce && bytes.len() as u64 >= SLOW_COMPILE_BYTES {
-                self.announce(path, bytes.len());
-            }
-        };
-        let (component, cached) =
-            self.cache
-                .load(&self.engine, &bytes, compiling)
-                .map_err(|e| SandboxError::Compile {
-                    path: shown.clone(),
-                    message: format!("{e:#}"),
-                })?;
-        let version = versions::detect(&self.engine, &component).map_err(|message| {
-            SandboxError::Version {
-                path: shown.clone(),
-                message,
+            if announce && len as u64 >= SLOW_COMPILE_BYTES {
+                self.announce(path, len);
             }
         })?;
         let pre = self
             .link(&component, version)
             .map_err(|e| SandboxError::Link {
-                path: shown.clone(),
+                path: path.display().to_string(),
                 version,
                 message: format!("{e:#}"),
             })?;
         Ok((pre, cached))
+    }
+
+    /// Reads and compiles (or loads from the disk cache) the component at `path`, and
+    /// detects its WIT version. `compiling(len)` is called before a compile of `len`
+    /// bytes; returns whether the compiled code came from the cache.
+    pub(crate) fn component(
+        &self,
+        path: &Path,
+        compiling: impl FnOnce(usize),
+    ) -> Result<(wasmtime::component::Component, versions::WitVersion, bool), SandboxError> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| SandboxError::Read {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        let (component, cached) = self
+            .cache
+            .load(&self.engine, &bytes, || compiling(bytes.len()))
+            .map_err(|e| SandboxError::Compile {
+                path: shown.clone(),
+                message: format!("{e:#}"),
+            })?;
+        let version = versions::detect(&self.engine, &component).map_err(|message| {
+            SandboxError::Version {
+                path: shown,
+                message,
+            }
+        })?;
+        Ok((component, version, cached))
     }
 
     /// How many components this sandbox compiled (rather than read from the disk cache).
