@@ -96,7 +96,7 @@ async fn accept_checked(
     let dedupe = (src == Source::PagerDuty)
         .then(|| headers.get("x-webhook-id").and_then(|v| v.to_str().ok()))
         .flatten()
-        .map(|id| format!("seen/pagerduty/{id}").into_bytes());
+        .map(|id| [SEEN_PAGERDUTY, id.as_bytes()].concat());
     if dedupe.is_none() {
         // The common case: the inbox writer stores this request's alerts together with
         // every other request's queued meanwhile, in one batch and one flush.
@@ -108,6 +108,21 @@ async fn accept_checked(
     tokio::task::spawn_blocking(move || store(&worker, &alerts, dedupe, rejected))
         .await
         .map_err(|e| ApiError::Unavailable(format!("intake worker failed: {e}")))?
+}
+
+/// Where PagerDuty dedupe marks live (`x/seen/pagerduty/<X-Webhook-Id>`); retention
+/// removes them `keep` after they were written.
+pub(crate) const SEEN_PAGERDUTY: &[u8] = b"seen/pagerduty/";
+
+/// A dedupe mark's value: when it was written, ms since the epoch, u64 big-endian.
+pub(crate) fn mark(now_ms: u64) -> Vec<u8> {
+    now_ms.to_be_bytes().to_vec()
+}
+
+/// When a dedupe mark was written; `None` for a mark without a time (an older medic
+/// wrote an empty value).
+pub(crate) fn mark_time(value: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(value.try_into().ok()?))
 }
 
 /// A batch refused as a whole: the first element's error, with its status, and how many
@@ -196,7 +211,7 @@ fn store(
         Some(marker) => {
             if !svc
                 .store
-                .write_unless_marked(&marker, ops, Durability::Flush)
+                .write_unless_marked(&marker, &mark(svc.clock.now_ms()), ops, Durability::Flush)
                 .map_err(|e| unavailable(svc, &e))?
             {
                 return Ok(json!({"accepted": 0, "duplicate": true}));

@@ -57,7 +57,7 @@ pub use incident::IncidentRecord;
 pub use lanes::{LaneWeights, LanesConfig};
 pub use postmortem::incident_journals;
 pub use processor::{ProcessError, process};
-pub use retention::{RetentionConfig, Swept, retain, sweep};
+pub use retention::{RetentionConfig, Swept, compact_if_due, retain, sweep};
 pub use storm::{StormConfig, StormLimit, Suppressed};
 
 use axum::Router;

@@ -53,6 +53,10 @@ pub(crate) struct Metrics {
     /// Runs and incident records retention removed since start.
     removed_runs: AtomicU64,
     removed_incidents: AtomicU64,
+    removed_marks: AtomicU64,
+    /// Online compactions done since start, and the last one's pause (µs).
+    compactions: AtomicU64,
+    last_pause_us: AtomicU64,
 }
 
 impl Histogram {
@@ -102,6 +106,9 @@ impl Metrics {
             suppressed: Mutex::default(),
             removed_runs: AtomicU64::new(0),
             removed_incidents: AtomicU64::new(0),
+            removed_marks: AtomicU64::new(0),
+            compactions: AtomicU64::new(0),
+            last_pause_us: AtomicU64::new(0),
         }
     }
 
@@ -130,6 +137,15 @@ impl Metrics {
             .fetch_add(swept.runs as u64, Ordering::Relaxed);
         self.removed_incidents
             .fetch_add(swept.incidents as u64, Ordering::Relaxed);
+        self.removed_marks
+            .fetch_add(swept.dedupe_marks as u64, Ordering::Relaxed);
+    }
+
+    /// An online compaction made every store operation wait `pause`.
+    pub(crate) fn compacted(&self, pause: std::time::Duration) {
+        self.compactions.fetch_add(1, Ordering::Relaxed);
+        self.last_pause_us
+            .store(pause.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// `n` alerts are durably in the inbox.
@@ -306,12 +322,13 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP medic_retention_removed_total Records retention removed since start: finished runs (with their journals) and resolved incidents."
+            "# HELP medic_retention_removed_total Records retention removed since start: finished runs (with their journals), resolved incidents and PagerDuty dedupe marks."
         );
         let _ = writeln!(out, "# TYPE medic_retention_removed_total counter");
         for (what, n) in [
             ("runs", &self.removed_runs),
             ("incidents", &self.removed_incidents),
+            ("dedupe_marks", &self.removed_marks),
         ] {
             let n = n.load(Ordering::Relaxed);
             let _ = writeln!(out, "medic_retention_removed_total{{what=\"{what}\"}} {n}");
@@ -322,6 +339,26 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE medic_store_size_bytes gauge");
         let _ = writeln!(out, "medic_store_size_bytes {}", queues.store_bytes);
+        let _ = writeln!(
+            out,
+            "# HELP medic_store_compactions_total Online compactions (store rewritten while serving) since start."
+        );
+        let _ = writeln!(out, "# TYPE medic_store_compactions_total counter");
+        let _ = writeln!(
+            out,
+            "medic_store_compactions_total {}",
+            self.compactions.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP medic_store_compaction_pause_seconds How long the last online compaction made every store operation wait (0 before the first)."
+        );
+        let _ = writeln!(out, "# TYPE medic_store_compaction_pause_seconds gauge");
+        let _ = writeln!(
+            out,
+            "medic_store_compaction_pause_seconds {}",
+            self.last_pause_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(
             out,
             "# HELP medic_step_duration_seconds Step attempt durations, by component and result."

@@ -1,12 +1,19 @@
 //! Retention (`[retention]` in medic.toml): finished runs, their journals and mailboxes,
-//! and resolved incidents older than `keep` are removed in the background, each written
-//! first to a JSON Lines archive when `archive` is set.
+//! resolved incidents and PagerDuty dedupe marks older than `keep` are removed in the
+//! background, each run and incident written first to a JSON Lines archive when
+//! `archive` is set. After a sweep the store is compacted while serving when its size on
+//! disk is far above its live records ([`compact_if_due`]).
 //!
 //! Never removed: a run still going (waiting on a gate or a retry timer included), a
 //! finished run of an incident that is still firing, an incident that is still firing or
-//! still has a run in the store, alerts not yet handled (the inbox) and PagerDuty dedupe
-//! marks (so a late re-delivery is still recognised). Drill files and postmortems live
-//! outside the store and are never touched.
+//! still has a run in the store, and alerts not yet handled (the inbox). Drill files and
+//! postmortems live outside the store and are never touched.
+//!
+//! A dedupe mark's value is when it was written (ms since the epoch, u64 big-endian,
+//! [`crate::intake`]). A mark written by an older medic has an empty value: the first
+//! sweep stamps it with its own time, so it goes `keep` later like any other (removing
+//! it at once could let a late re-delivery through; keeping it forever is the growth
+//! this fixes).
 //!
 //! An archive line is one of
 //! `{"removed_at": MS, "run": RunMeta, "journal": [Entry...]}` or
@@ -18,6 +25,7 @@ use crate::incident::IncidentRecord;
 use crate::processor::ProcessError;
 use medic_core::{Durability, JournalStore, RunStatus, codec};
 use medic_model::{IncidentStatus, units};
+use medic_store::Compacted;
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashSet;
@@ -41,6 +49,18 @@ pub struct RetentionConfig {
     /// file's directory. Without it, removed records are gone.
     #[serde(default)]
     pub archive: Option<PathBuf>,
+    /// Whether the store is rewritten while serving when a sweep leaves it far bigger on
+    /// disk than its live records (default `true`; see [`compact_if_due`]).
+    #[serde(default)]
+    pub compact: Option<bool>,
+    /// Compact only when the size on disk is at least this many times the live records'
+    /// bytes (default 4, at least 1).
+    #[serde(default)]
+    pub compact_ratio: Option<f64>,
+    /// Compact only a store at least this big on disk, a size such as `64MiB` (the
+    /// default) or `0`.
+    #[serde(default)]
+    pub compact_min_size: Option<String>,
 }
 
 /// The resolved settings.
@@ -49,9 +69,21 @@ pub(crate) struct Retention {
     pub(crate) keep_ms: u64,
     pub(crate) every_ms: u64,
     pub(crate) archive: Option<PathBuf>,
+    /// When to compact after a sweep; `None`: never (`compact = false`).
+    pub(crate) compact: Option<CompactRule>,
+}
+
+/// Compact when the store is at least `min_bytes` on disk and `ratio` times its live
+/// records.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CompactRule {
+    pub(crate) ratio: f64,
+    pub(crate) min_bytes: u64,
 }
 
 const DEFAULT_KEEP_MS: u64 = 90 * 24 * 3600 * 1000;
+const DEFAULT_COMPACT_RATIO: f64 = 4.0;
+const DEFAULT_COMPACT_MIN_BYTES: u64 = 64 << 20;
 
 impl RetentionConfig {
     /// The settings, with `base` the config file's directory.
@@ -73,10 +105,26 @@ impl RetentionConfig {
         };
         let keep_ms = dur("keep", &self.keep)?.unwrap_or(DEFAULT_KEEP_MS);
         let every_ms = dur("every", &self.every)?.unwrap_or((keep_ms / 2).clamp(100, 3_600_000));
+        let ratio = self.compact_ratio.unwrap_or(DEFAULT_COMPACT_RATIO);
+        if !(ratio >= 1.0 && ratio.is_finite()) {
+            return Err(format!(
+                "retention.compact_ratio: `{ratio}` must be a number >= 1 (size on disk / live records)"
+            ));
+        }
+        let min_bytes = match &self.compact_min_size {
+            None => DEFAULT_COMPACT_MIN_BYTES,
+            Some(t) => units::parse_size_bytes(t).ok_or(format!(
+                "retention.compact_min_size: `{t}` is not a size (e.g. `64MiB`, `0`)"
+            ))?,
+        };
         Ok(Retention {
             keep_ms,
             every_ms,
             archive: self.archive.as_ref().map(|p| base.join(p)),
+            compact: self
+                .compact
+                .unwrap_or(true)
+                .then_some(CompactRule { ratio, min_bytes }),
         })
     }
 }
@@ -88,6 +136,8 @@ pub struct Swept {
     pub runs: usize,
     /// Incident records removed.
     pub incidents: usize,
+    /// PagerDuty dedupe marks removed.
+    pub dedupe_marks: usize,
 }
 
 /// Runs the sweep every `every` until shutdown. Errors are reported and the sweep tried
@@ -100,9 +150,12 @@ pub async fn retain(svc: Arc<Service>) {
             return;
         }
         let worker = svc.clone();
-        let swept = tokio::task::spawn_blocking(move || sweep(&worker))
-            .await
-            .unwrap_or_else(|e| Err(ProcessError::Worker(e.to_string())));
+        let swept = tokio::task::spawn_blocking(move || {
+            sweep(&worker)?;
+            compact_if_due(&worker)
+        })
+        .await
+        .unwrap_or_else(|e| Err(ProcessError::Worker(e.to_string())));
         if let Err(e) = swept {
             eprintln!("medic: retention: {e}; tried again in {every:?}");
         }
@@ -187,14 +240,72 @@ pub fn sweep(svc: &Service) -> Result<Swept, ProcessError> {
         )?;
         gone += 1;
     }
+    let dedupe_marks = sweep_marks(svc, now, cutoff)?;
     // One flush for the whole sweep.
     svc.store.write(Vec::new(), Durability::Flush)?;
     let swept = Swept {
         runs: removed.len(),
         incidents: gone,
+        dedupe_marks,
     };
     svc.metrics.removed(swept);
     Ok(swept)
+}
+
+/// Removes the PagerDuty dedupe marks written at or before `cutoff` and stamps marks
+/// without a time (an older medic's) with `now`; returns how many went. Not flushed.
+fn sweep_marks(svc: &Service, now: u64, cutoff: u64) -> Result<usize, ProcessError> {
+    let mut ops = Vec::new();
+    let mut gone = 0;
+    for (key, v) in svc.store.scan(crate::intake::SEEN_PAGERDUTY)? {
+        match crate::intake::mark_time(&v) {
+            Some(at) if at <= cutoff => {
+                ops.push(medic_store::Op::Remove(key));
+                gone += 1;
+            }
+            Some(_) => {}
+            None => ops.push(medic_store::Op::Put(key, crate::intake::mark(now))),
+        }
+    }
+    for chunk in ops.chunks(1024) {
+        svc.store.write(chunk.to_vec(), Durability::Lazy)?;
+    }
+    Ok(gone)
+}
+
+/// Rewrites the store while serving ([`medic_store::SledStore::compact_online`]) when it
+/// pays: `compact` on, the store at least `compact_min_size` on disk and at least
+/// `compact_ratio` times its live records' bytes. Every store operation waits while the
+/// live records are copied, so this runs only when most of the file is space sled keeps
+/// but no longer uses. Logs the sizes and the pause; returns what was done.
+///
+/// # Errors
+///
+/// [`ProcessError`] when the store cannot be read, or the compaction failed (the store is
+/// then as it was, or reopened as `SledStore::compact_online` says).
+pub fn compact_if_due(svc: &Service) -> Result<Option<Compacted>, ProcessError> {
+    let Some(rule) = svc.retention.compact else {
+        return Ok(None);
+    };
+    let size = svc.store.size_on_disk()?;
+    if size < rule.min_bytes {
+        return Ok(None);
+    }
+    let live = svc.store.live_bytes()?;
+    if (size as f64) < rule.ratio * live as f64 {
+        return Ok(None);
+    }
+    let c = svc.store.compact_online()?;
+    svc.metrics.compacted(c.pause);
+    eprintln!(
+        "medic: store compacted while serving: {} -> {} on disk ({} live in {} records); store operations waited {} ms",
+        units::format_size_bytes(c.before),
+        units::format_size_bytes(c.after),
+        units::format_size_bytes(live),
+        c.records,
+        c.pause.as_millis()
+    );
+    Ok(Some(c))
 }
 
 /// The JSON Lines archive, opened for appending (or nothing when none is configured).
@@ -243,4 +354,42 @@ fn archive_error(path: &std::path::Path, e: &std::io::Error) -> ProcessError {
         path: path.display().to_string(),
         message: format!("retention archive: {e}; nothing more removed"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(toml: &str) -> Result<Retention, String> {
+        let c: RetentionConfig = toml::from_str(toml).map_err(|e| e.to_string())?;
+        c.resolve(std::path::Path::new(""))
+    }
+
+    #[test]
+    fn compaction_is_on_by_default_and_its_knobs_are_checked() {
+        let r = resolve("").unwrap();
+        let rule = r.compact.expect("on by default");
+        assert_eq!((rule.ratio, rule.min_bytes), (4.0, 64 << 20));
+        assert!(resolve("compact = false").unwrap().compact.is_none());
+        let rule = resolve("compact_ratio = 1.5\ncompact_min_size = \"0\"")
+            .unwrap()
+            .compact
+            .unwrap();
+        assert_eq!((rule.ratio, rule.min_bytes), (1.5, 0));
+        for (bad, needle) in [
+            ("compact_ratio = 0.5", "retention.compact_ratio: `0.5`"),
+            ("compact_min_size = \"lots\"", "retention.compact_min_size: `lots`"),
+        ] {
+            let e = resolve(bad).unwrap_err();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_dedupe_mark_holds_when_it_was_written() {
+        let now = 1_764_460_800_000;
+        assert_eq!(crate::intake::mark_time(&crate::intake::mark(now)), Some(now));
+        // An older medic's mark has no time.
+        assert_eq!(crate::intake::mark_time(b""), None);
+    }
 }

@@ -38,6 +38,7 @@ mod failpoint;
 mod group;
 mod keys;
 mod records;
+mod swap;
 
 pub use compact::Compacted;
 pub use failpoint::CRASH_AT_WRITE;
@@ -51,14 +52,19 @@ use medic_core::{Durability, Entry, JournalStore, Message, RunMeta, RunStatus, S
 pub use records::{Op, Record};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 /// The [`JournalStore`] on sled: one process's handle on a data directory (sled's lock file
 /// refuses a second process). Also holds the service's records ([`SledStore::write`]).
 pub struct SledStore {
     /// The open database, and how many times it was reopened (`reopen`). `None` only
-    /// while a reopen is under way or after one failed.
-    db: RwLock<(Option<sled::Db>, u64)>,
+    /// while a reopen is under way or after one (or a compaction's swap) failed.
+    ///
+    /// Every operation takes a clone of the `Arc` for its duration and never asks for a
+    /// second one while it holds the first: so whoever holds the write guard and sees a
+    /// strong count of 1 knows no operation is using the database (what online
+    /// compaction waits for, `compact.rs`).
+    db: RwLock<(Option<Arc<sled::Db>>, u64)>,
     path: PathBuf,
     /// The writer lock, and the next sequence number of each unfinished run this
     /// handle has written to (sled's lock file makes this handle the only writer, so
@@ -84,12 +90,12 @@ impl SledStore {
             path: path.display().to_string(),
             message,
         })?;
-        let db = sled::Config::new()
-            .path(&path)
-            .open()
-            .map_err(|e| open_error(&path, e))?;
+        // An interrupted compaction leaves its directories beside the store: finish or
+        // undo it first (`swap.rs`).
+        swap::recover(&path)?;
+        let db = open_sled(&path)?;
         Ok(SledStore {
-            db: RwLock::new((Some(db), 0)),
+            db: RwLock::new((Some(Arc::new(db)), 0)),
             path,
             next_seq: Mutex::new(HashMap::new()),
             commits: GroupCommit::default(),
@@ -143,8 +149,9 @@ impl SledStore {
         written.is_ok()
     }
 
-    /// The open database and its epoch (how many reopens so far).
-    fn db(&self) -> Result<(sled::Db, u64), StoreError> {
+    /// The open database and its epoch (how many reopens so far). Drop the handle before
+    /// calling this again: see the `db` field.
+    fn db(&self) -> Result<(Arc<sled::Db>, u64), StoreError> {
         let guard = self.db.read().unwrap_or_else(PoisonError::into_inner);
         match &guard.0 {
             Some(db) => Ok((db.clone(), guard.1)),
@@ -188,11 +195,9 @@ impl SledStore {
         // sled's lock file is released only when the last handle is dropped.
         drop(guard.0.take());
         cache.clear();
-        let db = sled::Config::new()
-            .path(&self.path)
-            .open()
-            .map_err(|e| open_error(&self.path, e))?;
-        guard.0 = Some(db);
+        // A compaction whose swap failed half-way left it to be finished here.
+        swap::recover(&self.path)?;
+        guard.0 = Some(Arc::new(open_sled(&self.path)?));
         Ok(true)
     }
 
@@ -235,7 +240,9 @@ impl SledStore {
             return Ok(Some(next));
         }
         let prefix = entry_prefix(run);
-        match self.db()?.0.scan_prefix(&prefix).next_back() {
+        // One statement: the handle is dropped before `apply` asks for one again.
+        let last = self.db()?.0.scan_prefix(&prefix).next_back();
+        match last {
             None => Ok(None),
             Some(Err(e)) => Err(self.io(e)),
             Some(Ok((k, _))) => match keys::seq_of(&k[prefix.len()..]) {
@@ -333,6 +340,15 @@ pub const REOPEN_SPACE_BYTES: usize = 4 << 20;
 struct Written {
     ticket: u64,
     epoch: u64,
+}
+
+/// Opens the sled database at `path` (no recovery of an interrupted compaction: see
+/// [`swap::recover`]).
+fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
+    sled::Config::new()
+        .path(path)
+        .open()
+        .map_err(|e| open_error(path, e))
 }
 
 fn open_error(path: &Path, e: sled::Error) -> StoreError {

@@ -46,11 +46,11 @@ impl SledStore {
         }
     }
 
-    /// Applies `ops` and puts `marker` (empty value) atomically, unless `marker` is
-    /// already there; returns whether it wrote. The check and the write are one sled
-    /// transaction, so of any number of concurrent callers with one marker exactly one
-    /// writes: what makes a dedupe key (a webhook id) count a delivery once. With
-    /// [`Durability::Flush`] a `true` is on disk when this returns.
+    /// Applies `ops` and puts `marker` (with value `mark`, e.g. when it was written)
+    /// atomically, unless `marker` is already there; returns whether it wrote. The check
+    /// and the write are one sled transaction, so of any number of concurrent callers
+    /// with one marker exactly one writes: what makes a dedupe key (a webhook id) count a
+    /// delivery once. With [`Durability::Flush`] a `true` is on disk when this returns.
     ///
     /// # Errors
     ///
@@ -58,6 +58,7 @@ impl SledStore {
     pub fn write_unless_marked(
         &self,
         marker: &[u8],
+        mark: &[u8],
         ops: Vec<Op>,
         durability: Durability,
     ) -> Result<bool, StoreError> {
@@ -70,28 +71,31 @@ impl SledStore {
                 Op::Remove(k) => Op::Remove(key(&k)),
             })
             .collect();
-        let (db, epoch) = self.db()?;
-        let wrote = db.transaction(|tx| {
-            if tx.get(&marker)?.is_some() {
-                return Err(Tx::Abort(()));
+        let written = {
+            // Scoped: the handle is dropped before `durable` asks for one again.
+            let (db, epoch) = self.db()?;
+            let wrote = db.transaction(|tx| {
+                if tx.get(&marker)?.is_some() {
+                    return Err(Tx::Abort(()));
+                }
+                tx.insert(marker.as_slice(), mark)?;
+                for op in &ops {
+                    match op {
+                        Op::Put(k, v) => tx.insert(k.as_slice(), v.as_slice())?,
+                        Op::Remove(k) => tx.remove(k.as_slice())?,
+                    };
+                }
+                Ok(())
+            });
+            match wrote {
+                Ok(()) => {}
+                Err(sled::transaction::TransactionError::Abort(())) => return Ok(false),
+                Err(sled::transaction::TransactionError::Storage(e)) => return Err(self.io(e)),
             }
-            tx.insert(marker.as_slice(), Vec::<u8>::new())?;
-            for op in &ops {
-                match op {
-                    Op::Put(k, v) => tx.insert(k.as_slice(), v.as_slice())?,
-                    Op::Remove(k) => tx.remove(k.as_slice())?,
-                };
+            crate::Written {
+                ticket: self.commits.wrote(),
+                epoch,
             }
-            Ok(())
-        });
-        match wrote {
-            Ok(()) => {}
-            Err(sled::transaction::TransactionError::Abort(())) => return Ok(false),
-            Err(sled::transaction::TransactionError::Storage(e)) => return Err(self.io(e)),
-        }
-        let written = crate::Written {
-            ticket: self.commits.wrote(),
-            epoch,
         };
         match durability {
             Durability::Flush => self.durable(written)?,
@@ -137,15 +141,18 @@ impl SledStore {
     /// [`StoreError::Io`] when the store cannot be read or written.
     pub fn remove_run(&self, run: &str, also: Vec<Vec<u8>>) -> Result<(), StoreError> {
         let mut cache = self.writer();
-        let db = self.db()?.0;
         let mut batch = sled::Batch::default();
         batch.remove(crate::keys::meta_key(run));
-        for prefix in [
-            crate::keys::entry_prefix(run),
-            key(&crate::keys::mail_prefix(run)),
-        ] {
-            for k in db.scan_prefix(prefix).keys() {
-                batch.remove(k.map_err(|e| self.io(e))?);
+        {
+            // Scoped: the handle is dropped before `apply_batch` asks for one again.
+            let db = self.db()?.0;
+            for prefix in [
+                crate::keys::entry_prefix(run),
+                key(&crate::keys::mail_prefix(run)),
+            ] {
+                for k in db.scan_prefix(prefix).keys() {
+                    batch.remove(k.map_err(|e| self.io(e))?);
+                }
             }
         }
         for k in also {
@@ -163,6 +170,22 @@ impl SledStore {
     /// [`StoreError::Io`] when sled cannot tell.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.db()?.0.size_on_disk().map_err(|e| self.io(e))
+    }
+
+    /// Bytes of the live records (keys and values; sled's own overhead not counted):
+    /// what a compaction would copy, to set against [`SledStore::size_on_disk`]. Reads
+    /// every record.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when sled cannot read them.
+    pub fn live_bytes(&self) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for kv in self.db()?.0.iter() {
+            let (k, v) = kv.map_err(|e| self.io(e))?;
+            n += (k.len() + v.len()) as u64;
+        }
+        Ok(n)
     }
 
     /// The first `limit` records under `prefix`, in key order: a bounded read of a queue
@@ -196,30 +219,48 @@ impl SledStore {
     }
 
     /// Records under `prefix`, newest key first, strictly below `before` (a whole key
-    /// without `x/`) when given. Lazy: a keyset page reads only the records it takes,
-    /// however many the prefix holds.
+    /// without `x/`) when given. Lazy: a keyset page reads only the records it takes
+    /// (64 at a time), however many the prefix holds.
+    ///
+    /// Each chunk is read with a handle of its own, dropped before the chunk is handed
+    /// out: a caller may use the store while it walks the iterator (the web index reads
+    /// each run's meta), and nothing holds the database between two chunks, which online
+    /// compaction relies on (`compact.rs`).
     pub fn scan_back(
         &self,
         prefix: &[u8],
         before: Option<&[u8]>,
     ) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
         let low = key(prefix);
-        let high = match before {
+        let mut high = Some(match before {
             Some(b) => key(b),
             None => successor(&low),
-        };
-        // sled's iterators own their tree handle, so the page outlives the read guard.
-        let (iter, failed) = match self.db() {
-            Ok((db, _)) => (Some(db.range(low..high).rev()), None),
-            Err(e) => (None, Some(e)),
-        };
-        failed
-            .map(Err)
-            .into_iter()
-            .chain(iter.into_iter().flatten().map(move |kv| {
-                let (k, v) = kv.map_err(|e| self.io(e))?;
-                Ok((k[2..].to_vec(), v.to_vec()))
-            }))
+        });
+        let mut chunk = std::collections::VecDeque::new();
+        std::iter::from_fn(move || {
+            if chunk.is_empty() {
+                let below = high.take()?;
+                let read: Result<Vec<_>, _> = self.db().and_then(|(db, _)| {
+                    db.range(low.clone()..below)
+                        .rev()
+                        .take(SCAN_BACK_CHUNK)
+                        .map(|kv| kv.map_err(|e| self.io(e)))
+                        .collect()
+                });
+                match read {
+                    Err(e) => return Some(Err(e)),
+                    Ok(read) => {
+                        // A full chunk may have more below its last key; a short one ends it.
+                        if read.len() == SCAN_BACK_CHUNK {
+                            high = read.last().map(|(k, _)| k.to_vec());
+                        }
+                        chunk.extend(read);
+                    }
+                }
+            }
+            let (k, v) = chunk.pop_front()?;
+            Some(Ok((k[2..].to_vec(), v.to_vec())))
+        })
     }
 
     /// A new id, increasing across restarts: orders the inbox.
@@ -231,6 +272,9 @@ impl SledStore {
         self.db()?.0.generate_id().map_err(|e| self.io(e))
     }
 }
+
+/// Records [`SledStore::scan_back`] reads at a time.
+const SCAN_BACK_CHUNK: usize = 64;
 
 /// The smallest key above every key that starts with `prefix`.
 fn successor(prefix: &[u8]) -> Vec<u8> {
@@ -291,6 +335,7 @@ mod tests {
                         let item = format!("inbox/{round}/{i}").into_bytes();
                         s.write_unless_marked(
                             &marker,
+                            b"1",
                             vec![Op::Put(item, vec![1])],
                             Durability::Lazy,
                         )
