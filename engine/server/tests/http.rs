@@ -4,6 +4,8 @@
 //! bounded shutdown. Secrets and a full disk are in `http/secrets.rs` and
 //! `http/full_disk.rs` (modules of this binary).
 
+#[path = "http/compaction.rs"]
+mod compaction;
 #[path = "http/full_disk.rs"]
 mod full_disk;
 #[path = "http/secrets.rs"]

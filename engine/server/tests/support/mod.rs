@@ -37,6 +37,8 @@ pub fn workflow(yaml: &str) -> LoadedWorkflow {
         .workflow
         .steps
         .iter()
+        // A gate step runs no component.
+        .filter(|s| !s.uses.is_empty())
         .map(|s| (s.id.clone(), component(&s.uses)))
         .collect();
     LoadedWorkflow {
@@ -53,6 +55,8 @@ pub const ECHO: &str = "apiVersion: medic/v1\nkind: Workflow\nname: on-call\ntri
 pub struct Server {
     pub addr: SocketAddr,
     pub svc: Arc<Service>,
+    /// The service's store.
+    pub store: Arc<medic_store::SledStore>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub stopped: tokio::task::JoinHandle<std::io::Result<medic_server::Stopped>>,
     _dir: Option<tempfile::TempDir>,
@@ -77,7 +81,7 @@ impl Server {
         ))
         .unwrap();
         let wfs = workflows.iter().map(|y| workflow(y)).collect();
-        let svc = Service::new(store, sandbox, config, wfs).unwrap();
+        let svc = Service::new(store.clone(), sandbox, config, wfs).unwrap();
         tokio::spawn(medic_server::process(svc.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -89,6 +93,7 @@ impl Server {
         Server {
             addr,
             svc,
+            store,
             stop: Some(tx),
             stopped,
             _dir: None,
