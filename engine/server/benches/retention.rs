@@ -1,6 +1,8 @@
 //! A long life: the store's size after 100,000 finished runs with and without retention,
 //! how long the background removal takes, what it does to intake latency meanwhile, and
-//! what a rewrite (`SledStore::compact`) gives back.
+//! what a rewrite gives back: online (`SledStore::compact_online`, with its pause and
+//! the intake latency meanwhile, alone and after every sweep as `medic serve` does it)
+//! and offline (`SledStore::compact`).
 //!
 //! `cargo bench -p medic-server --bench retention` (a plain `main`; `MEDIC_BENCH_RUNS`
 //! sets the number of runs, default 100,000). Intake latency during the sweep is printed
@@ -140,6 +142,52 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p) as usize]
 }
 
+/// Intake ack latencies (ms) of alerts posted one after another, every 2 ms, while `job`
+/// runs on a blocking thread (at least one is posted); `job`'s result and how long it
+/// took.
+async fn posting_during<T: Send + 'static>(
+    app: &axum::Router,
+    first: u64,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> (Vec<f64>, T, Duration) {
+    let t = Instant::now();
+    let job = tokio::task::spawn_blocking(job);
+    let mut during = Vec::new();
+    let mut i = first;
+    while !job.is_finished() || during.is_empty() {
+        during.push(post_ms(app, i).await);
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let out = job.await.unwrap();
+    (during, out, t.elapsed())
+}
+
+/// `p50 X ms p99 Y ms (xA / xB)` against the baseline's p50 and p99.
+fn against(during: &mut [f64], base: (f64, f64)) -> String {
+    let (d50, d99) = (pct(during, 0.5), pct(during, 0.99));
+    let max = during.iter().copied().fold(0.0, f64::max);
+    format!(
+        "p50 {d50:.2} ms p99 {d99:.2} ms max {max:.1} ms (x{:.1} / x{:.1}; {} alerts)",
+        d50 / base.0,
+        d99 / base.1,
+        during.len()
+    )
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1048576.0
+}
+
+/// A service over `store` with `retention` as its `[retention]` section and no workflow
+/// (the sandbox never runs a step here).
+fn service(store: &Arc<SledStore>, retention: &str) -> Arc<Service> {
+    let config = ServeConfig::parse(&format!("tokens = [\"t\"]\n[retention]\n{retention}")).unwrap();
+    let sandbox =
+        Arc::new(medic_sandbox::Sandbox::new(medic_sandbox::SandboxConfig::default()).unwrap());
+    Service::new(store.clone(), sandbox, config, Vec::new()).unwrap()
+}
+
 fn main() {
     let runs: usize = std::env::var("MEDIC_BENCH_RUNS")
         .ok()
@@ -155,103 +203,156 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
     let store = Arc::new(SledStore::open(&path).unwrap());
+    let write_runs = |first: usize, n: usize| {
+        let start = now_ms() - 10_000;
+        std::thread::scope(|s| {
+            for w in 0..2 {
+                let (store, wf, inc) = (&store, &wf, &inc);
+                s.spawn(move || {
+                    for i in (first + w..first + n).step_by(2) {
+                        finished_run(store, wf, inc, i, start);
+                    }
+                });
+            }
+        });
+        store.write(Vec::new(), Durability::Flush).unwrap();
+    };
     let t = Instant::now();
-    let start = now_ms() - 10_000;
-    std::thread::scope(|s| {
-        for w in 0..2 {
-            let (store, wf, inc) = (&store, &wf, &inc);
-            s.spawn(move || {
-                for i in (w..runs).step_by(2) {
-                    finished_run(store, wf, inc, i, start);
-                }
-            });
-        }
-    });
-    store.write(Vec::new(), Durability::Flush).unwrap();
+    write_runs(0, runs);
     let full = store.size_on_disk().unwrap();
+    let live = store.live_bytes().unwrap();
     println!(
-        "without retention: {runs} finished runs written in {:.1} s; store {:.1} MiB ({:.0} B per run)",
+        "without retention: {runs} finished runs written in {:.1} s; store {:.1} MiB ({:.0} B per run; live records {:.1} MiB)",
         t.elapsed().as_secs_f64(),
-        full as f64 / 1048576.0,
-        full as f64 / runs as f64
+        mib(full),
+        full as f64 / runs as f64,
+        mib(live)
     );
 
-    let config =
-        ServeConfig::parse("tokens = [\"t\"]\n[retention]\nkeep = \"1s\"\nevery = \"1h\"\n")
-            .unwrap();
-    // No workflow: the sandbox never runs a step here.
-    let sandbox =
-        Arc::new(medic_sandbox::Sandbox::new(medic_sandbox::SandboxConfig::default()).unwrap());
-    let svc = Service::new(store.clone(), sandbox, config, Vec::new()).unwrap();
+    // Sweeps and compactions are called here; the background loop stays out of the way.
+    let svc = service(&store, "keep = \"1s\"\nevery = \"1h\"\n");
     let app = router(svc.clone());
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
+    let base = rt.block_on(async {
         let mut base = Vec::new();
         for i in 0..300 {
             base.push(post_ms(&app, i).await);
         }
-        let worker = svc.clone();
-        let t = Instant::now();
-        let sweep = tokio::task::spawn_blocking(move || medic_server::sweep(&worker));
-        let mut during = Vec::new();
-        let mut i = 1_000;
-        while !sweep.is_finished() {
-            during.push(post_ms(&app, i).await);
-            i += 1;
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let swept = sweep.await.unwrap().unwrap();
-        let took = t.elapsed();
-        let (b50, b99) = (pct(&mut base, 0.5), pct(&mut base, 0.99));
-        let (d50, d99) = (pct(&mut during, 0.5), pct(&mut during, 0.99));
-        println!(
-            "retention sweep: removed {} runs in {:.1} s ({:.0} runs/s)",
-            swept.runs,
-            took.as_secs_f64(),
-            swept.runs as f64 / took.as_secs_f64()
-        );
-        println!(
-            "intake latency: baseline p50 {b50:.2} ms p99 {b99:.2} ms; during the sweep ({} alerts) p50 {d50:.2} ms p99 {d99:.2} ms (x{:.1} / x{:.1})",
-            during.len(),
-            d50 / b50,
-            d99 / b99
-        );
+        (pct(&mut base, 0.5), pct(&mut base, 0.99))
     });
-    drop(app);
-    drop(svc);
+    println!(
+        "intake latency: baseline p50 {:.2} ms p99 {:.2} ms",
+        base.0, base.1
+    );
+    let worker = svc.clone();
+    let (mut during, swept, took) =
+        rt.block_on(posting_during(&app, 1_000, move || medic_server::sweep(&worker)));
+    let swept = swept.unwrap();
+    println!(
+        "retention sweep: removed {} runs in {:.1} s ({:.0} runs/s); intake latency during it {}",
+        swept.runs,
+        took.as_secs_f64(),
+        swept.runs as f64 / took.as_secs_f64(),
+        against(&mut during, base)
+    );
     let after = store.size_on_disk().unwrap();
     println!(
         "with retention: store {:.1} MiB right after the sweep ({:.0}% of before)",
-        after as f64 / 1048576.0,
+        mib(after),
         after as f64 * 100.0 / full as f64
     );
     // A long life with retention: the same number of runs again, in ten rounds, each
-    // followed by a sweep (the runs are already older than `keep`). sled reuses the space
-    // freed, so the store stays near one round's size instead of growing.
-    let config = ServeConfig::parse("tokens = [\"t\"]\n[retention]\nkeep = \"1s\"\n").unwrap();
-    let sandbox =
-        Arc::new(medic_sandbox::Sandbox::new(medic_sandbox::SandboxConfig::default()).unwrap());
-    let svc = Service::new(store.clone(), sandbox, config, Vec::new()).unwrap();
-    let start = now_ms() - 10_000;
+    // followed by a sweep (the runs are already older than `keep`).
     for round in 0..10 {
-        for i in (round * runs / 10)..((round + 1) * runs / 10) {
-            finished_run(&store, &wf, &inc, runs + i, start);
-        }
-        store.write(Vec::new(), Durability::Flush).unwrap();
+        write_runs(runs + round * runs / 10, runs / 10);
         medic_server::sweep(&svc).unwrap();
     }
     let lived = store.size_on_disk().unwrap();
     println!(
         "with retention over a life of {runs} more runs (10 rounds, a sweep after each): store {:.1} MiB ({:.0}% of the store without retention)",
-        lived as f64 / 1048576.0,
+        mib(lived),
         lived as f64 * 100.0 / full as f64
     );
-    drop(svc);
-    drop(store);
-    let c = SledStore::compact(&path).unwrap();
+
+    // Online compaction of that store while alerts keep coming.
+    let worker = store.clone();
+    let (mut during, c, _) =
+        rt.block_on(posting_during(&app, 100_000, move || worker.compact_online()));
+    let c = c.unwrap();
     println!(
-        "after `SledStore::compact` (rewrite into a fresh tree): {:.2} MiB ({:.1}% of the full store)",
-        c.after as f64 / 1048576.0,
-        c.after as f64 * 100.0 / full as f64
+        "online compaction (store serving, {} records live): {:.1} -> {:.2} MiB, every store operation waited {:.1} ms; intake latency meanwhile {}",
+        c.records,
+        mib(c.before),
+        mib(c.after),
+        c.pause.as_secs_f64() * 1000.0,
+        against(&mut during, base)
+    );
+
+    // The same life again with retention and online compaction as `medic serve` does it
+    // (the default rule: compact when the store is >= 64 MiB and >= 4x its live records).
+    let mut pauses = Vec::new();
+    let mut peak = 0;
+    for round in 0..10 {
+        write_runs(2 * runs + round * runs / 10, runs / 10);
+        peak = peak.max(store.size_on_disk().unwrap());
+        medic_server::sweep(&svc).unwrap();
+        if let Some(c) = medic_server::compact_if_due(&svc).unwrap() {
+            pauses.push(c.pause.as_secs_f64() * 1000.0);
+        }
+    }
+    let compacted = store.size_on_disk().unwrap();
+    println!(
+        "with retention + online compaction over a life of {runs} more runs: store {:.1} MiB at the end, {:.1} MiB at most ({:.0}% of the store without retention); {} compactions, pauses {}",
+        mib(compacted),
+        mib(peak),
+        peak as f64 * 100.0 / full as f64,
+        pauses.len(),
+        pauses
+            .iter()
+            .map(|p| format!("{p:.0} ms"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    // The pause grows with the live records: a store holding a tenth of the runs.
+    write_runs(3 * runs, runs / 10);
+    let live = store.live_bytes().unwrap();
+    let worker = store.clone();
+    let (mut during, c, _) =
+        rt.block_on(posting_during(&app, 200_000, move || worker.compact_online()));
+    let c = c.unwrap();
+    println!(
+        "online compaction with {} runs live ({:.1} MiB of records, {} records): {:.1} -> {:.1} MiB, every store operation waited {:.0} ms ({:.1} ms per live MiB); intake latency meanwhile {}",
+        runs / 10,
+        mib(live),
+        c.records,
+        mib(c.before),
+        mib(c.after),
+        c.pause.as_secs_f64() * 1000.0,
+        c.pause.as_secs_f64() * 1000.0 / mib(live),
+        against(&mut during, base)
+    );
+    drop(app);
+    drop(svc);
+    drop(rt);
+    drop(store);
+    // The service's inbox writer thread ends once the service is gone; until then the
+    // store is still open and the offline rewrite is refused.
+    let mut tries = 0;
+    let c = loop {
+        match SledStore::compact(&path) {
+            Ok(c) => break c,
+            Err(_) if tries < 200 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    println!(
+        "after `SledStore::compact` (offline rewrite into a fresh tree): {:.2} MiB ({:.1}% of the full store), {:.0} ms",
+        mib(c.after),
+        c.after as f64 * 100.0 / full as f64,
+        c.pause.as_secs_f64() * 1000.0
     );
 }
