@@ -142,8 +142,9 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p) as usize]
 }
 
-/// Intake ack latencies (ms) of alerts posted one after another, every 2 ms, while `job`
-/// runs on a blocking thread (at least one is posted); `job`'s result and how long it
+/// Intake ack latencies (ms) of alerts posted every 2 ms while `job` runs on a blocking
+/// thread (at least one is posted): open loop, each post on its own task, so alerts that
+/// arrive during a pause all wait and are all counted. `job`'s result and how long it
 /// took.
 async fn posting_during<T: Send + 'static>(
     app: &axum::Router,
@@ -152,15 +153,21 @@ async fn posting_during<T: Send + 'static>(
 ) -> (Vec<f64>, T, Duration) {
     let t = Instant::now();
     let job = tokio::task::spawn_blocking(job);
-    let mut during = Vec::new();
+    let mut posts = Vec::new();
     let mut i = first;
-    while !job.is_finished() || during.is_empty() {
-        during.push(post_ms(app, i).await);
+    while !job.is_finished() || posts.is_empty() {
+        let app = app.clone();
+        posts.push(tokio::spawn(async move { post_ms(&app, i).await }));
         i += 1;
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let out = job.await.unwrap();
-    (during, out, t.elapsed())
+    let took = t.elapsed();
+    let mut during = Vec::new();
+    for p in posts {
+        during.push(p.await.unwrap());
+    }
+    (during, out, took)
 }
 
 /// `p50 X ms p99 Y ms (xA / xB)` against the baseline's p50 and p99.
@@ -182,7 +189,8 @@ fn mib(bytes: u64) -> f64 {
 /// A service over `store` with `retention` as its `[retention]` section and no workflow
 /// (the sandbox never runs a step here).
 fn service(store: &Arc<SledStore>, retention: &str) -> Arc<Service> {
-    let config = ServeConfig::parse(&format!("tokens = [\"t\"]\n[retention]\n{retention}")).unwrap();
+    let config =
+        ServeConfig::parse(&format!("tokens = [\"t\"]\n[retention]\n{retention}")).unwrap();
     let sandbox =
         Arc::new(medic_sandbox::Sandbox::new(medic_sandbox::SandboxConfig::default()).unwrap());
     Service::new(store.clone(), sandbox, config, Vec::new()).unwrap()
@@ -245,8 +253,9 @@ fn main() {
         base.0, base.1
     );
     let worker = svc.clone();
-    let (mut during, swept, took) =
-        rt.block_on(posting_during(&app, 1_000, move || medic_server::sweep(&worker)));
+    let (mut during, swept, took) = rt.block_on(posting_during(&app, 1_000, move || {
+        medic_server::sweep(&worker)
+    }));
     let swept = swept.unwrap();
     println!(
         "retention sweep: removed {} runs in {:.1} s ({:.0} runs/s); intake latency during it {}",
@@ -276,8 +285,9 @@ fn main() {
 
     // Online compaction of that store while alerts keep coming.
     let worker = store.clone();
-    let (mut during, c, _) =
-        rt.block_on(posting_during(&app, 100_000, move || worker.compact_online()));
+    let (mut during, c, _) = rt.block_on(posting_during(&app, 100_000, move || {
+        worker.compact_online()
+    }));
     let c = c.unwrap();
     println!(
         "online compaction (store serving, {} records live): {:.1} -> {:.2} MiB, every store operation waited {:.1} ms; intake latency meanwhile {}",
@@ -292,11 +302,17 @@ fn main() {
     // (the default rule: compact when the store is >= 64 MiB and >= 4x its live records).
     let mut pauses = Vec::new();
     let mut peak = 0;
+    let mut during = Vec::new();
     for round in 0..10 {
         write_runs(2 * runs + round * runs / 10, runs / 10);
         peak = peak.max(store.size_on_disk().unwrap());
-        medic_server::sweep(&svc).unwrap();
-        if let Some(c) = medic_server::compact_if_due(&svc).unwrap() {
+        let worker = svc.clone();
+        let (lat, c, _) = rt.block_on(posting_during(&app, 300_000, move || {
+            medic_server::sweep(&worker).unwrap();
+            medic_server::compact_if_due(&worker).unwrap()
+        }));
+        during.extend(lat);
+        if let Some(c) = c {
             pauses.push(c.pause.as_secs_f64() * 1000.0);
         }
     }
@@ -313,13 +329,18 @@ fn main() {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    println!(
+        "intake latency during those sweeps and compactions: {}",
+        against(&mut during, base)
+    );
 
     // The pause grows with the live records: a store holding a tenth of the runs.
     write_runs(3 * runs, runs / 10);
     let live = store.live_bytes().unwrap();
     let worker = store.clone();
-    let (mut during, c, _) =
-        rt.block_on(posting_during(&app, 200_000, move || worker.compact_online()));
+    let (mut during, c, _) = rt.block_on(posting_during(&app, 200_000, move || {
+        worker.compact_online()
+    }));
     let c = c.unwrap();
     println!(
         "online compaction with {} runs live ({:.1} MiB of records, {} records): {:.1} -> {:.1} MiB, every store operation waited {:.0} ms ({:.1} ms per live MiB); intake latency meanwhile {}",

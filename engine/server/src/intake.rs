@@ -114,15 +114,16 @@ async fn accept_checked(
 /// removes them `keep` after they were written.
 pub(crate) const SEEN_PAGERDUTY: &[u8] = b"seen/pagerduty/";
 
-/// A dedupe mark's value: when it was written, ms since the epoch, u64 big-endian.
+/// A dedupe mark's value: when it was written, ms since the epoch (codec-encoded, like
+/// every value in the store).
 pub(crate) fn mark(now_ms: u64) -> Vec<u8> {
-    now_ms.to_be_bytes().to_vec()
+    codec::encode(&now_ms)
 }
 
 /// When a dedupe mark was written; `None` for a mark without a time (an older medic
 /// wrote an empty value).
 pub(crate) fn mark_time(value: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(value.try_into().ok()?))
+    codec::decode(value).ok()
 }
 
 /// A batch refused as a whole: the first element's error, with its status, and how many

@@ -9,7 +9,7 @@
 //! still has a run in the store, and alerts not yet handled (the inbox). Drill files and
 //! postmortems live outside the store and are never touched.
 //!
-//! A dedupe mark's value is when it was written (ms since the epoch, u64 big-endian,
+//! A dedupe mark's value is when it was written (ms since the epoch, codec-encoded,
 //! [`crate::intake`]). A mark written by an older medic has an empty value: the first
 //! sweep stamps it with its own time, so it goes `keep` later like any other (removing
 //! it at once could let a late re-delivery through; keeping it forever is the growth
@@ -378,7 +378,10 @@ mod tests {
         assert_eq!((rule.ratio, rule.min_bytes), (1.5, 0));
         for (bad, needle) in [
             ("compact_ratio = 0.5", "retention.compact_ratio: `0.5`"),
-            ("compact_min_size = \"lots\"", "retention.compact_min_size: `lots`"),
+            (
+                "compact_min_size = \"lots\"",
+                "retention.compact_min_size: `lots`",
+            ),
         ] {
             let e = resolve(bad).unwrap_err();
             assert!(e.contains(needle), "{bad}: {e}");
@@ -388,7 +391,10 @@ mod tests {
     #[test]
     fn a_dedupe_mark_holds_when_it_was_written() {
         let now = 1_764_460_800_000;
-        assert_eq!(crate::intake::mark_time(&crate::intake::mark(now)), Some(now));
+        assert_eq!(
+            crate::intake::mark_time(&crate::intake::mark(now)),
+            Some(now)
+        );
         // An older medic's mark has no time.
         assert_eq!(crate::intake::mark_time(b""), None);
     }

@@ -9,8 +9,8 @@
 //!   the copy is made and swapped in (a pause, proportional to the live records, not to
 //!   the size on disk), so call it when the size on disk is far above the live data.
 
-use crate::swap::{self, io};
 use crate::SledStore;
+use crate::swap::{self, io};
 use medic_core::StoreError;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
@@ -71,7 +71,7 @@ impl Fresh {
             let (k, v) = kv.map_err(|e| io(src_path, e))?;
             batch.insert(k, v);
             n += 1;
-            if n % COPY_BATCH as u64 == 0 {
+            if n.is_multiple_of(COPY_BATCH as u64) {
                 self.db
                     .apply_batch(std::mem::take(&mut batch))
                     .map_err(|e| io(&self.path, e))?;
@@ -128,6 +128,7 @@ impl SledStore {
             }
         };
         swap::swap_in(path)?;
+        swap::tidy(path)?;
         let after = SledStore::open(path)?.size_on_disk()?;
         Ok(Compacted {
             before,
@@ -161,6 +162,10 @@ impl SledStore {
     /// disk), the directories cannot be renamed, or operations under way did not finish
     /// within [`QUIESCE_TIMEOUT`].
     pub fn compact_online(&self) -> Result<Compacted, StoreError> {
+        let _one_at_a_time = self
+            .compaction
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let before = self.size_on_disk()?;
         let fresh = Fresh::create(&self.path)?;
         // Most of the id counter's climb happens here, before anything waits.
@@ -209,6 +214,8 @@ impl SledStore {
         drop(guard);
         swapped?;
         reopened?;
+        // The old store's files go after the pause.
+        swap::tidy(&self.path)?;
         let after = self.size_on_disk()?;
         Ok(Compacted {
             before,

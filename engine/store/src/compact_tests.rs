@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::Op;
-use medic_core::{Durability, Entry, Event, JournalStore, RunMeta, RunStatus};
+use crate::tests::skip as entry;
+use medic_core::{Durability, JournalStore, RunMeta, RunStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 fn fill_and_empty(s: &SledStore) {
@@ -18,23 +19,8 @@ fn fill_and_empty(s: &SledStore) {
 
 fn meta(id: &str, status: RunStatus) -> RunMeta {
     RunMeta {
-        id: id.into(),
-        workflow: "wf".into(),
-        incident_title: "t".into(),
         status,
-        created_ms: 1,
-        updated_ms: 1,
-    }
-}
-
-fn entry(seq: u64) -> Entry {
-    Entry {
-        seq,
-        at_ms: seq,
-        event: Event::StepSkipped {
-            step: "s".into(),
-            reason: "r".into(),
-        },
+        ..crate::tests::meta(id)
     }
 }
 
@@ -133,8 +119,11 @@ fn writes_acknowledged_around_online_compactions_all_survive_a_reopen() {
                 while !stop.load(Ordering::SeqCst) {
                     let k = format!("acked/{w}/{i:06}").into_bytes();
                     let garbage = Op::Put(format!("tmp/{w}/{i}").into_bytes(), vec![1; 256]);
-                    s.write(vec![Op::Put(k.clone(), b"v".to_vec()), garbage], Durability::Flush)
-                        .unwrap();
+                    s.write(
+                        vec![Op::Put(k.clone(), b"v".to_vec()), garbage],
+                        Durability::Flush,
+                    )
+                    .unwrap();
                     s.write(
                         vec![Op::Remove(format!("tmp/{w}/{i}").into_bytes())],
                         Durability::Lazy,
@@ -166,8 +155,12 @@ fn writes_acknowledged_around_online_compactions_all_survive_a_reopen() {
         assert_eq!(seqs, (0..=last).collect::<Vec<_>>(), "{run}");
         assert_eq!(s.run(&run).unwrap().unwrap().status, RunStatus::Succeeded);
     }
-    let stored: std::collections::HashSet<Vec<u8>> =
-        s.scan(b"acked/").unwrap().into_iter().map(|(k, _)| k).collect();
+    let stored: std::collections::HashSet<Vec<u8>> = s
+        .scan(b"acked/")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(stored.len(), acked.len(), "pauses {pauses:?}");
     assert!(acked.iter().all(|k| stored.contains(k)));
 }
@@ -202,16 +195,22 @@ fn a_failed_compaction_leaves_the_store_serving_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
     let s = SledStore::open(&path).unwrap();
-    s.write(vec![Op::Put(b"k".to_vec(), b"v".to_vec())], Durability::Flush)
-        .unwrap();
+    s.write(
+        vec![Op::Put(b"k".to_vec(), b"v".to_vec())],
+        Durability::Flush,
+    )
+    .unwrap();
     // A file where the copy's directory goes: it can be neither removed as a directory
     // nor opened as a database.
     std::fs::write(swap::compacting(&path), b"in the way").unwrap();
     let err = s.compact_online().unwrap_err().to_string();
     assert!(err.contains(".compacting"), "{err}");
     assert_eq!(s.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
-    s.write(vec![Op::Put(b"k2".to_vec(), b"v".to_vec())], Durability::Flush)
-        .unwrap();
+    s.write(
+        vec![Op::Put(b"k2".to_vec(), b"v".to_vec())],
+        Durability::Flush,
+    )
+    .unwrap();
     drop(s);
     std::fs::remove_file(swap::compacting(&path)).unwrap();
     let s = SledStore::open(&path).unwrap();

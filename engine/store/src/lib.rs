@@ -73,6 +73,8 @@ pub struct SledStore {
     next_seq: Mutex<HashMap<String, u64>>,
     commits: GroupCommit,
     failpoint: Failpoint,
+    /// Held for a whole online compaction: two at once would share `<path>.compacting`.
+    compaction: Mutex<()>,
 }
 
 impl SledStore {
@@ -100,6 +102,7 @@ impl SledStore {
             next_seq: Mutex::new(HashMap::new()),
             commits: GroupCommit::default(),
             failpoint,
+            compaction: Mutex::new(()),
         })
     }
 
@@ -473,7 +476,7 @@ mod tests {
     use super::*;
     use medic_core::Event;
 
-    fn meta(id: &str) -> RunMeta {
+    pub(crate) fn meta(id: &str) -> RunMeta {
         RunMeta {
             id: id.into(),
             workflow: "wf".into(),
@@ -484,7 +487,7 @@ mod tests {
         }
     }
 
-    fn skip(seq: u64) -> Entry {
+    pub(crate) fn skip(seq: u64) -> Entry {
         Entry {
             seq,
             at_ms: seq,

@@ -79,8 +79,9 @@ pub(crate) fn mark_complete(fresh: &Path) -> Result<(), StoreError> {
 }
 
 /// Puts the complete, closed copy at `<path>.compacting` in place of the store at
-/// `path`, which nothing may hold open. On an error part-way, [`recover`] knows what to
-/// do with what is left.
+/// `path`, which nothing may hold open; [`tidy`] then removes what is left of the old
+/// one (apart, so an online compaction does it after the pause). On an error part-way,
+/// [`recover`] knows what to do with what is left.
 ///
 /// # Errors
 ///
@@ -92,12 +93,15 @@ pub(crate) fn swap_in(path: &Path) -> Result<(), StoreError> {
     }
     std::fs::rename(path, &old).map_err(|e| io(path, e))?;
     std::fs::rename(&fresh, path).map_err(|e| io(&fresh, e))?;
-    sync_dir(parent(path))?;
-    finish(path)
+    sync_dir(parent(path))
 }
 
-/// The copy is in place: what is left of the swap goes.
-fn finish(path: &Path) -> Result<(), StoreError> {
+/// The copy is in place: what is left of the swap (the marker, the old store) goes.
+///
+/// # Errors
+///
+/// [`StoreError::Io`] naming what could not be removed (it is removed at the next open).
+pub(crate) fn tidy(path: &Path) -> Result<(), StoreError> {
     let marker = path.join(COMPLETE);
     if marker.exists() {
         std::fs::remove_file(&marker).map_err(|e| io(&marker, e))?;
@@ -145,7 +149,7 @@ pub(crate) fn recover(path: &Path) -> Result<(), StoreError> {
         std::fs::remove_dir_all(&fresh).map_err(|e| io(&fresh, e))?;
     }
     if path.exists() {
-        finish(path)?;
+        tidy(path)?;
     }
     Ok(())
 }
@@ -160,8 +164,11 @@ mod tests {
     fn store(dir: &Path, name: &str, value: &[u8]) -> PathBuf {
         let path = dir.join(name);
         let s = SledStore::open(&path).unwrap();
-        s.write(vec![Op::Put(b"k".to_vec(), value.to_vec())], Durability::Flush)
-            .unwrap();
+        s.write(
+            vec![Op::Put(b"k".to_vec(), value.to_vec())],
+            Durability::Flush,
+        )
+        .unwrap();
         path
     }
 

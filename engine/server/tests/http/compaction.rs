@@ -3,7 +3,7 @@
 //! open run and its waiting gate survive, old PagerDuty dedupe marks go, and a restart
 //! afterwards resumes.
 
-use crate::support::{Server, TOKEN, payload};
+use crate::support::{Server, TOKEN, eventually, payload};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
@@ -49,17 +49,6 @@ async fn post(s: &Server, path: &str, body: &[u8], extra: &[(&str, &str)]) -> Va
     r.json()
 }
 
-/// Polls `f` for up to a minute (runs finish asynchronously, a debug build is slow).
-async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    for _ in 0..1200 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 fn runs_of(runs: &Value, workflow: &str, status: &str) -> usize {
     runs.as_array()
         .unwrap()
@@ -83,7 +72,13 @@ fn metric(text: &str, name: &str) -> f64 {
 /// acknowledged live alerts.
 async fn serve_compact_and_post(store: &Path) -> (String, Vec<String>) {
     let s = Arc::new(Server::start_in(store, CONFIG, &[NOTE, GATED]).await);
-    post(&s, "/intake/alertmanager", &group(&["Gate".into()], "firing"), &[]).await;
+    post(
+        &s,
+        "/intake/alertmanager",
+        &group(&["Gate".into()], "firing"),
+        &[],
+    )
+    .await;
     // A PagerDuty delivery whose dedupe mark will be older than `keep`, and one mark as
     // an older medic wrote it (no time).
     assert_eq!(pagerduty(&s, "old-delivery").await["accepted"], 1);
@@ -101,14 +96,14 @@ async fn serve_compact_and_post(store: &Path) -> (String, Vec<String>) {
     for chunk in done.chunks(20) {
         post(&s, "/intake/alertmanager", &group(chunk, "firing"), &[]).await;
     }
-    until("the done runs to finish", async || {
+    eventually("the done runs to finish", async || {
         (runs_of(&s.get("/api/runs").await, "note", "succeeded") == 200).then_some(())
     })
     .await;
     for chunk in done.chunks(20) {
         post(&s, "/intake/alertmanager", &group(chunk, "resolved"), &[]).await;
     }
-    until("the done incidents to resolve", async || {
+    eventually("the done incidents to resolve", async || {
         let incidents = s.get("/api/incidents").await;
         let resolved = incidents
             .as_array()?
@@ -131,8 +126,13 @@ async fn serve_compact_and_post(store: &Path) -> (String, Vec<String>) {
                 let mut i = 0;
                 while !stop.load(Ordering::SeqCst) || i < 20 {
                     let name = format!("Live{w}-{i:04}");
-                    let v = post(&s, "/intake/alertmanager", &group(&[name.clone()], "firing"), &[])
-                        .await;
+                    let v = post(
+                        &s,
+                        "/intake/alertmanager",
+                        &group(std::slice::from_ref(&name), "firing"),
+                        &[],
+                    )
+                    .await;
                     assert_eq!(v["accepted"], 1, "{v}");
                     acked.push(name);
                     i += 1;
@@ -158,7 +158,11 @@ async fn serve_compact_and_post(store: &Path) -> (String, Vec<String>) {
         compactions.push((swept, compacted));
         if round == 0 {
             let legacy = s.store.get(b"seen/pagerduty/legacy").unwrap();
-            assert_eq!(legacy.map(|v| v.len()), Some(8), "stamped with the sweep's time");
+            let at: u64 = medic_core::codec::decode(&legacy.unwrap()).unwrap();
+            assert!(
+                at > 1_700_000_000_000,
+                "stamped with the sweep's time: {at}"
+            );
         }
     }
     stop.store(true, Ordering::SeqCst);
@@ -178,12 +182,28 @@ async fn serve_compact_and_post(store: &Path) -> (String, Vec<String>) {
         "store {before} bytes before, {after} after; {compactions:?}"
     );
     let text = s
-        .request("GET", "/metrics", &[("authorization", &format!("Bearer {TOKEN}"))], b"")
+        .request(
+            "GET",
+            "/metrics",
+            &[("authorization", &format!("Bearer {TOKEN}"))],
+            b"",
+        )
         .await
         .body;
-    assert!(metric(&text, "medic_store_compactions_total") >= 1.0, "{text}");
-    assert!(metric(&text, "medic_store_compaction_pause_seconds") > 0.0, "{text}");
-    assert!(metric(&text, "medic_retention_removed_total{what=\"dedupe_marks\"}") >= 1.0);
+    assert!(
+        metric(&text, "medic_store_compactions_total") >= 1.0,
+        "{text}"
+    );
+    assert!(
+        metric(&text, "medic_store_compaction_pause_seconds") > 0.0,
+        "{text}"
+    );
+    assert!(
+        metric(
+            &text,
+            "medic_retention_removed_total{what=\"dedupe_marks\"}"
+        ) >= 1.0
+    );
 
     // The old delivery's mark is gone (a re-delivery counts again); the fresh one stays.
     assert_eq!(pagerduty(&s, "fresh-delivery").await["duplicate"], true);
@@ -191,8 +211,16 @@ async fn serve_compact_and_post(store: &Path) -> (String, Vec<String>) {
 
     check_served(&s, &acked).await;
     let runs = s.get("/api/runs").await;
-    let notes = runs.as_array().unwrap().iter().filter(|r| r["workflow"] == "note");
-    assert_eq!(notes.count(), acked.len(), "one run per live alert, none of the removed");
+    let notes = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["workflow"] == "note");
+    assert_eq!(
+        notes.count(),
+        acked.len(),
+        "one run per live alert, none of the removed"
+    );
     let gated = runs;
     let gated = gated
         .as_array()
@@ -209,11 +237,12 @@ async fn serve_compact_and_post(store: &Path) -> (String, Vec<String>) {
 
 /// Every acknowledged alert is an incident whose runs exist; no removed run is back.
 async fn check_served(s: &Server, acked: &[String]) {
-    let incidents = until("every acknowledged alert handled", async || {
+    let incidents = eventually("every acknowledged alert handled", async || {
         let incidents = s.get("/api/incidents").await;
         let handled = acked.iter().all(|name| {
             incidents.as_array().unwrap().iter().any(|i| {
-                i["labels"]["alertname"] == name.as_str() && !i["runs"].as_array().unwrap().is_empty()
+                i["labels"]["alertname"] == name.as_str()
+                    && !i["runs"].as_array().unwrap().is_empty()
             })
         });
         handled.then_some(incidents)
@@ -267,12 +296,18 @@ fn retention_and_online_compaction_while_alerts_arrive_lose_nothing_and_a_restar
             &[],
         )
         .await;
-        until("the resumed run to finish", async || {
+        eventually("the resumed run to finish", async || {
             let run = s.get(&format!("/api/runs/{gated}")).await;
             (run["status"] == "succeeded").then_some(())
         })
         .await;
-        let v = post(&s, "/intake/alertmanager", &group(&["Live-after".into()], "firing"), &[]).await;
+        let v = post(
+            &s,
+            "/intake/alertmanager",
+            &group(&["Live-after".into()], "firing"),
+            &[],
+        )
+        .await;
         assert_eq!(v["accepted"], 1, "{v}");
         check_served(&s, &["Live-after".to_string()]).await;
     });
