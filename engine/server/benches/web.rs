@@ -267,6 +267,23 @@ fn main() {
             .collect();
         reads.sort_by(f64::total_cmp);
         println!("  baseline: reading the 10,000 entries alone, median {:.2} ms", reads[15]);
+        // Where the rest of a first render goes: folding the journal and drawing its picture.
+        let entries = svc.engine().store().entries(&runs[1]).unwrap();
+        let median = |mut t: Vec<f64>| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
+        };
+        let fold = median((0..30).map(|_| {
+            let t = Instant::now();
+            medic_core::RunState::fold(&runs[1], &entries).unwrap();
+            t.elapsed().as_secs_f64() * 1000.0
+        }).collect());
+        let picture = median((0..30).map(|_| {
+            let t = Instant::now();
+            medic_postmortem::Postmortem::picture([(runs[1].as_str(), &entries[..])]).unwrap();
+            t.elapsed().as_secs_f64() * 1000.0
+        }).collect());
+        println!("  of a first render: folding those entries {fold:.2} ms, drawing their picture {picture:.2} ms (medians)");
         drop((app, svc));
 
         // 2. The runs list out of 100,000 runs (indexed as they were created).
