@@ -564,3 +564,7 @@ impl RunState {
         json!({"incident": self.incident.to_context(), "steps": steps, "vars": self.workflow.vars})
     }
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
