@@ -5,7 +5,7 @@ use crate::journal::{Entry, Event, Failure, HostCall, Recorded, RetryPlan, RunSt
 use crate::store::{JournalStore, StoreError};
 use medic_model::{Decision, Incident, IncidentStatus, OnResolved, Phase, Workflow};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// Where a step is, as folded from the journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,8 +268,24 @@ impl RunState {
             steps,
             next_seq: 1,
         };
+        // Attempts that end later in this journal: their host calls are never replayed, so
+        // the fold does not copy them into `inflight` (they are most of a long journal).
+        let ended: HashSet<(&str, u32)> = entries
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::AttemptSucceeded { step, attempt, .. }
+                | Event::AttemptFailed { step, attempt, .. } => Some((step.as_str(), *attempt)),
+                _ => None,
+            })
+            .collect();
         for e in &entries[1..] {
-            state.apply(e)?;
+            let replayable = match &e.event {
+                Event::HostCall { step, attempt, .. } => {
+                    !ended.contains(&(step.as_str(), *attempt))
+                }
+                _ => true,
+            };
+            state.apply_entry(e, replayable)?;
         }
         Ok(state)
     }
@@ -280,6 +296,12 @@ impl RunState {
     ///
     /// [`StateError::Invalid`] when the entry cannot follow the ones folded so far.
     pub fn apply(&mut self, e: &Entry) -> Result<(), StateError> {
+        self.apply_entry(e, true)
+    }
+
+    /// [`RunState::apply`]; a host call is kept for replay only when `replayable` (the
+    /// fold knows which attempts end later).
+    fn apply_entry(&mut self, e: &Entry, replayable: bool) -> Result<(), StateError> {
         if e.seq != self.next_seq {
             return Err(self.invalid(e, format!("out of order: expected entry {}", self.next_seq)));
         }
@@ -302,9 +324,9 @@ impl RunState {
             | Event::AttemptStarted { step, .. }
             | Event::HostCall { step, .. }
             | Event::AttemptSucceeded { step, .. }
-            | Event::AttemptFailed { step, .. } => step.clone(),
+            | Event::AttemptFailed { step, .. } => step,
         };
-        let Some(s) = self.steps.get_mut(&step_name) else {
+        let Some(s) = self.steps.get_mut(step_name.as_str()) else {
             return Err(self.invalid(e, format!("unknown step {step_name}")));
         };
         match &e.event {
@@ -328,7 +350,7 @@ impl RunState {
                 if let HostCall::StateSet { key, value } = call {
                     s.state.insert(key.clone(), value.clone());
                 }
-                if s.status == StepStatus::Running && *attempt == s.attempt {
+                if replayable && s.status == StepStatus::Running && *attempt == s.attempt {
                     s.inflight.push(call.clone());
                 }
             }
@@ -338,6 +360,7 @@ impl RunState {
                 s.status = StepStatus::Succeeded;
                 s.attempt = *attempt;
                 s.output = Some(output.clone());
+                s.inflight = Recorded::default();
             }
             Event::AttemptFailed {
                 failure,
@@ -541,3 +564,7 @@ impl RunState {
         json!({"incident": self.incident.to_context(), "steps": steps, "vars": self.workflow.vars})
     }
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

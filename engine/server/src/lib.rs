@@ -218,6 +218,17 @@ impl Service {
         tokio::time::timeout(grace, self.pool.idle()).await.is_ok()
     }
 
+    /// Adds the runs missing from the runs list's index (created by `medic run`, or whose
+    /// lazily written index record a crash lost): one look-up per run, about 5 µs each.
+    /// [`process`] runs it once at start, in the background, so the first list shown does
+    /// not wait for it; a list asked for before it ends waits for it.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be read or the index written.
+    pub fn index_runs(&self) -> Result<(), medic_core::StoreError> {
+        self.web.ensure_indexed(&self.store)
+    }
+
     /// The executor driving this service's runs.
     pub fn engine(&self) -> &Arc<Executor> {
         &self.engine

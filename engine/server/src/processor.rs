@@ -61,6 +61,13 @@ pub async fn process(svc: Arc<Service>) {
     resume_unfinished(&svc);
     // Retention sweeps in the background for as long as the service runs.
     tokio::spawn(crate::retention::retain(svc.clone()));
+    // Filled now rather than by the first runs list asked for, which would wait for it.
+    let indexing = svc.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = indexing.index_runs() {
+            eprintln!("medic: the runs list's index could not be filled at start: {e}");
+        }
+    });
     loop {
         if svc.engine.is_shutting_down() {
             // Shutting down: the inbox keeps what is left for the next start.

@@ -37,6 +37,7 @@ mod compact;
 mod failpoint;
 mod group;
 mod keys;
+mod read;
 mod records;
 mod swap;
 
@@ -47,7 +48,7 @@ use failpoint::Failpoint;
 use group::GroupCommit;
 use keys::{META_PREFIX, entry_key, entry_prefix, meta_key};
 use medic_core::codec::{decode, encode};
-use medic_core::codec::{decode_entry, decode_meta, encode_entry, encode_meta};
+use medic_core::codec::{decode_meta, encode_entry, encode_meta};
 use medic_core::{Durability, Entry, JournalStore, Message, RunMeta, RunStatus, StoreError};
 pub use records::{Op, Record};
 use std::collections::HashMap;
@@ -107,28 +108,16 @@ impl SledStore {
     }
 
     /// A run's journal entries from `seq` on (none when it has no entry that far, or no
-    /// journal): what a reader that holds the earlier entries still needs. One range
-    /// read; journal entries are never rewritten, so earlier ones stay as they were read.
+    /// journal): what a reader that holds the earlier entries still needs. Journal entries
+    /// are never rewritten, so earlier ones stay as they were read. A long journal is read
+    /// in ranges side by side (`read.rs`).
     ///
     /// # Errors
     /// [`StoreError::Io`] when the store cannot be read; [`StoreError::Corrupt`] naming
     /// the key of an entry that cannot be decoded.
     pub fn entries_from(&self, run: &str, seq: u64) -> Result<Vec<Entry>, StoreError> {
         let (db, _) = self.db()?;
-        let end = {
-            // Every key of the run's journal is below the prefix with its last byte raised.
-            let mut e = entry_prefix(run);
-            if let Some(last) = e.last_mut() {
-                *last += 1;
-            }
-            e
-        };
-        let mut out = Vec::new();
-        for kv in db.range(entry_key(run, seq)..end) {
-            let (k, v) = kv.map_err(|e| self.io(e))?;
-            out.push(decode_entry(&v).map_err(|e| self.corrupt(&k, e))?);
-        }
-        Ok(out)
+        self.read_journal(&db, run, seq)
     }
 
     /// The directory the store was opened at.
@@ -418,11 +407,7 @@ impl JournalStore for SledStore {
     }
 
     fn entries(&self, run: &str) -> Result<Vec<Entry>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.db()?.0.scan_prefix(entry_prefix(run)) {
-            let (k, v) = kv.map_err(|e| self.io(e))?;
-            out.push(decode_entry(&v).map_err(|e| self.corrupt(&k, e))?);
-        }
+        let out = self.read_journal(&self.db()?.0, run, 0)?;
         if out.is_empty() && self.run(run)?.is_none() {
             return Err(StoreError::NoSuchRun(run.to_string()));
         }

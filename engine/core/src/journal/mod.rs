@@ -6,6 +6,7 @@
 //! chokepoint ([`crate::AttemptHost`]) so a later attempt can be replayed against them.
 
 mod replay;
+mod tagged;
 mod writer;
 
 pub use replay::Recorded;
@@ -27,8 +28,9 @@ pub struct Entry {
     pub event: Event,
 }
 
-/// What happened. Externally tagged by `type` so the encoded journal reads well.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What happened. Tagged by a `type` field so the encoded journal reads well; decoded
+/// without buffering when the tag comes first (`tagged.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// Always entry 0: the exact workflow and incident this run started with.
@@ -316,7 +318,7 @@ impl Level {
 }
 
 /// A host call as journalled. Secret values are redacted before they get here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "call", rename_all = "snake_case")]
 pub enum HostCall {
     /// A log line for the person debugging the step.
@@ -570,7 +572,7 @@ impl Body {
 }
 
 /// How an HTTP request ended, as journalled; tagged by `result`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum HttpOutcome {
     /// A whole response.
