@@ -6,8 +6,10 @@
 //! Two ways in, one copy routine ([`Fresh`]):
 //! - [`SledStore::compact`]: offline, the store closed (`medic compact`).
 //! - [`SledStore::compact_online`]: while the store serves. Every operation waits while
-//!   the copy is made and swapped in (a pause, proportional to the live records, not to
-//!   the size on disk), so call it when the size on disk is far above the live data.
+//!   the copy is made and swapped in: a pause that grows with the live records and with
+//!   the size of the tree sled walks and closes (a tree emptied by removals is still
+//!   walked), so call it when the size on disk is far above the live data, and before
+//!   it gets huge.
 
 use crate::SledStore;
 use crate::swap::{self, io};
