@@ -297,11 +297,12 @@ pub fn compact_if_due(svc: &Service) -> Result<Option<Compacted>, ProcessError> 
     }
     let c = svc.store.compact_online()?;
     svc.metrics.compacted(c.pause);
+    let mib = |b: u64| b as f64 / 1048576.0;
     eprintln!(
-        "medic: store compacted while serving: {} -> {} on disk ({} live in {} records); store operations waited {} ms",
-        units::format_size_bytes(c.before),
-        units::format_size_bytes(c.after),
-        units::format_size_bytes(live),
+        "medic: store compacted while serving: {:.1} MiB -> {:.1} MiB on disk ({:.1} MiB live in {} records); store operations waited {} ms",
+        mib(c.before),
+        mib(c.after),
+        mib(live),
         c.records,
         c.pause.as_millis()
     );
