@@ -290,8 +290,9 @@ fn main() {
     }));
     let c = c.unwrap();
     println!(
-        "online compaction (store serving, {} records live): {:.1} -> {:.2} MiB, every store operation waited {:.1} ms; intake latency meanwhile {}",
+        "online compaction (store serving, {} records live, {} written during the copy): {:.1} -> {:.2} MiB, every store operation waited {:.1} ms; intake latency meanwhile {}",
         c.records,
+        c.recopied,
         mib(c.before),
         mib(c.after),
         c.pause.as_secs_f64() * 1000.0,
@@ -343,10 +344,11 @@ fn main() {
     }));
     let c = c.unwrap();
     println!(
-        "online compaction with {} runs live ({:.1} MiB of records, {} records): {:.1} -> {:.1} MiB, every store operation waited {:.0} ms ({:.1} ms per live MiB); intake latency meanwhile {}",
+        "online compaction with {} runs live ({:.1} MiB of records, {} records, {} written during the copy): {:.1} -> {:.1} MiB, every store operation waited {:.0} ms ({:.1} ms per live MiB); intake latency meanwhile {}",
         runs / 10,
         mib(live),
         c.records,
+        c.recopied,
         mib(c.before),
         mib(c.after),
         c.pause.as_secs_f64() * 1000.0,

@@ -299,11 +299,12 @@ pub fn compact_if_due(svc: &Service) -> Result<Option<Compacted>, ProcessError> 
     svc.metrics.compacted(c.pause);
     let mib = |b: u64| b as f64 / 1048576.0;
     eprintln!(
-        "medic: store compacted while serving: {:.1} MiB -> {:.1} MiB on disk ({:.1} MiB live in {} records); store operations waited {} ms",
+        "medic: store compacted while serving: {:.1} MiB -> {:.1} MiB on disk ({:.1} MiB live in {} records, {} written during the copy); store operations waited {} ms",
         mib(c.before),
         mib(c.after),
         mib(live),
         c.records,
+        c.recopied,
         c.pause.as_millis()
     );
     Ok(Some(c))

@@ -5,15 +5,18 @@
 //!
 //! Two ways in, one copy routine ([`Fresh`]):
 //! - [`SledStore::compact`]: offline, the store closed (`medic compact`).
-//! - [`SledStore::compact_online`]: while the store serves. Every operation waits while
-//!   the copy is made and swapped in: a pause that grows with the live records and with
-//!   the size of the tree sled walks and closes (a tree emptied by removals is still
-//!   walked), so call it when the size on disk is far above the live data, and before
-//!   it gets huge.
+//! - [`SledStore::compact_online`]: while the store serves. The copy is made while
+//!   serving, noting the keys written meanwhile (`dirty.rs`); then every operation waits
+//!   while those are copied again and the copy is swapped in: a pause that grows with
+//!   what was written during the copy and with the old database sled closes, so call it
+//!   when the size on disk is far above the live data, and before it gets huge.
 
 use crate::SledStore;
+use crate::dirty::Dirty;
 use crate::swap::{self, io};
 use medic_core::StoreError;
+use sled::IVec;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
@@ -27,6 +30,8 @@ pub struct Compacted {
     pub after: u64,
     /// Records copied.
     pub records: u64,
+    /// Online: records written while the copy was made, copied again in the pause.
+    pub recopied: u64,
     /// How long every store operation waited: online, from taking the locks to the new
     /// database open; offline, the whole rewrite (nothing could use the store).
     pub pause: Duration,
@@ -72,6 +77,33 @@ impl Fresh {
         for kv in src.iter() {
             let (k, v) = kv.map_err(|e| io(src_path, e))?;
             batch.insert(k, v);
+            n += 1;
+            if n.is_multiple_of(COPY_BATCH as u64) {
+                self.db
+                    .apply_batch(std::mem::take(&mut batch))
+                    .map_err(|e| io(&self.path, e))?;
+            }
+        }
+        self.db.apply_batch(batch).map_err(|e| io(&self.path, e))?;
+        self.ids_from(src.generate_id().map_err(|e| io(src_path, e))?)?;
+        Ok(n)
+    }
+
+    /// Copies `keys` of `src` again, as they are now (removed ones removed), and raises
+    /// the id counter past `src`'s; returns how many.
+    fn recopy(
+        &self,
+        src: &sled::Db,
+        src_path: &Path,
+        keys: HashSet<IVec>,
+    ) -> Result<u64, StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut n = 0u64;
+        for k in keys {
+            match src.get(&k).map_err(|e| io(src_path, e))? {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
             n += 1;
             if n.is_multiple_of(COPY_BATCH as u64) {
                 self.db
@@ -136,22 +168,26 @@ impl SledStore {
             before,
             after,
             records,
+            recopied: 0,
             pause: started.elapsed(),
         })
     }
 
     /// Rewrites the open store into a fresh database and swaps it in while this handle
-    /// keeps serving: every operation (reads too) waits from the moment the copy starts
-    /// until the new database is open, then carries on against it.
+    /// keeps serving. The copy is made while serving; then every operation (reads too)
+    /// waits while the records written during the copy are copied again and the copy is
+    /// swapped in, and carries on against the new database.
     ///
-    /// Nothing acknowledged is lost or written twice. The writer lock and the database's
-    /// write guard are held throughout, and the copy starts only once no operation holds
-    /// the old database, so every write is either applied before the copy (and copied)
-    /// or after the swap (into the new database). The epoch is not bumped: a writer
-    /// whose write was applied before the copy but not yet flushed finds it copied and
-    /// flushed into the new database, so its own flush (of the new database) returns
-    /// with its write durable, as the epoch check asks; the journal cache stays true
-    /// because the records are the same.
+    /// Nothing acknowledged is lost or written twice. The keys written are noted from a
+    /// moment no write is under way (so none is missed), and in the pause, holding the
+    /// writer lock and the database's write guard once no operation holds the old
+    /// database, each noted key is copied again as it is then (or removed): so the copy
+    /// holds exactly what the old database holds. A write is either applied before the
+    /// pause (and in the copy) or after the swap (into the new database). The epoch is
+    /// not bumped: a writer whose write was applied before the pause but not yet flushed
+    /// finds it copied and flushed into the new database, so its own flush (of the new
+    /// database) returns with its write durable, as the epoch check asks; the journal
+    /// cache stays true because the records are the same.
     ///
     /// On an error before the swap the copy is removed and the store is as it was. On
     /// an error during the swap the leftovers are recovered as [`SledStore::open`] does
@@ -175,7 +211,15 @@ impl SledStore {
             fresh.abandon();
             return Err(e);
         }
-        // Same order as `reopen`: writer lock, then the database.
+        // Copied while serving; what is written meanwhile is noted, to copy again.
+        let (dirty, records) = match self.precopy(&fresh) {
+            Ok(done) => done,
+            Err(e) => {
+                fresh.abandon();
+                return Err(e);
+            }
+        };
+        // The pause. Same order as `reopen`: writer lock, then the database.
         let _cache = self.writer();
         let mut guard = self.db.write().unwrap_or_else(PoisonError::into_inner);
         let started = Instant::now();
@@ -183,9 +227,9 @@ impl SledStore {
             None => Err(self.io("closed after a failure; not compacted")),
             Some(db) => self
                 .quiesce(db, started)
-                .and_then(|()| fresh.copy_from(db, &self.path)),
+                .and_then(|()| fresh.recopy(db, &self.path, dirty.keys())),
         };
-        let records = match copied {
+        let recopied = match copied {
             Ok(n) => n,
             Err(e) => {
                 fresh.abandon();
@@ -223,8 +267,26 @@ impl SledStore {
             before,
             after,
             records,
+            recopied,
             pause,
         })
+    }
+
+    /// Starts noting the keys written (at a moment no write is under way, so none is
+    /// missed), then copies every record into `fresh` without holding anything.
+    fn precopy(&self, fresh: &Fresh) -> Result<(Dirty, u64), StoreError> {
+        let dirty = {
+            let _cache = self.writer();
+            let guard = self.db.write().unwrap_or_else(PoisonError::into_inner);
+            let db = guard
+                .0
+                .as_ref()
+                .ok_or_else(|| self.io("closed after a failure; not compacted"))?;
+            self.quiesce(db, Instant::now())?;
+            Dirty::watch(db)
+        };
+        let records = fresh.copy_from(&self.db()?.0, &self.path)?;
+        Ok((dirty, records))
     }
 
     /// Waits (holding the write guard, so no new handle is taken) until `db` has no

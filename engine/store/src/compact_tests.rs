@@ -137,10 +137,18 @@ fn writes_acknowledged_around_online_compactions_all_survive_a_reopen() {
         })
         .collect();
     let mut pauses = Vec::new();
+    let mut recopied = 0;
     for _ in 0..5 {
         std::thread::sleep(Duration::from_millis(150));
-        pauses.push(s.compact_online().unwrap().pause);
+        let c = s.compact_online().unwrap();
+        pauses.push(c.pause);
+        recopied += c.recopied;
     }
+    // Writes landed while the copies were made, and were copied again in the pauses.
+    assert!(
+        recopied > 0,
+        "no write during a copy: the test shows nothing"
+    );
     stop.store(true, Ordering::SeqCst);
     let runs: Vec<(String, u64)> = journals.into_iter().map(|t| t.join().unwrap()).collect();
     let acked: Vec<Vec<u8>> = records
@@ -163,6 +171,8 @@ fn writes_acknowledged_around_online_compactions_all_survive_a_reopen() {
         .collect();
     assert_eq!(stored.len(), acked.len(), "pauses {pauses:?}");
     assert!(acked.iter().all(|k| stored.contains(k)));
+    // Removed while a copy was made (after the copy had read them): removed in it too.
+    assert_eq!(s.scan(b"tmp/").unwrap(), Vec::new());
 }
 
 #[test]

@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 mod compact;
+mod dirty;
 mod failpoint;
 mod group;
 mod keys;
