@@ -9,8 +9,11 @@
 
 use sled::IVec;
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -30,17 +33,25 @@ impl Dirty {
         let thread = std::thread::Builder::new()
             .name("medic-compact-watch".into())
             .spawn(move || {
+                // Polled, not waited on: sled's `next_timeout` stalls for good on the
+                // notice of a write that changed nothing (a removal of a missing key),
+                // where polling skips it.
+                let mut cx = Context::from_waker(Waker::noop());
                 let mut keys = HashSet::new();
                 let mut stopping = false;
                 loop {
-                    match events.next_timeout(Duration::from_millis(5)) {
-                        Ok(event) => {
+                    match Pin::new(&mut events).poll(&mut cx) {
+                        Poll::Ready(Some(event)) => {
                             keys.insert(event.key().clone());
                         }
-                        // Only a wait that began after the stop was seen proves the
-                        // channel empty: every write had finished before the stop.
-                        Err(_) if stopping => return keys,
-                        Err(_) => stopping = stopped.load(Ordering::SeqCst),
+                        // Nothing pending in a poll that began after the stop was seen:
+                        // every write had finished before the stop, so all is drained.
+                        Poll::Ready(None) => return keys,
+                        Poll::Pending if stopping => return keys,
+                        Poll::Pending => {
+                            std::thread::sleep(Duration::from_millis(1));
+                            stopping = stopped.load(Ordering::SeqCst);
+                        }
                     }
                 }
             })
