@@ -35,6 +35,7 @@ mod responder;
 mod run;
 mod runner;
 pub mod secrets;
+mod shared;
 mod state;
 mod store;
 pub mod timeline;
