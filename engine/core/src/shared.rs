@@ -2,9 +2,10 @@
 //!
 //! Every run's journal starts with the exact workflow it runs (docs/durability.md), and
 //! each fold decodes it, so a thousand runs of one workflow parked at a gate held a
-//! thousand equal copies of it: several KiB each, most of a parked run's memory (the
-//! `memory` bench of `medic-cli` prints the RSS per parked run). A fold takes the shared
-//! copy instead, for as long as any run holds it.
+//! thousand equal copies of it, each as big as the workflow (its steps, params and
+//! templates). A fold takes the shared copy instead, for as long as any run holds it.
+//! (The `memory` bench of `medic-cli` parks runs of a two-step workflow, whose copy is
+//! small: its figure per parked run did not move.)
 
 use medic_model::Workflow;
 use std::collections::HashMap;
