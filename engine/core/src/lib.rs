@@ -39,6 +39,7 @@ mod shared;
 mod state;
 mod store;
 pub mod timeline;
+mod waker;
 
 pub use clock::{Clock, Entropy, ManualClock, OsEntropy, SystemClock};
 pub use executor::{DriveHook, Executor, ExecutorError, LaneOf, RunContext};
