@@ -11,6 +11,7 @@ use crate::runner::{ResolvedLimits, StepRunner};
 use crate::secrets::SecretSource;
 use crate::state::{Next, RunState, StateError};
 use crate::store::{Durability, JournalStore, Message, StoreError};
+use crate::waker::Waker;
 use medic_model::{expr, template};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -345,8 +346,26 @@ impl Executor {
                     self.attempt(&state, &journal, &step, attempt).await?.0
                 }
             };
-            journal.append(event)?;
-            apply(&mut state, &journal)?;
+            match attempt::outcome_durability(&state, &event, now) {
+                Durability::Lazy => {
+                    // The run ends with this outcome: `run_finished` now, whose flush
+                    // covers both, with no mailbox read or shutdown check in between.
+                    journal.append_with(event, Durability::Lazy)?;
+                    apply(&mut state, &journal)?;
+                }
+                Durability::Flush => {
+                    journal.append(event)?;
+                    apply(&mut state, &journal)?;
+                    continue;
+                }
+            }
+            // Always true (the same fold decided it); were it not, the next record of the
+            // loop would still be flushed before any side effect, covering this one.
+            if let Next::Finish { status, reason } = state.next(now) {
+                journal.append(Event::RunFinished { status, reason })?;
+                apply(&mut state, &journal)?;
+                return Ok(journal.status());
+            }
         }
     }
 
@@ -554,41 +573,6 @@ impl From<crate::state::LoadError> for ExecutorError {
         match e {
             crate::state::LoadError::Store(e) => ExecutorError::Store(e),
             crate::state::LoadError::State(e) => ExecutorError::State(e),
-        }
-    }
-}
-
-/// A run's entry in [`Executor`]'s wakers while it is driven; removed on drop.
-struct Waker<'a> {
-    wakers: &'a Mutex<HashMap<String, Arc<Notify>>>,
-    run: String,
-    notify: Arc<Notify>,
-}
-
-impl<'a> Waker<'a> {
-    fn register(wakers: &'a Mutex<HashMap<String, Arc<Notify>>>, run: &str) -> Self {
-        let notify = Arc::new(Notify::new());
-        wakers
-            .lock()
-            .expect("wakers lock")
-            .insert(run.to_string(), notify.clone());
-        Waker {
-            wakers,
-            run: run.to_string(),
-            notify,
-        }
-    }
-}
-
-impl Drop for Waker<'_> {
-    fn drop(&mut self) {
-        let mut wakers = self.wakers.lock().expect("wakers lock");
-        // Only our own entry: a second driver of the same run may have replaced it.
-        if wakers
-            .get(&self.run)
-            .is_some_and(|n| Arc::ptr_eq(n, &self.notify))
-        {
-            wakers.remove(&self.run);
         }
     }
 }

@@ -35,9 +35,11 @@ mod responder;
 mod run;
 mod runner;
 pub mod secrets;
+mod shared;
 mod state;
 mod store;
 pub mod timeline;
+mod waker;
 
 pub use clock::{Clock, Entropy, ManualClock, OsEntropy, SystemClock};
 pub use executor::{DriveHook, Executor, ExecutorError, LaneOf, RunContext};

@@ -87,8 +87,9 @@ pub struct OpenGate {
 pub struct RunState {
     /// The run's id.
     pub id: String,
-    /// The workflow as journalled in `run_created`.
-    pub workflow: Workflow,
+    /// The workflow as journalled in `run_created`, shared with the other runs of an
+    /// equal workflow (`shared.rs`).
+    pub workflow: std::sync::Arc<Workflow>,
     /// Where the workflow was read from.
     pub workflow_file: String,
     /// The incident, with its status as last updated.
@@ -257,7 +258,7 @@ impl RunState {
             .collect();
         let mut state = RunState {
             id: run.to_string(),
-            workflow: created.workflow.clone(),
+            workflow: crate::shared::workflow(&created.workflow),
             workflow_file: created.workflow_file.clone(),
             incident: created.incident.clone(),
             components: created.components.clone(),
