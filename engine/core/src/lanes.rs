@@ -9,6 +9,12 @@
 //! lane behind a steady stream of critical work still gets one slot in five — a lower lane
 //! is never starved.
 //!
+//! A pool may also keep a *critical reserve*: slots beyond its capacity that only the
+//! critical lane uses. Without it, a critical attempt in a storm waits until one of the
+//! attempts holding every slot ends — up to a whole provider round trip of a warning's
+//! step; with it, the critical attempt starts at once while the reserve lasts (the same
+//! idea as the blocks a file system keeps for root).
+//!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! use medic_core::lanes::{Lane, LanePool};
@@ -87,12 +93,16 @@ pub fn pick(current: &mut [i64; 3], weights: [u32; 3], ready: [bool; 3]) -> Opti
 
 struct Inner {
     free: usize,
+    /// Free slots of the critical reserve.
+    reserve_free: usize,
     queues: [VecDeque<oneshot::Sender<Permit>>; 3],
     current: [i64; 3],
 }
 
 struct Shared {
     capacity: usize,
+    /// Slots beyond `capacity` only the critical lane takes.
+    reserve: usize,
     weights: [u32; 3],
     inner: Mutex<Inner>,
     /// Notified whenever a slot goes back to the free count.
@@ -108,12 +118,18 @@ pub struct LanePool {
 /// A held slot; dropping it hands the slot to the next waiter.
 pub struct Permit {
     shared: Option<Arc<Shared>>,
+    /// A slot of the critical reserve: it goes back to the reserve, or to a critical waiter.
+    reserved: bool,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
-            release(&shared);
+            if self.reserved {
+                release_reserved(&shared);
+            } else {
+                release(&shared);
+            }
         }
     }
 }
@@ -145,6 +161,7 @@ fn release(shared: &Arc<Shared>) {
         };
         let permit = Permit {
             shared: Some(shared.clone()),
+            reserved: false,
         };
         match tx.send(permit) {
             Ok(()) => return,
@@ -154,16 +171,42 @@ fn release(shared: &Arc<Shared>) {
     }
 }
 
+/// Gives a freed reserve slot to the first critical waiter, or back to the reserve.
+fn release_reserved(shared: &Arc<Shared>) {
+    let mut inner = lock(shared);
+    while let Some(tx) = inner.queues[Lane::Critical as usize].pop_front() {
+        let permit = Permit {
+            shared: Some(shared.clone()),
+            reserved: true,
+        };
+        match tx.send(permit) {
+            Ok(()) => return,
+            Err(mut p) => p.shared = None,
+        }
+    }
+    inner.reserve_free += 1;
+    drop(inner);
+    shared.freed.notify_waiters();
+}
+
 impl LanePool {
     /// A pool of `capacity` slots with the lanes' `weights` (critical, warning, info;
     /// a weight of 0 counts as 1, so no lane can be shut out).
     pub fn new(capacity: usize, weights: [u32; 3]) -> LanePool {
+        LanePool::with_reserve(capacity, 0, weights)
+    }
+
+    /// A pool of `capacity` slots shared by the lanes plus `reserve` more that only the
+    /// critical lane takes, when every shared slot is held (see the module docs).
+    pub fn with_reserve(capacity: usize, reserve: usize, weights: [u32; 3]) -> LanePool {
         LanePool {
             shared: Arc::new(Shared {
                 capacity,
+                reserve,
                 weights,
                 inner: Mutex::new(Inner {
                     free: capacity,
+                    reserve_free: reserve,
                     queues: Default::default(),
                     current: [0; 3],
                 }),
@@ -183,6 +226,19 @@ impl LanePool {
                 inner.free -= 1;
                 return Permit {
                     shared: Some(self.shared.clone()),
+                    reserved: false,
+                };
+            }
+            // Every shared slot is held (or others queue for them): a critical waiter
+            // takes a reserve slot rather than wait for a lower lane's attempt to end.
+            if lane == Lane::Critical
+                && inner.reserve_free > 0
+                && inner.queues[Lane::Critical as usize].is_empty()
+            {
+                inner.reserve_free -= 1;
+                return Permit {
+                    shared: Some(self.shared.clone()),
+                    reserved: true,
                 };
             }
             let (tx, rx) = oneshot::channel();
@@ -203,9 +259,10 @@ impl LanePool {
         [0, 1, 2].map(|i| inner.queues[i].iter().filter(|t| !t.is_closed()).count())
     }
 
-    /// Slots in use now.
+    /// Slots in use now, the critical reserve's included.
     pub fn in_use(&self) -> usize {
-        self.shared.capacity - lock(&self.shared).free
+        let inner = lock(&self.shared);
+        (self.shared.capacity - inner.free) + (self.shared.reserve - inner.reserve_free)
     }
 
     /// Returns once no slot is in use (every attempt in flight finished).
@@ -285,6 +342,39 @@ mod tests {
         // Info is not starved: it is served before the last warnings.
         let info = order.iter().position(|n| n == "i0").unwrap();
         assert!(info < order.len() - 1, "{order:?}");
+        assert_eq!(pool.in_use(), 0);
+        pool.idle().await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_critical_reserve_serves_critical_attempts_only() {
+        let pool = LanePool::with_reserve(1, 1, [16, 4, 1]);
+        let warning = pool.acquire(Lane::Warning).await;
+        // Every shared slot held: a second warning waits, a critical attempt does not.
+        let waiting = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.acquire(Lane::Warning).await })
+        };
+        tokio::task::yield_now().await;
+        assert_eq!(pool.depths(), [0, 1, 0]);
+        let critical = pool.acquire(Lane::Critical).await;
+        assert_eq!(pool.in_use(), 2);
+        // The reserve is used up: the next critical attempt queues, and the reserve slot,
+        // when freed, goes to it and not to the waiting warning.
+        let next = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.acquire(Lane::Critical).await })
+        };
+        tokio::task::yield_now().await;
+        assert_eq!(pool.depths(), [1, 1, 0]);
+        drop(critical);
+        let next = next.await.unwrap();
+        assert_eq!(pool.depths(), [0, 1, 0]);
+        // A freed shared slot goes to the warning.
+        drop(warning);
+        let warning = waiting.await.unwrap();
+        assert_eq!(pool.in_use(), 2);
+        drop((next, warning));
         assert_eq!(pool.in_use(), 0);
         pool.idle().await;
     }

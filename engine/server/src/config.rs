@@ -39,7 +39,8 @@ pub struct ServeConfig {
     /// Default step limits (`[limits]`).
     #[serde(default)]
     pub limits: LimitsConfig,
-    /// How many step attempts run at once, across runs; more wait for a slot.
+    /// How many step attempts run at once, across runs; more wait for a slot (critical
+    /// incidents' attempts may also take the `[lanes] critical_reserve` slots).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
     /// Largest request body accepted, bytes (default 1 MiB). A larger `Content-Length`

@@ -24,6 +24,11 @@ pub struct LanesConfig {
     /// warning 4, info 1): a lower lane always gets some.
     #[serde(default)]
     pub weights: Option<LaneWeights>,
+    /// Step-attempt slots beyond `concurrency` that only critical incidents' attempts
+    /// take (default 1; 0 turns the reserve off): in a storm, a critical attempt starts
+    /// at once instead of waiting for a warning's attempt to end.
+    #[serde(default)]
+    pub critical_reserve: Option<usize>,
 }
 
 /// Per-lane weights (`[lanes.weights]`).
@@ -48,6 +53,7 @@ pub(crate) struct LaneMap {
     critical: Vec<String>,
     info: Vec<String>,
     pub(crate) weights: [u32; 3],
+    pub(crate) critical_reserve: usize,
 }
 
 impl LanesConfig {
@@ -84,6 +90,7 @@ impl LanesConfig {
             critical,
             info,
             weights,
+            critical_reserve: self.critical_reserve.unwrap_or(1),
         })
     }
 }
@@ -143,6 +150,7 @@ mod tests {
             critical: Some(vec!["SEV1".into()]),
             info: None,
             weights: None,
+            critical_reserve: None,
         };
         let m = c.resolve().unwrap();
         assert_eq!(m.lane("sev1"), Lane::Critical);

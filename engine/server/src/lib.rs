@@ -88,8 +88,8 @@ pub struct Service {
     /// Set when a critical alert is acknowledged; the processor clears it when it reads
     /// the inbox, and ends a batch early when it is set meanwhile (processor.rs).
     pub(crate) critical_waiting: AtomicBool,
-    /// Step attempts running at once (`concurrency`), served by severity lane; shared
-    /// with the engine.
+    /// Step attempts running at once (`concurrency`, plus `[lanes] critical_reserve` for
+    /// critical incidents), served by severity lane; shared with the engine.
     pub(crate) pool: LanePool,
     /// Severity → lane (`[lanes]`).
     pub(crate) lanes: lanes::LaneMap,
@@ -151,7 +151,7 @@ impl Service {
             .retention
             .resolve(&config.base)
             .map_err(StartError::Config)?;
-        let pool = LanePool::new(config.concurrency, lanes.weights);
+        let pool = LanePool::with_reserve(config.concurrency, lanes.critical_reserve, lanes.weights);
         let lane_of: medic_core::LaneOf = {
             let lanes = lanes.clone();
             Arc::new(move |incident| lanes.lane(&incident.severity))
