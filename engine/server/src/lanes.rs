@@ -134,6 +134,9 @@ mod tests {
     #[test]
     fn severities_map_to_lanes_case_insensitively() {
         let m = LanesConfig::default().resolve().unwrap();
+        assert_eq!(m.critical_reserve, 1, "one reserve slot unless configured");
+        let off: LanesConfig = toml::from_str("critical_reserve = 0").unwrap();
+        assert_eq!(off.resolve().unwrap().critical_reserve, 0);
         for (sev, lane) in [
             ("critical", Lane::Critical),
             ("P1", Lane::Critical),

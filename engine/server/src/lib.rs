@@ -151,7 +151,8 @@ impl Service {
             .retention
             .resolve(&config.base)
             .map_err(StartError::Config)?;
-        let pool = LanePool::with_reserve(config.concurrency, lanes.critical_reserve, lanes.weights);
+        let pool =
+            LanePool::with_reserve(config.concurrency, lanes.critical_reserve, lanes.weights);
         let lane_of: medic_core::LaneOf = {
             let lanes = lanes.clone();
             Arc::new(move |incident| lanes.lane(&incident.severity))
