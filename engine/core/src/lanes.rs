@@ -159,14 +159,25 @@ fn release(shared: &Arc<Shared>) {
         let Some(tx) = inner.queues[lane as usize].pop_front() else {
             continue;
         };
-        let permit = Permit {
-            shared: Some(shared.clone()),
-            reserved: false,
-        };
-        match tx.send(permit) {
-            Ok(()) => return,
-            // Closed in between: take the slot back without dropping it under the lock.
-            Err(mut p) => p.shared = None,
+        if hand(shared, tx, false) {
+            return;
+        }
+    }
+}
+
+/// Hands a slot to a queued waiter; `false` when it gave up in between (the slot is
+/// still the caller's to place).
+fn hand(shared: &Arc<Shared>, tx: oneshot::Sender<Permit>, reserved: bool) -> bool {
+    let permit = Permit {
+        shared: Some(shared.clone()),
+        reserved,
+    };
+    match tx.send(permit) {
+        Ok(()) => true,
+        // Closed in between: take the slot back without dropping it under the lock.
+        Err(mut p) => {
+            p.shared = None;
+            false
         }
     }
 }
@@ -175,13 +186,8 @@ fn release(shared: &Arc<Shared>) {
 fn release_reserved(shared: &Arc<Shared>) {
     let mut inner = lock(shared);
     while let Some(tx) = inner.queues[Lane::Critical as usize].pop_front() {
-        let permit = Permit {
-            shared: Some(shared.clone()),
-            reserved: true,
-        };
-        match tx.send(permit) {
-            Ok(()) => return,
-            Err(mut p) => p.shared = None,
+        if hand(shared, tx, true) {
+            return;
         }
     }
     inner.reserve_free += 1;

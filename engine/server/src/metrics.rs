@@ -333,31 +333,23 @@ impl Metrics {
             let n = n.load(Ordering::Relaxed);
             let _ = writeln!(out, "medic_retention_removed_total{{what=\"{what}\"}} {n}");
         }
-        let _ = writeln!(
-            out,
-            "# HELP medic_store_size_bytes The store's size on disk."
+        single(
+            &mut out,
+            ("medic_store_size_bytes", "gauge"),
+            "The store's size on disk.",
+            queues.store_bytes,
         );
-        let _ = writeln!(out, "# TYPE medic_store_size_bytes gauge");
-        let _ = writeln!(out, "medic_store_size_bytes {}", queues.store_bytes);
-        let _ = writeln!(
-            out,
-            "# HELP medic_store_compactions_total Online compactions (store rewritten while serving) since start."
+        single(
+            &mut out,
+            ("medic_store_compactions_total", "counter"),
+            "Online compactions (store rewritten while serving) since start.",
+            self.compactions.load(Ordering::Relaxed),
         );
-        let _ = writeln!(out, "# TYPE medic_store_compactions_total counter");
-        let _ = writeln!(
-            out,
-            "medic_store_compactions_total {}",
-            self.compactions.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP medic_store_compaction_pause_seconds How long the last online compaction made every store operation wait (0 before the first)."
-        );
-        let _ = writeln!(out, "# TYPE medic_store_compaction_pause_seconds gauge");
-        let _ = writeln!(
-            out,
-            "medic_store_compaction_pause_seconds {}",
-            self.last_pause_us.load(Ordering::Relaxed) as f64 / 1e6
+        single(
+            &mut out,
+            ("medic_store_compaction_pause_seconds", "gauge"),
+            "How long the last online compaction made every store operation wait (0 before the first).",
+            self.last_pause_us.load(Ordering::Relaxed) as f64 / 1e6,
         );
         let _ = writeln!(
             out,
@@ -368,13 +360,13 @@ impl Metrics {
             let labels = format!("component=\"{component}\",result=\"{result}\"");
             h.render(&mut out, "medic_step_duration_seconds", &labels);
         }
-        let _ = writeln!(
-            out,
-            "# HELP medic_gates_waiting Human gates waiting for a decision."
-        );
-        let _ = writeln!(out, "# TYPE medic_gates_waiting gauge");
         let waiting = self.gates_open.lock().expect("metrics lock").len();
-        let _ = writeln!(out, "medic_gates_waiting {waiting}");
+        single(
+            &mut out,
+            ("medic_gates_waiting", "gauge"),
+            "Human gates waiting for a decision.",
+            waiting,
+        );
         let _ = writeln!(
             out,
             "# HELP medic_gate_wait_seconds How long gates waited, by decision and by whom (a person or the deadline)."
@@ -386,4 +378,13 @@ impl Metrics {
         }
         out
     }
+}
+
+/// A metric with one value and no labels: its `# HELP` and `# TYPE` lines, then the value.
+/// `metric` is (name, Prometheus type).
+fn single(out: &mut String, metric: (&str, &str), help: &str, value: impl std::fmt::Display) {
+    let (name, kind) = metric;
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    let _ = writeln!(out, "{name} {value}");
 }

@@ -72,19 +72,10 @@ impl Fresh {
     /// Copies every record of `src` and raises the id counter past `src`'s; returns the
     /// records copied.
     fn copy_from(&self, src: &sled::Db, src_path: &Path) -> Result<u64, StoreError> {
-        let mut batch = sled::Batch::default();
-        let mut n = 0u64;
-        for kv in src.iter() {
-            let (k, v) = kv.map_err(|e| io(src_path, e))?;
-            batch.insert(k, v);
-            n += 1;
-            if n.is_multiple_of(COPY_BATCH as u64) {
-                self.db
-                    .apply_batch(std::mem::take(&mut batch))
-                    .map_err(|e| io(&self.path, e))?;
-            }
-        }
-        self.db.apply_batch(batch).map_err(|e| io(&self.path, e))?;
+        let n = self.write_batched(
+            src.iter()
+                .map(|kv| kv.map(|(k, v)| (k, Some(v))).map_err(|e| io(src_path, e))),
+        )?;
         self.ids_from(src.generate_id().map_err(|e| io(src_path, e))?)?;
         Ok(n)
     }
@@ -97,12 +88,26 @@ impl Fresh {
         src_path: &Path,
         keys: HashSet<IVec>,
     ) -> Result<u64, StoreError> {
+        let n = self.write_batched(keys.into_iter().map(|k| {
+            let v = src.get(&k).map_err(|e| io(src_path, e))?;
+            Ok((k, v))
+        }))?;
+        self.ids_from(src.generate_id().map_err(|e| io(src_path, e))?)?;
+        Ok(n)
+    }
+
+    /// Writes `records` into the copy (`None`: remove the key) in batches of
+    /// `COPY_BATCH`, so a large store is not one batch in memory; returns how many.
+    fn write_batched(
+        &self,
+        records: impl Iterator<Item = Result<(IVec, Option<IVec>), StoreError>>,
+    ) -> Result<u64, StoreError> {
         let mut batch = sled::Batch::default();
         let mut n = 0u64;
-        for k in keys {
-            match src.get(&k).map_err(|e| io(src_path, e))? {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
+        for record in records {
+            match record? {
+                (k, Some(v)) => batch.insert(k, v),
+                (k, None) => batch.remove(k),
             }
             n += 1;
             if n.is_multiple_of(COPY_BATCH as u64) {
@@ -112,7 +117,6 @@ impl Fresh {
             }
         }
         self.db.apply_batch(batch).map_err(|e| io(&self.path, e))?;
-        self.ids_from(src.generate_id().map_err(|e| io(src_path, e))?)?;
         Ok(n)
     }
 
