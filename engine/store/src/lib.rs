@@ -338,20 +338,38 @@ struct Written {
 /// Opens the sled database at `path` (no recovery of an interrupted compaction: see
 /// [`swap::recover`]).
 fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
-    sled::Config::new()
-        .path(path)
-        .open()
-        .map_err(|e| open_error(path, e))
+    // sled's I/O threads can keep the store's lock for a moment after the last handle of
+    // a database in this process is dropped (they finish writing its log), so a reopen in
+    // the same process — compaction's swap, `medic compact` right after a check — would
+    // be taken for another medic process. Wait that moment out; a store really held by
+    // another process is still reported, after `LOCK_WAIT`.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new().path(path).open() {
+            Ok(db) => return Ok(db),
+            Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(open_error(path, e)),
+        }
+    }
+}
+
+/// How long an open waits for the store's lock before saying another process holds it.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether sled refused to open because the store's lock is held.
+fn is_locked(e: &sled::Error) -> bool {
+    // sled reports a second opener as an `Other` I/O error whose text carries the lock
+    // file's "would block": recognisable only by that text.
+    matches!(e, sled::Error::Io(io)
+        if io.kind() == std::io::ErrorKind::WouldBlock
+            || io.to_string().contains("could not acquire lock"))
 }
 
 fn open_error(path: &Path, e: sled::Error) -> StoreError {
     let message = match &e {
-        // sled reports a second opener as an `Other` I/O error whose text carries the
-        // lock file's "would block": recognisable only by that text.
-        sled::Error::Io(io)
-            if io.kind() == std::io::ErrorKind::WouldBlock
-                || io.to_string().contains("could not acquire lock") =>
-        {
+        e if is_locked(e) => {
             "in use by another medic process (the store allows one at a time)".to_string()
         }
         sled::Error::Io(io) => format!("cannot open: {io}"),
