@@ -239,11 +239,11 @@ impl Metrics {
     pub(crate) fn render(&self, runs: &[RunMeta], queues: &Queues) -> String {
         let (waiting, inbox) = (queues.runs, queues.inbox);
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP medic_alerts_received_total Alerts received, by source and result."
+        header(
+            &mut out,
+            ("medic_alerts_received_total", "counter"),
+            "Alerts received, by source and result.",
         );
-        let _ = writeln!(out, "# TYPE medic_alerts_received_total counter");
         for ((source, result), n) in self.alerts.lock().expect("metrics lock").iter() {
             let _ = writeln!(
                 out,
@@ -262,29 +262,29 @@ impl Metrics {
             let count = if drill { &mut drills } else { &mut by_status };
             *count.entry(r.status.as_str()).or_default() += 1;
         }
-        let _ = writeln!(
-            out,
-            "# HELP medic_runs Runs in the store, by status; drill runs carry drill=\"true\"."
+        header(
+            &mut out,
+            ("medic_runs", "gauge"),
+            "Runs in the store, by status; drill runs carry drill=\"true\".",
         );
-        let _ = writeln!(out, "# TYPE medic_runs gauge");
         for (status, n) in by_status {
             let _ = writeln!(out, "medic_runs{{status=\"{status}\"}} {n}");
         }
         for (status, n) in drills {
             let _ = writeln!(out, "medic_runs{{status=\"{status}\",drill=\"true\"}} {n}");
         }
-        let _ = writeln!(
-            out,
-            "# HELP medic_queue_depth Work waiting: accepted alerts not yet handled (inbox), step attempts waiting for a slot (runs)."
+        header(
+            &mut out,
+            ("medic_queue_depth", "gauge"),
+            "Work waiting: accepted alerts not yet handled (inbox), step attempts waiting for a slot (runs).",
         );
-        let _ = writeln!(out, "# TYPE medic_queue_depth gauge");
         let _ = writeln!(out, "medic_queue_depth{{queue=\"inbox\"}} {inbox}");
         let _ = writeln!(out, "medic_queue_depth{{queue=\"runs\"}} {waiting}");
-        let _ = writeln!(
-            out,
-            "# HELP medic_lane_queue_depth Work waiting by severity lane: alerts in the inbox, step attempts waiting for a slot."
+        header(
+            &mut out,
+            ("medic_lane_queue_depth", "gauge"),
+            "Work waiting by severity lane: alerts in the inbox, step attempts waiting for a slot.",
         );
-        let _ = writeln!(out, "# TYPE medic_lane_queue_depth gauge");
         for (queue, depths) in [("inbox", queues.inbox_lanes), ("runs", queues.run_lanes)] {
             for lane in Lane::ALL {
                 let n = depths[lane as usize];
@@ -297,11 +297,11 @@ impl Metrics {
         }
         // With the depth above, these let a sender (or a test) see that what it posted has
         // been handled: accepted == handled and depth 0.
-        let _ = writeln!(
-            out,
-            "# HELP medic_inbox_items_total Inbox items since start: alerts accepted (stored, acknowledged) and handled (incident and runs written)."
+        header(
+            &mut out,
+            ("medic_inbox_items_total", "counter"),
+            "Inbox items since start: alerts accepted (stored, acknowledged) and handled (incident and runs written).",
         );
-        let _ = writeln!(out, "# TYPE medic_inbox_items_total counter");
         for (state, n) in [
             ("accepted", &self.inbox_accepted),
             ("handled", &self.inbox_handled),
@@ -309,22 +309,22 @@ impl Metrics {
             let n = n.load(Ordering::Relaxed);
             let _ = writeln!(out, "medic_inbox_items_total{{state=\"{state}\"}} {n}");
         }
-        let _ = writeln!(
-            out,
-            "# HELP medic_storm_suppressed_total Runs storm control did not start (recorded on their incidents), by workflow."
+        header(
+            &mut out,
+            ("medic_storm_suppressed_total", "counter"),
+            "Runs storm control did not start (recorded on their incidents), by workflow.",
         );
-        let _ = writeln!(out, "# TYPE medic_storm_suppressed_total counter");
         for (workflow, n) in self.suppressed.lock().expect("metrics lock").iter() {
             let _ = writeln!(
                 out,
                 "medic_storm_suppressed_total{{workflow=\"{workflow}\"}} {n}"
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP medic_retention_removed_total Records retention removed since start: finished runs (with their journals), resolved incidents and PagerDuty dedupe marks."
+        header(
+            &mut out,
+            ("medic_retention_removed_total", "counter"),
+            "Records retention removed since start: finished runs (with their journals), resolved incidents and PagerDuty dedupe marks.",
         );
-        let _ = writeln!(out, "# TYPE medic_retention_removed_total counter");
         for (what, n) in [
             ("runs", &self.removed_runs),
             ("incidents", &self.removed_incidents),
@@ -351,11 +351,11 @@ impl Metrics {
             "How long the last online compaction made every store operation wait (0 before the first).",
             self.last_pause_us.load(Ordering::Relaxed) as f64 / 1e6,
         );
-        let _ = writeln!(
-            out,
-            "# HELP medic_step_duration_seconds Step attempt durations, by component and result."
+        header(
+            &mut out,
+            ("medic_step_duration_seconds", "histogram"),
+            "Step attempt durations, by component and result.",
         );
-        let _ = writeln!(out, "# TYPE medic_step_duration_seconds histogram");
         for ((component, result), h) in self.steps.lock().expect("metrics lock").iter() {
             let labels = format!("component=\"{component}\",result=\"{result}\"");
             h.render(&mut out, "medic_step_duration_seconds", &labels);
@@ -367,11 +367,11 @@ impl Metrics {
             "Human gates waiting for a decision.",
             waiting,
         );
-        let _ = writeln!(
-            out,
-            "# HELP medic_gate_wait_seconds How long gates waited, by decision and by whom (a person or the deadline)."
+        header(
+            &mut out,
+            ("medic_gate_wait_seconds", "histogram"),
+            "How long gates waited, by decision and by whom (a person or the deadline).",
         );
-        let _ = writeln!(out, "# TYPE medic_gate_wait_seconds histogram");
         for ((decision, how), h) in self.gate_waits.lock().expect("metrics lock").iter() {
             let labels = format!("decision=\"{decision}\",decided_by=\"{how}\"");
             h.render(&mut out, "medic_gate_wait_seconds", &labels);
@@ -380,11 +380,14 @@ impl Metrics {
     }
 }
 
-/// A metric with one value and no labels: its `# HELP` and `# TYPE` lines, then the value.
-/// `metric` is (name, Prometheus type).
+/// A metric with one value and no labels: its [`header`], then the value.
 fn single(out: &mut String, metric: (&str, &str), help: &str, value: impl std::fmt::Display) {
-    let (name, kind) = metric;
+    header(out, metric, help);
+    let _ = writeln!(out, "{} {value}", metric.0);
+}
+
+/// A metric's `# HELP` and `# TYPE` lines; `metric` is (name, Prometheus type).
+fn header(out: &mut String, (name, kind): (&str, &str), help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
-    let _ = writeln!(out, "{name} {value}");
 }
