@@ -11,7 +11,7 @@ use crate::runner::{ResolvedLimits, StepRunner};
 use crate::secrets::SecretSource;
 use crate::state::{Next, RunState, StateError};
 use crate::store::{Durability, JournalStore, Message, StoreError};
-use crate::waker::Waker;
+use crate::waker::{Driven, PARK_AFTER_MS, Waker};
 use medic_model::{expr, template};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -278,16 +278,37 @@ impl Executor {
     }
 
     /// Drives a run until it finishes. Safe to call on a run that was interrupted at any
-    /// point: it continues from the journal.
+    /// point: it continues from the journal. Returns [`RunStatus::Running`] when shutdown
+    /// began ([`Executor::shut_down`]).
     ///
     /// # Errors
     ///
     /// [`ExecutorError`] when the run does not exist, its journal does not fold, or a
     /// journal write fails: the run stops where its journal says.
     pub async fn drive(&self, run_id: &str) -> Result<RunStatus, ExecutorError> {
+        Ok(match self.drive_inner(run_id, false).await? {
+            Driven::Finished(status) => status,
+            Driven::Stopped | Driven::Parked { .. } => RunStatus::Running,
+        })
+    }
+
+    /// Drives a run like [`Executor::drive`], but returns [`Driven::Parked`] instead of
+    /// waiting when the run would wait [`PARK_AFTER_MS`] or longer (an open gate, a retry
+    /// backoff), having read its mailbox first. A parked run costs no memory here: the
+    /// caller keeps its id and `until_ms`, and drives it again then, or after posting a
+    /// message for it (`medic serve` does both, `parked.rs`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Executor::drive`].
+    pub async fn drive_or_park(&self, run_id: &str) -> Result<Driven, ExecutorError> {
+        self.drive_inner(run_id, true).await
+    }
+
+    async fn drive_inner(&self, run_id: &str, park: bool) -> Result<Driven, ExecutorError> {
         let (mut state, journal) = self.open(run_id)?;
         if state.is_finished() {
-            return Ok(state.status);
+            return Ok(Driven::Finished(state.status));
         }
         if let Some(hook) = &self.on_drive {
             hook(&state);
@@ -296,7 +317,7 @@ impl Executor {
         let mut stop = self.shutdown.subscribe();
         loop {
             if *stop.borrow_and_update() {
-                return Ok(RunStatus::Running);
+                return Ok(Driven::Stopped);
             }
             self.read_mailbox(&mut state, &journal)?;
             let now = self.clock.now_ms();
@@ -304,13 +325,24 @@ impl Executor {
                 Next::Finish { status, reason } => {
                     journal.append(Event::RunFinished { status, reason })?;
                     apply(&mut state, &journal)?;
-                    return Ok(journal.status());
+                    return Ok(Driven::Finished(journal.status()));
                 }
+                // The mailbox was read above, after the waker was registered: a message
+                // posted once the run is parked finds no waiting driver, and the caller
+                // that parks it looks at the mailbox once more (`Driven::Parked`).
                 Next::Wait { until_ms } => {
+                    if park && until_ms.saturating_sub(now) >= PARK_AFTER_MS {
+                        return Ok(Driven::Parked { until_ms });
+                    }
                     self.wait(until_ms, &waker.notify, &mut stop).await;
                     continue;
                 }
                 Next::Gate { deadline_ms, .. } if now < deadline_ms => {
+                    if park && deadline_ms - now >= PARK_AFTER_MS {
+                        return Ok(Driven::Parked {
+                            until_ms: deadline_ms,
+                        });
+                    }
                     self.wait(deadline_ms, &waker.notify, &mut stop).await;
                     continue;
                 }
@@ -323,9 +355,12 @@ impl Executor {
                     }
                     Ok(true) => {
                         let Some(_slot) = self.slot(&state, &mut stop).await else {
-                            return Ok(RunStatus::Running);
+                            return Ok(Driven::Stopped);
                         };
-                        self.attempt(&state, &journal, &step, 1).await?.0
+                        // Boxed, here and below: an attempt's future is most of the
+                        // driver's size, and a run parked at a gate or a retry should
+                        // not carry room for one (a parked run's memory, issue 16).
+                        Box::pin(self.attempt(&state, &journal, &step, 1)).await?.0
                     }
                     Ok(false) => Event::StepSkipped {
                         step,
@@ -341,9 +376,11 @@ impl Executor {
                 },
                 Next::Attempt { step, attempt } => {
                     let Some(_slot) = self.slot(&state, &mut stop).await else {
-                        return Ok(RunStatus::Running);
+                        return Ok(Driven::Stopped);
                     };
-                    self.attempt(&state, &journal, &step, attempt).await?.0
+                    Box::pin(self.attempt(&state, &journal, &step, attempt))
+                        .await?
+                        .0
                 }
             };
             match attempt::outcome_durability(&state, &event, now) {
@@ -364,7 +401,7 @@ impl Executor {
             if let Next::Finish { status, reason } = state.next(now) {
                 journal.append(Event::RunFinished { status, reason })?;
                 apply(&mut state, &journal)?;
-                return Ok(journal.status());
+                return Ok(Driven::Finished(journal.status()));
             }
         }
     }

@@ -59,3 +59,4 @@ pub use secrets::{
 };
 pub use state::{LoadError, Next, RunState, StateError, StepState, StepStatus};
 pub use store::{Durability, JournalStore, Message, RunMeta, StoreError};
+pub use waker::{Driven, PARK_AFTER_MS};

@@ -1,5 +1,6 @@
 //! The mailbox wakers of the runs an [`crate::Executor`] drives: a message posted for a
-//! run wakes its driver if it waits in this process.
+//! run wakes its driver if it waits in this process; and [`Driven`], how a driver that
+//! may park a run left it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,3 +40,24 @@ impl Drop for Waker<'_> {
         }
     }
 }
+
+/// How [`crate::Executor::drive_or_park`] left a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driven {
+    /// The run finished with this status.
+    Finished(crate::RunStatus),
+    /// Shutdown began: the run stays in its journal for the next start.
+    Stopped,
+    /// The run waits, at an open gate or for a retry, until `until_ms` (wall-clock ms
+    /// since the Unix epoch) or a message for it, whichever comes first, and no driver
+    /// holds it in memory: the caller drives it again at `until_ms`, and whenever it
+    /// posts a message for it ([`crate::Executor::post`]).
+    Parked {
+        /// When the wait ends: the gate's deadline or the retry's time.
+        until_ms: u64,
+    },
+}
+
+/// The shortest wait [`crate::Executor::drive_or_park`] parks a run for, in ms: a shorter
+/// one is waited out in memory, where opening the run again would cost more than it saves.
+pub const PARK_AFTER_MS: u64 = 1_000;

@@ -156,6 +156,7 @@ pub(crate) async fn metrics(
         inbox_lanes: lanes,
         run_lanes: svc.pool.depths(),
         store_bytes,
+        parked: svc.parked.len(),
     };
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

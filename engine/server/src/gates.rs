@@ -91,7 +91,7 @@ pub(crate) async fn decide(
 /// web view both decide through here, so they enforce the same rules. Blocking (store
 /// reads and a flushed write): call it off the async workers.
 pub(crate) fn check_and_post(
-    svc: &Service,
+    svc: &Arc<Service>,
     run: &str,
     step: &str,
     decision: Decision,
@@ -112,7 +112,7 @@ pub(crate) fn check_and_post(
         by: by.to_string(),
         comment,
     };
-    svc.engine.post(run, &message).map_err(|e| StoreError::Io {
+    svc.post(run, &message).map_err(|e| StoreError::Io {
         path: "mailbox".into(),
         message: e.to_string(),
     })?;

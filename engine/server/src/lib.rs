@@ -42,6 +42,7 @@ pub mod kubeconfig;
 mod lanes;
 pub mod limits;
 mod metrics;
+mod parked;
 mod postmortem;
 mod processor;
 mod retention;
@@ -104,6 +105,8 @@ pub struct Service {
     pub(crate) health: health::StoreHealth,
     /// Runs driven by this process now: never two drivers for one run.
     pub(crate) driving: Mutex<HashSet<String>>,
+    /// Runs waiting at a gate or a retry with no driver in memory (parked.rs).
+    pub(crate) parked: parked::Parked,
     /// The web view's live state (`/ui`): appends for its pages, waiting gates.
     pub(crate) web: Arc<web::Live>,
     /// Runs step attempts; the engine's, kept for drills replayed from the web view
@@ -193,6 +196,7 @@ impl Service {
             critical_waiting: AtomicBool::new(false),
             health: health::StoreHealth::default(),
             driving: Mutex::new(HashSet::new()),
+            parked: parked::Parked::default(),
             accepting: AtomicBool::new(true),
         }))
     }

@@ -34,6 +34,8 @@ pub(crate) struct Queues {
     pub run_lanes: [usize; 3],
     /// The store's size on disk, bytes.
     pub store_bytes: u64,
+    /// Runs parked at a gate or a retry wait with no driver in memory (parked.rs).
+    pub parked: usize,
 }
 
 pub(crate) struct Metrics {
@@ -366,6 +368,12 @@ impl Metrics {
             ("medic_gates_waiting", "gauge"),
             "Human gates waiting for a decision.",
             waiting,
+        );
+        single(
+            &mut out,
+            ("medic_runs_parked", "gauge"),
+            "Runs waiting at a gate or for a retry with no driver in memory, to be driven again when the wait ends or a message comes.",
+            queues.parked,
         );
         header(
             &mut out,

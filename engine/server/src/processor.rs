@@ -10,7 +10,7 @@ use crate::incident::{IncidentRecord, Update};
 use crate::lanes::lane_prefix;
 use crate::{LoadedWorkflow, Service};
 use medic_core::lanes::{self, Lane};
-use medic_core::{Durability, ExecutorError, StoreError, clock::rfc3339, codec};
+use medic_core::{Driven, Durability, ExecutorError, StoreError, clock::rfc3339, codec};
 use medic_intake::{Alert, incident_id};
 use medic_model::IncidentStatus;
 use medic_store::{Op, Record};
@@ -59,6 +59,7 @@ impl InboxItem {
 /// retention sweep ([`crate::retain`]). Runs forever.
 pub async fn process(svc: Arc<Service>) {
     resume_unfinished(&svc);
+    tokio::spawn(crate::parked::wake_due(svc.clone()));
     // Retention sweeps in the background for as long as the service runs.
     tokio::spawn(crate::retention::retain(svc.clone()));
     // Filled now rather than by the first runs list asked for, which would wait for it.
@@ -277,18 +278,33 @@ fn handle(
 }
 
 impl Service {
+    /// Posts a message for a run (a gate decision, an incident update) and drives the
+    /// run if no driver here has it: a parked run has none (parked.rs).
+    ///
+    /// # Errors
+    ///
+    /// [`ExecutorError::Store`] when the message cannot be written.
+    pub(crate) fn post(
+        self: &Arc<Self>,
+        run: &str,
+        message: &medic_core::Message,
+    ) -> Result<(), ExecutorError> {
+        self.engine.post(run, message)?;
+        spawn_drive(self, run.to_string());
+        Ok(())
+    }
+
     /// Posts an incident update to each of `runs` still going (finished runs have no
     /// driver to read it).
     pub(crate) fn tell_runs(
-        &self,
+        self: &Arc<Self>,
         runs: &[String],
         status: IncidentStatus,
     ) -> Result<(), ProcessError> {
         for id in runs {
             let meta = medic_core::JournalStore::run(self.store.as_ref(), id)?;
             if meta.is_some_and(|m| m.status == medic_core::RunStatus::Running) {
-                self.engine
-                    .post(id, &medic_core::Message::IncidentUpdate { status })?;
+                self.post(id, &medic_core::Message::IncidentUpdate { status })?;
             }
         }
         Ok(())
@@ -300,9 +316,10 @@ impl Service {
 }
 
 /// Drives a run. The engine bounds how many step attempts run at once, so a run waiting
-/// on a gate or a retry timer does not keep others from running.
+/// on a gate or a retry timer does not keep others from running; one that would wait a
+/// second or more is parked (parked.rs) and its driver ends.
 /// At most one driver per run: a run already driven here is left to its driver.
-fn spawn_drive(svc: &Arc<Service>, id: String) {
+pub(crate) fn spawn_drive(svc: &Arc<Service>, id: String) {
     if !svc
         .driving
         .lock()
@@ -313,23 +330,42 @@ fn spawn_drive(svc: &Arc<Service>, id: String) {
     }
     let svc = svc.clone();
     tokio::spawn(async move {
-        if let Err(e) = svc.engine.drive(&id).await {
-            // The run is parked in its journal; it is driven again once the store
-            // recovers (health.rs).
-            match &e {
-                ExecutorError::Store(e) => svc.store_failed(e),
-                ExecutorError::JournalLost { message, .. } => svc.store_failed(&StoreError::Io {
-                    path: "journal".into(),
-                    message: message.clone(),
-                }),
-                ExecutorError::State(_) | ExecutorError::NotStandalone(_) => {}
+        let parked = match svc.engine.drive_or_park(&id).await {
+            Ok(Driven::Parked { until_ms }) => {
+                svc.parked.park(id.clone(), until_ms);
+                true
             }
-            eprintln!("medic: run {id} stopped: {e}");
-        }
+            Ok(Driven::Finished(_) | Driven::Stopped) => false,
+            Err(e) => {
+                // The run is parked in its journal; it is driven again once the store
+                // recovers (health.rs).
+                match &e {
+                    ExecutorError::Store(e) => svc.store_failed(e),
+                    ExecutorError::JournalLost { message, .. } => {
+                        svc.store_failed(&StoreError::Io {
+                            path: "journal".into(),
+                            message: message.clone(),
+                        });
+                    }
+                    ExecutorError::State(_) | ExecutorError::NotStandalone(_) => {}
+                }
+                eprintln!("medic: run {id} stopped: {e}");
+                false
+            }
+        };
         svc.driving
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&id);
+        // A message posted after the driver read the mailbox and before it left `driving`
+        // started no driver (`Service::post` found this one): look once more, now that
+        // a later post would start one.
+        if parked
+            && medic_core::JournalStore::mailbox(svc.store.as_ref(), &id)
+                .is_ok_and(|m| !m.is_empty())
+        {
+            spawn_drive(&svc, id);
+        }
     });
 }
 
