@@ -9,7 +9,7 @@
 //! missed (`processor::spawn_drive`).
 
 use crate::Service;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -17,54 +17,70 @@ use tokio::sync::Notify;
 /// Parked runs by when their wait ends.
 #[derive(Default)]
 pub(crate) struct Parked {
-    /// (wall-clock ms when the wait ends, run id).
-    due: Mutex<BTreeSet<(u64, String)>>,
+    inner: Mutex<Inner>,
     /// Wakes [`wake_due`] when a run parks with a wait shorter than every other.
     earlier: Notify,
 }
 
+#[derive(Default)]
+struct Inner {
+    /// (wall-clock ms when the wait ends, run id).
+    due: BTreeSet<(u64, String)>,
+    /// Run id -> its key in `due`, to take a run out when it is driven early.
+    until: HashMap<String, u64>,
+}
+
 impl Parked {
-    /// Keeps `run` until `until_ms`.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps `run` until `until_ms` (in place of any earlier wait of it).
     pub(crate) fn park(&self, run: String, until_ms: u64) {
-        let mut due = self.due.lock().unwrap_or_else(PoisonError::into_inner);
-        let first = due.first().is_none_or(|(t, _)| until_ms < *t);
-        due.insert((until_ms, run));
+        let mut inner = self.lock();
+        if let Some(old) = inner.until.insert(run.clone(), until_ms) {
+            inner.due.remove(&(old, run.clone()));
+        }
+        let first = inner.due.first().is_none_or(|(t, _)| until_ms < *t);
+        inner.due.insert((until_ms, run));
         if first {
             self.earlier.notify_one();
         }
     }
 
+    /// Takes `run` out: a driver has it again (a message came before its wait ended).
+    pub(crate) fn unpark(&self, run: &str) {
+        let mut inner = self.lock();
+        if let Some(t) = inner.until.remove(run) {
+            inner.due.remove(&(t, run.to_string()));
+        }
+    }
+
     /// When the next wait ends.
     fn next(&self) -> Option<u64> {
-        let due = self.due.lock().unwrap_or_else(PoisonError::into_inner);
-        due.first().map(|(t, _)| *t)
+        self.lock().due.first().map(|(t, _)| *t)
     }
 
     /// Removes and returns the runs whose wait ended by `now_ms`.
     fn take_due(&self, now_ms: u64) -> Vec<String> {
-        let mut due = self.due.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut inner = self.lock();
         let mut ended = Vec::new();
-        while due.first().is_some_and(|(t, _)| *t <= now_ms) {
-            if let Some((_, run)) = due.pop_first() {
+        while inner.due.first().is_some_and(|(t, _)| *t <= now_ms) {
+            if let Some((_, run)) = inner.due.pop_first() {
+                inner.until.remove(&run);
                 ended.push(run);
             }
         }
         ended
     }
 
-    /// How many runs are parked (an entry left by a run woken early by a message counts
-    /// until its time comes).
+    /// How many runs are parked.
     pub(crate) fn len(&self) -> usize {
-        self.due
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.lock().due.len()
     }
 }
 
-/// Drives each parked run again when its wait ends, until shutdown. A run woken early by
-/// a message may come up again later from its old entry: its driver then finds it
-/// decided, or parks it again.
+/// Drives each parked run again when its wait ends, until shutdown.
 pub(crate) async fn wake_due(svc: Arc<Service>) {
     while !svc.engine.is_shutting_down() {
         let next = svc.parked.next();
@@ -101,5 +117,17 @@ mod tests {
         assert_eq!(p.take_due(200), vec!["a".to_string(), "b".to_string()]);
         assert_eq!(p.take_due(200), Vec::<String>::new());
         assert_eq!((p.next(), p.len()), (Some(300), 1));
+    }
+
+    #[test]
+    fn a_run_driven_early_or_parked_again_keeps_one_entry() {
+        let p = Parked::default();
+        p.park("a".into(), 100);
+        p.park("a".into(), 50);
+        assert_eq!((p.next(), p.len()), (Some(50), 1));
+        p.unpark("a");
+        p.unpark("never-parked");
+        assert_eq!((p.next(), p.len()), (None, 0));
+        assert!(p.take_due(u64::MAX).is_empty());
     }
 }

@@ -328,6 +328,7 @@ pub(crate) fn spawn_drive(svc: &Arc<Service>, id: String) {
     {
         return;
     }
+    svc.parked.unpark(&id);
     let svc = svc.clone();
     tokio::spawn(async move {
         let parked = match svc.engine.drive_or_park(&id).await {

@@ -2,12 +2,14 @@
 //! slow and half-sent requests, declared sizes over the limit, too many connections,
 //! error answers in one JSON shape, concurrent duplicate deliveries, strict input and a
 //! bounded shutdown. Secrets and a full disk are in `http/secrets.rs` and
-//! `http/full_disk.rs` (modules of this binary).
+//! `http/full_disk.rs`, runs parked at gates in `http/parked.rs` (modules of this binary).
 
 #[path = "http/compaction.rs"]
 mod compaction;
 #[path = "http/full_disk.rs"]
 mod full_disk;
+#[path = "http/parked.rs"]
+mod parked;
 #[path = "http/secrets.rs"]
 mod secrets;
 mod support;
