@@ -30,6 +30,7 @@
 mod api;
 mod auth;
 pub mod config;
+mod drivers;
 pub mod environment;
 mod error;
 mod gates;
@@ -107,6 +108,8 @@ pub struct Service {
     pub(crate) driving: Mutex<HashSet<String>>,
     /// Runs waiting at a gate or a retry with no driver in memory (parked.rs).
     pub(crate) parked: parked::Parked,
+    /// Where run drivers run: threads of their own, below intake's priority (drivers.rs).
+    pub(crate) drivers: drivers::Drivers,
     /// The web view's live state (`/ui`): appends for its pages, waiting gates.
     pub(crate) web: Arc<web::Live>,
     /// Runs step attempts; the engine's, kept for drills replayed from the web view
@@ -197,6 +200,9 @@ impl Service {
             health: health::StoreHealth::default(),
             driving: Mutex::new(HashSet::new()),
             parked: parked::Parked::default(),
+            drivers: drivers::Drivers::start().map_err(|e| {
+                StartError::Config(format!("cannot start the run drivers' threads: {e}"))
+            })?,
             accepting: AtomicBool::new(true),
         }))
     }

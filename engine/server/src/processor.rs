@@ -329,9 +329,16 @@ pub(crate) fn spawn_drive(svc: &Arc<Service>, id: String) {
         return;
     }
     svc.parked.unpark(&id);
-    let svc = svc.clone();
-    tokio::spawn(async move {
-        let parked = match svc.engine.drive_or_park(&id).await {
+    // The task holds the engine, not the service: the service owns the drivers' runtime
+    // (drivers.rs), and a driver holding the service would keep both alive for good.
+    let (engine, weak) = (svc.engine.clone(), Arc::downgrade(svc));
+    svc.drivers.spawn(async move {
+        let driven = engine.drive_or_park(&id).await;
+        drop(engine);
+        let Some(svc) = weak.upgrade() else {
+            return;
+        };
+        let parked = match driven {
             Ok(Driven::Parked { until_ms }) => {
                 svc.parked.park(id.clone(), until_ms);
                 true
