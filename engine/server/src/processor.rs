@@ -320,30 +320,34 @@ impl Service {
 /// second or more is parked (parked.rs) and its driver ends.
 /// At most one driver per run: a run already driven here is left to its driver.
 pub(crate) fn spawn_drive(svc: &Arc<Service>, id: String) {
-    if !svc
-        .driving
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(id.clone())
     {
-        return;
+        // Under `driving`'s lock, as the driver's leaving below: a run is in `driving` or
+        // in `parked` (or neither, finished), never between the two unseen.
+        let mut driving = svc
+            .driving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !driving.insert(id.clone()) {
+            return;
+        }
+        svc.parked.unpark(&id);
     }
-    svc.parked.unpark(&id);
     // The task holds the engine, not the service: the service owns the drivers' runtime
     // (drivers.rs), and a driver holding the service would keep both alive for good.
     let (engine, weak) = (svc.engine.clone(), Arc::downgrade(svc));
     svc.drivers.spawn(async move {
+        // Should the driver panic, the run leaves `driving` all the same, so a later
+        // message or redrive can drive it again.
+        let mut guard = Leaving(Some((weak.clone(), id.clone())));
         let driven = engine.drive_or_park(&id).await;
         drop(engine);
+        guard.0 = None;
         let Some(svc) = weak.upgrade() else {
             return;
         };
-        let parked = match driven {
-            Ok(Driven::Parked { until_ms }) => {
-                svc.parked.park(id.clone(), until_ms);
-                true
-            }
-            Ok(Driven::Finished(_) | Driven::Stopped) => false,
+        let until = match driven {
+            Ok(Driven::Parked { until_ms }) => Some(until_ms),
+            Ok(Driven::Finished(_) | Driven::Stopped) => None,
             Err(e) => {
                 // The run is parked in its journal; it is driven again once the store
                 // recovers (health.rs).
@@ -358,23 +362,49 @@ pub(crate) fn spawn_drive(svc: &Arc<Service>, id: String) {
                     ExecutorError::State(_) | ExecutorError::NotStandalone(_) => {}
                 }
                 eprintln!("medic: run {id} stopped: {e}");
-                false
+                None
             }
         };
-        svc.driving
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&id);
+        {
+            // Parked and out of `driving` in one step: `wake_due` taking the run in between
+            // would find it still driven and start nothing, and the run would wait forever.
+            let mut driving = svc
+                .driving
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(until_ms) = until {
+                svc.parked.park(id.clone(), until_ms);
+            }
+            driving.remove(&id);
+        }
         // A message posted after the driver read the mailbox and before it left `driving`
         // started no driver (`Service::post` found this one): look once more, now that
-        // a later post would start one.
-        if parked
-            && medic_core::JournalStore::mailbox(svc.store.as_ref(), &id)
-                .is_ok_and(|m| !m.is_empty())
+        // a later post would start one. A mailbox that cannot be read counts as holding
+        // one: the new driver meets the store's error and the store's recovery redrives.
+        if until.is_some()
+            && !medic_core::JournalStore::mailbox(svc.store.as_ref(), &id)
+                .is_ok_and(|m| m.is_empty())
         {
             spawn_drive(&svc, id);
         }
     });
+}
+
+/// Takes a run out of `driving` when its driver's task ends without leaving (a panic).
+/// `None` once the driver returned and leaves the normal way.
+struct Leaving(Option<(std::sync::Weak<Service>, String)>);
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        if let Some((svc, id)) = self.0.take()
+            && let Some(svc) = svc.upgrade()
+        {
+            svc.driving
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&id);
+        }
+    }
 }
 
 /// Drives every unfinished run that has no driver here (at start, and after the store
