@@ -327,25 +327,24 @@ impl Executor {
                     apply(&mut state, &journal)?;
                     return Ok(Driven::Finished(journal.status()));
                 }
-                // The mailbox was read above, after the waker was registered: a message
-                // posted once the run is parked finds no waiting driver, and the caller
-                // that parks it looks at the mailbox once more (`Driven::Parked`).
-                Next::Wait { until_ms } => {
-                    if park && until_ms.saturating_sub(now) >= PARK_AFTER_MS {
+                // A retry's time or an open gate's deadline. The mailbox was read above,
+                // after the waker was registered: a message posted once the run is parked
+                // finds no waiting driver, and the caller that parks it looks at the
+                // mailbox once more (`Driven::Parked`).
+                Next::Wait { until_ms }
+                | Next::Gate {
+                    deadline_ms: until_ms,
+                    ..
+                } if now < until_ms => {
+                    if park && until_ms - now >= PARK_AFTER_MS {
                         return Ok(Driven::Parked { until_ms });
                     }
                     self.wait(until_ms, &waker.notify, &mut stop).await;
                     continue;
                 }
-                Next::Gate { deadline_ms, .. } if now < deadline_ms => {
-                    if park && deadline_ms - now >= PARK_AFTER_MS {
-                        return Ok(Driven::Parked {
-                            until_ms: deadline_ms,
-                        });
-                    }
-                    self.wait(deadline_ms, &waker.notify, &mut stop).await;
-                    continue;
-                }
+                // `RunState::next` gives a wait only before its time; were one due, the
+                // next turn attempts it.
+                Next::Wait { .. } => continue,
                 Next::Gate { step, .. } => crate::gates::decided_by_deadline(&state, step),
                 Next::Skip { step, reason } => Event::StepSkipped { step, reason },
                 Next::Cancel { step, reason } => Event::StepCancelled { step, reason },

@@ -90,6 +90,9 @@ pub enum StartError {
     /// A secret that cannot be used (too short to redact).
     #[error(transparent)]
     Secret(#[from] medic_core::SecretError),
+    /// The run drivers' threads could not be started (drivers.rs).
+    #[error("cannot start the run drivers' threads: {0}")]
+    Threads(#[source] std::io::Error),
 }
 
 impl From<StoreError> for ApiError {

@@ -108,7 +108,7 @@ pub struct Service {
     pub(crate) driving: Mutex<HashSet<String>>,
     /// Runs waiting at a gate or a retry with no driver in memory (parked.rs).
     pub(crate) parked: parked::Parked,
-    /// Where run drivers run: threads of their own, below intake's priority (drivers.rs).
+    /// Where run drivers run: threads of their own, apart from intake's (drivers.rs).
     pub(crate) drivers: drivers::Drivers,
     /// The web view's live state (`/ui`): appends for its pages, waiting gates.
     pub(crate) web: Arc<web::Live>,
@@ -200,9 +200,7 @@ impl Service {
             health: health::StoreHealth::default(),
             driving: Mutex::new(HashSet::new()),
             parked: parked::Parked::default(),
-            drivers: drivers::Drivers::start().map_err(|e| {
-                StartError::Config(format!("cannot start the run drivers' threads: {e}"))
-            })?,
+            drivers: drivers::Drivers::start().map_err(StartError::Threads)?,
             accepting: AtomicBool::new(true),
         }))
     }
