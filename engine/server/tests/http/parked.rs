@@ -1,27 +1,12 @@
 //! Runs parked at a gate hold no driver in memory (issue 16): a decision posted for one,
 //! or its deadline passing, drives it again to the end.
 
-use crate::support::{Server, TOKEN, eventually};
+use crate::support::{Server, TOKEN, eventually, group, metric};
 use serde_json::{Value, json};
 
 /// Two gates: one only alice decides (deadline far off), one taken by its deadline.
 const GATED: &str = "apiVersion: medic/v1\nkind: Workflow\nname: gated\ntrigger:\n  matchers: ['alertname=~\"Ask.*\"']\nsteps:\n  - id: ask\n    phase: restore\n    gate:\n      prompt: roll back?\n      approvers: [alice]\n      deadline: 1h\n      on-deadline: reject\n  - id: after\n    phase: follow-up\n    uses: echo\n    with: { annotate: done }\n";
 const TIMED: &str = "apiVersion: medic/v1\nkind: Workflow\nname: timed\ntrigger:\n  matchers: ['alertname=\"Timed\"']\nsteps:\n  - id: ask\n    phase: restore\n    gate:\n      prompt: roll back?\n      deadline: 3s\n      on-deadline: approve\n  - id: after\n    phase: follow-up\n    uses: echo\n    with: { annotate: done }\n";
-
-fn firing(names: &[String]) -> Vec<u8> {
-    let alerts: Vec<Value> = names
-        .iter()
-        .map(|n| {
-            json!({"status": "firing", "labels": {"alertname": n}, "annotations": {},
-                   "startsAt": "2026-11-22T03:00:00Z", "endsAt": "0001-01-01T00:00:00Z"})
-        })
-        .collect();
-    json!({"version": "4", "groupKey": "{}:{}", "status": "firing", "receiver": "medic",
-           "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
-           "externalURL": "http://127.0.0.1:9093", "alerts": alerts})
-    .to_string()
-    .into_bytes()
-}
 
 async fn post(s: &Server, path: &str, body: &[u8]) -> u16 {
     let auth = format!("Bearer {TOKEN}");
@@ -32,15 +17,13 @@ async fn post(s: &Server, path: &str, body: &[u8]) -> u16 {
     s.request("POST", path, &headers, body).await.status
 }
 
-async fn parked(s: &Server) -> u64 {
+async fn parked(s: &Server) -> f64 {
     let auth = format!("Bearer {TOKEN}");
     let text = s
         .request("GET", "/metrics", &[("authorization", &auth)], b"")
         .await
         .body;
-    text.lines()
-        .find_map(|l| l.strip_prefix("medic_runs_parked ")?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no medic_runs_parked in\n{text}"))
+    metric(&text, "medic_runs_parked")
 }
 
 async fn run_ids(s: &Server, workflow: &str, n: usize) -> Vec<String> {
@@ -69,7 +52,10 @@ async fn finished(s: &Server, run: &str) -> Value {
 async fn decisions_posted_as_gates_open_are_each_taken_by_parked_runs() {
     let s = Server::start("", &[GATED]).await;
     let names: Vec<String> = (0..12).map(|i| format!("Ask{i:02}")).collect();
-    assert_eq!(post(&s, "/intake/alertmanager", &firing(&names)).await, 202);
+    assert_eq!(
+        post(&s, "/intake/alertmanager", &group(&names, "firing")).await,
+        202
+    );
     let ids = run_ids(&s, "gated", names.len()).await;
     // Each decision is posted the moment its gate opens (refused until then), around
     // when the driver reads its mailbox and parks the run. A parked run has no driver
@@ -88,23 +74,28 @@ async fn decisions_posted_as_gates_open_are_each_taken_by_parked_runs() {
     for id in &ids {
         assert_eq!(finished(&s, id).await["status"], "succeeded", "{id}");
     }
-    assert_eq!(parked(&s).await, 0, "a parked entry outlived its run");
+    assert_eq!(parked(&s).await, 0.0, "a parked entry outlived its run");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_parked_at_a_gate_goes_on_when_its_deadline_passes() {
     let s = Server::start("", &[TIMED]).await;
     assert_eq!(
-        post(&s, "/intake/alertmanager", &firing(&["Timed".into()])).await,
+        post(
+            &s,
+            "/intake/alertmanager",
+            &group(&["Timed".into()], "firing")
+        )
+        .await,
         202
     );
     let id = run_ids(&s, "timed", 1).await.remove(0);
     // Parked: waiting at its gate with no driver.
     eventually("the run to park", async || {
-        (parked(&s).await == 1).then_some(())
+        (parked(&s).await == 1.0).then_some(())
     })
     .await;
     let run = finished(&s, &id).await;
     assert_eq!(run["status"], "succeeded", "{run}");
-    assert_eq!(parked(&s).await, 0);
+    assert_eq!(parked(&s).await, 0.0);
 }

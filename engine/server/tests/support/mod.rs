@@ -3,7 +3,7 @@
 //! send exactly the bytes a careless or hostile sender would.
 
 use medic_server::{LoadedWorkflow, ServeConfig, Service};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -270,4 +270,33 @@ pub fn pagerduty_sign(secret: &str, body: &[u8]) -> String {
     let opad: Vec<u8> = key.iter().map(|b| b ^ 0x5c).collect();
     let inner = Sha256::digest([ipad.as_slice(), body].concat());
     hex::encode(Sha256::digest([opad.as_slice(), inner.as_slice()].concat()))
+}
+
+/// An Alertmanager v4 notification of one group, an alert per name (`alertname`), all
+/// `status` (`firing`, or `resolved` with an end time).
+pub fn group(names: &[String], status: &str) -> Vec<u8> {
+    let ends = if status == "resolved" {
+        "2026-11-22T03:30:00Z"
+    } else {
+        "0001-01-01T00:00:00Z"
+    };
+    let alerts: Vec<Value> = names
+        .iter()
+        .map(|n| {
+            json!({"status": status, "labels": {"alertname": n},
+                   "annotations": {}, "startsAt": "2026-11-22T03:00:00Z", "endsAt": ends})
+        })
+        .collect();
+    json!({"version": "4", "groupKey": "{}:{}", "status": status, "receiver": "medic",
+           "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+           "externalURL": "http://127.0.0.1:9093", "alerts": alerts})
+    .to_string()
+    .into_bytes()
+}
+
+/// The value of the metric line `name <value>` in Prometheus text.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
