@@ -5,12 +5,12 @@ use crate::Clock;
 use crate::attempt::{self, Outcome};
 use crate::clock::{Entropy, OsEntropy};
 use crate::instance::{AttemptHost, HostSetup};
-use crate::journal::{Event, Failure, FailureKind, Observer, RunJournal, RunStatus};
+use crate::journal::{Entry, Event, Failure, FailureKind, Observer, RunJournal, RunStatus};
 use crate::run::NewRun;
 use crate::runner::{ResolvedLimits, StepRunner};
 use crate::secrets::SecretSource;
 use crate::state::{Next, RunState, StateError};
-use crate::store::{Durability, JournalStore, Message, StoreError};
+use crate::store::{Durability, JournalStore, Message, RunMeta, StoreError};
 use crate::waker::{Driven, PARK_AFTER_MS, Waker};
 use medic_model::{expr, template};
 use sha2::{Digest, Sha256};
@@ -223,6 +223,22 @@ impl Executor {
         self.create(id, new, Durability::Lazy)
     }
 
+    /// The records that create run `id` from `new` (its meta and `run_created` entry),
+    /// for a caller that writes them itself, together with other records in one write
+    /// (the service's inbox batches: `SledStore::write_creating`). Call
+    /// [`Executor::created`] once they are written; drive the run only once durable.
+    pub fn run_records(&self, id: &str, new: NewRun) -> (RunMeta, Entry) {
+        new.first_entry(id, self.clock.now_ms())
+    }
+
+    /// Tells the observer (live views, metrics) of a run whose records from
+    /// [`Executor::run_records`] were written.
+    pub fn created(&self, id: &str, first: &Entry) {
+        if let Some(o) = &self.observer {
+            o(id, first);
+        }
+    }
+
     fn create(
         &self,
         id: String,
@@ -234,9 +250,7 @@ impl Executor {
             Durability::Flush => self.store.create_run(&meta, &first)?,
             Durability::Lazy => self.store.create_run_lazy(&meta, &first)?,
         }
-        if let Some(o) = &self.observer {
-            o(&id, &first);
-        }
+        self.created(&id, &first);
         Ok(id)
     }
 
@@ -323,7 +337,9 @@ impl Executor {
             let now = self.clock.now_ms();
             let event = match state.next(now) {
                 Next::Finish { status, reason } => {
-                    journal.append(Event::RunFinished { status, reason })?;
+                    journal
+                        .append_async(Event::RunFinished { status, reason })
+                        .await?;
                     apply(&mut state, &journal)?;
                     return Ok(Driven::Finished(journal.status()));
                 }
@@ -390,7 +406,7 @@ impl Executor {
                     apply(&mut state, &journal)?;
                 }
                 Durability::Flush => {
-                    journal.append(event)?;
+                    journal.append_async(event).await?;
                     apply(&mut state, &journal)?;
                     continue;
                 }
@@ -398,7 +414,9 @@ impl Executor {
             // Always true (the same fold decided it); were it not, the next record of the
             // loop would still be flushed before any side effect, covering this one.
             if let Next::Finish { status, reason } = state.next(now) {
-                journal.append(Event::RunFinished { status, reason })?;
+                journal
+                    .append_async(Event::RunFinished { status, reason })
+                    .await?;
                 apply(&mut state, &journal)?;
                 return Ok(Driven::Finished(journal.status()));
             }
@@ -560,12 +578,13 @@ impl Executor {
         } else {
             // Params are journalled redacted; the step still gets them as rendered.
             journal
-                .append(Event::AttemptStarted {
+                .append_async(Event::AttemptStarted {
                     step: step_id.to_string(),
                     attempt,
                     idempotency_key: request.invocation.idempotency_key.clone(),
                     params: host.redactor().json(&params),
-                })?
+                })
+                .await?
                 .at_ms
         };
         if resumed {

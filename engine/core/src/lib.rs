@@ -58,5 +58,5 @@ pub use secrets::{
     EnvSecrets, Redactor, SecretError, SecretSource, StaticSecrets, check_granted, check_secret,
 };
 pub use state::{LoadError, Next, RunState, StateError, StepState, StepStatus};
-pub use store::{Durability, JournalStore, Message, RunMeta, StoreError};
+pub use store::{Durability, JournalStore, Message, PendingFlush, RunMeta, StoreError};
 pub use waker::{Driven, PARK_AFTER_MS};

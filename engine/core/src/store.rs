@@ -101,6 +101,11 @@ pub enum Durability {
     Lazy,
 }
 
+/// A write applied but maybe not yet on disk: resolves once it is (or with the error
+/// that kept it from getting there). See [`JournalStore::append_durable`].
+pub type PendingFlush =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send>>;
+
 /// Durable storage of run journals.
 ///
 /// Contract: appends are applied in call order, each atomically with its meta update.
@@ -132,6 +137,25 @@ pub trait JournalStore: Send + Sync {
         meta: Option<&RunMeta>,
         durability: Durability,
     ) -> Result<(), StoreError>;
+    /// [`JournalStore::append`] with [`Durability::Flush`] for async callers (run
+    /// drivers): the append is checked and applied, in call order, before this returns;
+    /// the returned future resolves once it is on disk. A store that can wait for the
+    /// disk without blocking the caller's thread does so (the sled store: one thread
+    /// flushes for every waiting driver at once); by default this flushes before
+    /// returning and the future is ready.
+    ///
+    /// # Errors
+    ///
+    /// As [`JournalStore::append`]: here for the write, from the future for its flush.
+    fn append_durable(
+        &self,
+        run: &str,
+        entry: &Entry,
+        meta: Option<&RunMeta>,
+    ) -> Result<PendingFlush, StoreError> {
+        self.append(run, entry, meta, Durability::Flush)?;
+        Ok(Box::pin(std::future::ready(Ok(()))))
+    }
     /// The whole journal of a run, in order.
     ///
     /// # Errors

@@ -101,12 +101,12 @@ fn late_copy(alert: &Alert, r: &IncidentRecord) -> bool {
     }
 }
 
-/// What changes in one incident. `created` collects the runs this created (lazily), to be
-/// driven once the batch is durable.
+/// What changes in one incident. `created` collects the records of the runs this starts,
+/// written with the batch and driven once it is durable.
 pub(crate) struct Update<'a> {
     pub(crate) svc: &'a Arc<Service>,
     pub(crate) received_ms: u64,
-    pub(crate) created: &'a mut Vec<String>,
+    pub(crate) created: &'a mut Vec<(medic_core::RunMeta, medic_core::Entry)>,
 }
 
 impl Update<'_> {
@@ -211,8 +211,9 @@ impl Update<'_> {
                     continue;
                 }
                 // Else: handled before a crash; the run exists, only the record was lost.
-                self.svc.engine.create_run_as_lazy(
-                    id.clone(),
+                // Written with the batch's incident records (processor.rs).
+                let records = self.svc.engine.run_records(
+                    &id,
                     NewRun {
                         workflow: wf.workflow.clone(),
                         workflow_file: wf.file.clone(),
@@ -220,10 +221,10 @@ impl Update<'_> {
                         components: wf.components.clone(),
                         drill: false,
                     },
-                )?;
+                );
+                self.created.push(records);
             }
-            r.runs.push(id.clone());
-            self.created.push(id);
+            r.runs.push(id);
         }
         Ok(())
     }

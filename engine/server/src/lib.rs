@@ -238,6 +238,19 @@ impl Service {
         self.web.ensure_indexed(&self.store)
     }
 
+    /// Runs not finished that this process has in hand: driven now (including those
+    /// waiting for a step slot) or parked at a gate or a retry. Read without touching the
+    /// store, so a caller can poll it while a storm drains (the loopback bench does);
+    /// runs still in the inbox as alerts are not counted.
+    pub fn runs_in_flight(&self) -> usize {
+        let driving = self
+            .driving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+        driving + self.parked.len()
+    }
+
     /// The executor driving this service's runs.
     pub fn engine(&self) -> &Arc<Executor> {
         &self.engine

@@ -118,8 +118,9 @@ struct Batch {
     /// the earlier ones' changes), by fingerprint.
     records: BTreeMap<String, IncidentRecord>,
     ops: Vec<Op>,
-    /// Runs created (lazily) by this batch: driven once the batch is on disk.
-    started: Vec<String>,
+    /// Runs this batch creates (meta and first entry), written with its records:
+    /// driven once the batch is on disk.
+    created: Vec<(medic_core::RunMeta, medic_core::Entry)>,
 }
 
 /// Handles the inbox batch by batch until it is empty. Each batch is read afresh, a
@@ -210,7 +211,7 @@ fn handle_batch(svc: &Arc<Service>, chunk: &[Record]) -> Result<(), ProcessError
     let Batch {
         records,
         mut ops,
-        started,
+        created,
     } = batch;
     for (fingerprint, r) in records {
         ops.push(Op::Put(
@@ -218,10 +219,11 @@ fn handle_batch(svc: &Arc<Service>, chunk: &[Record]) -> Result<(), ProcessError
             codec::encode(&r),
         ));
     }
-    svc.store.write(ops, Durability::Flush)?;
+    svc.store.write_creating(&created, ops, Durability::Flush)?;
     svc.metrics.inbox_handled(handled);
-    for id in started {
-        spawn_drive(svc, id);
+    for (meta, first) in created {
+        svc.engine.created(&meta.id, &first);
+        spawn_drive(svc, meta.id);
     }
     Ok(())
 }
@@ -267,7 +269,7 @@ fn handle(
         let mut update = Update {
             svc,
             received_ms: item.received_ms,
-            created: &mut batch.started,
+            created: &mut batch.created,
         };
         if let Some(r) = update.apply(existing, &alert, incident, &workflows)? {
             batch.records.insert(ikey, r);

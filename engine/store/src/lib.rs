@@ -36,29 +36,37 @@
 mod compact;
 mod dirty;
 mod failpoint;
+mod flusher;
 mod group;
 mod keys;
 mod read;
 mod records;
 mod swap;
+mod write;
+
+use write::{CLOSED, REOPENED, Write, Written};
 
 pub use compact::Compacted;
 pub use failpoint::CRASH_AT_WRITE;
 
 use failpoint::Failpoint;
+use flusher::{DbSlot, Flusher};
 use group::GroupCommit;
-use keys::{META_PREFIX, entry_key, entry_prefix, meta_key};
+use keys::{META_PREFIX, meta_key};
+use medic_core::codec::decode_meta;
 use medic_core::codec::{decode, encode};
-use medic_core::codec::{decode_meta, encode_entry, encode_meta};
-use medic_core::{Durability, Entry, JournalStore, Message, RunMeta, RunStatus, StoreError};
+use medic_core::{Durability, Entry, JournalStore, Message, PendingFlush, RunMeta, StoreError};
 pub use records::{Op, Record};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// The [`JournalStore`] on sled: one process's handle on a data directory (sled's lock file
 /// refuses a second process). Also holds the service's records ([`SledStore::write`]).
 pub struct SledStore {
+    /// The thread flushing for async waiters, started by the first (`flusher.rs`).
+    /// First, so it is joined before the database below is dropped.
+    flusher: OnceLock<Flusher>,
     /// The open database, and how many times it was reopened (`reopen`). `None` only
     /// while a reopen is under way or after one (or a compaction's swap) failed.
     ///
@@ -66,14 +74,14 @@ pub struct SledStore {
     /// second one while it holds the first: so whoever holds the write guard and sees a
     /// strong count of 1 knows no operation is using the database (what online
     /// compaction waits for, `compact.rs`).
-    db: RwLock<(Option<Arc<sled::Db>>, u64)>,
+    db: Arc<DbSlot>,
     path: PathBuf,
     /// The writer lock, and the next sequence number of each unfinished run this
     /// handle has written to (sled's lock file makes this handle the only writer, so
     /// the cache cannot go stale). Held from the sequence check to the applied batch,
     /// so two appends to one run can never both pass the check and fork the journal.
     next_seq: Mutex<HashMap<String, u64>>,
-    commits: GroupCommit,
+    commits: Arc<GroupCommit>,
     failpoint: Failpoint,
     /// Held for a whole online compaction: two at once would share `<path>.compacting`.
     compaction: Mutex<()>,
@@ -99,10 +107,11 @@ impl SledStore {
         swap::recover(&path)?;
         let db = open_sled(&path)?;
         Ok(SledStore {
-            db: RwLock::new((Some(Arc::new(db)), 0)),
+            flusher: OnceLock::new(),
+            db: Arc::new(DbSlot::new((Some(Arc::new(db)), 0))),
             path,
             next_seq: Mutex::new(HashMap::new()),
-            commits: GroupCommit::default(),
+            commits: Arc::new(GroupCommit::default()),
             failpoint,
             compaction: Mutex::new(()),
         })
@@ -148,7 +157,7 @@ impl SledStore {
         let guard = self.db.read().unwrap_or_else(PoisonError::into_inner);
         match &guard.0 {
             Some(db) => Ok((db.clone(), guard.1)),
-            None => Err(self.io("closed after a failure; reopening (see /healthz)")),
+            None => Err(self.io(CLOSED)),
         }
     }
 
@@ -160,7 +169,7 @@ impl SledStore {
         if now == epoch {
             Ok(())
         } else {
-            Err(self.io("reopened before this write was durable; not written"))
+            Err(self.io(REOPENED))
         }
     }
 
@@ -214,126 +223,11 @@ impl SledStore {
             source,
         }
     }
-
-    fn writer(&self) -> MutexGuard<'_, HashMap<String, u64>> {
-        // The map is only updated after a batch was applied, so it stays truthful even
-        // if a holder panicked.
-        self.next_seq.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The sequence number the run's next entry must have; `None` if the run has no
-    /// journal. Served from the cache when possible: a reverse prefix scan per append
-    /// is the slow part of a write.
-    fn expected_seq(
-        &self,
-        cache: &HashMap<String, u64>,
-        run: &str,
-    ) -> Result<Option<u64>, StoreError> {
-        if let Some(&next) = cache.get(run) {
-            return Ok(Some(next));
-        }
-        let prefix = entry_prefix(run);
-        // One statement: the handle is dropped before `apply` asks for one again.
-        let last = self.db()?.0.scan_prefix(&prefix).next_back();
-        match last {
-            None => Ok(None),
-            Some(Err(e)) => Err(self.io(e)),
-            Some(Ok((k, _))) => match keys::seq_of(&k[prefix.len()..]) {
-                Some(last) => Ok(Some(last + 1)),
-                None => Err(self.io(format!("malformed journal key {}", keys::display(&k)))),
-            },
-        }
-    }
-
-    /// Applies `batch` (entry and meta together) and updates the cache; returns the
-    /// write's group-commit ticket. Called with the writer lock held.
-    fn apply(
-        &self,
-        cache: &mut HashMap<String, u64>,
-        run: &str,
-        seq: u64,
-        meta: Option<&RunMeta>,
-        batch: sled::Batch,
-    ) -> Result<Written, StoreError> {
-        let ticket = self.apply_batch(batch)?;
-        // A finished run gets no more appends: drop it so the cache holds live runs only.
-        if meta.is_some_and(|m| m.status != RunStatus::Running) {
-            cache.remove(run);
-        } else {
-            cache.insert(run.to_string(), seq + 1);
-        }
-        Ok(ticket)
-    }
-
-    /// Writes a new run's meta and first entry in one batch; returns the ticket to flush.
-    fn create(&self, meta: &RunMeta, first: &Entry) -> Result<Written, StoreError> {
-        self.failpoint.before_write();
-        let ticket = {
-            let mut cache = self.writer();
-            // Creating over an existing run would overwrite its first entry.
-            let expected = self.expected_seq(&cache, &meta.id)?.unwrap_or(0);
-            if first.seq != expected || expected != 0 {
-                return Err(StoreError::OutOfOrder {
-                    run: meta.id.clone(),
-                    expected,
-                    got: first.seq,
-                });
-            }
-            let mut batch = sled::Batch::default();
-            batch.insert(meta_key(&meta.id), encode_meta(meta));
-            batch.insert(entry_key(&meta.id, first.seq), encode_entry(first));
-            self.apply(&mut cache, &meta.id, first.seq, Some(meta), batch)?
-        };
-        Ok(ticket)
-    }
-
-    /// Applies a batch to the open database; returns its ticket for [`Self::durable`].
-    fn apply_batch(&self, batch: sled::Batch) -> Result<Written, StoreError> {
-        let (db, epoch) = self.db()?;
-        db.apply_batch(batch).map_err(|e| self.io(e))?;
-        Ok(Written {
-            ticket: self.commits.wrote(),
-            epoch,
-        })
-    }
-
-    /// Returns once `written` (and every write before it) is on disk.
-    fn durable(&self, written: Written) -> Result<(), StoreError> {
-        if !self.commits.covered(written.ticket) {
-            waiting_on_disk(|| {
-                self.commits.flush_through(written.ticket, || {
-                    self.db()?.0.flush().map(|_| ()).map_err(|e| self.io(e))
-                })
-            })?;
-        }
-        self.same_epoch(written.epoch)
-    }
-}
-
-/// Runs `f`, which waits for the disk (an fsync, or the flush lock while another writer's
-/// fsync runs). Called on a worker of tokio's multi-thread runtime (a run's driver
-/// appending `attempt_started`), it tells tokio first, so the worker's other tasks (intake
-/// requests, other runs) move to another thread instead of queueing behind the fsync;
-/// on a blocking thread, outside tokio or on a current-thread runtime it just runs `f`.
-fn waiting_on_disk<R>(f: impl FnOnce() -> R) -> R {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
-    }
 }
 
 /// Free space [`SledStore::reopen`] wants before it closes the old handle: room for a
 /// few of sled's 512 KiB log segments.
 pub const REOPEN_SPACE_BYTES: usize = 4 << 20;
-
-/// A write applied, to make durable: its group-commit ticket and the epoch it was
-/// applied in.
-#[derive(Debug, Clone, Copy)]
-struct Written {
-    ticket: u64,
-    epoch: u64,
-}
 
 /// Opens the sled database at `path` (no recovery of an interrupted compaction: see
 /// [`swap::recover`]).
@@ -398,31 +292,21 @@ impl JournalStore for SledStore {
         meta: Option<&RunMeta>,
         durability: Durability,
     ) -> Result<(), StoreError> {
-        self.failpoint.before_write();
-        let ticket = {
-            let mut cache = self.writer();
-            let Some(expected) = self.expected_seq(&cache, run)? else {
-                return Err(StoreError::NoSuchRun(run.to_string()));
-            };
-            if entry.seq != expected {
-                return Err(StoreError::OutOfOrder {
-                    run: run.to_string(),
-                    expected,
-                    got: entry.seq,
-                });
-            }
-            // One batch: the entry and the meta it implies land together or not at all.
-            let mut batch = sled::Batch::default();
-            batch.insert(entry_key(run, entry.seq), encode_entry(entry));
-            if let Some(m) = meta {
-                batch.insert(meta_key(run), encode_meta(m));
-            }
-            self.apply(&mut cache, run, entry.seq, meta, batch)?
-        };
+        let ticket = self.applied(run, entry, meta)?;
         match durability {
             Durability::Flush => self.durable(ticket),
             Durability::Lazy => Ok(()),
         }
+    }
+
+    fn append_durable(
+        &self,
+        run: &str,
+        entry: &Entry,
+        meta: Option<&RunMeta>,
+    ) -> Result<PendingFlush, StoreError> {
+        let ticket = self.applied(run, entry, meta)?;
+        self.durable_later(ticket)
     }
 
     fn entries(&self, run: &str) -> Result<Vec<Entry>, StoreError> {
@@ -478,7 +362,8 @@ impl JournalStore for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use medic_core::Event;
+    use crate::keys::entry_key;
+    use medic_core::{Event, RunStatus};
 
     pub(crate) fn meta(id: &str) -> RunMeta {
         RunMeta {

@@ -4,7 +4,9 @@
 //! (normally `medic_core::codec`).
 
 use crate::SledStore;
-use medic_core::{Durability, StoreError};
+use crate::keys::{entry_key, meta_key};
+use medic_core::codec::{encode_entry, encode_meta};
+use medic_core::{Durability, Entry, RunMeta, StoreError};
 
 /// One change in an atomic [`SledStore::write`].
 #[derive(Debug, Clone)]
@@ -31,15 +33,77 @@ impl SledStore {
     /// # Errors
     ///
     /// [`StoreError::Io`] when sled cannot apply the batch or flush it.
-    pub fn write(&self, ops: Vec<Op>, durability: Durability) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for op in ops {
-            match op {
-                Op::Put(k, v) => batch.insert(key(&k), v),
-                Op::Remove(k) => batch.remove(key(&k)),
+    pub fn write(&self, mut ops: Vec<Op>, durability: Durability) -> Result<(), StoreError> {
+        let write = match ops.len() {
+            1 => match ops.pop().expect("one op") {
+                Op::Put(k, v) => crate::Write::Put(key(&k), v),
+                Op::Remove(k) => crate::Write::Remove(key(&k)),
+            },
+            _ => {
+                let mut batch = sled::Batch::default();
+                for op in ops {
+                    match op {
+                        Op::Put(k, v) => batch.insert(key(&k), v),
+                        Op::Remove(k) => batch.remove(key(&k)),
+                    }
+                }
+                crate::Write::Batch(batch)
             }
+        };
+        let written = self.apply_write(write)?;
+        match durability {
+            Durability::Flush => self.durable(written),
+            Durability::Lazy => Ok(()),
         }
-        let written = self.apply_batch(batch)?;
+    }
+
+    /// Creates `runs` (each a run's meta and first journal entry, `Executor::run_records`)
+    /// and applies `ops`, all in one atomic batch; with [`Durability::Flush`] on disk when
+    /// this returns. One batch for a whole inbox batch's runs, incident records and inbox
+    /// removals, where a batch per run cost sled two log-buffer writes each
+    /// (`crate::Write`).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::OutOfOrder`] when one of `runs` already has a journal (nothing is
+    /// written); [`StoreError::Io`] when sled cannot apply the batch or flush it.
+    pub fn write_creating(
+        &self,
+        runs: &[(RunMeta, Entry)],
+        ops: Vec<Op>,
+        durability: Durability,
+    ) -> Result<(), StoreError> {
+        for _ in runs {
+            self.failpoint.before_write();
+        }
+        let written = {
+            let mut cache = self.writer();
+            let mut batch = sled::Batch::default();
+            for (meta, first) in runs {
+                // Creating over an existing run would overwrite its first entry.
+                let expected = self.expected_seq(&cache, &meta.id)?.unwrap_or(0);
+                if first.seq != 0 || expected != 0 {
+                    return Err(StoreError::OutOfOrder {
+                        run: meta.id.clone(),
+                        expected,
+                        got: first.seq,
+                    });
+                }
+                batch.insert(meta_key(&meta.id), encode_meta(meta));
+                batch.insert(entry_key(&meta.id, first.seq), encode_entry(first));
+            }
+            for op in ops {
+                match op {
+                    Op::Put(k, v) => batch.insert(key(&k), v),
+                    Op::Remove(k) => batch.remove(key(&k)),
+                }
+            }
+            let written = self.apply_write(crate::Write::Batch(batch))?;
+            for (meta, first) in runs {
+                cache.insert(meta.id.clone(), first.seq + 1);
+            }
+            written
+        };
         match durability {
             Durability::Flush => self.durable(written),
             Durability::Lazy => Ok(()),

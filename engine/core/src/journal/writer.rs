@@ -80,6 +80,24 @@ impl RunJournal {
         self.append_with(event, Durability::Flush)
     }
 
+    /// [`RunJournal::append`] for the run's driver: the entry is applied in order at once,
+    /// and the wait for the disk does not block the thread ([`JournalStore::append_durable`]).
+    /// Returns once it is on disk.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the write or its flush fails: the run must stop.
+    pub async fn append_async(&self, event: Event) -> Result<Entry, StoreError> {
+        let (run, entry, pending) = self.write(event, |store, run, entry, meta| {
+            store.append_durable(run, entry, meta)
+        })?;
+        pending.await?;
+        if let Some(observer) = &self.observer {
+            observer(&run, &entry);
+        }
+        Ok(entry)
+    }
+
     /// Append an event with the given durability (see [`Durability`]); the entry gets the
     /// next sequence number and the clock's time.
     ///
@@ -87,6 +105,23 @@ impl RunJournal {
     ///
     /// [`StoreError`] when the write (or, for [`Durability::Flush`], its flush) fails.
     pub fn append_with(&self, event: Event, durability: Durability) -> Result<Entry, StoreError> {
+        let (run, entry, ()) = self.write(event, |store, run, entry, meta| {
+            store.append(run, entry, meta, durability)
+        })?;
+        if let Some(observer) = &self.observer {
+            observer(&run, &entry);
+        }
+        Ok(entry)
+    }
+
+    /// Numbers and stamps `event`, and writes it with `write` under the journal's lock
+    /// (so entries reach the store in sequence order); returns the run's id, the entry
+    /// and what `write` returned.
+    fn write<T>(
+        &self,
+        event: Event,
+        write: impl FnOnce(&dyn JournalStore, &str, &Entry, Option<&RunMeta>) -> Result<T, StoreError>,
+    ) -> Result<(String, Entry, T), StoreError> {
         let mut inner = self.inner.lock().expect("journal lock");
         let at_ms = self.clock.now_ms();
         let entry = Entry {
@@ -106,17 +141,13 @@ impl RunJournal {
             _ => None,
         };
         let run = inner.meta.id.clone();
-        self.store.append(&run, &entry, meta.as_ref(), durability)?;
+        let written = write(self.store.as_ref(), &run, &entry, meta.as_ref())?;
         inner.next_seq += 1;
         inner.unapplied.push(entry.clone());
         if let Some(m) = meta {
             inner.meta = m;
         }
-        drop(inner);
-        if let Some(observer) = &self.observer {
-            observer(&run, &entry);
-        }
-        Ok(entry)
+        Ok((run, entry, written))
     }
 
     /// Entries appended since the last call, in order: the driver folds them into its

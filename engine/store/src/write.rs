@@ -1,0 +1,233 @@
+//! Applying writes and making them durable: the writer lock and sequence checks, one
+//! write applied atomically ([`Write`]), and the wait for the disk, blocking
+//! ([`SledStore::durable`], group commit) or async ([`SledStore::durable_later`], the
+//! flusher thread).
+
+use crate::SledStore;
+use crate::flusher::{self, Flusher};
+use crate::keys::{self, entry_key, entry_prefix, meta_key};
+use medic_core::codec::{encode_entry, encode_meta};
+use medic_core::{Entry, PendingFlush, RunMeta, RunStatus, StoreError};
+use std::collections::HashMap;
+use std::sync::{MutexGuard, PoisonError};
+
+impl SledStore {
+    pub(crate) fn writer(&self) -> MutexGuard<'_, HashMap<String, u64>> {
+        // The map is only updated after a batch was applied, so it stays truthful even
+        // if a holder panicked.
+        self.next_seq.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The sequence number the run's next entry must have; `None` if the run has no
+    /// journal. Served from the cache when possible: a reverse prefix scan per append
+    /// is the slow part of a write.
+    pub(crate) fn expected_seq(
+        &self,
+        cache: &HashMap<String, u64>,
+        run: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        if let Some(&next) = cache.get(run) {
+            return Ok(Some(next));
+        }
+        let prefix = entry_prefix(run);
+        // One statement: the handle is dropped before `apply` asks for one again.
+        let last = self.db()?.0.scan_prefix(&prefix).next_back();
+        match last {
+            None => Ok(None),
+            Some(Err(e)) => Err(self.io(e)),
+            Some(Ok((k, _))) => match keys::seq_of(&k[prefix.len()..]) {
+                Some(last) => Ok(Some(last + 1)),
+                None => Err(self.io(format!("malformed journal key {}", keys::display(&k)))),
+            },
+        }
+    }
+
+    /// Applies `write` (an entry, or an entry and its meta together) and updates the
+    /// cache; returns the write's group-commit ticket. Called with the writer lock held.
+    pub(crate) fn apply(
+        &self,
+        cache: &mut HashMap<String, u64>,
+        run: &str,
+        seq: u64,
+        meta: Option<&RunMeta>,
+        write: Write,
+    ) -> Result<Written, StoreError> {
+        let ticket = self.apply_write(write)?;
+        // A finished run gets no more appends: drop it so the cache holds live runs only.
+        if meta.is_some_and(|m| m.status != RunStatus::Running) {
+            cache.remove(run);
+        } else {
+            cache.insert(run.to_string(), seq + 1);
+        }
+        Ok(ticket)
+    }
+
+    /// Writes a new run's meta and first entry in one batch; returns the ticket to flush.
+    pub(crate) fn create(&self, meta: &RunMeta, first: &Entry) -> Result<Written, StoreError> {
+        self.failpoint.before_write();
+        let ticket = {
+            let mut cache = self.writer();
+            // Creating over an existing run would overwrite its first entry.
+            let expected = self.expected_seq(&cache, &meta.id)?.unwrap_or(0);
+            if first.seq != expected || expected != 0 {
+                return Err(StoreError::OutOfOrder {
+                    run: meta.id.clone(),
+                    expected,
+                    got: first.seq,
+                });
+            }
+            let mut batch = sled::Batch::default();
+            batch.insert(meta_key(&meta.id), encode_meta(meta));
+            batch.insert(entry_key(&meta.id, first.seq), encode_entry(first));
+            self.apply(
+                &mut cache,
+                &meta.id,
+                first.seq,
+                Some(meta),
+                Write::Batch(batch),
+            )?
+        };
+        Ok(ticket)
+    }
+
+    /// Applies a batch to the open database; returns its ticket for [`Self::durable`].
+    pub(crate) fn apply_batch(&self, batch: sled::Batch) -> Result<Written, StoreError> {
+        self.apply_write(Write::Batch(batch))
+    }
+
+    /// Applies one write to the open database; returns its ticket for [`Self::durable`].
+    pub(crate) fn apply_write(&self, write: Write) -> Result<Written, StoreError> {
+        let (db, epoch) = self.db()?;
+        match write {
+            Write::Put(k, v) => db.insert(k, v).map(drop),
+            Write::Remove(k) => db.remove(k).map(drop),
+            Write::Batch(batch) => db.apply_batch(batch),
+        }
+        .map_err(|e| self.io(e))?;
+        Ok(Written {
+            ticket: self.commits.wrote(),
+            epoch,
+        })
+    }
+
+    /// Returns once `written` (and every write before it) is on disk.
+    pub(crate) fn durable(&self, written: Written) -> Result<(), StoreError> {
+        if !self.commits.covered(written.ticket) {
+            waiting_on_disk(|| {
+                self.commits
+                    .flush_through(written.ticket, || flusher::flush_db(&self.db))
+            })
+            .map_err(|e| self.io(e))?;
+        }
+        self.same_epoch(written.epoch)
+    }
+
+    /// [`Self::durable`] as a future that blocks no thread: the flusher flushes.
+    pub(crate) fn durable_later(&self, written: Written) -> Result<PendingFlush, StoreError> {
+        if self.commits.covered(written.ticket) {
+            self.same_epoch(written.epoch)?;
+            return Ok(Box::pin(std::future::ready(Ok(()))));
+        }
+        let flusher = match self.flusher.get() {
+            Some(f) => f,
+            None => {
+                let started = Flusher::start(self.commits.clone(), self.db.clone())
+                    .map_err(|e| self.io(format!("cannot start the flusher thread: {e}")))?;
+                // Two first waiters at once: the loser's thread is stopped at once.
+                let _ = self.flusher.set(started);
+                self.flusher.get().expect("set above")
+            }
+        };
+        let (commits, thread, db) = (
+            self.commits.clone(),
+            flusher.thread().clone(),
+            self.db.clone(),
+        );
+        let (path, Written { ticket, epoch }) = (self.path.display().to_string(), written);
+        Ok(Box::pin(async move {
+            let io = |message: String| StoreError::Io {
+                path: path.clone(),
+                message,
+            };
+            commits.wait(ticket, &thread).await.map_err(io)?;
+            if db.read().unwrap_or_else(PoisonError::into_inner).1 != epoch {
+                return Err(io(REOPENED.into()));
+            }
+            Ok(())
+        }))
+    }
+
+    /// Checks and applies one journal append (and the meta it implies) in one batch;
+    /// returns its ticket to make durable.
+    pub(crate) fn applied(
+        &self,
+        run: &str,
+        entry: &Entry,
+        meta: Option<&RunMeta>,
+    ) -> Result<Written, StoreError> {
+        self.failpoint.before_write();
+        let mut cache = self.writer();
+        let Some(expected) = self.expected_seq(&cache, run)? else {
+            return Err(StoreError::NoSuchRun(run.to_string()));
+        };
+        if entry.seq != expected {
+            return Err(StoreError::OutOfOrder {
+                run: run.to_string(),
+                expected,
+                got: entry.seq,
+            });
+        }
+        let (key, value) = (entry_key(run, entry.seq), encode_entry(entry));
+        let write = match meta {
+            // One batch: the entry and the meta it implies land together or not at all.
+            Some(m) => {
+                let mut batch = sled::Batch::default();
+                batch.insert(key, value);
+                batch.insert(meta_key(run), encode_meta(m));
+                Write::Batch(batch)
+            }
+            None => Write::Put(key, value),
+        };
+        self.apply(&mut cache, run, entry.seq, meta, write)
+    }
+}
+
+/// One write, applied atomically. A single key is written alone, not as a sled batch:
+/// sled seals and writes its current log buffer twice for every batch (to mark where the
+/// batch begins, `pin_log`), a `pwrite` and a `sync_file_range` each, so a batch of one
+/// cost two disk writes where an insert costs none until the next flush. In the loopback
+/// bench's profile that was about nine disk writes per one-step run.
+pub(crate) enum Write {
+    /// Set one key.
+    Put(Vec<u8>, Vec<u8>),
+    /// Remove one key (no error when it is missing).
+    Remove(Vec<u8>),
+    /// Several keys together.
+    Batch(sled::Batch),
+}
+
+/// Why an operation fails while the database is closed (after a failed reopen).
+pub(crate) const CLOSED: &str = "closed after a failure; reopening (see /healthz)";
+/// Why a write fails that was applied to a database since reopened.
+pub(crate) const REOPENED: &str = "reopened before this write was durable; not written";
+
+/// Runs `f`, which waits for the disk (an fsync, or the flush lock while another writer's
+/// fsync runs). Called on a worker of tokio's multi-thread runtime (a run's driver
+/// appending `attempt_started`), it tells tokio first, so the worker's other tasks (intake
+/// requests, other runs) move to another thread instead of queueing behind the fsync;
+/// on a blocking thread, outside tokio or on a current-thread runtime it just runs `f`.
+fn waiting_on_disk<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// A write applied, to make durable: its group-commit ticket and the epoch it was
+/// applied in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Written {
+    pub(crate) ticket: u64,
+    pub(crate) epoch: u64,
+}
