@@ -119,8 +119,9 @@ pub trait JournalStore: Send + Sync {
     /// [`StoreError`] when the write or its flush fails.
     fn create_run(&self, meta: &RunMeta, first: &Entry) -> Result<(), StoreError>;
     /// [`JournalStore::create_run`], but made durable by the next flushing write rather than
-    /// before returning: for callers creating many runs and flushing once (the service's
-    /// inbox). Such a run must not be driven before that flush. By default it flushes.
+    /// before returning: for callers creating many runs and flushing once (benchmarks; the
+    /// service's inbox writes its runs with its other records, `SledStore::write_creating`).
+    /// Such a run must not be driven before that flush. By default it flushes.
     fn create_run_lazy(&self, meta: &RunMeta, first: &Entry) -> Result<(), StoreError> {
         self.create_run(meta, first)
     }

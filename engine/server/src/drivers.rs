@@ -19,8 +19,9 @@ pub(crate) struct Drivers {
 }
 
 impl Drivers {
-    /// Starts the runtime: one worker per two cores (at least one). Since drivers no
-    /// longer block a worker while the disk flushes, one worker on the 2-core machine
+    /// Starts the runtime: one worker per two cores (at least one). Since a driver's
+    /// own flushing appends no longer block a worker (the store's flusher thread flushes
+    /// for them; host calls and gate decisions still block, rarely), one worker on the 2-core machine
     /// finishes as many runs as two (1.83k against 1.89k one-step runs/s over loopback)
     /// while intake, the processor, the store's flusher and sled's I/O threads get the
     /// other core: acknowledged alerts 4.6–7.3k/s against 3.9–5.7k/s

@@ -107,6 +107,9 @@ pub(crate) struct Update<'a> {
     pub(crate) svc: &'a Arc<Service>,
     pub(crate) received_ms: u64,
     pub(crate) created: &'a mut Vec<(medic_core::RunMeta, medic_core::Entry)>,
+    /// Messages for runs in `created`, written with the batch (they are not in the
+    /// store before it, so `Service::post` cannot reach them).
+    pub(crate) posts: &'a mut Vec<(String, medic_core::Message)>,
 }
 
 impl Update<'_> {
@@ -167,7 +170,18 @@ impl Update<'_> {
                 if r.firing.is_empty() {
                     // Tell the runs first: if medic stops before the record is written, the
                     // item is handled again and the runs ignore the repeated update.
-                    self.svc.tell_runs(&r.runs, IncidentStatus::Resolved)?;
+                    // A run this batch creates (fired and resolved within one batch)
+                    // is told in the batch's own write.
+                    let (new, stored): (Vec<String>, Vec<String>) = r
+                        .runs
+                        .iter()
+                        .cloned()
+                        .partition(|id| self.created.iter().any(|(meta, _)| &meta.id == id));
+                    self.svc.tell_runs(&stored, IncidentStatus::Resolved)?;
+                    self.posts.extend(new.into_iter().map(|id| {
+                        let status = IncidentStatus::Resolved;
+                        (id, medic_core::Message::IncidentUpdate { status })
+                    }));
                     r.incident.status = IncidentStatus::Resolved;
                     r.resolved_ms.get_or_insert(now);
                     let received = i64::try_from(self.received_ms).unwrap_or(i64::MAX);

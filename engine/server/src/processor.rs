@@ -121,6 +121,8 @@ struct Batch {
     /// Runs this batch creates (meta and first entry), written with its records:
     /// driven once the batch is on disk.
     created: Vec<(medic_core::RunMeta, medic_core::Entry)>,
+    /// Messages for those runs (an incident resolved within the batch), written with it.
+    posts: Vec<(String, medic_core::Message)>,
 }
 
 /// Handles the inbox batch by batch until it is empty. Each batch is read afresh, a
@@ -212,7 +214,11 @@ fn handle_batch(svc: &Arc<Service>, chunk: &[Record]) -> Result<(), ProcessError
         records,
         mut ops,
         created,
+        posts,
     } = batch;
+    for (run, message) in &posts {
+        ops.push(svc.store.post_op(run, message)?);
+    }
     for (fingerprint, r) in records {
         ops.push(Op::Put(
             IncidentRecord::key(&fingerprint),
@@ -270,6 +276,7 @@ fn handle(
             svc,
             received_ms: item.received_ms,
             created: &mut batch.created,
+            posts: &mut batch.posts,
         };
         if let Some(r) = update.apply(existing, &alert, incident, &workflows)? {
             batch.records.insert(ikey, r);

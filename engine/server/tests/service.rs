@@ -56,6 +56,12 @@ fn harness(extra_config: &str) -> Harness {
 }
 
 fn harness_with(extra_config: &str, workflow_yaml: &str) -> Harness {
+    harness_with_processor(extra_config, workflow_yaml, true)
+}
+
+/// With `process` false, alerts are acknowledged into the inbox and wait there until the
+/// test starts the processor.
+fn harness_with_processor(extra_config: &str, workflow_yaml: &str, process: bool) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(medic_store::SledStore::open(dir.path().join("store")).unwrap());
     let sandbox =
@@ -66,7 +72,9 @@ fn harness_with(extra_config: &str, workflow_yaml: &str) -> Harness {
     .unwrap();
     let wf = workflow(workflow_yaml);
     let svc = Service::new(store, sandbox, config, vec![wf]).unwrap();
-    tokio::spawn(medic_server::process(svc.clone()));
+    if process {
+        tokio::spawn(medic_server::process(svc.clone()));
+    }
     Harness { svc, _dir: dir }
 }
 
@@ -348,6 +356,46 @@ mod hmac_sig {
         let inner = Sha256::digest([ipad.as_slice(), body].concat());
         hex::encode(Sha256::digest([opad.as_slice(), inner.as_slice()].concat()))
     }
+}
+
+/// Fired and resolved before the processor looks: both alerts are handled in one batch,
+/// whose run is written only with the batch. The resolution must still reach that run.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_incident_fired_and_resolved_within_one_batch_tells_its_new_run() {
+    let h = harness_with_processor(
+        "",
+        "apiVersion: medic/v1\nkind: Workflow\nname: on-call\ntrigger:\n  matchers: ['alertname=~\".+\"']\nsteps:\n  - id: note\n    phase: communicate\n    uses: echo\n",
+        false,
+    );
+    for body in ["grafana-firing.json", "grafana-resolved.json"] {
+        let (s, v) = send(&h, "POST", "/intake/grafana", &[JSON, AUTH], payload(body)).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{body}: {v}");
+    }
+    tokio::spawn(medic_server::process(h.svc.clone()));
+    let (runs, _) = eventually(&h, "the run to finish", |runs, i| {
+        i.as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["status"] == "resolved")
+            && runs
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["status"] != "running")
+    })
+    .await;
+    let id = runs[0]["id"].as_str().unwrap();
+    let journal = h.svc.engine().store().entries(id).unwrap();
+    assert!(
+        journal.iter().any(|e| matches!(
+            e.event,
+            medic_core::Event::IncidentUpdated {
+                status: medic_model::IncidentStatus::Resolved,
+                ..
+            }
+        )),
+        "the run never heard its incident resolved: {journal:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

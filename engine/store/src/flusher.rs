@@ -31,6 +31,7 @@ pub(crate) fn flush_db(db: &DbSlot) -> Result<(), String> {
 
 /// The flusher thread of one store; stopped and joined when dropped.
 pub(crate) struct Flusher {
+    commits: Arc<GroupCommit>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -43,12 +44,12 @@ impl Flusher {
     /// The OS's error when the thread cannot be started.
     pub(crate) fn start(commits: Arc<GroupCommit>, db: Arc<DbSlot>) -> std::io::Result<Flusher> {
         let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
+        let (stopping, flushing) = (stop.clone(), commits.clone());
         let thread = std::thread::Builder::new()
             .name("medic-flush".into())
             .spawn(move || {
                 while !stopping.load(Ordering::SeqCst) {
-                    let (wanted, answered) = commits.backlog();
+                    let (wanted, answered) = flushing.backlog();
                     if wanted <= answered {
                         // Woken by the next waiter's `unpark` (a token: one given before
                         // this park is not lost) or by `Drop`.
@@ -56,10 +57,11 @@ impl Flusher {
                         continue;
                     }
                     // Errors reach the waiters through what `flush_through` publishes.
-                    let _ = commits.flush_through(wanted, || flush_db(&db));
+                    let _ = flushing.flush_through(wanted, || flush_db(&db));
                 }
             })?;
         Ok(Flusher {
+            commits,
             stop,
             thread: Some(thread),
         })
@@ -84,5 +86,9 @@ impl Drop for Flusher {
             // (compaction's swap, a test) would otherwise find it still locked.
             let _ = t.join();
         }
+        // Nothing flushes for a waiter from here on: one still waiting (its future
+        // outlived the store) gets an error, never a wait without end.
+        self.commits
+            .close("the store was closed before this write was durable");
     }
 }

@@ -137,6 +137,14 @@ impl GroupCommit {
         }
     }
 
+    /// Answers every async waiter, present and future, with `why`: the flusher is gone.
+    /// A write a completed flush already covered stays durable.
+    pub(crate) fn close(&self, why: &str) {
+        let why: Arc<str> = why.into();
+        self.published
+            .send_modify(|p| p.failed = Some((u64::MAX, why)));
+    }
+
     /// The highest ticket an async waiter waits for, and the highest a flush answered
     /// for: the flusher works while the first is above the second.
     pub(crate) fn backlog(&self) -> (u64, u64) {

@@ -20,7 +20,9 @@
 //!
 //! Test-only failpoint: if `MEDIC_CRASH_AT_WRITE=k` (k ≥ 1) is set when a store is
 //! opened, the process SIGKILLs itself immediately before its k-th journal write
-//! (`create_run` and `append` calls, counted from 1 across the process). Crash tests use
+//! (`create_run`, `append` and `append_durable` calls, and each run of a
+//! `write_creating`, all counted before its one batch; counted from 1 across the
+//! process). Crash tests use
 //! it to stop medic at every write and check that resume finishes the run. Never set it
 //! in production.
 //!
@@ -66,7 +68,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 pub struct SledStore {
     /// The thread flushing for async waiters, started by the first (`flusher.rs`).
     /// First, so it is joined before the database below is dropped.
-    flusher: OnceLock<Flusher>,
+    flusher: OnceLock<Result<Flusher, String>>,
     /// The open database, and how many times it was reopened (`reopen`). `None` only
     /// while a reopen is under way or after one (or a compaction's swap) failed.
     ///
@@ -128,6 +130,20 @@ impl SledStore {
     pub fn entries_from(&self, run: &str, seq: u64) -> Result<Vec<Entry>, StoreError> {
         let (db, _) = self.db()?;
         self.read_journal(&db, run, seq)
+    }
+
+    /// The [`Op`] that posts `message` to `run`'s mailbox, for a caller writing it with
+    /// other records in one write: the inbox processor tells a run it creates in the same
+    /// batch, which is not in the store before that write. [`JournalStore::post`] writes
+    /// the same record alone.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when sled cannot give the message an id.
+    pub fn post_op(&self, run: &str, message: &Message) -> Result<Op, StoreError> {
+        // sled ids only grow, so a scan of the mailbox returns messages in post order.
+        let id = self.next_id()?;
+        Ok(Op::Put(keys::mail_key(run, id), encode(message)))
     }
 
     /// The directory the store was opened at.
@@ -338,10 +354,7 @@ impl JournalStore for SledStore {
     }
 
     fn post(&self, run: &str, message: &Message) -> Result<(), StoreError> {
-        // sled ids only grow, so a scan of the mailbox returns messages in post order.
-        let id = self.next_id()?;
-        let put = Op::Put(keys::mail_key(run, id), encode(message));
-        self.write(vec![put], Durability::Flush)
+        self.write(vec![self.post_op(run, message)?], Durability::Flush)
     }
 
     fn mailbox(&self, run: &str) -> Result<Vec<(u64, Message)>, StoreError> {

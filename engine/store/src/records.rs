@@ -20,6 +20,16 @@ pub enum Op {
 /// A (key, value) pair from [`SledStore::scan`].
 pub type Record = (Vec<u8>, Vec<u8>);
 
+/// Adds `ops` (keys without the `x/` prefix) to `batch`.
+fn add_ops(batch: &mut sled::Batch, ops: Vec<Op>) {
+    for op in ops {
+        match op {
+            Op::Put(k, v) => batch.insert(key(&k), v),
+            Op::Remove(k) => batch.remove(key(&k)),
+        }
+    }
+}
+
 fn key(k: &[u8]) -> Vec<u8> {
     let mut out = b"x/".to_vec();
     out.extend_from_slice(k);
@@ -41,12 +51,7 @@ impl SledStore {
             },
             _ => {
                 let mut batch = sled::Batch::default();
-                for op in ops {
-                    match op {
-                        Op::Put(k, v) => batch.insert(key(&k), v),
-                        Op::Remove(k) => batch.remove(key(&k)),
-                    }
-                }
+                add_ops(&mut batch, ops);
                 crate::Write::Batch(batch)
             }
         };
@@ -73,41 +78,50 @@ impl SledStore {
         ops: Vec<Op>,
         durability: Durability,
     ) -> Result<(), StoreError> {
-        for _ in runs {
-            self.failpoint.before_write();
-        }
-        let written = {
-            let mut cache = self.writer();
-            let mut batch = sled::Batch::default();
-            for (meta, first) in runs {
-                // Creating over an existing run would overwrite its first entry.
-                let expected = self.expected_seq(&cache, &meta.id)?.unwrap_or(0);
-                if first.seq != 0 || expected != 0 {
-                    return Err(StoreError::OutOfOrder {
-                        run: meta.id.clone(),
-                        expected,
-                        got: first.seq,
-                    });
-                }
-                batch.insert(meta_key(&meta.id), encode_meta(meta));
-                batch.insert(entry_key(&meta.id, first.seq), encode_entry(first));
-            }
-            for op in ops {
-                match op {
-                    Op::Put(k, v) => batch.insert(key(&k), v),
-                    Op::Remove(k) => batch.remove(key(&k)),
-                }
-            }
-            let written = self.apply_write(crate::Write::Batch(batch))?;
-            for (meta, first) in runs {
-                cache.insert(meta.id.clone(), first.seq + 1);
-            }
-            written
-        };
+        let written = self.apply_creating(runs, ops)?;
         match durability {
             Durability::Flush => self.durable(written),
             Durability::Lazy => Ok(()),
         }
+    }
+
+    /// Checks and applies [`SledStore::write_creating`]'s batch (also `create_run`'s, with
+    /// one run and no ops); returns its ticket to make durable. Each run counts as one
+    /// journal write for the `MEDIC_CRASH_AT_WRITE` failpoint, all counted before the batch.
+    pub(crate) fn apply_creating(
+        &self,
+        runs: &[(RunMeta, Entry)],
+        ops: Vec<Op>,
+    ) -> Result<crate::Written, StoreError> {
+        for _ in runs {
+            self.failpoint.before_write();
+        }
+        let mut cache = self.writer();
+        let mut batch = sled::Batch::default();
+        let mut ids = std::collections::HashSet::new();
+        for (meta, first) in runs {
+            // Creating over an existing run (or twice in one batch) would overwrite its
+            // first entry.
+            let expected = match ids.insert(meta.id.as_str()) {
+                true => self.expected_seq(&cache, &meta.id)?.unwrap_or(0),
+                false => 1,
+            };
+            if first.seq != 0 || expected != 0 {
+                return Err(StoreError::OutOfOrder {
+                    run: meta.id.clone(),
+                    expected,
+                    got: first.seq,
+                });
+            }
+            batch.insert(meta_key(&meta.id), encode_meta(meta));
+            batch.insert(entry_key(&meta.id, first.seq), encode_entry(first));
+        }
+        add_ops(&mut batch, ops);
+        let written = self.apply_write(crate::Write::Batch(batch))?;
+        for (meta, first) in runs {
+            cache.insert(meta.id.clone(), first.seq + 1);
+        }
+        Ok(written)
     }
 
     /// Applies `ops` and puts `marker` (with value `mark`, e.g. when it was written)

@@ -64,30 +64,7 @@ impl SledStore {
 
     /// Writes a new run's meta and first entry in one batch; returns the ticket to flush.
     pub(crate) fn create(&self, meta: &RunMeta, first: &Entry) -> Result<Written, StoreError> {
-        self.failpoint.before_write();
-        let ticket = {
-            let mut cache = self.writer();
-            // Creating over an existing run would overwrite its first entry.
-            let expected = self.expected_seq(&cache, &meta.id)?.unwrap_or(0);
-            if first.seq != expected || expected != 0 {
-                return Err(StoreError::OutOfOrder {
-                    run: meta.id.clone(),
-                    expected,
-                    got: first.seq,
-                });
-            }
-            let mut batch = sled::Batch::default();
-            batch.insert(meta_key(&meta.id), encode_meta(meta));
-            batch.insert(entry_key(&meta.id, first.seq), encode_entry(first));
-            self.apply(
-                &mut cache,
-                &meta.id,
-                first.seq,
-                Some(meta),
-                Write::Batch(batch),
-            )?
-        };
-        Ok(ticket)
+        self.apply_creating(&[(meta.clone(), first.clone())], Vec::new())
     }
 
     /// Applies a batch to the open database; returns its ticket for [`Self::durable`].
@@ -128,16 +105,13 @@ impl SledStore {
             self.same_epoch(written.epoch)?;
             return Ok(Box::pin(std::future::ready(Ok(()))));
         }
-        let flusher = match self.flusher.get() {
-            Some(f) => f,
-            None => {
-                let started = Flusher::start(self.commits.clone(), self.db.clone())
-                    .map_err(|e| self.io(format!("cannot start the flusher thread: {e}")))?;
-                // Two first waiters at once: the loser's thread is stopped at once.
-                let _ = self.flusher.set(started);
-                self.flusher.get().expect("set above")
-            }
-        };
+        // Started once, by the first waiter; racing first waiters wait for that one.
+        let started = self.flusher.get_or_init(|| {
+            Flusher::start(self.commits.clone(), self.db.clone()).map_err(|e| e.to_string())
+        });
+        let flusher = started
+            .as_ref()
+            .map_err(|e| self.io(format!("cannot start the flusher thread: {e}")))?;
         let (commits, thread, db) = (
             self.commits.clone(),
             flusher.thread().clone(),
@@ -212,8 +186,9 @@ pub(crate) const CLOSED: &str = "closed after a failure; reopening (see /healthz
 pub(crate) const REOPENED: &str = "reopened before this write was durable; not written";
 
 /// Runs `f`, which waits for the disk (an fsync, or the flush lock while another writer's
-/// fsync runs). Called on a worker of tokio's multi-thread runtime (a run's driver
-/// appending `attempt_started`), it tells tokio first, so the worker's other tasks (intake
+/// fsync runs). Called on a worker of tokio's multi-thread runtime (a step's host call
+/// that must be on disk before it is answered, a gate decision its driver journals), it
+/// tells tokio first, so the worker's other tasks (intake
 /// requests, other runs) move to another thread instead of queueing behind the fsync;
 /// on a blocking thread, outside tokio or on a current-thread runtime it just runs `f`.
 fn waiting_on_disk<R>(f: impl FnOnce() -> R) -> R {

@@ -244,3 +244,23 @@ fn runs_created_with_records_land_together_or_not_at_all() {
     assert_eq!(store.get(b"rec/1").unwrap().as_deref(), Some(&b"one"[..]));
     assert_eq!(store.get(b"rec/2").unwrap(), None);
 }
+
+/// A flush awaited after its store was dropped is answered with an error, not a wait
+/// without end (the flusher is gone).
+#[test]
+fn a_durable_append_awaited_after_the_store_is_dropped_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    store.create_run(&meta("a"), &log(0, "0")).unwrap();
+    let pending = store.append_durable("a", &log(1, "1"), None).unwrap();
+    drop(store);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let got = rt.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(10), pending).await
+    });
+    let err = got.expect("answered, not left waiting").unwrap_err();
+    assert!(err.to_string().contains("store was closed"), "{err}");
+}

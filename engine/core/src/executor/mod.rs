@@ -5,19 +5,19 @@ use crate::Clock;
 use crate::attempt::{self, Outcome};
 use crate::clock::{Entropy, OsEntropy};
 use crate::instance::{AttemptHost, HostSetup};
-use crate::journal::{Entry, Event, Failure, FailureKind, Observer, RunJournal, RunStatus};
-use crate::run::NewRun;
+use crate::journal::{Event, Failure, FailureKind, Observer, RunJournal, RunStatus};
 use crate::runner::{ResolvedLimits, StepRunner};
 use crate::secrets::SecretSource;
 use crate::state::{Next, RunState, StateError};
-use crate::store::{Durability, JournalStore, Message, RunMeta, StoreError};
+use crate::store::{Durability, JournalStore, Message, StoreError};
 use crate::waker::{Driven, PARK_AFTER_MS, Waker};
 use medic_model::{expr, template};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, watch};
+
+mod create;
 
 /// Fatal engine errors: the run cannot continue safely. (Step failures are not errors:
 /// they are recorded in the journal and the run carries on or fails by its own rules.)
@@ -181,77 +181,6 @@ impl Executor {
     /// The store it writes to.
     pub fn store(&self) -> &Arc<dyn JournalStore> {
         &self.store
-    }
-
-    /// Creates a run (durably) and returns its id. Does not start it: call [`Executor::drive`].
-    ///
-    /// # Errors
-    ///
-    /// [`ExecutorError::Store`] when `run_created` cannot be written.
-    pub fn create_run(&self, new: NewRun) -> Result<String, ExecutorError> {
-        let now = self.clock.now_ms();
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let digest = Sha256::digest(format!(
-            "{now}/{n}/{}/{}/{}",
-            std::process::id(),
-            new.workflow.name,
-            new.incident.id
-        ));
-        // Time-prefixed so ids sort by creation; the hash part keeps them unique.
-        let id = format!("{now:012x}-{}", &hex::encode(digest)[..8]);
-        self.create_run_as(id, new)
-    }
-
-    /// Creates a run under a caller-chosen id (the service derives it from the incident,
-    /// so processing the same alert twice cannot start two runs).
-    ///
-    /// # Errors
-    ///
-    /// [`ExecutorError::Store`] when `run_created` cannot be written.
-    pub fn create_run_as(&self, id: String, new: NewRun) -> Result<String, ExecutorError> {
-        self.create(id, new, Durability::Flush)
-    }
-
-    /// [`Executor::create_run_as`] without waiting for the disk: the run becomes durable
-    /// with the caller's next flushing write, and must not be driven before it. Lets the
-    /// service create a batch of runs with one flush.
-    ///
-    /// # Errors
-    ///
-    /// [`ExecutorError::Store`] when `run_created` cannot be written.
-    pub fn create_run_as_lazy(&self, id: String, new: NewRun) -> Result<String, ExecutorError> {
-        self.create(id, new, Durability::Lazy)
-    }
-
-    /// The records that create run `id` from `new` (its meta and `run_created` entry),
-    /// for a caller that writes them itself, together with other records in one write
-    /// (the service's inbox batches: `SledStore::write_creating`). Call
-    /// [`Executor::created`] once they are written; drive the run only once durable.
-    pub fn run_records(&self, id: &str, new: NewRun) -> (RunMeta, Entry) {
-        new.first_entry(id, self.clock.now_ms())
-    }
-
-    /// Tells the observer (live views, metrics) of a run whose records from
-    /// [`Executor::run_records`] were written.
-    pub fn created(&self, id: &str, first: &Entry) {
-        if let Some(o) = &self.observer {
-            o(id, first);
-        }
-    }
-
-    fn create(
-        &self,
-        id: String,
-        new: NewRun,
-        durability: Durability,
-    ) -> Result<String, ExecutorError> {
-        let (meta, first) = new.first_entry(&id, self.clock.now_ms());
-        match durability {
-            Durability::Flush => self.store.create_run(&meta, &first)?,
-            Durability::Lazy => self.store.create_run_lazy(&meta, &first)?,
-        }
-        self.created(&id, &first);
-        Ok(id)
     }
 
     /// Posts a message for a run (a gate decision, an incident update), durably, and wakes
