@@ -60,7 +60,7 @@ use medic_core::codec::{decode, encode};
 use medic_core::{Durability, Entry, JournalStore, Message, PendingFlush, RunMeta, StoreError};
 pub use records::{Op, Record};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// The [`JournalStore`] on sled: one process's handle on a data directory (sled's lock file
@@ -77,7 +77,8 @@ pub struct SledStore {
     /// strong count of 1 knows no operation is using the database (what online
     /// compaction waits for, `compact.rs`).
     db: Arc<DbSlot>,
-    path: PathBuf,
+    /// Shared with pending flushes, which name it only in an error.
+    path: Arc<Path>,
     /// The writer lock, and the next sequence number of each unfinished run this
     /// handle has written to (sled's lock file makes this handle the only writer, so
     /// the cache cannot go stale). Held from the sequence check to the applied batch,
@@ -111,7 +112,7 @@ impl SledStore {
         Ok(SledStore {
             flusher: OnceLock::new(),
             db: Arc::new(DbSlot::new((Some(Arc::new(db)), 0))),
-            path,
+            path: path.into(),
             next_seq: Mutex::new(HashMap::new()),
             commits: Arc::new(GroupCommit::default()),
             failpoint,
@@ -181,11 +182,9 @@ impl SledStore {
     /// in between, because the write was then applied to a database that is gone, and
     /// the flush did not cover it.
     fn same_epoch(&self, epoch: u64) -> Result<(), StoreError> {
-        let now = self.db.read().unwrap_or_else(PoisonError::into_inner).1;
-        if now == epoch {
-            Ok(())
-        } else {
-            Err(self.io(REOPENED))
+        match write::reopened_since(&self.db, epoch) {
+            false => Ok(()),
+            true => Err(self.io(REOPENED)),
         }
     }
 

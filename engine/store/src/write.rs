@@ -117,14 +117,15 @@ impl SledStore {
             flusher.thread().clone(),
             self.db.clone(),
         );
-        let (path, Written { ticket, epoch }) = (self.path.display().to_string(), written);
+        // The path is named only in an error: no string built per append.
+        let (path, Written { ticket, epoch }) = (self.path.clone(), written);
         Ok(Box::pin(async move {
             let io = |message: String| StoreError::Io {
-                path: path.clone(),
+                path: path.display().to_string(),
                 message,
             };
             commits.wait(ticket, &thread).await.map_err(io)?;
-            if db.read().unwrap_or_else(PoisonError::into_inner).1 != epoch {
+            if reopened_since(&db, epoch) {
                 return Err(io(REOPENED.into()));
             }
             Ok(())
@@ -205,4 +206,10 @@ fn waiting_on_disk<R>(f: impl FnOnce() -> R) -> R {
 pub(crate) struct Written {
     pub(crate) ticket: u64,
     pub(crate) epoch: u64,
+}
+
+/// Whether the database in `db` was reopened since `epoch`: a write applied in `epoch`
+/// was then applied to a database that is gone, and no later flush covers it.
+pub(crate) fn reopened_since(db: &crate::flusher::DbSlot, epoch: u64) -> bool {
+    db.read().unwrap_or_else(PoisonError::into_inner).1 != epoch
 }
