@@ -108,7 +108,10 @@ pub type PendingFlush =
 
 /// Durable storage of run journals.
 ///
-/// Contract: appends are applied in call order, each atomically with its meta update.
+/// Contract: appends are applied in call order. An append's meta update is never
+/// visible before the append itself, and a store that writes them apart (the sled store
+/// writes a `run_finished` entry, then its meta) brings the meta up to the journal when
+/// it is opened, before anything reads it (docs/durability.md §1).
 /// When an append with [`Durability::Flush`] (or `create_run`) returns `Ok`, it and every
 /// earlier append are on disk.
 pub trait JournalStore: Send + Sync {

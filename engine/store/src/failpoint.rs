@@ -1,5 +1,6 @@
 //! The `MEDIC_CRASH_AT_WRITE` failpoint: a test-only switch that kills the process just
-//! before its k-th journal write, so crash tests can stop medic at every point of a run
+//! before its k-th journal write (a finishing append's meta counts as a write of its
+//! own, after its entry), so crash tests can stop medic at every point of a run
 //! and check that `medic resume` finishes it correctly.
 //!
 //! SIGKILL, not a panic or `exit`: nothing may run after the decision — no destructor,
@@ -39,6 +40,23 @@ impl Failpoint {
         }
         let n = WRITES.fetch_add(1, Ordering::SeqCst) + 1;
         if crash_now(self.crash_at, n) {
+            kill_self();
+        }
+    }
+}
+
+impl Failpoint {
+    /// As [`Failpoint::before_write`], for the second half of a write made of two (a
+    /// finishing append's meta, after its entry): when it fires it runs `flush` first, so
+    /// the crash leaves the first half on disk and the second not, the worst a power cut
+    /// can leave there.
+    pub(crate) fn before_write_flushed(&self, flush: impl FnOnce()) {
+        if self.crash_at.is_none() {
+            return;
+        }
+        let n = WRITES.fetch_add(1, Ordering::SeqCst) + 1;
+        if crash_now(self.crash_at, n) {
+            flush();
             kill_self();
         }
     }

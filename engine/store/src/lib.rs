@@ -1,7 +1,9 @@
 //! medic's embedded durable store, on sled.
 //!
-//! One sled tree holds everything, so a journal append and its run-meta update are one
-//! atomic batch (sled applies a batch entirely or not at all, also across a crash):
+//! One sled tree holds everything. A journal append is one insert; the one that changes
+//! the run's status (`run_finished`) is followed by its run-meta update, and a crash
+//! between the two is repaired when the store is next opened (sled recovers a prefix of
+//! its log, so the meta is never ahead of the journal):
 //!
 //! | key                          | value                         |
 //! |------------------------------|-------------------------------|
@@ -21,8 +23,8 @@
 //! Test-only failpoint: if `MEDIC_CRASH_AT_WRITE=k` (k ≥ 1) is set when a store is
 //! opened, the process SIGKILLs itself immediately before its k-th journal write
 //! (`create_run`, `append` and `append_durable` calls, and each run of a
-//! `write_creating`, all counted before its one batch; counted from 1 across the
-//! process). Crash tests use
+//! `write_creating`, all counted before its one batch; a finishing append's meta, after
+//! its entry, with the entry flushed first; counted from 1 across the process). Crash tests use
 //! it to stop medic at every write and check that resume finishes the run. Never set it
 //! in production.
 //!
@@ -43,6 +45,7 @@ mod group;
 mod keys;
 mod read;
 mod records;
+mod repair;
 mod swap;
 mod write;
 
@@ -255,7 +258,17 @@ fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         match sled::Config::new().path(path).open() {
-            Ok(db) => return Ok(db),
+            Ok(db) => {
+                // Before anyone reads: a crash can leave a finished run's meta behind
+                // its journal (`repair.rs`).
+                repair::finished_metas(&db).map_err(|message| StoreError::Io {
+                    path: path.display().to_string(),
+                    message: format!(
+                        "cannot bring finished runs' index records up to date: {message}"
+                    ),
+                })?;
+                return Ok(db);
+            }
             Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }

@@ -21,8 +21,27 @@ fn skip(seq: u64) -> Entry {
     }
 }
 
-/// The child's body: five journal writes (one create, four flushed appends). In a
-/// normal test run (no CHILD_DIR) it does nothing.
+/// The `run_finished` entry the child ends its journal with, and the meta it implies.
+fn finished(meta: &RunMeta) -> (Entry, RunMeta) {
+    let entry = Entry {
+        seq: 5,
+        at_ms: 50,
+        event: Event::RunFinished {
+            status: RunStatus::Succeeded,
+            reason: None,
+        },
+    };
+    let meta = RunMeta {
+        status: RunStatus::Succeeded,
+        updated_ms: 50,
+        ..meta.clone()
+    };
+    (entry, meta)
+}
+
+/// The child's body: seven journal writes (one create, four flushed appends, then a
+/// finishing append: its entry and its meta, counted apart). In a normal test run (no
+/// CHILD_DIR) it does nothing.
 #[test]
 fn crash_child() {
     let Some(dir) = std::env::var_os(CHILD_DIR) else {
@@ -49,6 +68,10 @@ fn crash_child() {
             .append("r", &skip(seq), None, Durability::Flush)
             .unwrap();
     }
+    let (last, done) = finished(&meta);
+    store
+        .append("r", &last, Some(&done), Durability::Flush)
+        .unwrap();
     println!("CHILD-DONE");
 }
 
@@ -63,7 +86,7 @@ fn run_child(dir: &std::path::Path, crash_at: &str) -> Output {
 
 #[test]
 fn the_process_dies_right_before_the_kth_write() {
-    for k in 1..=5u64 {
+    for k in 1..=6u64 {
         let dir = tempfile::tempdir().unwrap();
         let out = run_child(dir.path(), &k.to_string());
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -77,15 +100,50 @@ fn the_process_dies_right_before_the_kth_write() {
         // Writes 1..k-1 were flushed; write k never happened.
         let expected: Vec<u64> = (0..k - 1).collect();
         assert_eq!(written, expected, "k={k}");
+        if k > 1 {
+            let listed = store.run("r").unwrap().unwrap();
+            assert_eq!(listed.status, RunStatus::Running, "k={k}");
+        }
     }
+}
+
+#[test]
+fn a_crash_between_a_finished_entry_and_its_meta_is_repaired_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    // Write 7 is the finishing append's meta: the failpoint flushes the entry first.
+    let out = run_child(dir.path(), "7");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{stdout}");
+    let store = SledStore::open(dir.path()).unwrap();
+    let entries = store.entries("r").unwrap();
+    assert_eq!(entries.len(), 6, "the run_finished entry is on disk");
+    let meta = RunMeta {
+        id: "r".into(),
+        workflow: "wf".into(),
+        incident_title: "t".into(),
+        status: RunStatus::Running,
+        created_ms: 1,
+        updated_ms: 1,
+    };
+    let (last, done) = finished(&meta);
+    assert_eq!(entries[5], last);
+    // The meta was written by the open, from the journal, not by the child.
+    assert_eq!(store.run("r").unwrap(), Some(done.clone()));
+    assert_eq!(store.runs().unwrap(), vec![done]);
 }
 
 #[test]
 fn a_crash_point_past_the_last_write_never_fires() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run_child(dir.path(), "6");
+    let out = run_child(dir.path(), "8");
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("CHILD-DONE"));
+    let store = SledStore::open(dir.path()).unwrap();
+    let listed = store.run("r").unwrap().unwrap();
+    assert_eq!(
+        (listed.status, listed.updated_ms),
+        (RunStatus::Succeeded, 50)
+    );
 }
 
 #[test]
