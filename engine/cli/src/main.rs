@@ -25,7 +25,9 @@ mod step;
 mod step_tls;
 mod validate;
 
+// jemalloc, tuned, as this binary's allocator (engine/alloc).
 use clap::{Parser, Subcommand};
+use medic_alloc as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -196,30 +198,7 @@ enum RunsCommand {
     },
 }
 
-/// Gives freed large blocks back to the system at once. glibc's mmap threshold otherwise
-/// rises to the largest block freed so far (up to 32 MiB), and from then on such blocks
-/// come from the heap and stay resident after they are freed: each `/metrics` scrape
-/// lists every run, so a long-running `medic serve` kept the largest list it ever made,
-/// which grew with the store (5.7 instead of 3.8 KiB per parked run at 6,000 runs,
-/// docs/performance.md). Fixing the threshold at glibc's initial 128 KiB turns the rise
-/// off (mallopt(3)); a block that large costs one mmap, small beside its use.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[expect(
-    unsafe_code,
-    reason = "mallopt is a C call with no memory effects on Rust values"
-)]
-fn return_large_blocks() {
-    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn return_large_blocks() {}
-
 fn main() -> ExitCode {
-    return_large_blocks();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

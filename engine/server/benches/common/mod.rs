@@ -1,7 +1,9 @@
 //! What the server benches share: the bench service (one workflow, one `echo` step), the
 //! Alertmanager payload, percentiles, and the baseline every bench prints a ratio to —
-//! the disk's bare fsync rate, measured in the same run.
+//! the disk's bare fsync rate, measured in the same run. Linking it also makes jemalloc
+//! the bench's allocator, as it is the `medic` binary's (engine/alloc).
 
+use medic_alloc as _;
 use medic_server::{LoadedWorkflow, ServeConfig, Service};
 use std::io::Write;
 use std::path::Path;
