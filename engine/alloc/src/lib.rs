@@ -2,14 +2,16 @@
 //!
 //! A binary that links this crate allocates through jemalloc instead of the C library's
 //! malloc. It exists because of what the loopback benchmark showed (docs/performance.md,
-//! "One allocator lock fewer"): under an alert storm, run drivers, sled's I/O threads
+//! "Runs drained past glibc's arena locks"): under an alert storm, run drivers, sled's I/O threads
 //! and intake allocate on one thread and free on another, and glibc's malloc then
 //! serialises them on its arena locks, half of the drivers' waits in that profile.
 //! jemalloc's thread caches take most of those allocations without a lock.
 //!
-//! Options ([`MALLOC_CONF`]): two arenas, not four per core (a parked run's memory stays
-//! under the 4 KiB target); freed dirty pages returned after a second, and no "muzzy"
-//! stage, so memory freed after a storm goes back to the system soon after it ends.
+//! Options ([`OPTIONS`]): two arenas, not four per core (with jemalloc's defaults a parked
+//! run cost 6.4–6.6 KiB, with these 3.7–4.4, around the 4 KiB target); freed dirty pages
+//! returned after a second and no "muzzy" stage, so memory freed after a storm goes back
+//! to the system a second after it ends. jemalloc purges as it allocates (there is no
+//! background thread), so a process that allocates nothing more keeps what it held.
 //!
 //! ```
 //! // In a binary's main.rs: linking the crate is all it takes.
@@ -35,7 +37,7 @@ mod jemalloc {
 
     /// A C string pointer jemalloc may read from any thread: it is never written.
     #[repr(transparent)]
-    pub struct Conf(*const c_char);
+    struct Conf(*const c_char);
 
     // SAFETY: the pointer is to a 'static C string literal that nothing writes.
     #[expect(
@@ -54,11 +56,8 @@ mod jemalloc {
     )]
     #[unsafe(export_name = "_rjem_malloc_conf")]
     #[used]
-    pub static MALLOC_CONF: Conf = Conf(super::OPTIONS.as_ptr());
+    static MALLOC_CONF: Conf = Conf(super::OPTIONS.as_ptr());
 }
 
 /// The options medic runs jemalloc with: `narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0`.
 pub const OPTIONS: &std::ffi::CStr = c"narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0";
-
-#[cfg(all(unix, not(target_env = "musl")))]
-pub use jemalloc::MALLOC_CONF;

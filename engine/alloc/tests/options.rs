@@ -11,7 +11,7 @@ fn allocations_go_through_jemalloc() {
     // allocates: jemalloc serves the global allocator, it is not merely linked.
     let allocated = thread::allocatedp::read().unwrap();
     let before = allocated.get();
-    let block = vec![1u8; 8 << 20];
+    let block = std::hint::black_box(vec![1u8; 8 << 20]);
     let after = allocated.get();
     assert!(after >= before + (8 << 20), "{before} -> {after}");
     drop(block);

@@ -25,8 +25,8 @@ mod step;
 mod step_tls;
 mod validate;
 
-// jemalloc, tuned, as this binary's allocator (engine/alloc).
 use clap::{Parser, Subcommand};
+// jemalloc, tuned, as this binary's allocator (engine/alloc).
 use medic_alloc as _;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -6,8 +6,10 @@
 //! `cargo bench -p medic-server --bench web`
 
 use axum::body::Body;
+// The allocator the `medic` binary runs with (engine/alloc).
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use medic_alloc as _;
 use medic_core::{Durability, Entry, Event, HostCall, HttpOutcome, Level, NewRun};
 use medic_model::{Incident, IncidentStatus};
 use medic_server::{LoadedWorkflow, ServeConfig, Service, router};

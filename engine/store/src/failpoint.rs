@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The environment variable, read once when a store is opened.
 pub const CRASH_AT_WRITE: &str = "MEDIC_CRASH_AT_WRITE";
 
-/// Journal writes (`create_run` and `append` calls) made by this process so far, by
+/// Journal writes (`create_run` and `append` calls, a finishing append's meta apart from
+/// its entry) made by this process so far, by
 /// every store handle with the failpoint armed. Process-wide because the crash point
 /// is a property of the process under test, not of one handle.
 static WRITES: AtomicU64 = AtomicU64::new(0);
@@ -43,9 +44,7 @@ impl Failpoint {
             kill_self();
         }
     }
-}
 
-impl Failpoint {
     /// As [`Failpoint::before_write`], for the second half of a write made of two (a
     /// finishing append's meta, after its entry): when it fires it runs `flush` first, so
     /// the crash leaves the first half on disk and the second not, the worst a power cut

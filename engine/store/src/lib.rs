@@ -24,9 +24,9 @@
 //! opened, the process SIGKILLs itself immediately before its k-th journal write
 //! (`create_run`, `append` and `append_durable` calls, and each run of a
 //! `write_creating`, all counted before its one batch; a finishing append's meta, after
-//! its entry, with the entry flushed first; counted from 1 across the process). Crash tests use
-//! it to stop medic at every write and check that resume finishes the run. Never set it
-//! in production.
+//! its entry, with the entry flushed first; counted from 1 across the process). Crash
+//! tests use it to stop medic at every write and check that resume finishes the run.
+//! Never set it in production.
 //!
 //! ```no_run
 //! let store = medic_store::SledStore::open("/var/lib/medic/store").unwrap();
@@ -64,6 +64,7 @@ use medic_core::{Durability, Entry, JournalStore, Message, PendingFlush, RunMeta
 pub use records::{Op, Record};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// The [`JournalStore`] on sled: one process's handle on a data directory (sled's lock file
@@ -84,13 +85,17 @@ pub struct SledStore {
     path: Arc<Path>,
     /// The writer lock, and the next sequence number of each unfinished run this
     /// handle has written to (sled's lock file makes this handle the only writer, so
-    /// the cache cannot go stale). Held from the sequence check to the applied batch,
+    /// the cache cannot go stale). Held from the sequence check to the applied write,
     /// so two appends to one run can never both pass the check and fork the journal.
     next_seq: Mutex<HashMap<String, u64>>,
     commits: Arc<GroupCommit>,
     failpoint: Failpoint,
     /// Held for a whole online compaction: two at once would share `<path>.compacting`.
     compaction: Mutex<()>,
+    /// Whether a finished run's meta may be behind its journal in the open database:
+    /// its insert failed after the entry's, or the repair at open failed. The next
+    /// journal write repairs first (`repair.rs`).
+    metas_behind: AtomicBool,
 }
 
 impl SledStore {
@@ -112,6 +117,9 @@ impl SledStore {
         // undo it first (`swap.rs`).
         swap::recover(&path)?;
         let db = open_sled(&path)?;
+        // Before anyone reads: a crash can leave a finished run's meta behind its
+        // journal (`repair.rs`). Not fatal: the first write tries again.
+        let behind = repair::finished_metas(&db).is_err();
         Ok(SledStore {
             flusher: OnceLock::new(),
             db: Arc::new(DbSlot::new((Some(Arc::new(db)), 0))),
@@ -120,6 +128,7 @@ impl SledStore {
             commits: Arc::new(GroupCommit::default()),
             failpoint,
             compaction: Mutex::new(()),
+            metas_behind: AtomicBool::new(behind),
         })
     }
 
@@ -217,7 +226,12 @@ impl SledStore {
         cache.clear();
         // A compaction whose swap failed half-way left it to be finished here.
         swap::recover(&self.path)?;
-        guard.0 = Some(Arc::new(open_sled(&self.path)?));
+        let db = open_sled(&self.path)?;
+        // A meta whose insert failed with the I/O error that led here is behind its
+        // journal; so may be one from before a crash the reopen recovered.
+        let behind = repair::finished_metas(&db).is_err();
+        self.metas_behind.store(behind, Ordering::Relaxed);
+        guard.0 = Some(Arc::new(db));
         Ok(true)
     }
 
@@ -248,7 +262,8 @@ impl SledStore {
 pub const REOPEN_SPACE_BYTES: usize = 4 << 20;
 
 /// Opens the sled database at `path` (no recovery of an interrupted compaction: see
-/// [`swap::recover`]).
+/// [`swap::recover`]; no repair of metas behind their journals, [`repair`]: `open` and
+/// `reopen` do it, and a compaction's copy is made from a store they repaired).
 fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
     // sled's I/O threads can keep the store's lock for a moment after the last handle of
     // a database in this process is dropped (they finish writing its log), so a reopen in
@@ -258,17 +273,7 @@ fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         match sled::Config::new().path(path).open() {
-            Ok(db) => {
-                // Before anyone reads: a crash can leave a finished run's meta behind
-                // its journal (`repair.rs`).
-                repair::finished_metas(&db).map_err(|message| StoreError::Io {
-                    path: path.display().to_string(),
-                    message: format!(
-                        "cannot bring finished runs' index records up to date: {message}"
-                    ),
-                })?;
-                return Ok(db);
-            }
+            Ok(db) => return Ok(db),
             Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }

@@ -27,13 +27,17 @@ pub(crate) fn finished_metas(db: &sled::Db) -> Result<usize, String> {
     let mut repaired = 0;
     for kv in db.scan_prefix(META_PREFIX) {
         let (key, value) = kv.map_err(|e| e.to_string())?;
-        let Ok(mut meta) = decode_meta(&value) else {
+        // The run is named by its key, which is what its journal's keys are built from.
+        let (Ok(run), Ok(mut meta)) = (
+            std::str::from_utf8(&key[META_PREFIX.len()..]),
+            decode_meta(&value),
+        ) else {
             continue;
         };
         if meta.status != RunStatus::Running {
             continue;
         }
-        let Some(last) = db.scan_prefix(entry_prefix(&meta.id)).next_back() else {
+        let Some(last) = db.scan_prefix(entry_prefix(run)).next_back() else {
             continue;
         };
         let (_, bytes) = last.map_err(|e| e.to_string())?;
@@ -84,6 +88,53 @@ mod tests {
         };
         db.insert(entry_key(run, seq), encode_entry(&entry))
             .unwrap();
+    }
+
+    #[test]
+    fn a_meta_left_behind_while_serving_is_repaired_by_the_next_journal_write() {
+        use medic_core::{Durability, JournalStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::SledStore::open(dir.path()).unwrap();
+        let skipped = |seq| Entry {
+            seq,
+            at_ms: 10 + seq,
+            event: Event::StepSkipped {
+                step: "s".into(),
+                reason: "r".into(),
+            },
+        };
+        for run in ["behind", "other"] {
+            store
+                .create_run(&meta(run, RunStatus::Running), &skipped(0))
+                .unwrap();
+        }
+        // What a failed meta insert leaves: the finished entry, the meta still running.
+        let (db, _) = store.db().unwrap();
+        put_entry(
+            &db,
+            "behind",
+            1,
+            Event::RunFinished {
+                status: RunStatus::Succeeded,
+                reason: None,
+            },
+        );
+        drop(db);
+        store
+            .metas_behind
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let status = |run| store.run(run).unwrap().unwrap().status;
+        assert_eq!(status("behind"), RunStatus::Running);
+
+        store
+            .append("other", &skipped(1), None, Durability::Lazy)
+            .unwrap();
+        assert_eq!(status("behind"), RunStatus::Succeeded);
+        assert!(
+            !store
+                .metas_behind
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Applying writes and making them durable: the writer lock and sequence checks, one
-//! write applied atomically ([`Write`]), a finishing append as its entry then its meta, and the wait for the disk, blocking
-//! ([`SledStore::durable`], group commit) or async ([`SledStore::durable_later`], the
-//! flusher thread).
+//! write applied atomically ([`Write`]), a finishing append as its entry and then its
+//! meta, and the wait for the disk, blocking ([`SledStore::durable`], group commit) or
+//! async ([`SledStore::durable_later`], the flusher thread).
 
 use crate::SledStore;
 use crate::flusher::{self, Flusher};
@@ -9,6 +9,7 @@ use crate::keys::{self, entry_key, entry_prefix, meta_key};
 use medic_core::codec::{encode_entry, encode_meta};
 use medic_core::{Entry, PendingFlush, RunMeta, RunStatus, StoreError};
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{MutexGuard, PoisonError};
 
 impl SledStore {
@@ -42,8 +43,9 @@ impl SledStore {
         }
     }
 
-    /// Applies `write` (an entry, or an entry and its meta together) and updates the
-    /// cache; returns the write's group-commit ticket. Called with the writer lock held.
+    /// Applies `write` (a journal entry; `meta` is the one that entry implies, if any)
+    /// and updates the cache; returns the write's group-commit ticket. Called with the
+    /// writer lock held.
     pub(crate) fn apply(
         &self,
         cache: &mut HashMap<String, u64>,
@@ -139,8 +141,8 @@ impl SledStore {
     /// costs two log writes of its own (see [`Write`]), once per finished run. sled
     /// recovers a prefix of its log after a crash, so the meta never says finished
     /// without the entry; the other gap, the entry without its meta, is closed when the
-    /// store is next opened ([`crate::repair`]). Readers may see the entry a moment
-    /// before the meta.
+    /// store is next opened ([`crate::repair`]) or, when the meta's insert failed here, by
+    /// the next journal write. Readers may see the entry a moment before the meta.
     pub(crate) fn applied(
         &self,
         run: &str,
@@ -149,6 +151,9 @@ impl SledStore {
     ) -> Result<Written, StoreError> {
         self.failpoint.before_write();
         let mut cache = self.writer();
+        if self.metas_behind.load(Ordering::Relaxed) {
+            self.repair_metas()?;
+        }
         let Some(expected) = self.expected_seq(&cache, run)? else {
             return Err(StoreError::NoSuchRun(run.to_string()));
         };
@@ -160,8 +165,9 @@ impl SledStore {
             });
         }
         let write = Write::Put(entry_key(run, entry.seq), encode_entry(entry));
-        // The cache learns of the entry even if the meta's insert fails below: the
-        // journal has it either way, and the next append must not overwrite it.
+        // With a meta, `apply` drops the run from the cache now, before the meta's insert
+        // can fail: a later append then reads the journal's true end (this entry) and
+        // cannot overwrite it.
         let written = self.apply(&mut cache, run, entry.seq, meta, write)?;
         let Some(m) = meta else {
             return Ok(written);
@@ -171,6 +177,16 @@ impl SledStore {
         self.failpoint
             .before_write_flushed(|| drop(self.db().map(|(db, _)| db.flush())));
         self.apply_write(Write::Put(meta_key(run), encode_meta(m)))
+            .inspect_err(|_| self.metas_behind.store(true, Ordering::Relaxed))
+    }
+
+    /// Brings every finished run's meta up to its journal ([`crate::repair`]) and, once
+    /// that worked, forgets that any was behind. Called with the writer lock held.
+    fn repair_metas(&self) -> Result<(), StoreError> {
+        let (db, _) = self.db()?;
+        crate::repair::finished_metas(&db).map_err(|e| self.io(e))?;
+        self.metas_behind.store(false, Ordering::Relaxed);
+        Ok(())
     }
 }
 
