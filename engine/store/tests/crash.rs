@@ -21,6 +21,18 @@ fn skip(seq: u64) -> Entry {
     }
 }
 
+/// The child's run as it is created.
+fn running() -> RunMeta {
+    RunMeta {
+        id: "r".into(),
+        workflow: "wf".into(),
+        incident_title: "t".into(),
+        status: RunStatus::Running,
+        created_ms: 1,
+        updated_ms: 1,
+    }
+}
+
 /// The `run_finished` entry the child ends its journal with, and the meta it implies.
 fn finished(meta: &RunMeta) -> (Entry, RunMeta) {
     let entry = Entry {
@@ -54,14 +66,7 @@ fn crash_child() {
             return;
         }
     };
-    let meta = RunMeta {
-        id: "r".into(),
-        workflow: "wf".into(),
-        incident_title: "t".into(),
-        status: RunStatus::Running,
-        created_ms: 1,
-        updated_ms: 1,
-    };
+    let meta = running();
     store.create_run(&meta, &skip(0)).unwrap();
     for seq in 1..5 {
         store
@@ -117,14 +122,7 @@ fn a_crash_between_a_finished_entry_and_its_meta_is_repaired_at_open() {
     let store = SledStore::open(dir.path()).unwrap();
     let entries = store.entries("r").unwrap();
     assert_eq!(entries.len(), 6, "the run_finished entry is on disk");
-    let meta = RunMeta {
-        id: "r".into(),
-        workflow: "wf".into(),
-        incident_title: "t".into(),
-        status: RunStatus::Running,
-        created_ms: 1,
-        updated_ms: 1,
-    };
+    let meta = running();
     let (last, done) = finished(&meta);
     assert_eq!(entries[5], last);
     // The meta was written by the open, from the journal, not by the child.
