@@ -134,9 +134,11 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let (fsyncs, median, p99) = common::fsync_baseline(dir.path());
     println!(
-        "baseline (same run): bare 512-byte write+fdatasync {fsyncs:.0}/s, median {} ms, p99 {} ms",
+        "baseline (same run): bare 512-byte write+fdatasync {fsyncs:.0}/s, median {} ms, p99 {} ms; \
+         CPU {:.0}k hashes of 4 KiB/s on one thread",
         common::ms(median),
-        common::ms(p99)
+        common::ms(p99),
+        common::cpu_baseline() / 1e3
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {

@@ -63,6 +63,7 @@ fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (fsyncs, fsync_median, _) = common::fsync_baseline(dir.path());
+    let cpu_before = common::cpu_baseline();
     let script = dir.path().join("alerts.lua");
     std::fs::File::create(&script)
         .unwrap()
@@ -151,6 +152,12 @@ fn main() {
     println!(
         "  {finished} of {total} runs finished {:.1} s after the load ended ({acked} alerts acknowledged)",
         load_ended.elapsed().as_secs_f64()
+    );
+    // After the drain, so a neighbour's load during the run shows in one of the two.
+    println!(
+        "  CPU baseline (same run, one thread): {:.0}k hashes of 4 KiB/s before the load, {:.0}k after the runs",
+        cpu_before / 1e3,
+        common::cpu_baseline() / 1e3
     );
     let _ = stop.send(());
     let _ = rt.block_on(server);

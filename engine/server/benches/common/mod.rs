@@ -51,6 +51,25 @@ pub fn pct<T: Copy>(sorted: &[T], p: f64) -> T {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// The CPU's floor, measured now on one thread: hashes of a 4 KiB block per second, over
+/// a quarter of a second. Taken before and after a load, it tells a slower run caused by
+/// a neighbour taking the CPU (both baselines fall with it) from a regression (they stay).
+pub fn cpu_baseline() -> f64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let block: Vec<u8> = (0..4096u32).map(|i| (i * 31 % 251) as u8).collect();
+    let (started, mut hashes, mut sink) = (Instant::now(), 0u64, 0u64);
+    while started.elapsed() < Duration::from_millis(250) {
+        for _ in 0..64 {
+            let mut h = DefaultHasher::new();
+            std::hint::black_box(&block).hash(&mut h);
+            sink ^= h.finish();
+        }
+        hashes += 64;
+    }
+    std::hint::black_box(sink);
+    hashes as f64 / started.elapsed().as_secs_f64()
+}
+
 /// The disk's floor, measured now in `dir`: 512-byte appends to a file, each followed by
 /// `fdatasync`, for about a second. Returns (fsyncs per second, median, p99).
 pub fn fsync_baseline(dir: &Path) -> (f64, Duration, Duration) {
