@@ -460,6 +460,15 @@ mod tests {
             "{err}"
         );
         assert_eq!(s.entries("a").unwrap(), vec![skip(0), skip(1)]);
+        // Reopened, the handle knows nothing of "a" until it looks at the journal.
+        drop(s);
+        let s = SledStore::open(dir.path()).unwrap();
+        let err = s.create_run(&meta("a"), &skip(0)).unwrap_err();
+        assert!(
+            matches!(err, StoreError::OutOfOrder { expected: 2, .. }),
+            "{err}"
+        );
+        assert_eq!(s.entries("a").unwrap(), vec![skip(0), skip(1)]);
     }
 
     #[test]

@@ -101,12 +101,15 @@ impl SledStore {
         let mut ids = std::collections::HashSet::new();
         for (meta, first) in runs {
             // Creating over an existing run (or twice in one batch) would overwrite its
-            // first entry.
-            let expected = match ids.insert(meta.id.as_str()) {
-                true => self.expected_seq(&cache, &meta.id)?.unwrap_or(0),
-                false => 1,
-            };
-            if first.seq != 0 || expected != 0 {
+            // first entry. Whether that entry is there is one point lookup: the journal's
+            // end (a reverse prefix scan, sled's slowest read) is looked for only to name
+            // it in the error.
+            let twice = !ids.insert(meta.id.as_str());
+            if first.seq != 0 || twice || self.has_journal(&cache, &meta.id)? {
+                let expected = match twice {
+                    true => 1,
+                    false => self.expected_seq(&cache, &meta.id)?.unwrap_or(0),
+                };
                 return Err(StoreError::OutOfOrder {
                     run: meta.id.clone(),
                     expected,

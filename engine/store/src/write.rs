@@ -43,6 +43,20 @@ impl SledStore {
         }
     }
 
+    /// Whether `run` has a journal: its first entry (seq 0, written with its meta and
+    /// removed only with the whole run) is there. A point lookup, for creating runs.
+    pub(crate) fn has_journal(
+        &self,
+        cache: &HashMap<String, u64>,
+        run: &str,
+    ) -> Result<bool, StoreError> {
+        if cache.contains_key(run) {
+            return Ok(true);
+        }
+        let (db, _) = self.db()?;
+        db.contains_key(entry_key(run, 0)).map_err(|e| self.io(e))
+    }
+
     /// Applies `write` (a journal entry; `meta` is the one that entry implies, if any)
     /// and updates the cache; returns the write's group-commit ticket. Called with the
     /// writer lock held.
