@@ -225,6 +225,13 @@ fn handle_batch(svc: &Arc<Service>, chunk: &[Record]) -> Result<(), ProcessError
             codec::encode(&r),
         ));
     }
+    // Each new run's web index record goes in the same batch: one sled write fewer per
+    // run than indexing it when the observer hears of it (`web::Live::observe`).
+    for (meta, first) in &created {
+        if let medic_core::Event::RunCreated(c) = &first.event {
+            ops.push(crate::web::index_op(&meta.id, first.at_ms, c));
+        }
+    }
     svc.store.write_creating(&created, ops, Durability::Flush)?;
     svc.metrics.inbox_handled(handled);
     for (meta, first) in created {

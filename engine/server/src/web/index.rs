@@ -40,24 +40,27 @@ pub(crate) fn key(created_ms: u64, run: &str) -> Vec<u8> {
     k
 }
 
-/// Indexes a new run. Lazy: it becomes durable with the run's own next flush, and a lost
-/// one is rewritten by the backfill.
-pub(crate) fn record(
-    store: &SledStore,
-    run: &str,
-    created_ms: u64,
-    created: &RunCreated,
-) -> Result<(), StoreError> {
+/// The write that indexes a new run, for a caller that writes it with the run itself:
+/// the inbox processor puts it in the batch that creates the run.
+pub(crate) fn op(run: &str, created_ms: u64, created: &RunCreated) -> Op {
     let value = Value {
         drill: created.drill,
         incident: created.incident.id.clone(),
         workflow: Some(created.workflow.name.clone()),
         title: Some(created.incident.title.clone()),
     };
-    store.write(
-        vec![Op::Put(key(created_ms, run), codec::encode(&value))],
-        Durability::Lazy,
-    )
+    Op::Put(key(created_ms, run), codec::encode(&value))
+}
+
+/// Indexes a new run on its own ([`op`] as one write). Lazy: it becomes durable with the
+/// run's own next flush, and a lost one is rewritten by the backfill.
+pub(crate) fn record(
+    store: &SledStore,
+    run: &str,
+    created_ms: u64,
+    created: &RunCreated,
+) -> Result<(), StoreError> {
+    store.write(vec![op(run, created_ms, created)], Durability::Lazy)
 }
 
 /// Adds the runs missing from the index (one look-up per run, one journal read per

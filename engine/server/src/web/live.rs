@@ -80,11 +80,10 @@ impl Live {
     /// the waiting gates, and tells connected pages.
     pub(crate) fn observe(&self, store: &SledStore, run: &str, entry: &Entry) {
         match &entry.event {
-            Event::RunCreated(created) => {
-                // The index is the web view's own record; a failure here must not fail
-                // the run, and a missing entry is written again by the next backfill.
-                let _ = index::record(store, run, entry.at_ms, created);
-            }
+            // Indexed by whoever created the run, with it: the inbox processor writes the
+            // index record in the run's own batch, drills write theirs (`drill.rs`), and
+            // a run indexed by neither is added by the backfill at start.
+            Event::RunCreated(_) => {}
             Event::GateOpened {
                 step,
                 prompt,

@@ -42,6 +42,7 @@ mod session;
 mod view;
 
 pub(crate) use index::key as index_key;
+pub(crate) use index::op as index_op;
 pub(crate) use live::Live;
 
 use crate::Service;
