@@ -9,8 +9,8 @@
 //! as a ratio to the baseline measured in the same run, so a loaded machine shows less.
 
 use axum::body::Body;
-// The allocator the `medic` binary runs with (engine/alloc).
 use axum::http::Request;
+// The allocator the `medic` binary runs with (engine/alloc).
 use medic_alloc as _;
 use medic_core::journal::RunCreated;
 use medic_core::{Durability, Entry, Event, HostCall, JournalStore, Level, RunMeta, RunStatus};

@@ -6,9 +6,9 @@
 //! `cargo bench -p medic-server --bench web`
 
 use axum::body::Body;
-// The allocator the `medic` binary runs with (engine/alloc).
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+// The allocator the `medic` binary runs with (engine/alloc).
 use medic_alloc as _;
 use medic_core::{Durability, Entry, Event, HostCall, HttpOutcome, Level, NewRun};
 use medic_model::{Incident, IncidentStatus};
@@ -288,7 +288,9 @@ fn main() {
         println!("  of a first render: folding those entries {fold:.2} ms, drawing their picture {picture:.2} ms (medians)");
         drop((app, svc));
 
-        // 2. The runs list out of 100,000 runs (indexed as they were created).
+        // 2. The runs list out of 100,000 runs. Created here through the engine, not the
+        //    inbox (which indexes a run in the batch that creates it), so the index check
+        //    at start finds every one missing: it times the backfill, the worst case.
         let dir = tempfile::tempdir().unwrap();
         let (svc, wf) = service(dir.path());
         let t = Instant::now();
@@ -298,7 +300,7 @@ fn main() {
         println!("(created 100,000 runs in {:.1} s)", t.elapsed().as_secs_f64());
         let t = Instant::now();
         svc.index_runs().unwrap();
-        println!("(the runs list's index checked at start, in the background: {:.0} ms)", t.elapsed().as_secs_f64() * 1000.0);
+        println!("(the runs list's index backfilled at start, in the background, all 100,000 runs missing: {:.0} ms)", t.elapsed().as_secs_f64() * 1000.0);
         let app = router(svc.clone());
         let cookie = sign_in(&app).await;
         time_page(&app, &cookie, "/ui/runs", 50, "runs page 1 of 100,000 runs", 20.0).await;

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const CRASH_AT_WRITE: &str = "MEDIC_CRASH_AT_WRITE";
 
 /// Journal writes (`create_run` and `append` calls, a finishing append's meta apart from
-/// its entry) made by this process so far, by
-/// every store handle with the failpoint armed. Process-wide because the crash point
+/// its entry) made by this process so far, by every store handle with the failpoint
+/// armed. Process-wide because the crash point
 /// is a property of the process under test, not of one handle.
 static WRITES: AtomicU64 = AtomicU64::new(0);
 

@@ -1,9 +1,10 @@
 //! medic's embedded durable store, on sled.
 //!
 //! One sled tree holds everything. A journal append is one insert; the one that changes
-//! the run's status (`run_finished`) is followed by its run-meta update, and a crash
-//! between the two is repaired when the store is next opened (sled recovers a prefix of
-//! its log, so the meta is never ahead of the journal):
+//! the run's status (`run_finished`) is followed by its run-meta update, and a meta left
+//! behind (a crash between the two, a failed insert) is repaired when the store is next
+//! opened or by the next append (sled recovers a prefix of its log, so the meta is never
+//! ahead of the journal):
 //!
 //! | key                          | value                         |
 //! |------------------------------|-------------------------------|
@@ -94,7 +95,8 @@ pub struct SledStore {
     compaction: Mutex<()>,
     /// Whether a finished run's meta may be behind its journal in the open database:
     /// its insert failed after the entry's, or the repair at open failed. The next
-    /// journal write repairs first (`repair.rs`).
+    /// journal append repairs first (`repair.rs`); until one succeeds, readers may list
+    /// such a run as running.
     metas_behind: AtomicBool,
 }
 
@@ -118,8 +120,8 @@ impl SledStore {
         swap::recover(&path)?;
         let db = open_sled(&path)?;
         // Before anyone reads: a crash can leave a finished run's meta behind its
-        // journal (`repair.rs`). Not fatal: the first write tries again.
-        let behind = repair::finished_metas(&db).is_err();
+        // journal (`repair.rs`). Not fatal: the first journal append tries again.
+        let behind = repair::at_open(&db, &path);
         Ok(SledStore {
             flusher: OnceLock::new(),
             db: Arc::new(DbSlot::new((Some(Arc::new(db)), 0))),
@@ -229,7 +231,7 @@ impl SledStore {
         let db = open_sled(&self.path)?;
         // A meta whose insert failed with the I/O error that led here is behind its
         // journal; so may be one from before a crash the reopen recovered.
-        let behind = repair::finished_metas(&db).is_err();
+        let behind = repair::at_open(&db, &self.path);
         self.metas_behind.store(behind, Ordering::Relaxed);
         guard.0 = Some(Arc::new(db));
         Ok(true)

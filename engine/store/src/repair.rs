@@ -12,6 +12,23 @@ use crate::keys::{META_PREFIX, entry_prefix};
 use medic_core::codec::{decode_entry, decode_meta, encode_meta};
 use medic_core::{Entry, Event, RunStatus};
 
+/// [`finished_metas`] when a store is opened: whether it failed (the store opens anyway,
+/// and its next journal append tries again). The failure is printed, naming the store,
+/// since nothing else would tell an operator why `medic runs` lists a finished run as
+/// running.
+pub(crate) fn at_open(db: &sled::Db, path: &std::path::Path) -> bool {
+    match finished_metas(db) {
+        Ok(_) => false,
+        Err(e) => {
+            eprintln!(
+                "medic: store at {}: cannot bring finished runs' index records up to their journals yet (retried on the next write): {e}",
+                path.display()
+            );
+            true
+        }
+    }
+}
+
 /// Rewrites the meta of every run whose journal ends in `run_finished` while its meta
 /// says running, and flushes if it rewrote any; returns how many it rewrote.
 ///

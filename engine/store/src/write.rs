@@ -198,7 +198,8 @@ impl SledStore {
     /// that worked, forgets that any was behind. Called with the writer lock held.
     fn repair_metas(&self) -> Result<(), StoreError> {
         let (db, _) = self.db()?;
-        crate::repair::finished_metas(&db).map_err(|e| self.io(e))?;
+        // It may flush: tell tokio first, as for any wait on the disk.
+        waiting_on_disk(|| crate::repair::finished_metas(&db)).map_err(|e| self.io(e))?;
         self.metas_behind.store(false, Ordering::Relaxed);
         Ok(())
     }

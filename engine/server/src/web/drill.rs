@@ -315,7 +315,7 @@ pub(crate) async fn run(
 }
 
 /// Puts the kept drill run in the runs list's index as a drill: it was written straight
-/// to the store, not through the service's engine, whose observer indexes new runs.
+/// to the store, not through the inbox, whose batch indexes the runs it creates.
 async fn index_drill(svc: &Arc<Service>, kept: &str, entries: &[Entry]) {
     let Some(Entry {
         event: Event::RunCreated(created),
