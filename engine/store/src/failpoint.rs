@@ -36,13 +36,7 @@ impl Failpoint {
 
     /// Called first thing in every journal write.
     pub(crate) fn before_write(&self) {
-        if self.crash_at.is_none() {
-            return;
-        }
-        let n = WRITES.fetch_add(1, Ordering::SeqCst) + 1;
-        if crash_now(self.crash_at, n) {
-            kill_self();
-        }
+        self.before_write_flushed(|| {});
     }
 
     /// As [`Failpoint::before_write`], for the second half of a write made of two (a
