@@ -102,7 +102,8 @@ fn engine(
     .with_run_context(Arc::new(move |run, entries| {
         medic_postmortem::run_context(run, entries, external_url.as_deref())
     }))
-    .with_observer(Arc::new(move |run, entry| {
+    .with_observer(Arc::new(move |meta, entry| {
+        let run = &meta.id;
         let mut t = timelines.lock().expect("timeline lock");
         if let Some(line) = t.entry(run.to_string()).or_default().line(entry) {
             if prefix_run_ids {

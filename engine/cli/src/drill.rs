@@ -328,7 +328,8 @@ async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode> {
 /// goes to stdout), and at each gate how people decide it.
 fn timeline_observer(speed: f64, data: PathBuf) -> medic_core::Observer {
     let timeline = std::sync::Mutex::new(medic_core::timeline::Timeline::new());
-    Arc::new(move |run, entry| {
+    Arc::new(move |meta, entry| {
+        let run = &meta.id;
         if let medic_core::Event::RunCreated(_) = &entry.event {
             eprintln!(
                 "drill run {run}: a game day at {speed}x real time; gates wait for people \

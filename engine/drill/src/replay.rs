@@ -400,7 +400,7 @@ fn engine(
         let user = env.observer.clone();
         let shown_as = live.shown_as.clone();
         let responder = responder.clone();
-        Arc::new(move |_run: &str, entry: &Entry| {
+        Arc::new(move |meta: &RunMeta, entry: &Entry| {
             if let Event::GateOpened {
                 step, approvers, ..
             } = &entry.event
@@ -411,7 +411,12 @@ fn engine(
                 }
             }
             if let Some(o) = &user {
-                o(&shown_as, entry);
+                // Shown by the id people address the drill run by (its kept id).
+                let shown = RunMeta {
+                    id: shown_as.clone(),
+                    ..meta.clone()
+                };
+                o(&shown, entry);
             }
         })
     };

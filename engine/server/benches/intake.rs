@@ -9,6 +9,7 @@
 //!
 //! `cargo bench -p medic-server --bench intake` (`-- throughput` or `-- latency` for one part)
 
+#[expect(dead_code, reason = "the CPU by thread is for the loopback bench")]
 mod common;
 
 use axum::body::Body;
@@ -39,7 +40,7 @@ async fn throughput(fsyncs: f64) {
         } else {
             16_000 / clients
         };
-        let started = Instant::now();
+        let (started, cpu_started) = (Instant::now(), common::process_cpu());
         let tasks: Vec<_> = (0..clients)
             .map(|c| {
                 let app = app.clone();
@@ -59,15 +60,17 @@ async fn throughput(fsyncs: f64) {
             acks.extend(t.await.unwrap());
         }
         let secs = started.elapsed().as_secs_f64();
+        let cpu = (common::process_cpu() - cpu_started).as_secs_f64();
         acks.sort_unstable();
         let rate = acks.len() as f64 / secs;
         println!(
             "durable intake, {clients:>3} concurrent clients: {rate:>7.0} alerts/s ({} alerts in {secs:.2} s), \
-             ack p50 {} ms, p99 {} ms; {:.2} alerts per bare fsync",
+             ack p50 {} ms, p99 {} ms; {:.2} alerts per bare fsync; CPU {:.0} µs per alert",
             acks.len(),
             common::ms(common::pct(&acks, 0.5)),
             common::ms(common::pct(&acks, 0.99)),
             rate / fsyncs,
+            cpu * 1e6 / acks.len() as f64,
         );
     }
 }

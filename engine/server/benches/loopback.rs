@@ -1,8 +1,9 @@
 //! `medic serve` loaded from outside as a user would: `wrk` over loopback, 32
 //! connections, every alert unique and starting a one-step run (`echo`). Prints the
 //! acknowledged alerts per second and the ack latency (p50, p99, from wrk), the time from
-//! the end of the load until every run has finished, and the ratio to the disk's bare
-//! fsync rate measured in the same run.
+//! the end of the load until every run has finished, the ratio to the disk's bare
+//! fsync rate measured in the same run, and medic's CPU per alert end to end (its
+//! intake and its run), which a noisy neighbour moves less than the rates.
 //! Targets on the 2-core reference machine: >= 5,000 ack/s, ack p99 <= 50 ms.
 //!
 //! Needs `wrk` on the PATH (Debian: `apt-get install wrk`); without it the bench says so
@@ -85,6 +86,7 @@ fn main() {
         },
     ));
     rt.spawn(medic_server::process(svc.clone()));
+    let cpu_started = common::process_cpu();
 
     let out = std::process::Command::new("wrk")
         .args([
@@ -100,6 +102,7 @@ fn main() {
         .output()
         .unwrap();
     let load_ended = Instant::now();
+    let cpu_load = common::process_cpu() - cpu_started;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()
@@ -152,6 +155,21 @@ fn main() {
     println!(
         "  {finished} of {total} runs finished {:.1} s after the load ended ({acked} alerts acknowledged)",
         load_ended.elapsed().as_secs_f64()
+    );
+    let cpu_all = common::process_cpu() - cpu_started;
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / acked.max(1) as f64;
+    println!(
+        "  medic's CPU (user + system): {:.0} µs per alert end to end, intake and its run \
+         ({:.1} s during the load, {:.1} s after it); by thread since start: {}",
+        per(cpu_all),
+        cpu_load.as_secs_f64(),
+        (cpu_all - cpu_load).as_secs_f64(),
+        common::cpu_by_thread()
+            .iter()
+            .take(6)
+            .map(|(name, d)| format!("{name} {:.1} s", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     // After the drain, so a neighbour's load during the run shows in one of the two.
     println!(

@@ -135,11 +135,10 @@ impl Service {
         let metrics = Arc::new(metrics::Metrics::new(&workflows));
         let web = Arc::new(web::Live::new());
         let observer = {
-            let (metrics, web, store) =
-                (metrics.observer(store.clone()), web.clone(), store.clone());
-            let both: medic_core::Observer = Arc::new(move |run, entry| {
-                metrics(run, entry);
-                web.observe(&store, run, entry);
+            let (metrics, web) = (metrics.observer(), web.clone());
+            let both: medic_core::Observer = Arc::new(move |meta, entry| {
+                metrics(meta, entry);
+                web.observe(meta, entry);
             });
             both
         };

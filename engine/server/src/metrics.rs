@@ -3,9 +3,8 @@
 
 use crate::LoadedWorkflow;
 use medic_core::lanes::Lane;
-use medic_core::{Event, JournalStore, Observer, RunMeta};
+use medic_core::{Event, Observer, RunMeta};
 use medic_intake::Source;
-use medic_store::SledStore;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,8 +43,9 @@ pub(crate) struct Metrics {
     inbox_accepted: AtomicU64,
     inbox_handled: AtomicU64,
     steps: Mutex<BTreeMap<(String, &'static str), Histogram>>,
-    /// (workflow, step) -> component, to label step durations by component.
-    components: HashMap<(String, String), String>,
+    /// workflow -> step -> component, to label step durations by component (nested, so
+    /// a lookup borrows the names instead of building a key).
+    components: HashMap<String, HashMap<String, String>>,
     /// Open gates: (run, step) -> when they opened.
     gates_open: Mutex<HashMap<(String, String), u64>>,
     /// Gate waits, by how they ended (approved/rejected, by a person or the deadline).
@@ -90,11 +90,10 @@ impl Metrics {
     pub(crate) fn new(workflows: &[LoadedWorkflow]) -> Self {
         let components = workflows
             .iter()
-            .flat_map(|w| {
-                w.workflow
-                    .steps
-                    .iter()
-                    .map(|s| ((w.workflow.name.clone(), s.id.clone()), s.uses.clone()))
+            .map(|w| {
+                let steps = w.workflow.steps.iter();
+                let uses = steps.map(|s| (s.id.clone(), s.uses.clone())).collect();
+                (w.workflow.name.clone(), uses)
             })
             .collect();
         Metrics {
@@ -209,10 +208,10 @@ impl Metrics {
     }
 
     /// Observes attempt durations and gates from the journal as entries become durable.
-    pub(crate) fn observer(self: &Arc<Self>, store: Arc<SledStore>) -> Observer {
+    pub(crate) fn observer(self: &Arc<Self>) -> Observer {
         let me = self.clone();
-        Arc::new(move |run, entry| {
-            me.gate_event(run, entry);
+        Arc::new(move |meta, entry| {
+            me.gate_event(&meta.id, entry);
             let (step, ms, result) = match &entry.event {
                 Event::AttemptSucceeded {
                     step, duration_ms, ..
@@ -222,13 +221,10 @@ impl Metrics {
                 } => (step, *duration_ms, "failed"),
                 _ => return,
             };
-            let workflow = match store.run(run) {
-                Ok(Some(m)) => m.workflow,
-                _ => return,
-            };
             let component = me
                 .components
-                .get(&(workflow, step.clone()))
+                .get(&meta.workflow)
+                .and_then(|steps| steps.get(step))
                 .cloned()
                 .unwrap_or_else(|| "unknown".into());
             let secs = ms as f64 / 1000.0;

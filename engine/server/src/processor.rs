@@ -235,7 +235,7 @@ fn handle_batch(svc: &Arc<Service>, chunk: &[Record]) -> Result<(), ProcessError
     svc.store.write_creating(&created, ops, Durability::Flush)?;
     svc.metrics.inbox_handled(handled);
     for (meta, first) in created {
-        svc.engine.created(&meta.id, &first);
+        svc.engine.created(&meta, &first);
         spawn_drive(svc, meta.id);
     }
     Ok(())
@@ -327,7 +327,7 @@ impl Service {
     }
 
     pub(crate) fn store_run_exists(&self, id: &str) -> Result<bool, ProcessError> {
-        Ok(medic_core::JournalStore::run(self.store.as_ref(), id)?.is_some())
+        Ok(self.store.has_run(id)?)
     }
 }
 

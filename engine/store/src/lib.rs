@@ -147,6 +147,16 @@ impl SledStore {
         self.read_journal(&db, run, seq)
     }
 
+    /// Whether run `run` exists (its meta is there): [`JournalStore::run`] without
+    /// decoding the meta, for the inbox processor's check of every alert's run.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the store cannot be read.
+    pub fn has_run(&self, run: &str) -> Result<bool, StoreError> {
+        let (db, _) = self.db()?;
+        db.contains_key(meta_key(run)).map_err(|e| self.io(e))
+    }
+
     /// The [`Op`] that posts `message` to `run`'s mailbox, for a caller writing it with
     /// other records in one write: the inbox processor tells a run it creates in the same
     /// batch, which is not in the store before that write. [`JournalStore::post`] writes
@@ -454,7 +464,9 @@ mod tests {
     fn creating_over_an_existing_run_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(dir.path()).unwrap();
+        assert!(!s.has_run("a").unwrap());
         s.create_run(&meta("a"), &skip(0)).unwrap();
+        assert!(s.has_run("a").unwrap() && !s.has_run("b").unwrap());
         s.append("a", &skip(1), None, Durability::Lazy).unwrap();
         let err = s.create_run(&meta("a"), &skip(0)).unwrap_err();
         assert!(

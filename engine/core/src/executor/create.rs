@@ -60,9 +60,9 @@ impl Executor {
 
     /// Tells the observer (live views, metrics) of a run whose records from
     /// [`Executor::run_records`] were written.
-    pub fn created(&self, id: &str, first: &Entry) {
+    pub fn created(&self, meta: &RunMeta, first: &Entry) {
         if let Some(o) = &self.observer {
-            o(id, first);
+            o(meta, first);
         }
     }
 
@@ -77,7 +77,7 @@ impl Executor {
             Durability::Flush => self.store.create_run(&meta, &first)?,
             Durability::Lazy => self.store.create_run_lazy(&meta, &first)?,
         }
-        self.created(&id, &first);
+        self.created(&meta, &first);
         Ok(id)
     }
 }

@@ -146,7 +146,7 @@ impl Executor {
     /// What `step`'s templates and condition see: the run state's context plus `run.*`.
     fn context(&self, state: &RunState, step: &medic_model::Step) -> serde_json::Value {
         let mut ctx = state.context();
-        let uses_run = step.with.to_string().contains("run.")
+        let uses_run = mentions(&step.with, "run.")
             || step.condition.as_ref().is_some_and(|c| c.contains("run."));
         let entries = match &self.run_context {
             Some(_) if uses_run => self.store.entries(&state.id).ok(),
@@ -505,15 +505,20 @@ impl Executor {
         let started_ms = if resumed {
             s.started_ms
         } else {
-            // Params are journalled redacted; the step still gets them as rendered.
+            // Params are journalled redacted; the step still gets them as rendered. Not
+            // flushed on its own: nothing outside the journal depends on it before the
+            // attempt's first effect, whose record is flushed before the effect and so
+            // makes this durable too (docs/durability.md §3).
             journal
-                .append_async(Event::AttemptStarted {
-                    step: step_id.to_string(),
-                    attempt,
-                    idempotency_key: request.invocation.idempotency_key.clone(),
-                    params: host.redactor().json(&params),
-                })
-                .await?
+                .append_with(
+                    Event::AttemptStarted {
+                        step: step_id.to_string(),
+                        attempt,
+                        idempotency_key: request.invocation.idempotency_key.clone(),
+                        params: host.redactor().json(&params),
+                    },
+                    Durability::Lazy,
+                )?
                 .at_ms
         };
         if resumed {
@@ -542,6 +547,19 @@ impl Executor {
                 message: lost.0,
             }),
         }
+    }
+}
+
+/// Whether any key or string in `v` contains `needle`: what `v.to_string().contains`
+/// tells, without encoding `with:` on every attempt.
+fn mentions(v: &serde_json::Value, needle: &str) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains(needle),
+        serde_json::Value::Array(a) => a.iter().any(|v| mentions(v, needle)),
+        serde_json::Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| k.contains(needle) || mentions(v, needle)),
+        _ => false,
     }
 }
 

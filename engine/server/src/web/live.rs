@@ -11,11 +11,11 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
-use medic_core::{Entry, Event, JournalStore, RunState};
+use medic_core::{Entry, Event, JournalStore, RunMeta, RunState};
 use medic_model::Decision;
 use medic_store::SledStore;
 use serde::Deserialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -51,7 +51,7 @@ pub(crate) struct WaitingGate {
 /// The web view's live state, shared with the engine's hooks.
 pub(crate) struct Live {
     tx: broadcast::Sender<Append>,
-    gates: Mutex<HashMap<(String, String), WaitingGate>>,
+    gates: Mutex<BTreeMap<(String, String), WaitingGate>>,
     /// Whether the index backfill ran in this process.
     indexed: Mutex<bool>,
     /// One drill replayed from the web view at a time: a replay runs real components in
@@ -78,7 +78,8 @@ impl Live {
 
     /// Called for every journal append (after it is written): indexes new runs, keeps
     /// the waiting gates, and tells connected pages.
-    pub(crate) fn observe(&self, store: &SledStore, run: &str, entry: &Entry) {
+    pub(crate) fn observe(&self, meta: &RunMeta, entry: &Entry) {
+        let run = meta.id.as_str();
         match &entry.event {
             // Indexed by whoever created the run, with it: the inbox processor writes the
             // index record in the run's own batch, drills write theirs (`drill.rs`), and
@@ -91,17 +92,13 @@ impl Live {
                 deadline_ms,
                 on_deadline,
             } => {
-                let meta = store.run(run).ok().flatten();
                 self.gates_lock().insert(
                     (run.to_string(), step.clone()),
                     WaitingGate {
                         run: run.to_string(),
                         step: step.clone(),
-                        workflow: meta
-                            .as_ref()
-                            .map(|m| m.workflow.clone())
-                            .unwrap_or_default(),
-                        incident_title: meta.map(|m| m.incident_title).unwrap_or_default(),
+                        workflow: meta.workflow.clone(),
+                        incident_title: meta.incident_title.clone(),
                         prompt: prompt.clone(),
                         approvers: approvers.clone(),
                         deadline_ms: *deadline_ms,
@@ -112,7 +109,19 @@ impl Live {
             Event::GateDecided { step, .. } | Event::StepSkipped { step, .. } => {
                 self.gates_lock().remove(&(run.to_string(), step.clone()));
             }
-            Event::RunFinished { .. } => self.gates_lock().retain(|(r, _), _| r != run),
+            // The run's gates only (ordered by run): not a walk over every open gate for
+            // each of a storm's finished runs.
+            Event::RunFinished { .. } => {
+                let mut gates = self.gates_lock();
+                let left: Vec<_> = gates
+                    .range((run.to_string(), String::new())..)
+                    .take_while(|((r, _), _)| r == run)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in left {
+                    gates.remove(&k);
+                }
+            }
             _ => {}
         }
         // No page listening is the common case, not an error.
@@ -163,7 +172,7 @@ impl Live {
         out
     }
 
-    fn gates_lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), WaitingGate>> {
+    fn gates_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), WaitingGate>> {
         // Plain map updates cannot leave it half-changed.
         self.gates.lock().unwrap_or_else(PoisonError::into_inner)
     }
