@@ -41,6 +41,7 @@ async fn throughput(fsyncs: f64) {
             16_000 / clients
         };
         let (started, cpu_started) = (Instant::now(), common::process_cpu());
+        let ticks = common::cpu_ticks();
         let tasks: Vec<_> = (0..clients)
             .map(|c| {
                 let app = app.clone();
@@ -65,12 +66,14 @@ async fn throughput(fsyncs: f64) {
         let rate = acks.len() as f64 / secs;
         println!(
             "durable intake, {clients:>3} concurrent clients: {rate:>7.0} alerts/s ({} alerts in {secs:.2} s), \
-             ack p50 {} ms, p99 {} ms; {:.2} alerts per bare fsync; CPU {:.0} µs per alert",
+             ack p50 {} ms, p99 {} ms; {:.2} alerts per bare fsync; CPU {:.0} µs per alert, \
+             {:.0} % stolen",
             acks.len(),
             common::ms(common::pct(&acks, 0.5)),
             common::ms(common::pct(&acks, 0.99)),
             rate / fsyncs,
             cpu * 1e6 / acks.len() as f64,
+            common::stolen_since(ticks),
         );
     }
 }
@@ -85,7 +88,7 @@ async fn latency(rate: u64) {
     let total = rate * 4;
     let base = 5_000_000;
     let mut sent = Vec::new();
-    let start = Instant::now();
+    let (start, ticks) = (Instant::now(), common::cpu_ticks());
     for i in 0..total {
         let due = start + Duration::from_micros(i * 1_000_000 / rate);
         tokio::time::sleep_until(due.into()).await;
@@ -108,6 +111,7 @@ async fn latency(rate: u64) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let stolen = common::stolen_since(ticks);
     let mut latencies = Vec::new();
     for m in &store.runs().unwrap() {
         let entries = store.entries(&m.id).unwrap();
@@ -123,7 +127,8 @@ async fn latency(rate: u64) {
     }
     latencies.sort_unstable();
     println!(
-        "alert to first step started at {rate:>5} alerts/s: p50 {} ms, p99 {} ms, max {} ms ({} of {total} runs started)",
+        "alert to first step started at {rate:>5} alerts/s: p50 {} ms, p99 {} ms, max {} ms \
+         ({} of {total} runs started; {stolen:.0} % of the CPU stolen by the hypervisor)",
         common::pct(&latencies, 0.5),
         common::pct(&latencies, 0.99),
         latencies.last().unwrap(),

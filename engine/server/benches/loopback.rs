@@ -71,7 +71,7 @@ fn main() {
         .write_all(SCRIPT.as_bytes())
         .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let svc = common::service(dir.path(), 64);
+    let (svc, sled) = common::service_and_store(dir.path(), 64);
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
@@ -86,7 +86,7 @@ fn main() {
         },
     ));
     rt.spawn(medic_server::process(svc.clone()));
-    let cpu_started = common::process_cpu();
+    let (cpu_started, ticks_started) = (common::process_cpu(), common::cpu_ticks());
 
     let out = std::process::Command::new("wrk")
         .args([
@@ -160,10 +160,12 @@ fn main() {
     let per = |d: Duration| d.as_secs_f64() * 1e6 / acked.max(1) as f64;
     println!(
         "  medic's CPU (user + system): {:.0} µs per alert end to end, intake and its run \
-         ({:.1} s during the load, {:.1} s after it); by thread since start: {}",
+         ({:.1} s during the load, {:.1} s after it; {:.2} fsyncs per alert); by thread \
+         since start: {}",
         per(cpu_all),
         cpu_load.as_secs_f64(),
         (cpu_all - cpu_load).as_secs_f64(),
+        sled.flush_count() as f64 / acked.max(1) as f64,
         common::cpu_by_thread()
             .iter()
             .take(6)
@@ -173,9 +175,12 @@ fn main() {
     );
     // After the drain, so a neighbour's load during the run shows in one of the two.
     println!(
-        "  CPU baseline (same run, one thread): {:.0}k hashes of 4 KiB/s before the load, {:.0}k after the runs",
+        "  CPU baseline (same run, one thread): {:.0}k hashes of 4 KiB/s before the load, \
+         {:.0}k after the runs; {:.0} % of the machine's CPU time stolen by the hypervisor \
+         during the load and the runs",
         cpu_before / 1e3,
-        common::cpu_baseline() / 1e3
+        common::cpu_baseline() / 1e3,
+        common::stolen_since(ticks_started),
     );
     let _ = stop.send(());
     let _ = rt.block_on(server);

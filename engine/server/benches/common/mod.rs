@@ -26,6 +26,14 @@ pub fn payload(i: u64) -> String {
 /// The service over a store in `dir`: token `t`, `concurrency` step attempts at once, one
 /// workflow whose only step (`echo`, the trivial Rust step) every `Bench` alert starts.
 pub fn service(dir: &Path, concurrency: usize) -> Arc<Service> {
+    service_and_store(dir, concurrency).0
+}
+
+/// [`service`] and its store, whose fsyncs a bench counts (`SledStore::flush_count`).
+pub fn service_and_store(
+    dir: &Path,
+    concurrency: usize,
+) -> (Arc<Service>, Arc<medic_store::SledStore>) {
     let store = Arc::new(medic_store::SledStore::open(dir.join("store")).unwrap());
     let sandbox =
         Arc::new(medic_sandbox::Sandbox::new(medic_sandbox::SandboxConfig::default()).unwrap());
@@ -43,7 +51,8 @@ pub fn service(dir: &Path, concurrency: usize) -> Arc<Service> {
         workflow: doc.workflow,
         file: "bench.yaml".into(),
     };
-    Service::new(store, sandbox, config, vec![wf]).unwrap()
+    let svc = Service::new(store.clone(), sandbox, config, vec![wf]).unwrap();
+    (svc, store)
 }
 
 /// The `p` quantile (0..=1) of sorted samples.
@@ -126,4 +135,30 @@ fn ticks(stat: &str) -> Duration {
     // Fields 14 and 15 of the line are the 12th and 13th after the name (state is 3rd).
     let t: u64 = rest[11].parse::<u64>().unwrap() + rest[12].parse::<u64>().unwrap();
     Duration::from_millis(t * 10)
+}
+
+/// The machine's CPU ticks so far, all and stolen (`/proc/stat`'s first line: the time a
+/// hypervisor ran something else while this machine's CPUs had work: proc(5)).
+pub fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice; guest time is
+    // already counted in user.
+    (fields.iter().take(8).sum(), fields[7])
+}
+
+/// The share of the machine's CPU time stolen by the hypervisor since `from`
+/// ([`cpu_ticks`]), in percent: a figure taken while it is high says more about the
+/// neighbours than about medic.
+pub fn stolen_since(from: (u64, u64)) -> f64 {
+    let now = cpu_ticks();
+    let total = now.0.saturating_sub(from.0).max(1);
+    now.1.saturating_sub(from.1) as f64 * 100.0 / total as f64
 }
