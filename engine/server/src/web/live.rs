@@ -15,7 +15,7 @@ use medic_core::{Entry, Event, JournalStore, RunMeta, RunState};
 use medic_model::Decision;
 use medic_store::SledStore;
 use serde::Deserialize;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -51,7 +51,7 @@ pub(crate) struct WaitingGate {
 /// The web view's live state, shared with the engine's hooks.
 pub(crate) struct Live {
     tx: broadcast::Sender<Append>,
-    gates: Mutex<BTreeMap<(String, String), WaitingGate>>,
+    gates: Mutex<HashMap<(String, String), WaitingGate>>,
     /// Whether the index backfill ran in this process.
     indexed: Mutex<bool>,
     /// One drill replayed from the web view at a time: a replay runs real components in
@@ -109,19 +109,7 @@ impl Live {
             Event::GateDecided { step, .. } | Event::StepSkipped { step, .. } => {
                 self.gates_lock().remove(&(run.to_string(), step.clone()));
             }
-            // The run's gates only (ordered by run): not a walk over every open gate for
-            // each of a storm's finished runs.
-            Event::RunFinished { .. } => {
-                let mut gates = self.gates_lock();
-                let left: Vec<_> = gates
-                    .range((run.to_string(), String::new())..)
-                    .take_while(|((r, _), _)| r == run)
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for k in left {
-                    gates.remove(&k);
-                }
-            }
+            Event::RunFinished { .. } => self.gates_lock().retain(|(r, _), _| r != run),
             _ => {}
         }
         // No page listening is the common case, not an error.
@@ -172,7 +160,7 @@ impl Live {
         out
     }
 
-    fn gates_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), WaitingGate>> {
+    fn gates_lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), WaitingGate>> {
         // Plain map updates cannot leave it half-changed.
         self.gates.lock().unwrap_or_else(PoisonError::into_inner)
     }
