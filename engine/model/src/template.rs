@@ -50,6 +50,20 @@ pub fn is_templated(s: &str) -> bool {
     s.contains("{{")
 }
 
+/// Whether any string or object key in `v` (`with:`, nested at any depth) contains
+/// `needle`: what `v.to_string().contains(needle)` tells, without encoding `v`. The
+/// executor asks it of every attempt's `with:` (does it use `run.*`?).
+pub fn mentions(v: &Value, needle: &str) -> bool {
+    match v {
+        Value::String(s) => s.contains(needle),
+        Value::Array(a) => a.iter().any(|v| mentions(v, needle)),
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| k.contains(needle) || mentions(v, needle)),
+        _ => false,
+    }
+}
+
 /// Splits a string into text and `{{ path }}` parts.
 pub(crate) fn parse(s: &str) -> Result<Vec<Part>, SyntaxError> {
     let chars: Vec<char> = s.chars().collect();
@@ -172,6 +186,18 @@ fn render_str(s: &str, ctx: &Value, at: &str) -> Result<Value, TemplateError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn mentions_finds_a_name_in_nested_strings_and_keys_only() {
+        let with = json!({"a": [1, {"b": "restored in {{ run.metrics.time_to_mitigate.text }}"}]});
+        assert!(mentions(&with, "run."));
+        assert!(mentions(&json!({"run.id": 1}), "run."));
+        assert!(!mentions(
+            &json!({"url": "http://x/rerun", "n": 3, "ok": true}),
+            "run."
+        ));
+        assert!(!mentions(&Value::Null, "run."));
+    }
 
     fn ctx() -> Value {
         json!({

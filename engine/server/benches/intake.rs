@@ -66,8 +66,8 @@ async fn throughput(fsyncs: f64) {
         let rate = acks.len() as f64 / secs;
         println!(
             "durable intake, {clients:>3} concurrent clients: {rate:>7.0} alerts/s ({} alerts in {secs:.2} s), \
-             ack p50 {} ms, p99 {} ms; {:.2} alerts per bare fsync; CPU {:.0} µs per alert, \
-             {:.0} % stolen",
+             ack p50 {} ms, p99 {} ms; {:.2} alerts per bare fsync; CPU {:.0} µs per alert \
+             (the process: medic and these clients), {:.0} % stolen",
             acks.len(),
             common::ms(common::pct(&acks, 0.5)),
             common::ms(common::pct(&acks, 0.99)),

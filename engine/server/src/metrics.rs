@@ -207,7 +207,8 @@ impl Metrics {
         }
     }
 
-    /// Observes attempt durations and gates from the journal as entries become durable.
+    /// Observes attempt durations and gates from the journal as entries are appended (a
+    /// run's last outcome a moment before the `run_finished` flush that makes it durable).
     pub(crate) fn observer(self: &Arc<Self>) -> Observer {
         let me = self.clone();
         Arc::new(move |meta, entry| {

@@ -148,7 +148,8 @@ impl SledStore {
     }
 
     /// Whether run `run` exists (its meta is there): [`JournalStore::run`] without
-    /// decoding the meta, for the inbox processor's check of every alert's run.
+    /// decoding the meta, for the inbox processor's check of every alert's run. A meta
+    /// that would not decode counts as there: the run exists, and its readers report it.
     ///
     /// # Errors
     /// [`StoreError::Io`] when the store cannot be read.

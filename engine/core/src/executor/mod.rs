@@ -146,7 +146,7 @@ impl Executor {
     /// What `step`'s templates and condition see: the run state's context plus `run.*`.
     fn context(&self, state: &RunState, step: &medic_model::Step) -> serde_json::Value {
         let mut ctx = state.context();
-        let uses_run = mentions(&step.with, "run.")
+        let uses_run = medic_model::template::mentions(&step.with, "run.")
             || step.condition.as_ref().is_some_and(|c| c.contains("run."));
         let entries = match &self.run_context {
             Some(_) if uses_run => self.store.entries(&state.id).ok(),
@@ -172,7 +172,9 @@ impl Executor {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    /// Called after every durable journal append, e.g. to print progress.
+    /// Called after every journal append, with the run's meta, e.g. to print progress. A
+    /// lazy append (`attempt_started`, logs) is told of before it is on disk, and a crash
+    /// can still take it back (docs/durability.md §3).
     pub fn with_observer(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
         self
@@ -547,19 +549,6 @@ impl Executor {
                 message: lost.0,
             }),
         }
-    }
-}
-
-/// Whether any key or string in `v` contains `needle`: what `v.to_string().contains`
-/// tells, without encoding `with:` on every attempt.
-fn mentions(v: &serde_json::Value, needle: &str) -> bool {
-    match v {
-        serde_json::Value::String(s) => s.contains(needle),
-        serde_json::Value::Array(a) => a.iter().any(|v| mentions(v, needle)),
-        serde_json::Value::Object(m) => m
-            .iter()
-            .any(|(k, v)| k.contains(needle) || mentions(v, needle)),
-        _ => false,
     }
 }
 
