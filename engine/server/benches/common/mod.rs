@@ -104,7 +104,8 @@ pub fn ms(d: Duration) -> String {
 
 /// CPU time this process has used (user + system), from `/proc/self/stat` fields 14 and
 /// 15, in clock ticks of 10 ms (`USER_HZ` is 100 on Linux: proc(5)). A run's CPU per unit
-/// of work moves far less with a noisy neighbour than its wall-clock rate does.
+/// of work moves less with a noisy neighbour than its wall-clock rate does (contention
+/// still inflates it: compare runs at a similar [`stolen_since`]).
 pub fn process_cpu() -> Duration {
     ticks(&std::fs::read_to_string("/proc/self/stat").unwrap())
 }
@@ -137,8 +138,9 @@ fn ticks(stat: &str) -> Duration {
     Duration::from_millis(t * 10)
 }
 
-/// The machine's CPU ticks so far, all and stolen (`/proc/stat`'s first line: the time a
-/// hypervisor ran something else while this machine's CPUs had work: proc(5)).
+/// The machine's CPU ticks so far, all and stolen, from `/proc/stat`'s first line (steal
+/// is the time a hypervisor ran something else while this machine's CPUs had work:
+/// proc(5)).
 pub fn cpu_ticks() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap();
     let fields: Vec<u64> = stat
