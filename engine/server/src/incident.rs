@@ -213,7 +213,7 @@ impl Update<'_> {
             if r.runs.contains(&id) || r.suppressed.iter().any(|s| &s.workflow == name) {
                 continue;
             }
-            if !self.svc.store_run_exists(&id)? {
+            if !self.svc.store.has_run(&id)? {
                 let now = self.svc.clock.now_ms();
                 if let Err(reason) = self.svc.storm.admit(name, now) {
                     self.svc.metrics.storm_suppressed(name);

@@ -325,10 +325,6 @@ impl Service {
         }
         Ok(())
     }
-
-    pub(crate) fn store_run_exists(&self, id: &str) -> Result<bool, ProcessError> {
-        Ok(self.store.has_run(id)?)
-    }
 }
 
 /// Drives a run. The engine bounds how many step attempts run at once, so a run waiting
