@@ -94,3 +94,66 @@ pub fn unfinished_runs(
 pub fn idempotency_key(run_id: &str, step_id: &str) -> String {
     hex::encode(&sha2::Sha256::digest(format!("medic/{run_id}/{step_id}"))[..16])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec;
+
+    /// A run's first driver under `medic serve` starts from the records it just wrote
+    /// (`Executor::drive_created_or_park`), a later one from what the store decodes: the
+    /// two must be the same run. So `run_created` must decode to exactly what was
+    /// encoded, for every workflow the examples ship (templates, conditions, gates,
+    /// retries, limits, secrets by name).
+    #[test]
+    fn run_created_decodes_to_what_was_encoded_for_every_example_workflow() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+        let examples = [
+            "bad-deploy",
+            "bad-flag",
+            "checkout-flag",
+            "checkout-rollback",
+            "guarded-rollout",
+        ];
+        let mut files: Vec<_> = examples
+            .iter()
+            .map(|d| format!("{root}/{d}/workflow.yaml"))
+            .collect();
+        for f in std::fs::read_dir(format!("{root}/drills/workflows")).unwrap() {
+            files.push(f.unwrap().path().display().to_string());
+        }
+        let incident = Incident {
+            id: "fp-1".into(),
+            title: "CheckoutErrors — 5xx above 2 % «é»".into(),
+            severity: "critical".into(),
+            status: medic_model::IncidentStatus::Firing,
+            labels: [("service".to_string(), "checkout".to_string())].into(),
+            annotations: [("ratio".to_string(), "0.1".to_string())].into(),
+            started_at: "2026-11-22T03:00:00Z".into(),
+            source: "alertmanager".into(),
+            notes: vec!["a note".into()],
+        };
+        for file in &files {
+            let src = std::fs::read_to_string(file).unwrap();
+            let doc =
+                medic_model::parse_workflow(file, &src).unwrap_or_else(|d| panic!("{file}: {d:?}"));
+            let components = doc
+                .workflow
+                .steps
+                .iter()
+                .map(|s| (s.id.clone(), format!("/steps/{}.wasm", s.id)))
+                .collect();
+            let loaded = LoadedWorkflow {
+                workflow: doc.workflow,
+                file: file.clone(),
+                components,
+            };
+            let (_, first) = loaded
+                .new_run(incident.clone(), false)
+                .first_entry("run-1", 1_764_000_000_123);
+            let decoded = codec::decode_entry(&codec::encode_entry(&first)).unwrap();
+            assert_eq!(decoded, first, "{file}");
+        }
+        assert!(files.len() >= 7, "{files:?}");
+    }
+}

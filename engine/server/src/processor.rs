@@ -10,7 +10,9 @@ use crate::incident::{IncidentRecord, Update};
 use crate::lanes::lane_prefix;
 use crate::{LoadedWorkflow, Service};
 use medic_core::lanes::{self, Lane};
-use medic_core::{Driven, Durability, ExecutorError, StoreError, clock::rfc3339, codec};
+use medic_core::{
+    Driven, Durability, Entry, ExecutorError, RunMeta, StoreError, clock::rfc3339, codec,
+};
 use medic_intake::{Alert, incident_id};
 use medic_model::IncidentStatus;
 use medic_store::{Op, Record};
@@ -232,11 +234,25 @@ fn handle_batch(svc: &Arc<Service>, chunk: &[Record]) -> Result<(), ProcessError
             ops.push(crate::web::index_op(&meta.id, first.at_ms, c));
         }
     }
-    svc.store.write_creating(&created, ops, Durability::Flush)?;
+    // Claimed before they are written: each run's first driver starts from the records
+    // in hand, not from its journal (`Executor::drive_created_or_park`), which holds
+    // only while nothing else appended; once written, a post for a run (its id read
+    // from the web view) would otherwise start a driver of its own.
+    let claimed: Vec<bool> = created.iter().map(|(m, _)| claim(svc, &m.id)).collect();
+    if let Err(e) = svc.store.write_creating(&created, ops, Durability::Flush) {
+        for ((meta, _), _) in created.iter().zip(&claimed).filter(|(_, c)| **c) {
+            release(svc, &meta.id);
+        }
+        return Err(e.into());
+    }
     svc.metrics.inbox_handled(handled);
-    for (meta, first) in created {
+    for ((meta, first), claimed) in created.into_iter().zip(claimed) {
         svc.engine.created(&meta, &first);
-        spawn_drive(svc, meta.id);
+        match claimed {
+            true => start(svc, meta.id.clone(), Some((meta, first))),
+            // Another driver had the id: it reads the journal, now written.
+            false => spawn_drive(svc, meta.id),
+        }
     }
     Ok(())
 }
@@ -332,18 +348,38 @@ impl Service {
 /// second or more is parked (parked.rs) and its driver ends.
 /// At most one driver per run: a run already driven here is left to its driver.
 pub(crate) fn spawn_drive(svc: &Arc<Service>, id: String) {
-    {
-        // Under `driving`'s lock, as the driver's leaving below: a run is in `driving` or
-        // in `parked` (or neither, finished), never between the two unseen.
-        let mut driving = svc
-            .driving
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !driving.insert(id.clone()) {
-            return;
-        }
-        svc.parked.unpark(&id);
+    if claim(svc, &id) {
+        start(svc, id, None);
     }
+}
+
+/// Puts run `id` in `driving`, out of `parked`; false when a driver has it already.
+fn claim(svc: &Service, id: &str) -> bool {
+    // Under `driving`'s lock, as the driver's leaving below: a run is in `driving` or
+    // in `parked` (or neither, finished), never between the two unseen.
+    let mut driving = svc
+        .driving
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !driving.insert(id.to_string()) {
+        return false;
+    }
+    svc.parked.unpark(id);
+    true
+}
+
+/// Takes run `id` out of `driving`: a claim no driver was started for, or a driver that
+/// ended without leaving the normal way.
+fn release(svc: &Service, id: &str) {
+    svc.driving
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(id);
+}
+
+/// Starts the driver of run `id`, claimed by [`claim`]: from its journal, or from the
+/// records that created it (`created`, just written by this process).
+fn start(svc: &Arc<Service>, id: String, created: Option<(RunMeta, Entry)>) {
     // The task holds the engine, not the service: the service owns the drivers' runtime
     // (drivers.rs), and a driver holding the service would keep both alive for good.
     let (engine, weak) = (svc.engine.clone(), Arc::downgrade(svc));
@@ -351,7 +387,10 @@ pub(crate) fn spawn_drive(svc: &Arc<Service>, id: String) {
         // Should the driver panic, the run leaves `driving` all the same, so a later
         // message or redrive can drive it again.
         let mut guard = Leaving(Some((weak.clone(), id.clone())));
-        let driven = engine.drive_or_park(&id).await;
+        let driven = match created {
+            Some((meta, first)) => engine.drive_created_or_park(meta, first).await,
+            None => engine.drive_or_park(&id).await,
+        };
         drop(engine);
         guard.0 = None;
         let Some(svc) = weak.upgrade() else {
@@ -411,10 +450,7 @@ impl Drop for Leaving {
         if let Some((svc, id)) = self.0.take()
             && let Some(svc) = svc.upgrade()
         {
-            svc.driving
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&id);
+            release(&svc, &id);
         }
     }
 }

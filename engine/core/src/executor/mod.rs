@@ -9,7 +9,7 @@ use crate::journal::{Event, Failure, FailureKind, Observer, RunJournal, RunStatu
 use crate::runner::{ResolvedLimits, StepRunner};
 use crate::secrets::SecretSource;
 use crate::state::{Next, RunState, StateError};
-use crate::store::{Durability, JournalStore, Message, StoreError};
+use crate::store::{Durability, JournalStore, Message, RunMeta, StoreError};
 use crate::waker::{Driven, PARK_AFTER_MS, Waker};
 use medic_model::{expr, template};
 use std::collections::HashMap;
@@ -231,7 +231,7 @@ impl Executor {
     /// [`ExecutorError`] when the run does not exist, its journal does not fold, or a
     /// journal write fails: the run stops where its journal says.
     pub async fn drive(&self, run_id: &str) -> Result<RunStatus, ExecutorError> {
-        Ok(match self.drive_inner(run_id, false).await? {
+        Ok(match self.drive_inner(self.open(run_id)?, false).await? {
             Driven::Finished(status) => status,
             Driven::Stopped | Driven::Parked { .. } => RunStatus::Running,
         })
@@ -247,18 +247,22 @@ impl Executor {
     ///
     /// As [`Executor::drive`].
     pub async fn drive_or_park(&self, run_id: &str) -> Result<Driven, ExecutorError> {
-        self.drive_inner(run_id, true).await
+        self.drive_inner(self.open(run_id)?, true).await
     }
 
-    async fn drive_inner(&self, run_id: &str, park: bool) -> Result<Driven, ExecutorError> {
-        let (mut state, journal) = self.open(run_id)?;
+    /// Drives the run `journal` appends to from `state`, its fold so far.
+    async fn drive_inner(
+        &self,
+        (mut state, journal): (RunState, Arc<RunJournal>),
+        park: bool,
+    ) -> Result<Driven, ExecutorError> {
         if state.is_finished() {
             return Ok(Driven::Finished(state.status));
         }
         if let Some(hook) = &self.on_drive {
             hook(&state);
         }
-        let waker = Waker::register(&self.wakers, run_id);
+        let waker = Waker::register(&self.wakers, &state.id);
         let mut stop = self.shutdown.subscribe();
         loop {
             if *stop.borrow_and_update() {
@@ -361,14 +365,19 @@ impl Executor {
             .run(run_id)?
             .ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
         let state = RunState::load(self.store.as_ref(), run_id)?;
-        let journal = Arc::new(RunJournal::new(
+        let journal = self.journal(meta, state.next_seq);
+        Ok((state, journal))
+    }
+
+    /// The append side of run `meta.id`'s journal, whose next entry is `next_seq`.
+    fn journal(&self, meta: RunMeta, next_seq: u64) -> Arc<RunJournal> {
+        Arc::new(RunJournal::new(
             self.store.clone(),
             self.clock.clone(),
             self.observer.clone(),
             meta,
-            state.next_seq,
-        ));
-        Ok((state, journal))
+            next_seq,
+        ))
     }
 
     /// One attempt of the first step of a new run, then the run's end: for a run made
