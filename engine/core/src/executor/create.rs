@@ -1,5 +1,6 @@
 //! Creating runs: an id, the run's meta and `run_created`, written now, lazily, or by the
-//! caller with other records (the service's inbox batches).
+//! caller with other records (the service's inbox batches), whose first driver can then
+//! start from those records instead of reading them back.
 
 use super::{Executor, ExecutorError};
 use crate::journal::Entry;
