@@ -238,23 +238,46 @@ fn handle_batch(svc: &Arc<Service>, chunk: &[Record]) -> Result<(), ProcessError
     // in hand, not from its journal (`Executor::drive_created_or_park`), which holds
     // only while nothing else appended; once written, a post for a run (its id read
     // from the web view) would otherwise start a driver of its own.
-    let claimed: Vec<bool> = created.iter().map(|(m, _)| claim(svc, &m.id)).collect();
-    if let Err(e) = svc.store.write_creating(&created, ops, Durability::Flush) {
-        for ((meta, _), _) in created.iter().zip(&claimed).filter(|(_, c)| **c) {
-            release(svc, &meta.id);
-        }
-        return Err(e.into());
-    }
+    let mut claims = Claims {
+        svc,
+        ids: created
+            .iter()
+            .filter(|(m, _)| claim(svc, &m.id))
+            .map(|(m, _)| m.id.clone())
+            .collect(),
+    };
+    // On an error (or a panic) from here on, `claims` releases what it still holds.
+    svc.store.write_creating(&created, ops, Durability::Flush)?;
     svc.metrics.inbox_handled(handled);
-    for ((meta, first), claimed) in created.into_iter().zip(claimed) {
+    for (meta, first) in created {
         svc.engine.created(&meta, &first);
-        match claimed {
-            true => start(svc, meta.id.clone(), Some((meta, first))),
-            // Another driver had the id: it reads the journal, now written.
-            false => spawn_drive(svc, meta.id),
+        if claims.ids.front() == Some(&meta.id) {
+            claims.ids.pop_front();
+            start(svc, meta.id.clone(), Some((meta, first)));
+        } else {
+            // Not claimed: a driver had the id before the write (one that met no run and
+            // is ending, in practice never seen). This starts one from the journal if it
+            // has left, and does nothing while it is still there.
+            spawn_drive(svc, meta.id);
         }
     }
     Ok(())
+}
+
+/// Runs claimed by [`drain`] whose drivers have not been started, in the order of the
+/// batch's new runs; released when dropped, so an error or a panic between the claim and
+/// the start leaves none of them in `driving` with no driver.
+struct Claims<'a> {
+    svc: &'a Service,
+    ids: VecDeque<String>,
+}
+
+impl Drop for Claims<'_> {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            release(self.svc, &id);
+        }
+    }
 }
 
 fn handle(

@@ -59,21 +59,15 @@ pub fn medic_validate(data: &Path, file: &Path) -> std::process::Output {
 pub fn steps_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        // Under cargo's directory for test scratch files, not /tmp, one per test process
-        // (two runs at once must not copy over each other's files). Nothing runs when a
-        // test binary exits, so the directories of runs that have ended go here.
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        for old in std::fs::read_dir(root).into_iter().flatten().flatten() {
-            let name = old.file_name();
-            let pid = name.to_str().and_then(|n| n.strip_prefix("e2e-steps-"));
-            if pid.is_some_and(|p| !Path::new("/proc").join(p).exists()) {
-                let _ = std::fs::remove_dir_all(old.path());
-            }
-        }
-        let dir = root.join(format!("e2e-steps-{}", std::process::id()));
+        // Under cargo's directory for test scratch files, not a directory per process in
+        // /tmp that nothing removes. Two test runs at once may share it: each file is
+        // copied aside and renamed into place, so a reader sees a whole component.
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-steps");
         std::fs::create_dir_all(&dir).unwrap();
         for (name, path) in medic_test_programs::ALL {
-            std::fs::copy(path, dir.join(format!("{name}.wasm"))).unwrap();
+            let aside = dir.join(format!(".{name}.wasm.{}", std::process::id()));
+            std::fs::copy(path, &aside).unwrap();
+            std::fs::rename(&aside, dir.join(format!("{name}.wasm"))).unwrap();
         }
         dir
     })

@@ -87,6 +87,9 @@ impl Executor {
         first: Entry,
     ) -> Result<crate::Driven, ExecutorError> {
         let state = crate::state::RunState::fold(&meta.id, std::slice::from_ref(&first))?;
+        // The fold shares the workflow with the other runs of it (`shared.rs`); `first`'s
+        // own copy would otherwise live as long as this driver.
+        drop(first);
         let journal = self.journal(meta, state.next_seq);
         self.drive_inner((state, journal), true).await
     }
