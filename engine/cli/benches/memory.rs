@@ -131,7 +131,7 @@ fn main() {
     println!(
         "RSS per parked run over {repeat} processes: median {median:.2} KiB (min {:.2}, max {:.2}); target <= 4 KiB",
         slopes[0],
-        slopes[slopes.len() - 1],
+        slopes[n - 1],
     );
 }
 

@@ -264,7 +264,7 @@ fn handle_batch(svc: &Arc<Service>, chunk: &[Record]) -> Result<(), ProcessError
     Ok(())
 }
 
-/// Runs claimed by [`drain`] whose drivers have not been started, in the order of the
+/// Runs claimed by [`handle_batch`] whose drivers have not been started, in the order of the
 /// batch's new runs; released when dropped, so an error or a panic between the claim and
 /// the start leaves none of them in `driving` with no driver.
 struct Claims<'a> {
