@@ -14,6 +14,11 @@
 //!
 //! Adding a variant: `kind` below stops compiling until it names the new variant; add
 //! a case in `cases` (golden/cases.rs) too, then bless.
+//!
+//! Records as earlier builds wrote them, where the encoding has since changed compatibly,
+//! are kept in `compat/` under their case's file name: they must still decode to the
+//! case's value (they are never rewritten). `compat/run_created*.bin` are run records
+//! from before fields at their defaults were left out of the workflow they carry.
 
 // A crate root finds modules beside it, not in a folder named after it.
 #[path = "golden/cases.rs"]
@@ -161,6 +166,33 @@ fn golden_records_decode_and_reencode_byte_for_byte() {
         dir.display(),
         problems.join("\n\n")
     );
+}
+
+#[test]
+fn records_in_an_earlier_compatible_encoding_still_decode() {
+    let cases = cases();
+    let dir = golden_dir().join("compat");
+    let files = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect::<BTreeSet<_>>();
+    assert!(!files.is_empty(), "{}: no records", dir.display());
+    for file in files {
+        let case = cases
+            .iter()
+            .find(|c| c.file == file)
+            .unwrap_or_else(|| panic!("compat/{file}: no case of that name in golden.rs"));
+        let bytes = std::fs::read(dir.join(&file)).unwrap();
+        assert_ne!(
+            bytes,
+            case.record.encode(),
+            "compat/{file}: encoded as today: not an earlier encoding"
+        );
+        if let Err(e) = case.record.check_decodes(&bytes) {
+            panic!("compat/{file}: {e}");
+        }
+    }
 }
 
 #[test]

@@ -1,5 +1,12 @@
 //! The workflow and incident types. Plain data: serde-serialisable so a run can keep a
 //! snapshot of the exact workflow it started with.
+//!
+//! Fields at their defaults are left out when encoded: every run's first journal record
+//! carries its workflow, and a one-step workflow's defaults were a third of that record
+//! (846 bytes against 581), on disk and in the store's cache for as long as the run is
+//! kept (docs/performance.md). Each such field reads its default when absent
+//! (`#[serde(default)]`, as it already did before they were left out), so records
+//! written with every field still decode, and a medic of before this change reads these.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -13,7 +20,7 @@ pub struct Workflow {
     /// The workflow's name: `[a-z0-9][a-z0-9-]*`, unique among the workflows served.
     pub name: String,
     /// What it is for, for people.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// Which alerts start it (`medic serve`).
     #[serde(default)]
@@ -75,13 +82,13 @@ impl Workflow {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Trigger {
     /// All must match (Alertmanager matcher semantics).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub matchers: Vec<Matcher>,
     /// If non-empty, the incident severity must be one of these.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub severity: Vec<String>,
     /// If non-empty, the alert source must be one of these.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source: Vec<String>,
     /// Label names that group alerts into one incident for this workflow (as
     /// Alertmanager's `group_by`): alerts with the same values share one run. Empty: each
@@ -174,19 +181,19 @@ pub struct Step {
     #[serde(default)]
     pub with: serde_json::Value,
     /// Condition expression; the step is skipped when it evaluates to false.
-    #[serde(default, rename = "if")]
+    #[serde(default, rename = "if", skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
     /// How failed attempts are retried.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Retry::is_default")]
     pub retry: Retry,
     /// Wall-time limit of one attempt, milliseconds. `None`: the engine default.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     /// Secret names this step may read.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
     /// Hosts this step may call: `host`, `host:port`, or `*.domain`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow: Vec<String>,
     /// TLS for hosts this step calls that medic.toml's `[[tls]]` does not cover the way
     /// this workflow needs (a private CA, a client certificate). Each entry overrides the
@@ -194,11 +201,11 @@ pub struct Step {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tls: Vec<StepTls>,
     /// Memory and output limits of one attempt.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Limits::is_default")]
     pub limits: Limits,
     /// When true, a failure of this step does not fail the run; later steps can test
     /// `steps.<id>.status == "failed"`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub continue_on_error: bool,
 }
 
@@ -238,7 +245,7 @@ pub struct Gate {
     /// The question, for the people deciding; may contain `{{ ... }}` templates.
     pub prompt: String,
     /// Who may decide. Empty: anyone holding an API token.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
     /// How long to wait from when the gate opens, milliseconds.
     pub deadline_ms: u64,
@@ -308,6 +315,11 @@ impl Default for Retry {
 }
 
 impl Retry {
+    /// Whether this is [`Retry::default`] (one attempt): left out of encoded workflows.
+    pub fn is_default(&self) -> bool {
+        *self == Retry::default()
+    }
+
     /// Delay before attempt `next` (2 = first retry).
     pub fn delay_before(&self, next: u32) -> u64 {
         let exp = next.saturating_sub(2).min(64) as i32;
@@ -325,6 +337,13 @@ pub struct Limits {
     /// Largest output document accepted, bytes.
     #[serde(default)]
     pub output_bytes: Option<u64>,
+}
+
+impl Limits {
+    /// Whether neither limit is set: left out of encoded workflows.
+    pub fn is_default(&self) -> bool {
+        *self == Limits::default()
+    }
 }
 
 /// Whether the alerts behind an incident still fire.
@@ -387,5 +406,59 @@ impl Incident {
             "started_at": self.started_at,
             "source": self.source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::parse_workflow;
+
+    const GATE_ONLY: &str = "apiVersion: medic/v1\nkind: Workflow\nname: park\nsteps:\n  - id: go-on\n    phase: restore\n    gate:\n      prompt: roll back?\n      deadline: 1h\n      on-deadline: reject\n";
+
+    #[test]
+    fn fields_at_their_defaults_are_left_out_and_read_back_as_defaults() {
+        let wf = parse_workflow("park.yaml", GATE_ONLY).unwrap().workflow;
+        let json = serde_json::to_value(&wf).unwrap();
+        let step = &json["steps"][0];
+        for absent in [
+            "if",
+            "retry",
+            "timeout_ms",
+            "secrets",
+            "allow",
+            "tls",
+            "limits",
+            "continue_on_error",
+        ] {
+            assert!(step.get(absent).is_none(), "step has `{absent}`: {step}");
+        }
+        assert!(step["gate"].get("approvers").is_none(), "{step}");
+        assert!(json.get("description").is_none(), "{json}");
+        assert_eq!(json["trigger"], serde_json::json!({}));
+        let back: super::Workflow = serde_json::from_value(json).unwrap();
+        assert_eq!(back, wf);
+    }
+
+    #[test]
+    fn a_workflow_written_with_every_field_still_reads() {
+        let wf = parse_workflow("park.yaml", GATE_ONLY).unwrap().workflow;
+        // As medic encoded workflows before defaults were left out.
+        let full = serde_json::json!({
+            "name": "park", "description": "",
+            "trigger": {"matchers": [], "severity": [], "source": []},
+            "steps": [{
+                "id": "go-on", "phase": "restore", "uses": "",
+                "gate": {"prompt": "roll back?", "approvers": [], "deadline_ms": 3_600_000,
+                         "on_deadline": "reject"},
+                "with": wf.steps[0].with, "if": null,
+                "retry": {"attempts": 1, "backoff_ms": 1000, "factor": 2.0,
+                          "max_backoff_ms": 300_000},
+                "timeout_ms": null, "secrets": [], "allow": [],
+                "limits": {"memory_bytes": null, "output_bytes": null},
+                "continue_on_error": false
+            }]
+        });
+        let read: super::Workflow = serde_json::from_value(full).unwrap();
+        assert_eq!(read, wf);
     }
 }

@@ -157,7 +157,7 @@ pub struct RunCreated {
     /// uses the same components.
     pub components: BTreeMap<String, String>,
     /// A drill: steps see `invocation.drill`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub drill: bool,
 }
 
