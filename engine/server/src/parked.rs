@@ -22,12 +22,14 @@ pub(crate) struct Parked {
     earlier: Notify,
 }
 
+/// One copy of each run id, shared by both maps: this is most of what a parked run keeps
+/// in memory here (docs/performance.md, memory per parked run).
 #[derive(Default)]
 struct Inner {
     /// (wall-clock ms when the wait ends, run id).
-    due: BTreeSet<(u64, String)>,
+    due: BTreeSet<(u64, Arc<str>)>,
     /// Run id -> its key in `due`, to take a run out when it is driven early.
-    until: HashMap<String, u64>,
+    until: HashMap<Arc<str>, u64>,
 }
 
 impl Parked {
@@ -37,6 +39,7 @@ impl Parked {
 
     /// Keeps `run` until `until_ms` (in place of any earlier wait of it).
     pub(crate) fn park(&self, run: String, until_ms: u64) {
+        let run: Arc<str> = run.into();
         let mut inner = self.lock();
         if let Some(old) = inner.until.insert(run.clone(), until_ms) {
             inner.due.remove(&(old, run.clone()));
@@ -51,8 +54,8 @@ impl Parked {
     /// Takes `run` out: a driver has it again (a message came before its wait ended).
     pub(crate) fn unpark(&self, run: &str) {
         let mut inner = self.lock();
-        if let Some(t) = inner.until.remove(run) {
-            inner.due.remove(&(t, run.to_string()));
+        if let Some((run, t)) = inner.until.remove_entry(run) {
+            inner.due.remove(&(t, run));
         }
     }
 
@@ -68,7 +71,7 @@ impl Parked {
         while inner.due.first().is_some_and(|(t, _)| *t <= now_ms) {
             if let Some((_, run)) = inner.due.pop_first() {
                 inner.until.remove(&run);
-                ended.push(run);
+                ended.push(run.to_string());
             }
         }
         ended

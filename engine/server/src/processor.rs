@@ -451,6 +451,9 @@ fn start(svc: &Arc<Service>, id: String, created: Option<(RunMeta, Entry)>) {
             }
             driving.remove(&id);
         }
+        if until.is_some() {
+            svc.store.forget_next_seq(&id);
+        }
         // A message posted after the driver read the mailbox and before it left `driving`
         // started no driver (`Service::post` found this one): look once more, now that
         // a later post would start one. A mailbox that cannot be read counts as holding

@@ -158,6 +158,16 @@ impl SledStore {
         db.contains_key(meta_key(run)).map_err(|e| self.io(e))
     }
 
+    /// Drops `run`'s next sequence number from the writer's cache: the run is parked
+    /// (at a gate, or until a retry) and appends nothing until a driver takes it again,
+    /// whose first append then reads the number from the journal's last key (one
+    /// reverse scan). A parked run otherwise kept its cache entry, about 0.1 KiB, for as
+    /// long as it waited (docs/performance.md, memory per parked run). Always safe: the
+    /// cache is rebuilt from the journal whenever an entry is missing.
+    pub fn forget_next_seq(&self, run: &str) {
+        self.writer().remove(run);
+    }
+
     /// The [`Op`] that posts `message` to `run`'s mailbox, for a caller writing it with
     /// other records in one write: the inbox processor tells a run it creates in the same
     /// batch, which is not in the store before that write. [`JournalStore::post`] writes
@@ -459,6 +469,24 @@ mod tests {
         // After a reopen the expected seq comes from disk.
         let err = s.append("a", &skip(7), None, Durability::Lazy).unwrap_err();
         assert!(err.to_string().contains("expected seq 3, got 7"), "{err}");
+    }
+
+    #[test]
+    fn a_parked_run_forgotten_by_the_cache_appends_from_its_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        s.create_run(&meta("a"), &skip(0)).unwrap();
+        s.append("a", &skip(1), None, Durability::Lazy).unwrap();
+        s.forget_next_seq("a");
+        assert!(!s.writer().contains_key("a"));
+        let err = s.append("a", &skip(1), None, Durability::Lazy).unwrap_err();
+        assert!(
+            matches!(err, StoreError::OutOfOrder { expected: 2, .. }),
+            "{err}"
+        );
+        s.append("a", &skip(2), None, Durability::Lazy).unwrap();
+        s.forget_next_seq("never-written");
+        assert_eq!(s.entries("a").unwrap(), vec![skip(0), skip(1), skip(2)]);
     }
 
     #[test]

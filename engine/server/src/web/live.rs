@@ -48,10 +48,89 @@ pub(crate) struct WaitingGate {
     pub on_deadline: Decision,
 }
 
+/// The gates waiting for people, by run. A run parked at a gate keeps only this here, for
+/// as long as it waits, so it is kept small: one entry per run (the run id once, text as
+/// boxed `str`s with no spare capacity), about 0.25 KiB for a one-gate run instead of the
+/// 0.4 KiB a map of [`WaitingGate`]s by (run, step) took (docs/performance.md). A finished
+/// run's gates go in one removal, not a walk over every waiting gate.
+#[derive(Default)]
+struct Waiting(HashMap<Arc<str>, RunGates>);
+
+/// One run's open gates (nearly always one) and what the approvals page shows of the run.
+struct RunGates {
+    workflow: Box<str>,
+    incident_title: Box<str>,
+    open: Vec<OpenGate>,
+}
+
+/// One open gate of a run.
+struct OpenGate {
+    step: Box<str>,
+    prompt: Box<str>,
+    approvers: Box<[String]>,
+    deadline_ms: u64,
+    on_deadline: Decision,
+}
+
+impl Waiting {
+    /// Keeps `gate` as open in `run` (in place of an earlier opening of the same step).
+    fn open(&mut self, run: &str, workflow: &str, incident_title: &str, gate: OpenGate) {
+        match self.0.get_mut(run) {
+            Some(r) => {
+                r.open.retain(|g| g.step != gate.step);
+                r.open.push(gate);
+            }
+            None => {
+                let r = RunGates {
+                    workflow: workflow.into(),
+                    incident_title: incident_title.into(),
+                    // `vec!` allocates room for exactly one; a push would take four.
+                    open: vec![gate],
+                };
+                self.0.insert(run.into(), r);
+            }
+        }
+    }
+
+    /// The gate `step` of `run` is no longer waiting.
+    fn close(&mut self, run: &str, step: &str) {
+        if let Some(r) = self.0.get_mut(run) {
+            r.open.retain(|g| &*g.step != step);
+            if r.open.is_empty() {
+                self.0.remove(run);
+            }
+        }
+    }
+
+    /// `run` finished: none of its gates waits.
+    fn finished(&mut self, run: &str) {
+        self.0.remove(run);
+    }
+
+    /// Every waiting gate, in no order.
+    fn list(&self) -> Vec<WaitingGate> {
+        self.0
+            .iter()
+            .flat_map(|(run, r)| {
+                r.open.iter().map(move |g| WaitingGate {
+                    run: run.to_string(),
+                    step: g.step.to_string(),
+                    workflow: r.workflow.to_string(),
+                    incident_title: r.incident_title.to_string(),
+                    prompt: g.prompt.to_string(),
+                    approvers: g.approvers.to_vec(),
+                    deadline_ms: g.deadline_ms,
+                    on_deadline: g.on_deadline,
+                })
+            })
+            .collect()
+    }
+}
+
 /// The web view's live state, shared with the engine's hooks.
 pub(crate) struct Live {
     tx: broadcast::Sender<Append>,
-    gates: Mutex<HashMap<(String, String), WaitingGate>>,
+    gates: Mutex<Waiting>,
     /// Whether the index backfill ran in this process.
     indexed: Mutex<bool>,
     /// One drill replayed from the web view at a time: a replay runs real components in
@@ -92,24 +171,23 @@ impl Live {
                 deadline_ms,
                 on_deadline,
             } => {
-                self.gates_lock().insert(
-                    (run.to_string(), step.clone()),
-                    WaitingGate {
-                        run: run.to_string(),
-                        step: step.clone(),
-                        workflow: meta.workflow.clone(),
-                        incident_title: meta.incident_title.clone(),
-                        prompt: prompt.clone(),
-                        approvers: approvers.clone(),
+                self.gates_lock().open(
+                    run,
+                    &meta.workflow,
+                    &meta.incident_title,
+                    OpenGate {
+                        step: step.as_str().into(),
+                        prompt: prompt.as_str().into(),
+                        approvers: approvers.as_slice().into(),
                         deadline_ms: *deadline_ms,
                         on_deadline: *on_deadline,
                     },
                 );
             }
             Event::GateDecided { step, .. } | Event::StepSkipped { step, .. } => {
-                self.gates_lock().remove(&(run.to_string(), step.clone()));
+                self.gates_lock().close(run, step);
             }
-            Event::RunFinished { .. } => self.gates_lock().retain(|(r, _), _| r != run),
+            Event::RunFinished { .. } => self.gates_lock().finished(run),
             _ => {}
         }
         // No page listening is the common case, not an error.
@@ -126,15 +204,14 @@ impl Live {
         let mut gates = self.gates_lock();
         for step in state.steps.keys() {
             if let Some(g) = state.open_gate(step) {
-                gates.insert(
-                    (state.id.clone(), step.clone()),
-                    WaitingGate {
-                        run: state.id.clone(),
-                        step: step.clone(),
-                        workflow: state.workflow.name.clone(),
-                        incident_title: state.incident.title.clone(),
-                        prompt: g.prompt.clone(),
-                        approvers: g.approvers.clone(),
+                gates.open(
+                    &state.id,
+                    &state.workflow.name,
+                    &state.incident.title,
+                    OpenGate {
+                        step: step.as_str().into(),
+                        prompt: g.prompt.as_str().into(),
+                        approvers: g.approvers.as_slice().into(),
                         deadline_ms: g.deadline_ms,
                         on_deadline: g.on_deadline,
                     },
@@ -155,12 +232,12 @@ impl Live {
 
     /// Every waiting gate, soonest deadline first.
     pub(crate) fn waiting_gates(&self) -> Vec<WaitingGate> {
-        let mut out: Vec<_> = self.gates_lock().values().cloned().collect();
+        let mut out = self.gates_lock().list();
         out.sort_by(|a, b| (a.deadline_ms, &a.run, &a.step).cmp(&(b.deadline_ms, &b.run, &b.step)));
         out
     }
 
-    fn gates_lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), WaitingGate>> {
+    fn gates_lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
         // Plain map updates cannot leave it half-changed.
         self.gates.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -326,5 +403,60 @@ mod tests {
         assert_eq!(resume_point(&h, Some(4)), Some(9));
         h.insert("last-event-id", HeaderValue::from_static("junk"));
         assert_eq!(resume_point(&h, None), None);
+    }
+
+    fn gate(step: &str, deadline_ms: u64) -> OpenGate {
+        OpenGate {
+            step: step.into(),
+            prompt: format!("{step}?").into(),
+            approvers: vec!["alice".to_string()].into(),
+            deadline_ms,
+            on_deadline: Decision::Reject,
+        }
+    }
+
+    fn listed(w: &Waiting) -> Vec<(String, String, u64)> {
+        let mut out: Vec<_> = w
+            .list()
+            .into_iter()
+            .map(|g| (g.run, g.step, g.deadline_ms))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn waiting_gates_are_kept_by_run_and_leave_when_decided_or_finished() {
+        let mut w = Waiting::default();
+        w.open("r1", "wf", "title", gate("a", 10));
+        w.open("r1", "wf", "title", gate("b", 20));
+        w.open("r2", "wf", "other", gate("a", 30));
+        // The same step opened again (after a restart): one entry, the later one.
+        w.open("r1", "wf", "title", gate("a", 11));
+        assert_eq!(
+            listed(&w),
+            [("r1", "a", 11), ("r1", "b", 20), ("r2", "a", 30)].map(|(r, s, d)| (
+                r.to_string(),
+                s.to_string(),
+                d
+            ))
+        );
+        let one = w.list().into_iter().find(|g| g.run == "r2").unwrap();
+        assert_eq!(
+            (&*one.workflow, &*one.incident_title, &*one.prompt),
+            ("wf", "other", "a?")
+        );
+        assert_eq!(one.approvers, ["alice"]);
+        w.close("r1", "a");
+        w.close("r1", "never-opened");
+        w.close("no-such-run", "a");
+        assert_eq!(
+            listed(&w),
+            [("r1", "b", 20), ("r2", "a", 30)].map(|(r, s, d)| (r.to_string(), s.to_string(), d))
+        );
+        w.finished("r1");
+        assert_eq!(listed(&w), [("r2".to_string(), "a".to_string(), 30)]);
+        w.close("r2", "a");
+        assert!(w.0.is_empty(), "a run with no open gate keeps no entry");
     }
 }
