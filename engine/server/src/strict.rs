@@ -7,9 +7,12 @@
 
 use crate::error::ApiError;
 use axum::http::{HeaderMap, header};
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashSet;
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 /// Checks that the `Content-Type` is `application/json`, with parameters such as
 /// `charset=utf-8` allowed (RFC 9110 §8.3.1: type and subtype compare case-insensitively).
@@ -29,13 +32,15 @@ pub(crate) fn json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 /// Refuses a JSON body that repeats a key within one object, naming the key by its path
 /// (`alerts`, `alerts[0].labels.severity`). Bodies that are not JSON pass: the parser
 /// that reads them says what is wrong, and where.
+///
+/// Every accepted alert goes through this before its payload is parsed, so the walk
+/// allocates nothing for a body with no escapes in its keys: keys are borrowed from the
+/// body, an object's keys are compared in a list (a set only past [`SMALL`] keys), and
+/// the path is written out only for the key it names.
 pub(crate) fn no_duplicate_keys(body: &[u8]) -> Result<(), ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    match (Check {
-        path: String::new(),
-    })
-    .deserialize(&mut de)
-    {
+    let path = RefCell::new(Vec::new());
+    match (Check { path: &path }).deserialize(&mut de) {
         Err(e) if e.is_data() => Err(ApiError::BadRequest(format!(
             "{e}: send each key once (JSON readers disagree on which copy wins)"
         ))),
@@ -43,24 +48,39 @@ pub(crate) fn no_duplicate_keys(body: &[u8]) -> Result<(), ApiError> {
     }
 }
 
-/// Walks a JSON value, keeping the path to report.
-struct Check {
-    path: String,
+/// Keys of one object compared pairwise up to this many; a set past it.
+const SMALL: usize = 16;
+
+/// One step of the path to where the walk is: a key, or an index in an array.
+enum Step<'de> {
+    Key(Cow<'de, str>),
+    Index(usize),
 }
 
-impl Check {
-    fn child(&self, key: &str) -> Check {
-        Check {
-            path: if self.path.is_empty() {
-                key.to_string()
-            } else {
-                format!("{}.{key}", self.path)
-            },
+/// `alerts[0].labels.x`, from the steps down to a key.
+fn display(path: &[Step<'_>]) -> String {
+    let mut out = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) if out.is_empty() => out.push_str(k),
+            Step::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Step::Index(i) => {
+                let _ = write!(out, "[{i}]");
+            }
         }
     }
+    out
 }
 
-impl<'de> DeserializeSeed<'de> for Check {
+/// Walks a JSON value; `path` holds the steps down to it, for the message.
+struct Check<'p, 'de> {
+    path: &'p RefCell<Vec<Step<'de>>>,
+}
+
+impl<'de> DeserializeSeed<'de> for Check<'_, 'de> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -68,7 +88,7 @@ impl<'de> DeserializeSeed<'de> for Check {
     }
 }
 
-impl<'de> Visitor<'de> for Check {
+impl<'de> Visitor<'de> for Check<'_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -96,30 +116,67 @@ impl<'de> Visitor<'de> for Check {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0usize;
-        while seq
-            .next_element_seed(Check {
-                path: format!("{}[{i}]", self.path),
-            })?
-            .is_some()
-        {
+        loop {
+            self.path.borrow_mut().push(Step::Index(i));
+            let more = seq.next_element_seed(Check { path: self.path })?;
+            self.path.borrow_mut().pop();
+            if more.is_none() {
+                return Ok(());
+            }
             i += 1;
         }
-        Ok(())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut keys = HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let child = self.child(&key);
-            if !keys.insert(key) {
+        let mut keys: Vec<Cow<'de, str>> = Vec::new();
+        let mut many: HashSet<Cow<'de, str>> = HashSet::new();
+        while let Some(Key(key)) = map.next_key()? {
+            let seen = if keys.len() < SMALL {
+                keys.contains(&key)
+            } else {
+                if many.is_empty() {
+                    many.extend(keys.iter().cloned());
+                }
+                !many.insert(key.clone())
+            };
+            let mut path = self.path.borrow_mut();
+            path.push(Step::Key(key.clone()));
+            if seen {
                 return Err(de::Error::custom(format!(
                     "duplicate key `{}` in the JSON body",
-                    child.path
+                    display(&path)
                 )));
             }
-            map.next_value_seed(child)?;
+            drop(path);
+            if keys.len() < SMALL {
+                keys.push(key);
+            }
+            map.next_value_seed(Check { path: self.path })?;
+            self.path.borrow_mut().pop();
         }
         Ok(())
+    }
+}
+
+/// An object's key, borrowed from the body unless it has escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -141,6 +198,27 @@ mod tests {
         no_duplicate_keys(br#"{"a":{"x":1},"b":{"x":1},"c":[{"x":1},{"x":2}]}"#).unwrap();
         // Not JSON: left to the parser, which says where.
         no_duplicate_keys(b"{\"a\": ").unwrap();
+    }
+
+    #[test]
+    fn duplicates_are_found_past_many_keys_and_through_escapes() {
+        // More keys than are compared pairwise: the set takes over.
+        let keys: Vec<String> = (0..40).map(|i| format!("\"k{i}\":{i}")).collect();
+        let body = format!(r#"{{"outer":[1,{{{},"k7":0}}]}}"#, keys.join(","));
+        let e = no_duplicate_keys(body.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("`outer[1].k7`"), "{e}");
+        let body = format!(r#"{{"outer":[1,{{{}}}]}}"#, keys.join(","));
+        no_duplicate_keys(body.as_bytes()).unwrap();
+        // `\u0061` is `a`: the same key, written two ways.
+        let e = no_duplicate_keys(br#"{"x":{"a":1,"\u0061":2}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`x.a`"), "{e}");
+        // The path of a later sibling does not keep an earlier one's steps.
+        let e = no_duplicate_keys(br#"{"a":[{"b":1}],"c":{"d":1,"d":2}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`c.d`"), "{e}");
     }
 
     #[test]
