@@ -127,8 +127,9 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3)
         .max(1);
-    // The fitted slope still moves by most of a KiB between processes of one binary:
-    // each repeat is a fresh `medic serve` on a fresh store.
+    // The fitted slope still moves between processes of one binary (by up to a KiB at
+    // 3,000 runs, a few tenths at 6,000): each repeat is a fresh `medic serve` on a
+    // fresh store.
     let mut slopes: Vec<f64> = (0..repeat).map(|_| measure(runs)).collect();
     slopes.sort_by(f64::total_cmp);
     let n = slopes.len();

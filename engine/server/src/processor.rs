@@ -439,6 +439,13 @@ fn start(svc: &Arc<Service>, id: String, created: Option<(RunMeta, Entry)>) {
                 None
             }
         };
+        if until.is_some() {
+            // A parked run appends nothing until driven again, whose first append reads
+            // the next sequence number from the journal: the store's cache need not hold
+            // it while the run waits (memory per parked run, docs/performance.md). Done
+            // while the run is still in `driving`, so no other driver has an entry to lose.
+            svc.store.forget_next_seq(&id);
+        }
         {
             // Parked and out of `driving` in one step: `wake_due` taking the run in between
             // would find it still driven and start nothing, and the run would wait forever.
@@ -450,9 +457,6 @@ fn start(svc: &Arc<Service>, id: String, created: Option<(RunMeta, Entry)>) {
                 svc.parked.park(id.clone(), until_ms);
             }
             driving.remove(&id);
-        }
-        if until.is_some() {
-            svc.store.forget_next_seq(&id);
         }
         // A message posted after the driver read the mailbox and before it left `driving`
         // started no driver (`Service::post` found this one): look once more, now that

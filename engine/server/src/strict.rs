@@ -34,13 +34,14 @@ pub(crate) fn json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 /// that reads them says what is wrong, and where.
 ///
 /// Every accepted alert goes through this before its payload is parsed, so the walk
-/// allocates nothing for a body with no escapes in its keys: keys are borrowed from the
-/// body, an object's keys are compared in a list (a set only past [`SMALL`] keys), and
-/// the path is written out only for the key it names.
+/// allocates little: keys are borrowed from the body (unless escaped), the keys of the
+/// objects being walked share one list, compared pairwise (a set only for an object of
+/// more than [`SMALL`] keys), and the path is written out only for the key it names. It
+/// used to build a `String` path for every key and element and a set for every object.
 pub(crate) fn no_duplicate_keys(body: &[u8]) -> Result<(), ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let path = RefCell::new(Vec::new());
-    match (Check { path: &path }).deserialize(&mut de) {
+    let walk = Walk::default();
+    match (Check { walk: &walk }).deserialize(&mut de) {
         Err(e) if e.is_data() => Err(ApiError::BadRequest(format!(
             "{e}: send each key once (JSON readers disagree on which copy wins)"
         ))),
@@ -75,9 +76,20 @@ fn display(path: &[Step<'_>]) -> String {
     out
 }
 
-/// Walks a JSON value; `path` holds the steps down to it, for the message.
-struct Check<'p, 'de> {
-    path: &'p RefCell<Vec<Step<'de>>>,
+/// What a walk shares across its levels.
+#[derive(Default)]
+struct Walk<'de> {
+    /// The steps down to the value being walked, for the message.
+    path: RefCell<Vec<Step<'de>>>,
+    /// The keys seen so far of every object being walked, outermost first: an object's
+    /// own keys are the end of the list from where it started, as the objects inside
+    /// its values take theirs off again when they end.
+    keys: RefCell<Vec<Cow<'de, str>>>,
+}
+
+/// Walks a JSON value.
+struct Check<'w, 'de> {
+    walk: &'w Walk<'de>,
 }
 
 impl<'de> DeserializeSeed<'de> for Check<'_, 'de> {
@@ -117,9 +129,9 @@ impl<'de> Visitor<'de> for Check<'_, 'de> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0usize;
         loop {
-            self.path.borrow_mut().push(Step::Index(i));
-            let more = seq.next_element_seed(Check { path: self.path })?;
-            self.path.borrow_mut().pop();
+            self.walk.path.borrow_mut().push(Step::Index(i));
+            let more = seq.next_element_seed(Check { walk: self.walk })?;
+            self.walk.path.borrow_mut().pop();
             if more.is_none() {
                 return Ok(());
             }
@@ -128,19 +140,24 @@ impl<'de> Visitor<'de> for Check<'_, 'de> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut keys: Vec<Cow<'de, str>> = Vec::new();
+        let start = self.walk.keys.borrow().len();
         let mut many: HashSet<Cow<'de, str>> = HashSet::new();
         while let Some(Key(key)) = map.next_key()? {
-            let seen = if keys.len() < SMALL {
-                keys.contains(&key)
-            } else {
-                if many.is_empty() {
-                    many.extend(keys.iter().cloned());
+            let seen = {
+                let mut keys = self.walk.keys.borrow_mut();
+                if keys.len() - start < SMALL {
+                    let seen = keys[start..].contains(&key);
+                    keys.push(key.clone());
+                    seen
+                } else {
+                    if many.is_empty() {
+                        many.extend(keys[start..].iter().cloned());
+                    }
+                    !many.insert(key.clone())
                 }
-                !many.insert(key.clone())
             };
-            let mut path = self.path.borrow_mut();
-            path.push(Step::Key(key.clone()));
+            let mut path = self.walk.path.borrow_mut();
+            path.push(Step::Key(key));
             if seen {
                 return Err(de::Error::custom(format!(
                     "duplicate key `{}` in the JSON body",
@@ -148,12 +165,10 @@ impl<'de> Visitor<'de> for Check<'_, 'de> {
                 )));
             }
             drop(path);
-            if keys.len() < SMALL {
-                keys.push(key);
-            }
-            map.next_value_seed(Check { path: self.path })?;
-            self.path.borrow_mut().pop();
+            map.next_value_seed(Check { walk: self.walk })?;
+            self.walk.path.borrow_mut().pop();
         }
+        self.walk.keys.borrow_mut().truncate(start);
         Ok(())
     }
 }

@@ -184,7 +184,9 @@ impl Live {
                     },
                 );
             }
-            Event::GateDecided { step, .. } | Event::StepSkipped { step, .. } => {
+            Event::GateDecided { step, .. }
+            | Event::StepSkipped { step, .. }
+            | Event::StepCancelled { step, .. } => {
                 self.gates_lock().close(run, step);
             }
             Event::RunFinished { .. } => self.gates_lock().finished(run),
@@ -403,6 +405,64 @@ mod tests {
         assert_eq!(resume_point(&h, Some(4)), Some(9));
         h.insert("last-event-id", HeaderValue::from_static("junk"));
         assert_eq!(resume_point(&h, None), None);
+    }
+
+    #[test]
+    fn the_approvals_list_follows_the_journal() {
+        let live = Live::new();
+        let meta = RunMeta {
+            id: "r1".into(),
+            workflow: "wf".into(),
+            incident_title: "Checkout down".into(),
+            status: medic_core::RunStatus::Running,
+            created_ms: 1,
+            updated_ms: 1,
+        };
+        let at = |seq: u64, event: Event| Entry {
+            seq,
+            at_ms: seq,
+            event,
+        };
+        let opened = |step: &str| Event::GateOpened {
+            step: step.into(),
+            prompt: "roll back?".into(),
+            approvers: Vec::new(),
+            deadline_ms: 99,
+            on_deadline: Decision::Reject,
+        };
+        live.observe(&meta, &at(1, opened("a")));
+        live.observe(&meta, &at(2, opened("b")));
+        live.observe(&meta, &at(3, opened("c")));
+        let steps = |live: &Live| -> Vec<String> {
+            let mut s: Vec<_> = live.waiting_gates().into_iter().map(|g| g.step).collect();
+            s.sort();
+            s
+        };
+        assert_eq!(steps(&live), ["a", "b", "c"]);
+        let g = &live.waiting_gates()[0];
+        assert_eq!(
+            (&*g.run, &*g.workflow, &*g.incident_title),
+            ("r1", "wf", "Checkout down")
+        );
+        // A cancelled gate (the incident resolved, `on-resolved: cancel`) waits no more.
+        let cancelled = Event::StepCancelled {
+            step: "a".into(),
+            reason: "resolved".into(),
+        };
+        live.observe(&meta, &at(4, cancelled));
+        assert_eq!(steps(&live), ["b", "c"]);
+        let skipped = Event::StepSkipped {
+            step: "b".into(),
+            reason: "r".into(),
+        };
+        live.observe(&meta, &at(5, skipped));
+        assert_eq!(steps(&live), ["c"]);
+        let finished = Event::RunFinished {
+            status: medic_core::RunStatus::Cancelled,
+            reason: None,
+        };
+        live.observe(&meta, &at(6, finished));
+        assert!(live.waiting_gates().is_empty());
     }
 
     fn gate(step: &str, deadline_ms: u64) -> OpenGate {
