@@ -11,8 +11,8 @@
 //!
 //! Why 6,000: RSS grows in steps of the allocator's extents and sled's pages, so a slope
 //! over 2,000 runs moved with where the steps fell. One binary's median of three at
-//! 3,000 runs spread 3.1–4.0 KiB over three measurements of one evening, and at 6,000
-//! 3.21–3.33 (docs/performance.md).
+//! 3,000 runs spread 3.1–4.0 KiB over three measurements in one hour, and at 6,000
+//! 3.21–3.33 (docs/performance.md, sixth pass).
 
 mod common;
 
@@ -128,8 +128,8 @@ fn main() {
         .unwrap_or(3)
         .max(1);
     // The fitted slope still moves between processes of one binary (by up to a KiB at
-    // 3,000 runs, a few tenths at 6,000): each repeat is a fresh `medic serve` on a
-    // fresh store.
+    // 3,000 runs, up to about two tenths at 6,000): each repeat is a fresh `medic serve`
+    // on a fresh store.
     let mut slopes: Vec<f64> = (0..repeat).map(|_| measure(runs)).collect();
     slopes.sort_by(f64::total_cmp);
     let n = slopes.len();

@@ -182,7 +182,7 @@ fn records_in_an_earlier_compatible_encoding_still_decode() {
         let case = cases
             .iter()
             .find(|c| c.file == file)
-            .unwrap_or_else(|| panic!("compat/{file}: no case of that name in golden.rs"));
+            .unwrap_or_else(|| panic!("compat/{file}: no case of that name in golden/cases.rs"));
         let bytes = std::fs::read(dir.join(&file)).unwrap();
         assert_ne!(
             bytes,

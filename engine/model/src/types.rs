@@ -7,6 +7,9 @@
 //! kept (docs/performance.md). Each such field reads its default when absent
 //! (`#[serde(default)]`, as it already did before they were left out), so records
 //! written with every field still decode, and a medic of before this change reads these.
+//! Those defaults are therefore part of the journal's format: changing one changes what a
+//! recorded run does when it resumes (docs/durability.md §7). A new field gets
+//! `skip_serializing_if` too.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
