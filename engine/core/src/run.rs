@@ -108,17 +108,14 @@ mod tests {
     #[test]
     fn run_created_decodes_to_what_was_encoded_for_every_example_workflow() {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
-        let examples = [
-            "bad-deploy",
-            "bad-flag",
-            "checkout-flag",
-            "checkout-rollback",
-            "guarded-rollout",
-        ];
-        let mut files: Vec<_> = examples
-            .iter()
-            .map(|d| format!("{root}/{d}/workflow.yaml"))
+        // Every example, as it is added: each `examples/<name>/workflow.yaml`.
+        let mut files: Vec<_> = std::fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().path().join("workflow.yaml"))
+            .filter(|f| f.is_file())
+            .map(|f| f.display().to_string())
             .collect();
+        files.sort();
         for f in std::fs::read_dir(format!("{root}/drills/workflows")).unwrap() {
             files.push(f.unwrap().path().display().to_string());
         }
