@@ -6,6 +6,12 @@
 //! intake and its run), which a noisy neighbour moves less than the rates.
 //! Targets on the 2-core reference machine: >= 5,000 ack/s, ack p99 <= 50 ms.
 //!
+//! One storm is one sample of a machine whose speed moves by a fifth from minute to
+//! minute even with nothing stolen (the hash baseline before and after each storm shows
+//! it), so the bench runs [`ROUNDS`] storms, each on a new service and store, and ends
+//! with their median and range: a figure a reader can compare between two builds.
+//! `MEDIC_BENCH_ROUNDS=n` sets how many (1 to 20).
+//!
 //! Needs `wrk` on the PATH (Debian: `apt-get install wrk`); without it the bench says so
 //! and skips. `cargo bench -p medic-server --bench loopback`
 
@@ -23,6 +29,8 @@ use std::time::{Duration, Instant};
 const CONNECTIONS: u32 = 32;
 const THREADS: u32 = 2;
 const SECONDS: u32 = 10;
+/// Storms by default; `MEDIC_BENCH_ROUNDS` overrides.
+const ROUNDS: usize = 3;
 
 /// wrk's Lua script: each request a new alert (thread id and counter make `n` unique);
 /// `done` prints one line this bench parses (latencies in microseconds).
@@ -62,6 +70,57 @@ fn main() {
         println!("loopback bench skipped: `wrk` is not installed (Debian: apt-get install wrk)");
         return;
     }
+    let rounds = match std::env::var("MEDIC_BENCH_ROUNDS") {
+        Err(_) => ROUNDS,
+        Ok(v) => match v.parse::<usize>() {
+            Ok(n @ 1..=20) => n,
+            _ => panic!("MEDIC_BENCH_ROUNDS must be a whole number from 1 to 20, not {v:?}"),
+        },
+    };
+    let results: Vec<Round> = (1..=rounds).map(|i| round(i, rounds)).collect();
+    if rounds > 1 {
+        summary(&results);
+    }
+}
+
+/// What one storm measured, for the summary.
+struct Round {
+    rate: f64,
+    p99_ms: f64,
+    drained_s: f64,
+    cpu_per_alert_us: f64,
+    stolen: f64,
+}
+
+/// The median and the range of `values`, as `median (min–max)` with `digits` decimals.
+fn spread(mut values: Vec<f64>, digits: usize) -> String {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let median = (values[(n - 1) / 2] + values[n / 2]) / 2.0;
+    format!(
+        "{median:.digits$} ({:.digits$}–{:.digits$})",
+        values[0],
+        values[values.len() - 1]
+    )
+}
+
+/// The rounds' medians: what to quote and compare.
+fn summary(results: &[Round]) {
+    let of = |f: fn(&Round) -> f64| results.iter().map(f).collect::<Vec<_>>();
+    println!(
+        "loopback, median (range) of {} storms: {} acknowledged alerts/s; ack p99 {} ms; \
+         every run finished {} s after the load; medic's CPU {} µs per alert; {} % stolen",
+        results.len(),
+        spread(of(|r| r.rate), 0),
+        spread(of(|r| r.p99_ms), 1),
+        spread(of(|r| r.drained_s), 1),
+        spread(of(|r| r.cpu_per_alert_us), 0),
+        spread(of(|r| r.stolen), 0),
+    );
+}
+
+/// One storm on a new service and store: prints its figures and returns them.
+fn round(i: usize, rounds: usize) -> Round {
     let dir = tempfile::tempdir().unwrap();
     let (fsyncs, fsync_median, _) = common::fsync_baseline(dir.path());
     let cpu_before = common::cpu_baseline();
@@ -87,6 +146,9 @@ fn main() {
     ));
     rt.spawn(medic_server::process(svc.clone()));
     let (cpu_started, ticks_started) = (common::process_cpu(), common::cpu_ticks());
+    // Threads outlive a round (sled's I/O pool is the process's): each round counts
+    // what its threads used since it started.
+    let threads_started = common::cpu_by_thread();
 
     let out = std::process::Command::new("wrk")
         .args([
@@ -116,12 +178,13 @@ fn main() {
     let acked = requests - non2xx;
     let secs = field(line, "us") as f64 / 1e6;
     let rate = acked as f64 / secs;
+    let p99_ms = field(line, "p99") as f64 / 1e3;
     println!(
-        "loopback intake (wrk, {CONNECTIONS} connections, {SECONDS} s, unique alerts, one-step runs): \
+        "loopback intake, storm {i} of {rounds} (wrk, {CONNECTIONS} connections, {SECONDS} s, unique alerts, one-step runs): \
          {rate:.0} acknowledged alerts/s ({acked} acked, {non2xx} refused, {errors} socket errors); \
          ack p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         field(line, "p50") as f64 / 1e3,
-        field(line, "p99") as f64 / 1e3,
+        p99_ms,
         field(line, "max") as f64 / 1e3,
     );
     println!(
@@ -155,20 +218,19 @@ fn main() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    let drained_s = load_ended.elapsed().as_secs_f64();
     println!(
-        "  {finished} of {total} runs finished {:.1} s after the load ended ({acked} alerts acknowledged)",
-        load_ended.elapsed().as_secs_f64()
+        "  {finished} of {total} runs finished {drained_s:.1} s after the load ended ({acked} alerts acknowledged)"
     );
     let per = |d: Duration| d.as_secs_f64() * 1e6 / acked.max(1) as f64;
     println!(
         "  medic's CPU (user + system): {:.0} µs per alert end to end, intake and its run \
-         ({:.1} s during the load, {:.1} s after it; {:.2} fsyncs per alert); by thread \
-         since start: {}",
+         ({:.1} s during the load, {:.1} s after it; {:.2} fsyncs per alert); by thread: {}",
         per(cpu_all),
         cpu_load.as_secs_f64(),
         (cpu_all - cpu_load).as_secs_f64(),
         sled.flush_count() as f64 / acked.max(1) as f64,
-        common::cpu_by_thread()
+        common::cpu_by_thread_since(&threads_started)
             .iter()
             .take(6)
             .map(|(name, d)| format!("{name} {:.1} s", d.as_secs_f64()))
@@ -186,4 +248,11 @@ fn main() {
     );
     let _ = stop.send(());
     let _ = rt.block_on(server);
+    Round {
+        rate,
+        p99_ms,
+        drained_s,
+        cpu_per_alert_us: per(cpu_all),
+        stolen,
+    }
 }

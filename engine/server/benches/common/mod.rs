@@ -129,6 +129,24 @@ pub fn cpu_by_thread() -> Vec<(String, Duration)> {
     out
 }
 
+/// [`cpu_by_thread`] less what each name had used at `before` (an earlier
+/// [`cpu_by_thread`]): what a round of a bench cost by thread when threads outlive it.
+pub fn cpu_by_thread_since(before: &[(String, Duration)]) -> Vec<(String, Duration)> {
+    let mut out: Vec<_> = cpu_by_thread()
+        .into_iter()
+        .map(|(name, now)| {
+            let then = before
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(Duration::ZERO, |(_, d)| *d);
+            // A thread of the name that exited since takes its time with it.
+            (name, now.saturating_sub(then))
+        })
+        .collect();
+    out.sort_by_key(|(_, cpu)| std::cmp::Reverse(*cpu));
+    out
+}
+
 /// utime + stime of a `stat` line; the fields after the command name, which may hold
 /// spaces and parentheses, are counted from its closing parenthesis.
 fn ticks(stat: &str) -> Duration {
