@@ -6,11 +6,12 @@
 //! intake and its run), which a noisy neighbour moves less than the rates.
 //! Targets on the 2-core reference machine: >= 5,000 ack/s, ack p99 <= 50 ms.
 //!
-//! One storm is one sample of a machine whose speed moves by a fifth from minute to
+//! One storm is one sample of a machine whose speed moves by a third from minute to
 //! minute even with nothing stolen (the hash baseline before and after each storm shows
-//! it), so the bench runs [`ROUNDS`] storms, each on a new service and store, and ends
-//! with their median and range: a figure a reader can compare between two builds.
-//! `MEDIC_BENCH_ROUNDS=n` sets how many (1 to 20).
+//! it), so the bench runs [`ROUNDS`] storms, each on a new service and store, prints each
+//! as above, and ends with the median and range of their ack rates, ack p99s, drain times,
+//! CPU per alert and steal: figures a reader can compare between two builds.
+//! `MEDIC_BENCH_ROUNDS=n` sets how many (1 to 20; with 1, no summary).
 //!
 //! Needs `wrk` on the PATH (Debian: `apt-get install wrk`); without it the bench says so
 //! and skips. `cargo bench -p medic-server --bench loopback`
@@ -70,10 +71,10 @@ fn main() {
         println!("loopback bench skipped: `wrk` is not installed (Debian: apt-get install wrk)");
         return;
     }
-    let rounds = match std::env::var("MEDIC_BENCH_ROUNDS") {
-        Err(_) => ROUNDS,
-        Ok(v) => match v.parse::<usize>() {
-            Ok(n @ 1..=20) => n,
+    let rounds = match std::env::var_os("MEDIC_BENCH_ROUNDS") {
+        None => ROUNDS,
+        Some(v) => match v.to_str().and_then(|v| v.parse::<usize>().ok()) {
+            Some(n @ 1..=20) => n,
             _ => panic!("MEDIC_BENCH_ROUNDS must be a whole number from 1 to 20, not {v:?}"),
         },
     };
@@ -86,6 +87,8 @@ fn main() {
 /// What one storm measured, for the summary.
 struct Round {
     rate: f64,
+    /// Whether every acknowledged alert's run finished before the bench's deadline.
+    all_finished: bool,
     p99_ms: f64,
     drained_s: f64,
     cpu_per_alert_us: f64,
@@ -109,8 +112,12 @@ fn summary(results: &[Round]) {
     let of = |f: fn(&Round) -> f64| results.iter().map(f).collect::<Vec<_>>();
     println!(
         "loopback, median (range) of {} storms: {} acknowledged alerts/s; ack p99 {} ms; \
-         every run finished {} s after the load; medic's CPU {} µs per alert; {} % stolen",
+         {} finished {} s after the load; medic's CPU {} µs per alert; {} % stolen",
         results.len(),
+        match results.iter().all(|r| r.all_finished) {
+            true => "every run",
+            false => "NOT EVERY RUN (see the storms above); the rest",
+        },
         spread(of(|r| r.rate), 0),
         spread(of(|r| r.p99_ms), 1),
         spread(of(|r| r.drained_s), 1),
@@ -148,7 +155,7 @@ fn round(i: usize, rounds: usize) -> Round {
     let (cpu_started, ticks_started) = (common::process_cpu(), common::cpu_ticks());
     // Threads outlive a round (sled's I/O pool is the process's): each round counts
     // what its threads used since it started.
-    let threads_started = common::cpu_by_thread();
+    let threads_started = common::thread_cpu();
 
     let out = std::process::Command::new("wrk")
         .args([
@@ -250,6 +257,7 @@ fn round(i: usize, rounds: usize) -> Round {
     let _ = rt.block_on(server);
     Round {
         rate,
+        all_finished: finished == total && total as u64 >= acked,
         p99_ms,
         drained_s,
         cpu_per_alert_us: per(cpu_all),

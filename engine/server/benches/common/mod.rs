@@ -110,39 +110,40 @@ pub fn process_cpu() -> Duration {
     ticks(&std::fs::read_to_string("/proc/self/stat").unwrap())
 }
 
-/// CPU time used so far by each of this process's live threads, summed by thread name
-/// with a trailing number dropped (`sled-io-3` counts as `sled-io`), most first.
-pub fn cpu_by_thread() -> Vec<(String, Duration)> {
-    let mut by: std::collections::BTreeMap<String, Duration> = Default::default();
+/// CPU time used so far by each of this process's live threads: thread id, name with a
+/// trailing number dropped (`sled-io-3` is `sled-io`), time.
+pub fn thread_cpu() -> Vec<(u32, String, Duration)> {
+    let mut out = Vec::new();
     for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
             continue; // exited since the listing
+        };
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
         };
         let name = stat[stat.find('(').unwrap() + 1..stat.rfind(')').unwrap()]
             .trim_end_matches(|c: char| c.is_ascii_digit())
             .trim_end_matches('-')
             .to_string();
-        *by.entry(name).or_default() += ticks(&stat);
+        out.push((tid, name, ticks(&stat)));
     }
-    let mut out: Vec<_> = by.into_iter().collect();
-    out.sort_by_key(|(_, cpu)| std::cmp::Reverse(*cpu));
     out
 }
 
-/// [`cpu_by_thread`] less what each name had used at `before` (an earlier
-/// [`cpu_by_thread`]): what a round of a bench cost by thread when threads outlive it.
-pub fn cpu_by_thread_since(before: &[(String, Duration)]) -> Vec<(String, Duration)> {
-    let mut out: Vec<_> = cpu_by_thread()
-        .into_iter()
-        .map(|(name, now)| {
-            let then = before
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or(Duration::ZERO, |(_, d)| *d);
-            // A thread of the name that exited since takes its time with it.
-            (name, now.saturating_sub(then))
-        })
-        .collect();
+/// CPU time used by this process's live threads since `before` (an earlier
+/// [`thread_cpu`]), summed by name, most first. Counted per thread id: sled's I/O threads
+/// come and go, and one that exited takes its time with it, which a difference of
+/// totals by name would take off the others.
+pub fn cpu_by_thread_since(before: &[(u32, String, Duration)]) -> Vec<(String, Duration)> {
+    let mut by: std::collections::BTreeMap<String, Duration> = Default::default();
+    for (tid, name, now) in thread_cpu() {
+        let then = before
+            .iter()
+            .find(|(t, n, _)| *t == tid && *n == name)
+            .map_or(Duration::ZERO, |(_, _, d)| *d);
+        *by.entry(name).or_default() += now.saturating_sub(then);
+    }
+    let mut out: Vec<_> = by.into_iter().collect();
     out.sort_by_key(|(_, cpu)| std::cmp::Reverse(*cpu));
     out
 }
