@@ -8,13 +8,10 @@ use crate::Service;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::incident::IncidentRecord;
-use crate::lanes::lane_prefix;
-use crate::processor::InboxItem;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use medic_core::lanes::Lane;
 use medic_core::{JournalStore, RunState, RunStatus, codec};
 use medic_model::time::format_ms;
 use serde_json::{Value, json};
@@ -141,12 +138,8 @@ pub(crate) async fn metrics(
     // "has what I posted been handled?" needs the present.
     let (runs, inbox, lanes, store_bytes) = blocking(move || {
         let runs = worker.store.runs()?;
-        let inbox = worker.store.count(InboxItem::PREFIX)?;
-        let mut lanes = [0usize; 3];
-        for lane in Lane::ALL {
-            lanes[lane as usize] = worker.store.count(&lane_prefix(Some(lane)))?;
-        }
-        lanes[Lane::Warning as usize] += worker.store.count(&lane_prefix(None))?;
+        // Alerts, not records: a record holds the alerts of one lane one flush stored.
+        let (inbox, lanes) = crate::inbox::depth(&worker.store)?;
         Ok((runs, inbox, lanes, worker.store.size_on_disk()?))
     })
     .await?;

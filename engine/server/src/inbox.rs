@@ -1,26 +1,134 @@
-//! The inbox writer: one thread that writes accepted alerts to the durable inbox for
+//! The durable inbox: its records, and the writer thread that stores accepted alerts for
 //! every intake request at once.
 //!
-//! Each request hands its inbox records over and waits (asynchronously) for the answer.
-//! The thread takes everything queued, writes it as **one** sled batch with one flush,
-//! and only then answers each request: an alert is acknowledged only once it is on disk
-//! (docs/durability.md), and under load one fsync and one batch serve every request that
-//! arrived during the previous flush. Compared with a blocking task per request that
-//! each applied its own batch and queued on the flush lock, this keeps the async workers
-//! free and spends no thread switches per request; the figures are in
+//! **Records.** An inbox record is `x/inbox/<lane>/<id>` ([`crate::lanes::inbox_key`]),
+//! holding either one [`InboxItem`] (a JSON object after the version byte, as every
+//! medic has written) or several, the alerts of one lane that one flush stored (a JSON
+//! array). Under a storm one flush holds the alerts of many requests, and one record for
+//! them instead of one each spares sled an insert per alert when it is written and a
+//! removal per alert when it is handled, with the leaf splits and merges those bring
+//! (docs/performance.md, seventh pass). A lone alert is still written as one item, the
+//! form an older medic reads. The processor handles a record's items in order and, when
+//! a batch ends inside a record, rewrites it with the items left (`settle`).
+//!
+//! **The writer.** Each request hands its items over and waits (asynchronously) for the
+//! answer. The thread takes everything queued, writes it as **one** sled batch with one
+//! flush, and only then answers each request: an alert is acknowledged only once it is
+//! on disk (docs/durability.md), and under load one fsync and one batch serve every
+//! request that arrived during the previous flush. Compared with a blocking task per
+//! request that each applied its own batch and queued on the flush lock, this keeps the
+//! async workers free and spends no thread switches per request; the figures are in
 //! docs/performance.md.
 
+use medic_core::codec::{self, CodecError};
+use medic_core::lanes::Lane;
 use medic_core::{Durability, StoreError};
+use medic_intake::Alert;
 use medic_store::{Op, SledStore};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::mpsc;
 use tokio::sync::oneshot;
 
-/// Most records written in one batch: bounds the wait of the first request of a burst.
-const MAX_BATCH_OPS: usize = 4_096;
+/// An accepted alert waiting to be handled.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct InboxItem {
+    pub received_ms: u64,
+    pub alert: Alert,
+}
+
+/// Most alerts in one record: bounds a record's size (about 0.5 KB an alert) and what a
+/// partly handled record costs to rewrite.
+const MAX_RECORD_ITEMS: usize = 64;
+
+/// Most alerts written in one batch: bounds the wait of the first request of a burst.
+const MAX_BATCH_ITEMS: usize = 4_096;
+
+/// The records that store `items` (each with its lane), in order within each lane: one
+/// per lane and up to [`MAX_RECORD_ITEMS`] items, each under a new id from the store.
+///
+/// # Errors
+///
+/// [`StoreError::Io`] when the store cannot give an id.
+pub(crate) fn record_ops(
+    store: &SledStore,
+    items: Vec<(Lane, InboxItem)>,
+) -> Result<Vec<Op>, StoreError> {
+    let mut by_lane: [Vec<InboxItem>; 3] = Default::default();
+    for (lane, item) in items {
+        by_lane[lane as usize].push(item);
+    }
+    let mut ops = Vec::new();
+    for lane in Lane::ALL {
+        for chunk in by_lane[lane as usize].chunks(MAX_RECORD_ITEMS) {
+            let key = crate::lanes::inbox_key(lane, store.next_id()?);
+            ops.push(Op::Put(key, encode(chunk)));
+        }
+    }
+    Ok(ops)
+}
+
+/// A record's value: one item alone (the form every medic reads), several as a list.
+fn encode(items: &[InboxItem]) -> Vec<u8> {
+    match items {
+        [one] => codec::encode(one),
+        many => codec::encode(&many),
+    }
+}
+
+/// The items of a record, in the order they were accepted.
+///
+/// # Errors
+///
+/// [`CodecError`] when the value is not a record of either form.
+pub(crate) fn decode(value: &[u8]) -> Result<Vec<InboxItem>, CodecError> {
+    // `codec::encode` writes compact JSON, so the byte after the version is the
+    // value's own first character.
+    match value.get(1) {
+        Some(b'[') => codec::decode(value),
+        _ => codec::decode::<InboxItem>(value).map(|one| vec![one]),
+    }
+}
+
+/// How many alerts a record holds, without decoding them; an unreadable record counts
+/// as one (it waits in the inbox until it is moved aside).
+pub(crate) fn count(value: &[u8]) -> usize {
+    match value.get(1) {
+        Some(b'[') => codec::decode::<Vec<serde::de::IgnoredAny>>(value).map_or(1, |v| v.len()),
+        _ => 1,
+    }
+}
+
+/// What becomes of a record once its first `handled` items are handled: removed when
+/// none is left, else rewritten with the rest (under its key, so it keeps its place).
+pub(crate) fn settle(key: Vec<u8>, items: &[InboxItem], handled: usize) -> Op {
+    match items.get(handled..) {
+        Some(rest) if !rest.is_empty() => Op::Put(key, encode(rest)),
+        _ => Op::Remove(key),
+    }
+}
+
+/// How many alerts wait in the inbox, in all and by lane (critical, warning, info;
+/// records from before lanes count as warnings). Reads every record: the inbox is
+/// short unless a storm is being handled.
+///
+/// # Errors
+///
+/// [`StoreError::Io`] when the store cannot be read.
+pub(crate) fn depth(store: &SledStore) -> Result<(usize, [usize; 3]), StoreError> {
+    let mut lanes = [0usize; 3];
+    let sum = |prefix: &[u8]| -> Result<usize, StoreError> {
+        Ok(store.scan(prefix)?.iter().map(|(_, v)| count(v)).sum())
+    };
+    for lane in Lane::ALL {
+        lanes[lane as usize] = sum(&crate::lanes::lane_prefix(Some(lane)))?;
+    }
+    lanes[Lane::Warning as usize] += sum(&crate::lanes::lane_prefix(None))?;
+    Ok((lanes.iter().sum(), lanes))
+}
 
 struct Job {
-    ops: Vec<Op>,
+    items: Vec<(Lane, InboxItem)>,
     done: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -40,31 +148,32 @@ impl InboxWriter {
         InboxWriter { jobs }
     }
 
-    /// Writes `ops` in one atomic batch and returns once they are on disk.
+    /// Stores `items` (each with its lane) in one atomic batch with the other requests'
+    /// queued meanwhile, and returns once they are on disk.
     ///
     /// # Errors
     /// The store's error when the batch could not be applied or flushed: then nothing of
     /// it may be acknowledged. [`StoreError::Io`] if the writer thread is gone.
-    pub(crate) async fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+    pub(crate) async fn write(&self, items: Vec<(Lane, InboxItem)>) -> Result<(), StoreError> {
         let gone = || StoreError::Io {
             path: "inbox".into(),
             message: "the inbox writer stopped".into(),
         };
         let (done, answer) = oneshot::channel();
-        self.jobs.send(Job { ops, done }).map_err(|_| gone())?;
+        self.jobs.send(Job { items, done }).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
 }
 
 fn run(store: &SledStore, queue: &mpsc::Receiver<Job>) {
     while let Ok(first) = queue.recv() {
-        let mut ops = first.ops;
+        let mut items = first.items;
         let mut waiting = vec![first.done];
         // Everything that queued while the last batch was being flushed joins this one.
-        while ops.len() < MAX_BATCH_OPS {
+        while items.len() < MAX_BATCH_ITEMS {
             match queue.try_recv() {
                 Ok(job) => {
-                    ops.extend(job.ops);
+                    items.extend(job.items);
                     waiting.push(job.done);
                 }
                 Err(_) => break,
@@ -72,7 +181,7 @@ fn run(store: &SledStore, queue: &mpsc::Receiver<Job>) {
         }
         // One batch: applied entirely or not at all, so an error means no request of it
         // was stored, and each of them is told so.
-        let result = store.write(ops, Durability::Flush);
+        let result = record_ops(store, items).and_then(|ops| store.write(ops, Durability::Flush));
         for done in waiting {
             // A request whose client went away no longer waits for its answer.
             let _ = done.send(result.as_ref().map(|_| ()).map_err(copy));
@@ -91,5 +200,104 @@ fn copy(e: &StoreError) -> StoreError {
             path: "store".into(),
             message: other.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// An Alertmanager alert with fingerprint `n`, received at `n` ms.
+    pub(crate) fn item(n: u64) -> InboxItem {
+        let body = format!(
+            r#"{{"version":"4","status":"firing","alerts":[{{"status":"firing","labels":{{"alertname":"A","n":"{n}"}},"startsAt":"2026-11-22T03:00:00Z","fingerprint":"{n:016x}"}}]}}"#
+        );
+        let alert = medic_intake::read(medic_intake::Source::Alertmanager, body.as_bytes(), None)
+            .unwrap()
+            .items
+            .remove(0)
+            .unwrap();
+        InboxItem {
+            received_ms: n,
+            alert,
+        }
+    }
+
+    pub(crate) fn received(items: &[InboxItem]) -> Vec<u64> {
+        items.iter().map(|i| i.received_ms).collect()
+    }
+
+    #[test]
+    fn one_alert_is_written_as_every_medic_reads_it_and_several_as_one_record() {
+        let one = encode(&[item(1)]);
+        assert_eq!(
+            one,
+            codec::encode(&item(1)),
+            "a lone alert keeps the old form"
+        );
+        assert_eq!(received(&decode(&one).unwrap()), [1]);
+        let many = encode(&[item(1), item(2), item(3)]);
+        assert_eq!(many[1], b'[');
+        assert_eq!(received(&decode(&many).unwrap()), [1, 2, 3]);
+        assert_eq!((count(&one), count(&many)), (1, 3));
+        assert!(decode(&[codec::FORMAT_VERSION, b'[', b'{']).is_err());
+    }
+
+    #[test]
+    fn a_flush_writes_a_record_per_lane_in_order_and_splits_long_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path().join("store")).unwrap();
+        let mut items = vec![(Lane::Critical, item(0))];
+        items.extend((1..=70).map(|n| (Lane::Warning, item(n))));
+        let ops = record_ops(&store, items).unwrap();
+        let records: Vec<(Vec<u8>, Vec<InboxItem>)> = ops
+            .into_iter()
+            .map(|op| match op {
+                Op::Put(k, v) => (k, decode(&v).unwrap()),
+                Op::Remove(_) => panic!("a new record is a put"),
+            })
+            .collect();
+        assert_eq!(records.len(), 3, "critical, then warnings in 64 and 6");
+        assert!(
+            records[0]
+                .0
+                .starts_with(&crate::lanes::lane_prefix(Some(Lane::Critical)))
+        );
+        assert_eq!(received(&records[0].1), [0]);
+        assert_eq!(records[1].1.len(), MAX_RECORD_ITEMS);
+        // Arrival order within the lane: across records by key, within each in order.
+        assert!(records[1].0 < records[2].0);
+        let warnings: Vec<u64> = records[1..].iter().flat_map(|(_, i)| received(i)).collect();
+        assert_eq!(warnings, (1..=70).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_partly_handled_record_keeps_the_rest_under_its_key() {
+        let items = [item(1), item(2), item(3)];
+        match settle(b"k".to_vec(), &items, 1) {
+            Op::Put(k, v) => {
+                assert_eq!(k, b"k");
+                assert_eq!(received(&decode(&v).unwrap()), [2, 3]);
+            }
+            Op::Remove(_) => panic!("two items are left"),
+        }
+        assert!(matches!(settle(b"k".to_vec(), &items, 3), Op::Remove(_)));
+        // One left: the old one-item form.
+        let Op::Put(_, v) = settle(b"k".to_vec(), &items, 2) else {
+            panic!("one item is left")
+        };
+        assert_eq!(v, codec::encode(&item(3)));
+    }
+
+    #[test]
+    fn the_depth_counts_alerts_not_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path().join("store")).unwrap();
+        let mut items: Vec<_> = (0..5).map(|n| (Lane::Warning, item(n))).collect();
+        items.push((Lane::Info, item(9)));
+        store
+            .write(record_ops(&store, items).unwrap(), Durability::Flush)
+            .unwrap();
+        assert_eq!(depth(&store).unwrap(), (6, [0, 5, 1]));
     }
 }

@@ -7,7 +7,7 @@
 use crate::Service;
 use crate::auth::Sender;
 use crate::error::ApiError;
-use crate::processor::InboxItem;
+use crate::inbox::{self, InboxItem};
 use crate::strict;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -15,7 +15,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use medic_core::{Durability, codec};
 use medic_intake::{Alert, IntakeError, Source, pagerduty};
-use medic_store::Op;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -140,21 +139,20 @@ fn refused(first: &IntakeError, count: usize) -> ApiError {
     }
 }
 
-/// The inbox records of `alerts`, each under a new id.
-fn inbox_ops(svc: &Service, alerts: &[Alert]) -> Result<Vec<Op>, medic_core::StoreError> {
+/// `alerts` as inbox items, each with its severity lane: the processor reads critical
+/// alerts first.
+fn inbox_items(svc: &Service, alerts: &[Alert]) -> Vec<(medic_core::lanes::Lane, InboxItem)> {
     let received_ms = svc.clock.now_ms();
-    let mut ops = Vec::with_capacity(alerts.len());
-    for alert in alerts {
-        let id = svc.store.next_id()?;
-        let item = InboxItem {
-            received_ms,
-            alert: alert.clone(),
-        };
-        // Keyed by severity lane, so the processor reads critical alerts first.
-        let key = crate::lanes::inbox_key(svc.lanes.lane(&alert.severity), id);
-        ops.push(Op::Put(key, codec::encode(&item)));
-    }
-    Ok(ops)
+    alerts
+        .iter()
+        .map(|alert| {
+            let item = InboxItem {
+                received_ms,
+                alert: alert.clone(),
+            };
+            (svc.lanes.lane(&alert.severity), item)
+        })
+        .collect()
 }
 
 fn unavailable(svc: &Service, e: &medic_core::StoreError) -> ApiError {
@@ -168,10 +166,9 @@ async fn store_batched(
     alerts: &[Alert],
     rejected: Vec<Value>,
 ) -> Result<Value, ApiError> {
-    let ops = inbox_ops(svc, alerts).map_err(|e| unavailable(svc, &e))?;
     // Durable before the acknowledgement: an acked alert is never lost.
     svc.inbox
-        .write(ops)
+        .write(inbox_items(svc, alerts))
         .await
         .map_err(|e| unavailable(svc, &e))?;
     Ok(accepted(svc, alerts, rejected))
@@ -206,7 +203,8 @@ fn store(
     dedupe: Option<Vec<u8>>,
     rejected: Vec<Value>,
 ) -> Result<Value, ApiError> {
-    let ops = inbox_ops(svc, alerts).map_err(|e| unavailable(svc, &e))?;
+    let ops = inbox::record_ops(&svc.store, inbox_items(svc, alerts))
+        .map_err(|e| unavailable(svc, &e))?;
     // Durable before the acknowledgement: an acked alert is never lost.
     match dedupe {
         Some(marker) => {

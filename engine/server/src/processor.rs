@@ -6,6 +6,7 @@
 //! occurrence, workflow), so an item handled again after a crash finds its runs instead
 //! of starting new ones.
 
+use crate::inbox::{self, InboxItem};
 use crate::incident::{IncidentRecord, Update};
 use crate::lanes::lane_prefix;
 use crate::{LoadedWorkflow, Service};
@@ -13,10 +14,9 @@ use medic_core::lanes::{self, Lane};
 use medic_core::{
     Driven, Durability, Entry, ExecutorError, RunMeta, StoreError, clock::rfc3339, codec,
 };
-use medic_intake::{Alert, incident_id};
+use medic_intake::incident_id;
 use medic_model::IncidentStatus;
-use medic_store::{Op, Record};
-use serde::{Deserialize, Serialize};
+use medic_store::Op;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -42,18 +42,6 @@ pub enum ProcessError {
     /// The blocking worker handling the inbox panicked or was cancelled.
     #[error("inbox worker failed: {0}")]
     Worker(String),
-}
-
-/// An accepted alert waiting to be handled.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct InboxItem {
-    pub received_ms: u64,
-    pub alert: Alert,
-}
-
-impl InboxItem {
-    /// Every inbox key, of every lane ([`crate::lanes::inbox_key`]).
-    pub(crate) const PREFIX: &'static [u8] = b"inbox/";
 }
 
 /// The processor: resumes unfinished runs, then handles the inbox whenever intake
@@ -127,6 +115,23 @@ struct Batch {
     posts: Vec<(String, medic_core::Message)>,
 }
 
+/// One inbox record as read: its key, its alerts, and how many of them the batch being
+/// handled has handled (always its first ones: a lane is handled in order).
+struct Held {
+    key: Vec<u8>,
+    items: Vec<InboxItem>,
+    handled: usize,
+}
+
+/// An alert waiting in its lane's queue: its record (in [`drain`]'s list) and its place
+/// in the record.
+#[derive(Debug, Clone, Copy)]
+struct Queued {
+    record: usize,
+    index: usize,
+    lane: Lane,
+}
+
 /// Handles the inbox batch by batch until it is empty. Each batch is read afresh, a
 /// bounded read per lane, and filled by the lanes' weights (`medic_core::lanes::pick`): a
 /// critical alert that arrives while thousands of warnings wait is in the next batch,
@@ -134,32 +139,87 @@ struct Batch {
 fn drain(svc: &Arc<Service>) -> Result<(), ProcessError> {
     let mut credit = [0i64; 3];
     loop {
-        // Cleared before the read: a critical alert acknowledged from here on may not be in
-        // what is read, and cuts the batch short (handle_batch).
-        svc.critical_waiting.store(false, Ordering::Release);
-        let mut queues: [VecDeque<Record>; 3] = Default::default();
-        for lane in Lane::ALL {
-            // Alerts stored before lanes existed are older than any other: warnings, first.
-            if lane == Lane::Warning {
-                queues[lane as usize].extend(svc.store.scan_first(&lane_prefix(None), BATCH)?);
-            }
-            let room = BATCH - queues[lane as usize].len();
-            queues[lane as usize].extend(svc.store.scan_first(&lane_prefix(Some(lane)), room)?);
-        }
-        let chunk = next_batch(&mut queues, &mut credit, svc.lanes.weights);
+        let (chunk, mut held) = next_from_inbox(svc, &mut credit)?;
         if chunk.is_empty() {
             return Ok(());
         }
-        handle_batch(svc, &chunk)?;
+        handle_batch(svc, &chunk, &mut held)?;
+    }
+}
+
+/// The next batch: the alerts to handle, in order, and the records they are in.
+fn next_from_inbox(
+    svc: &Service,
+    credit: &mut [i64; 3],
+) -> Result<(Vec<Queued>, Vec<Held>), ProcessError> {
+    // Cleared before the read: a critical alert acknowledged from here on may not be in
+    // what is read, and cuts the batch short (handle_batch).
+    svc.critical_waiting.store(false, Ordering::Release);
+    let mut held = Vec::new();
+    let mut queues: [VecDeque<Queued>; 3] = Default::default();
+    for lane in Lane::ALL {
+        // Alerts stored before lanes existed are older than any other: warnings, first.
+        let prefixes = match lane {
+            Lane::Warning => vec![lane_prefix(None), lane_prefix(Some(lane))],
+            _ => vec![lane_prefix(Some(lane))],
+        };
+        for prefix in prefixes {
+            let queue = &mut queues[lane as usize];
+            let room = BATCH.saturating_sub(queue.len());
+            if room == 0 {
+                break;
+            }
+            for (key, value) in svc.store.scan_first(&prefix, room)? {
+                let Some(items) = readable(svc, &key, &value)? else {
+                    continue;
+                };
+                let record = held.len();
+                queue.extend((0..items.len()).map(|index| Queued {
+                    record,
+                    index,
+                    lane,
+                }));
+                held.push(Held {
+                    key,
+                    items,
+                    handled: 0,
+                });
+            }
+        }
+    }
+    Ok((next_batch(&mut queues, credit, svc.lanes.weights), held))
+}
+
+/// The alerts of an inbox record; `None` for a record that cannot be read, which is
+/// moved to `dead/` (kept aside, not deleted: an operator can still read it).
+fn readable(
+    svc: &Service,
+    key: &[u8],
+    value: &[u8],
+) -> Result<Option<Vec<InboxItem>>, ProcessError> {
+    match inbox::decode(value) {
+        Ok(items) => Ok(Some(items)),
+        Err(e) => {
+            let mut dead = b"dead/".to_vec();
+            dead.extend_from_slice(key);
+            // One atomic write; made durable by the next flush, and done again should
+            // medic stop before that.
+            svc.store.write(
+                vec![Op::Put(dead, value.to_vec()), Op::Remove(key.to_vec())],
+                Durability::Lazy,
+            )?;
+            eprintln!("medic: unreadable inbox record moved to dead/: {e}");
+            Ok(None)
+        }
     }
 }
 
 /// The next batch from the lanes' queues (oldest first in each), by the lanes' weights.
-fn next_batch(
-    queues: &mut [VecDeque<Record>; 3],
+fn next_batch<T>(
+    queues: &mut [VecDeque<T>; 3],
     credit: &mut [i64; 3],
     weights: [u32; 3],
-) -> Vec<Record> {
+) -> Vec<T> {
     // With critical alerts waiting behind others, a short batch: the critical runs are
     // written and started sooner, the others still get their share of it.
     let limit = if queues[0].is_empty() || queues[1..].iter().all(VecDeque::is_empty) {
@@ -178,7 +238,11 @@ fn next_batch(
     chunk
 }
 
-fn handle_batch(svc: &Arc<Service>, chunk: &[Record]) -> Result<(), ProcessError> {
+fn handle_batch(
+    svc: &Arc<Service>,
+    chunk: &[Queued],
+    held: &mut [Held],
+) -> Result<(), ProcessError> {
     let _records = svc
         .inbox_lock
         .lock()
@@ -190,24 +254,18 @@ fn handle_batch(svc: &Arc<Service>, chunk: &[Record]) -> Result<(), ProcessError
     // without critical items is cut: in a storm of critical alerts every batch has some,
     // and cutting those would shrink every batch to one item (a flush each) and could
     // keep putting off the warnings the lanes' weights give a share.
-    let critical = lane_prefix(Some(Lane::Critical));
-    let cuttable = !chunk.iter().any(|(k, _)| k.starts_with(&critical));
-    for (key, value) in chunk {
+    let cuttable = !chunk.iter().any(|q| q.lane == Lane::Critical);
+    for q in chunk {
         if cuttable && handled > 0 && svc.critical_waiting.load(Ordering::Acquire) {
             break;
         }
         handled += 1;
-        match codec::decode::<InboxItem>(value) {
-            Ok(item) => handle(svc, &mut batch, key.clone(), item)?,
-            Err(e) => {
-                // Kept aside, not deleted: an operator can still read it.
-                let mut dead = b"dead/".to_vec();
-                dead.extend_from_slice(key);
-                batch.ops.push(Op::Put(dead, value.clone()));
-                batch.ops.push(Op::Remove(key.clone()));
-                eprintln!("medic: unreadable inbox item moved to dead/: {e}");
-            }
-        }
+        let record = &mut held[q.record];
+        // A lane's queue holds each record's alerts in order, and a batch takes from
+        // the front of each queue: what a record has handled is always its first items.
+        debug_assert_eq!(q.index, record.handled, "inbox items handled out of order");
+        handle(svc, &mut batch, &record.items[q.index])?;
+        record.handled += 1;
     }
     // One flush makes the batch's runs (created lazily), incident records and inbox
     // removals durable together; only then do the runs start. A crash before it
@@ -220,6 +278,11 @@ fn handle_batch(svc: &Arc<Service>, chunk: &[Record]) -> Result<(), ProcessError
     } = batch;
     for (run, message) in &posts {
         ops.push(svc.store.post_op(run, message)?);
+    }
+    // What was handled leaves the inbox with the batch: a record whose alerts were all
+    // handled is removed, one the batch ended inside keeps the rest.
+    for h in held.iter().filter(|h| h.handled > 0) {
+        ops.push(inbox::settle(h.key.clone(), &h.items, h.handled));
     }
     for (fingerprint, r) in records {
         ops.push(Op::Put(
@@ -280,13 +343,8 @@ impl Drop for Claims<'_> {
     }
 }
 
-fn handle(
-    svc: &Arc<Service>,
-    batch: &mut Batch,
-    key: Vec<u8>,
-    item: InboxItem,
-) -> Result<(), ProcessError> {
-    let alert = item.alert;
+fn handle(svc: &Arc<Service>, batch: &mut Batch, item: &InboxItem) -> Result<(), ProcessError> {
+    let alert = &item.alert;
     // The one conversion `medic run` uses too (medic_intake): same payload, same incidents.
     let incident = alert.to_incident(&rfc3339(item.received_ms));
     // The incidents this alert belongs to, each with the workflows it starts. An alert no
@@ -298,7 +356,7 @@ fn handle(
         .filter(|w| w.workflow.trigger.matches(&incident))
     {
         incidents
-            .entry(incident_id(&alert, &wf.workflow))
+            .entry(incident_id(alert, &wf.workflow))
             .or_default()
             .push(wf);
     }
@@ -324,11 +382,10 @@ fn handle(
             created: &mut batch.created,
             posts: &mut batch.posts,
         };
-        if let Some(r) = update.apply(existing, &alert, incident, &workflows)? {
+        if let Some(r) = update.apply(existing, alert, incident, &workflows)? {
             batch.records.insert(ikey, r);
         }
     }
-    batch.ops.push(Op::Remove(key));
     Ok(())
 }
 
@@ -495,49 +552,5 @@ fn resume_unfinished(svc: &Arc<Service>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn queue(lane: &str, n: usize) -> VecDeque<Record> {
-        (0..n)
-            .map(|i| (format!("{lane}{i:04}").into_bytes(), Vec::new()))
-            .collect()
-    }
-
-    fn names(chunk: &[Record]) -> Vec<String> {
-        chunk
-            .iter()
-            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
-            .collect()
-    }
-
-    #[test]
-    fn a_critical_item_leads_a_short_batch_and_lower_lanes_keep_their_share() {
-        let mut credit = [0; 3];
-        let mut q = [queue("c", 1), queue("w", 300), queue("i", 300)];
-        let first = names(&next_batch(&mut q, &mut credit, [16, 4, 1]));
-        assert_eq!(first.len(), URGENT_BATCH);
-        assert_eq!(first[0], "c0000");
-        // FIFO within a lane, and info is not shut out by the warnings.
-        let warnings: Vec<_> = first.iter().filter(|n| n.starts_with('w')).collect();
-        assert_eq!(warnings[0], "w0000");
-        assert!(warnings.windows(2).all(|w| w[0] < w[1]), "{first:?}");
-        assert!(first.iter().any(|n| n.starts_with('i')), "{first:?}");
-        // Without critical items, full batches again.
-        let next = next_batch(&mut q, &mut credit, [16, 4, 1]);
-        assert_eq!(next.len(), BATCH);
-    }
-
-    #[test]
-    fn a_steady_critical_stream_does_not_starve_warnings() {
-        let mut credit = [0; 3];
-        let mut q = [queue("c", 10_000), queue("w", 10_000), VecDeque::new()];
-        let mut warnings = 0;
-        for _ in 0..10 {
-            let chunk = next_batch(&mut q, &mut credit, [16, 4, 1]);
-            warnings += chunk.iter().filter(|(k, _)| k[0] == b'w').count();
-        }
-        // 4 of every 20 places.
-        assert_eq!(warnings, 10 * URGENT_BATCH * 4 / 20);
-    }
-}
+#[path = "processor_tests.rs"]
+mod tests;
