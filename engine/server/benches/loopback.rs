@@ -110,19 +110,20 @@ fn spread(mut values: Vec<f64>, digits: usize) -> String {
 /// The rounds' medians: what to quote and compare.
 fn summary(results: &[Round]) {
     let of = |f: fn(&Round) -> f64| results.iter().map(f).collect::<Vec<_>>();
+    let drained = match results.iter().all(|r| r.all_finished) {
+        true => "every run finished",
+        false => "NOT every run finished (see the storms above); the bench gave up",
+    };
     println!(
-        "loopback, median (range) of {} storms: {} acknowledged alerts/s; ack p99 {} ms; \
-         {} finished {} s after the load; medic's CPU {} µs per alert; {} % stolen",
-        results.len(),
-        match results.iter().all(|r| r.all_finished) {
-            true => "every run",
-            false => "NOT EVERY RUN (see the storms above); the rest",
-        },
-        spread(of(|r| r.rate), 0),
-        spread(of(|r| r.p99_ms), 1),
-        spread(of(|r| r.drained_s), 1),
-        spread(of(|r| r.cpu_per_alert_us), 0),
-        spread(of(|r| r.stolen), 0),
+        "loopback, median (range) of {storms} storms: {rate} acknowledged alerts/s; \
+         ack p99 {p99} ms; {drained} {drain} s after the load; medic's CPU {cpu} µs per \
+         alert; {stolen} % stolen",
+        storms = results.len(),
+        rate = spread(of(|r| r.rate), 0),
+        p99 = spread(of(|r| r.p99_ms), 1),
+        drain = spread(of(|r| r.drained_s), 1),
+        cpu = spread(of(|r| r.cpu_per_alert_us), 0),
+        stolen = spread(of(|r| r.stolen), 0),
     );
 }
 
