@@ -3,13 +3,19 @@
 //!
 //! **Records.** An inbox record is `x/inbox/<lane>/<id>` ([`crate::lanes::inbox_key`]),
 //! holding either one [`InboxItem`] (a JSON object after the version byte, as every
-//! medic has written) or several, the alerts of one lane that one flush stored (a JSON
-//! array). Under a storm one flush holds the alerts of many requests, and one record for
-//! them instead of one each spares sled an insert per alert when it is written and a
-//! removal per alert when it is handled, with the leaf splits and merges those bring
-//! (docs/performance.md, seventh pass). A lone alert is still written as one item, the
-//! form an older medic reads. The processor handles a record's items in order and, when
-//! a batch ends inside a record, rewrites it with the items left (`settle`).
+//! medic has written) or several, up to 64 alerts of one lane that one flush stored (a
+//! JSON array; a PagerDuty delivery checked against its dedupe mark is written on its
+//! own, its alerts likewise). Under a storm one flush holds the alerts of many requests,
+//! and one record for them instead of one each spares sled an insert per alert when it
+//! is written and a removal per alert when it is handled, with the leaf splits and
+//! merges those bring (docs/performance.md, seventh pass). A lone alert is still written
+//! as one item, the form an older medic reads.
+//!
+//! A record is never rewritten: the processor handles its alerts in order, and when a
+//! batch ends inside it, the batch writes how many are handled under
+//! `x/inbox-cursor/<record key>` (a few bytes, where writing back the rest would copy up
+//! to 63 alerts each time a batch of 16 took one of them); the record and its cursor go
+//! together once all its alerts are handled ([`Held::settle`]).
 //!
 //! **The writer.** Each request hands its items over and waits (asynchronously) for the
 //! answer. The thread takes everything queued, writes it as **one** sled batch with one
@@ -26,6 +32,7 @@ use medic_core::{Durability, StoreError};
 use medic_intake::Alert;
 use medic_store::{Op, SledStore};
 use serde::{Deserialize, Serialize};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::mpsc;
 use tokio::sync::oneshot;
@@ -99,31 +106,107 @@ pub(crate) fn count(value: &[u8]) -> usize {
     }
 }
 
-/// What becomes of a record once its first `handled` items are handled: removed when
-/// none is left, else rewritten with the rest (under its key, so it keeps its place).
-pub(crate) fn settle(key: Vec<u8>, items: &[InboxItem], handled: usize) -> Op {
-    match items.get(handled..) {
-        Some(rest) if !rest.is_empty() => Op::Put(key, encode(rest)),
-        _ => Op::Remove(key),
+/// Where a record's cursor lives: beside the inbox, not under `inbox/`, so that reading
+/// a lane never meets one.
+const CURSOR_PREFIX: &[u8] = b"inbox-cursor/";
+
+fn cursor_key(record: &[u8]) -> Vec<u8> {
+    [CURSOR_PREFIX, record].concat()
+}
+
+/// How many of the record under `key` were handled by earlier batches (0 without a
+/// cursor, or with one that cannot be read: its alerts are then handled again, which
+/// finds their runs by id instead of starting new ones).
+///
+/// # Errors
+///
+/// [`StoreError::Io`] when the store cannot be read.
+pub(crate) fn handled_before(store: &SledStore, key: &[u8]) -> Result<usize, StoreError> {
+    Ok(store
+        .get(&cursor_key(key))?
+        .and_then(|v| codec::decode::<u64>(&v).ok())
+        .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX)))
+}
+
+/// One inbox record as the processor read it: its key, its alerts, and how many of them
+/// are handled, by earlier batches (`start`, its cursor) and by the batch being handled
+/// (`handled`, always the next ones in order: a lane is handled in order).
+pub(crate) struct Held {
+    pub key: Vec<u8>,
+    pub items: Vec<InboxItem>,
+    pub start: usize,
+    pub handled: usize,
+}
+
+impl Held {
+    /// The writes that record this batch's progress through the record: none when the
+    /// batch handled none of it; the record and its cursor removed once every alert is
+    /// handled; else the cursor moved on.
+    pub(crate) fn settle(&self) -> Vec<Op> {
+        if self.handled == self.start {
+            return Vec::new();
+        }
+        if self.handled >= self.items.len() {
+            let mut ops = vec![Op::Remove(self.key.clone())];
+            if self.start > 0 {
+                ops.push(Op::Remove(cursor_key(&self.key)));
+            }
+            return ops;
+        }
+        vec![Op::Put(
+            cursor_key(&self.key),
+            codec::encode(&(self.handled as u64)),
+        )]
+    }
+
+    /// A record that cannot be read, moved to `dead/` with its cursor removed (kept
+    /// aside, not deleted: an operator can still read it); returns the writes and how
+    /// many alerts it held that were not yet handled, as far as that can be told.
+    pub(crate) fn dead(store: &SledStore, key: &[u8], value: &[u8]) -> (Vec<Op>, usize) {
+        let dead = [b"dead/".as_slice(), key].concat();
+        let handled = handled_before(store, key).unwrap_or(0);
+        let ops = vec![
+            Op::Put(dead, value.to_vec()),
+            Op::Remove(key.to_vec()),
+            Op::Remove(cursor_key(key)),
+        ];
+        (ops, count(value).saturating_sub(handled).max(1))
     }
 }
 
 /// How many alerts wait in the inbox, in all and by lane (critical, warning, info;
-/// records from before lanes count as warnings). Reads every record: the inbox is
-/// short unless a storm is being handled.
+/// records from before lanes count as warnings). Reads the records one at a time and
+/// counts their alerts without decoding them; the inbox is short unless a storm is
+/// being handled.
 ///
 /// # Errors
 ///
 /// [`StoreError::Io`] when the store cannot be read.
 pub(crate) fn depth(store: &SledStore) -> Result<(usize, [usize; 3]), StoreError> {
-    let mut lanes = [0usize; 3];
     let sum = |prefix: &[u8]| -> Result<usize, StoreError> {
-        Ok(store.scan(prefix)?.iter().map(|(_, v)| count(v)).sum())
+        let mut n = 0;
+        store.visit(prefix, |_, v| {
+            n += count(v);
+            ControlFlow::Continue(())
+        })?;
+        Ok(n)
     };
+    let mut lanes = [0usize; 3];
     for lane in Lane::ALL {
         lanes[lane as usize] = sum(&crate::lanes::lane_prefix(Some(lane)))?;
     }
     lanes[Lane::Warning as usize] += sum(&crate::lanes::lane_prefix(None))?;
+    // Less what the cursors say is handled already, from the lane of each record.
+    store.visit(CURSOR_PREFIX, |k, v| {
+        let record = &k[CURSOR_PREFIX.len()..];
+        let lane = Lane::ALL
+            .into_iter()
+            .find(|&l| record.starts_with(&crate::lanes::lane_prefix(Some(l))))
+            .unwrap_or(Lane::Warning);
+        let done = codec::decode::<u64>(v).map_or(0, |n| n as usize);
+        lanes[lane as usize] = lanes[lane as usize].saturating_sub(done);
+        ControlFlow::Continue(())
+    })?;
     Ok((lanes.iter().sum(), lanes))
 }
 
@@ -272,21 +355,29 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_partly_handled_record_keeps_the_rest_under_its_key() {
-        let items = [item(1), item(2), item(3)];
-        match settle(b"k".to_vec(), &items, 1) {
-            Op::Put(k, v) => {
-                assert_eq!(k, b"k");
-                assert_eq!(received(&decode(&v).unwrap()), [2, 3]);
-            }
-            Op::Remove(_) => panic!("two items are left"),
-        }
-        assert!(matches!(settle(b"k".to_vec(), &items, 3), Op::Remove(_)));
-        // One left: the old one-item form.
-        let Op::Put(_, v) = settle(b"k".to_vec(), &items, 2) else {
-            panic!("one item is left")
+    fn a_record_partly_handled_keeps_a_cursor_and_goes_with_it_when_done() {
+        let held = |start, handled| Held {
+            key: b"inbox/1/k".to_vec(),
+            items: vec![item(1), item(2), item(3)],
+            start,
+            handled,
         };
-        assert_eq!(v, codec::encode(&item(3)));
+        assert!(
+            held(1, 1).settle().is_empty(),
+            "nothing handled, nothing written"
+        );
+        let written = held(0, 1).settle();
+        let [Op::Put(k, v)] = &written[..] else {
+            panic!("a cursor is written, not {written:?}")
+        };
+        assert_eq!(k, &cursor_key(b"inbox/1/k"));
+        assert_eq!(codec::decode::<u64>(v).unwrap(), 1);
+        let done = held(0, 3).settle();
+        assert!(matches!(&done[..], [Op::Remove(k)] if k == b"inbox/1/k"));
+        let done = held(1, 3).settle();
+        assert!(
+            matches!(&done[..], [Op::Remove(_), Op::Remove(c)] if c == &cursor_key(b"inbox/1/k"))
+        );
     }
 
     #[test]
@@ -299,5 +390,18 @@ pub(crate) mod tests {
             .write(record_ops(&store, items).unwrap(), Durability::Flush)
             .unwrap();
         assert_eq!(depth(&store).unwrap(), (6, [0, 5, 1]));
+        // Two of the warnings' record handled: its cursor says so.
+        let (key, _) = store
+            .scan(&crate::lanes::lane_prefix(Some(Lane::Warning)))
+            .unwrap()[0]
+            .clone();
+        store
+            .write(
+                vec![Op::Put(cursor_key(&key), codec::encode(&2u64))],
+                Durability::Flush,
+            )
+            .unwrap();
+        assert_eq!(handled_before(&store, &key).unwrap(), 2);
+        assert_eq!(depth(&store).unwrap(), (4, [0, 3, 1]));
     }
 }

@@ -22,6 +22,7 @@ struct Histogram {
 }
 
 /// Queue depths read when `/metrics` is asked.
+#[derive(Default)]
 pub(crate) struct Queues {
     /// Items in the inbox.
     pub inbox: usize,
@@ -42,6 +43,7 @@ pub(crate) struct Metrics {
     /// Alerts written to the inbox (acknowledged), and inbox items handled, since start.
     inbox_accepted: AtomicU64,
     inbox_handled: AtomicU64,
+    inbox_dead: AtomicU64,
     steps: Mutex<BTreeMap<(String, &'static str), Histogram>>,
     /// workflow -> step -> component, to label step durations by component (nested, so
     /// a lookup borrows the names instead of building a key).
@@ -100,6 +102,7 @@ impl Metrics {
             alerts: Mutex::default(),
             inbox_accepted: AtomicU64::new(0),
             inbox_handled: AtomicU64::new(0),
+            inbox_dead: AtomicU64::new(0),
             steps: Mutex::default(),
             components,
             gates_open: Mutex::default(),
@@ -157,6 +160,11 @@ impl Metrics {
     /// `n` inbox items were handled (their incidents and runs written, the items removed).
     pub(crate) fn inbox_handled(&self, n: usize) {
         self.inbox_handled.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// `n` inbox alerts could not be read and were moved to `x/dead/`, not handled.
+    pub(crate) fn inbox_dead(&self, n: usize) {
+        self.inbox_dead.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Counts the gates a resumed run finds still open (they opened before a restart).
@@ -299,11 +307,12 @@ impl Metrics {
         header(
             &mut out,
             ("medic_inbox_items_total", "counter"),
-            "Inbox items since start: alerts accepted (stored, acknowledged) and handled (incident and runs written).",
+            "Inbox items since start: alerts accepted (stored, acknowledged), handled (incident and runs written) and dead (unreadable, moved to x/dead/).",
         );
         for (state, n) in [
             ("accepted", &self.inbox_accepted),
             ("handled", &self.inbox_handled),
+            ("dead", &self.inbox_dead),
         ] {
             let n = n.load(Ordering::Relaxed);
             let _ = writeln!(out, "medic_inbox_items_total{{state=\"{state}\"}} {n}");

@@ -1,12 +1,13 @@
 //! From the durable inbox to incidents and runs.
 //!
-//! Each inbox item is handled once: its incidents are updated and matching workflows are
+//! Each inbox alert is handled once: its incidents are updated and matching workflows are
 //! started (the rules are in [`crate::incident`]), then the incident records and the
-//! removal of the item are written in one batch. Run ids are derived from (incident,
-//! occurrence, workflow), so an item handled again after a crash finds its runs instead
+//! alert's leaving the inbox (its record removed, or the record's cursor moved on:
+//! [`crate::inbox`]) are written in one batch. Run ids are derived from (incident,
+//! occurrence, workflow), so an alert handled again after a crash finds its runs instead
 //! of starting new ones.
 
-use crate::inbox::{self, InboxItem};
+use crate::inbox::{self, Held, InboxItem};
 use crate::incident::{IncidentRecord, Update};
 use crate::lanes::lane_prefix;
 use crate::{LoadedWorkflow, Service};
@@ -18,6 +19,7 @@ use medic_intake::incident_id;
 use medic_model::IncidentStatus;
 use medic_store::Op;
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -115,16 +117,8 @@ struct Batch {
     posts: Vec<(String, medic_core::Message)>,
 }
 
-/// One inbox record as read: its key, its alerts, and how many of them the batch being
-/// handled has handled (always its first ones: a lane is handled in order).
-struct Held {
-    key: Vec<u8>,
-    items: Vec<InboxItem>,
-    handled: usize,
-}
-
-/// An alert waiting in its lane's queue: its record (in [`drain`]'s list) and its place
-/// in the record.
+/// An alert waiting in its lane's queue: its record (in [`next_from_inbox`]'s list) and
+/// its place in the record.
 #[derive(Debug, Clone, Copy)]
 struct Queued {
     record: usize,
@@ -157,6 +151,7 @@ fn next_from_inbox(
     svc.critical_waiting.store(false, Ordering::Release);
     let mut held = Vec::new();
     let mut queues: [VecDeque<Queued>; 3] = Default::default();
+    let mut unreadable = Vec::new();
     for lane in Lane::ALL {
         // Alerts stored before lanes existed are older than any other: warnings, first.
         let prefixes = match lane {
@@ -165,53 +160,62 @@ fn next_from_inbox(
         };
         for prefix in prefixes {
             let queue = &mut queues[lane as usize];
-            let room = BATCH.saturating_sub(queue.len());
-            if room == 0 {
-                break;
-            }
-            for (key, value) in svc.store.scan_first(&prefix, room)? {
-                let Some(items) = readable(svc, &key, &value)? else {
-                    continue;
+            let mut failed = None;
+            // Records are read one at a time until the lane has a batch's worth: a record
+            // can hold 64 alerts, and those a batch does not reach stay unread.
+            svc.store.visit(&prefix, |key, value| {
+                if queue.len() >= BATCH {
+                    return ControlFlow::Break(());
+                }
+                let items = match inbox::decode(value) {
+                    Ok(items) => items,
+                    Err(e) => {
+                        unreadable.push((key.to_vec(), value.to_vec(), e));
+                        return ControlFlow::Continue(());
+                    }
                 };
+                let start = match inbox::handled_before(&svc.store, key) {
+                    Ok(start) => start,
+                    Err(e) => {
+                        failed = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                };
+                // A cursor past the record's end cannot be trusted: all its alerts are
+                // handled again, which finds their incidents and runs instead of
+                // starting new ones.
+                let start = if start < items.len() { start } else { 0 };
                 let record = held.len();
-                queue.extend((0..items.len()).map(|index| Queued {
+                queue.extend((start..items.len()).map(|index| Queued {
                     record,
                     index,
                     lane,
                 }));
                 held.push(Held {
-                    key,
+                    key: key.to_vec(),
                     items,
-                    handled: 0,
+                    start,
+                    handled: start,
                 });
+                ControlFlow::Continue(())
+            })?;
+            if let Some(e) = failed {
+                return Err(e.into());
             }
         }
     }
-    Ok((next_batch(&mut queues, credit, svc.lanes.weights), held))
-}
-
-/// The alerts of an inbox record; `None` for a record that cannot be read, which is
-/// moved to `dead/` (kept aside, not deleted: an operator can still read it).
-fn readable(
-    svc: &Service,
-    key: &[u8],
-    value: &[u8],
-) -> Result<Option<Vec<InboxItem>>, ProcessError> {
-    match inbox::decode(value) {
-        Ok(items) => Ok(Some(items)),
-        Err(e) => {
-            let mut dead = b"dead/".to_vec();
-            dead.extend_from_slice(key);
-            // One atomic write; made durable by the next flush, and done again should
-            // medic stop before that.
-            svc.store.write(
-                vec![Op::Put(dead, value.to_vec()), Op::Remove(key.to_vec())],
-                Durability::Lazy,
-            )?;
-            eprintln!("medic: unreadable inbox record moved to dead/: {e}");
-            Ok(None)
-        }
+    for (key, value, e) in unreadable {
+        let (ops, alerts) = Held::dead(&svc.store, &key, &value);
+        // One atomic write; made durable by the next flush, and done again should medic
+        // stop before that.
+        svc.store.write(ops, Durability::Lazy)?;
+        svc.metrics.inbox_dead(alerts);
+        eprintln!(
+            "medic: unreadable inbox record {} ({alerts} alerts) moved to dead/: {e}",
+            String::from_utf8_lossy(&key)
+        );
     }
+    Ok((next_batch(&mut queues, credit, svc.lanes.weights), held))
 }
 
 /// The next batch from the lanes' queues (oldest first in each), by the lanes' weights.
@@ -262,8 +266,10 @@ fn handle_batch(
         handled += 1;
         let record = &mut held[q.record];
         // A lane's queue holds each record's alerts in order, and a batch takes from
-        // the front of each queue: what a record has handled is always its first items.
-        debug_assert_eq!(q.index, record.handled, "inbox items handled out of order");
+        // the front of each queue: what a record has handled is always its first items,
+        // which is all its cursor can say. Were that ever not so, this batch stops here
+        // (and is not written) rather than record the wrong alerts as handled.
+        assert_eq!(q.index, record.handled, "inbox alerts handled out of order");
         handle(svc, &mut batch, &record.items[q.index])?;
         record.handled += 1;
     }
@@ -280,9 +286,9 @@ fn handle_batch(
         ops.push(svc.store.post_op(run, message)?);
     }
     // What was handled leaves the inbox with the batch: a record whose alerts were all
-    // handled is removed, one the batch ended inside keeps the rest.
-    for h in held.iter().filter(|h| h.handled > 0) {
-        ops.push(inbox::settle(h.key.clone(), &h.items, h.handled));
+    // handled is removed, one the batch ended inside gets a cursor.
+    for h in held.iter() {
+        ops.extend(h.settle());
     }
     for (fingerprint, r) in records {
         ops.push(Op::Put(

@@ -56,28 +56,136 @@ fn service(dir: &std::path::Path) -> Arc<Service> {
     Service::new(store, sandbox, config, Vec::new()).unwrap()
 }
 
-#[test]
-fn a_batch_that_ends_inside_a_record_leaves_the_rest_for_the_next() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = service(dir.path());
-    // Three records of 50 warnings each: a batch of 128 takes two and 28 of the third.
-    for r in 0..3u64 {
-        let items = (0..50).map(|i| (Lane::Warning, item(r * 50 + i))).collect();
+/// Writes a record of `lane` per entry of `records`, holding the alerts numbered by it.
+fn store_records(svc: &Service, records: &[(Lane, std::ops::Range<u64>)]) {
+    for (lane, alerts) in records {
+        let items = alerts.clone().map(|n| (*lane, item(n))).collect();
         let ops = inbox::record_ops(&svc.store, items).unwrap();
         svc.store.write(ops, Durability::Flush).unwrap();
     }
+}
+
+/// Every incident record, checked to have been counted from one alert: an alert handled
+/// twice would count two.
+fn incidents_each_from_one_alert(svc: &Service) -> usize {
+    let records = svc.store.scan(IncidentRecord::PREFIX).unwrap();
+    for (k, v) in &records {
+        let r: IncidentRecord = codec::decode(v).unwrap();
+        assert_eq!(
+            r.alerts,
+            1,
+            "{} was handled more than once",
+            String::from_utf8_lossy(k)
+        );
+    }
+    records.len()
+}
+
+/// Keys left under a prefix.
+fn keys(svc: &Service, prefix: &[u8]) -> usize {
+    svc.store.scan(prefix).unwrap().len()
+}
+
+#[test]
+fn a_batch_that_ends_inside_a_record_leaves_a_cursor_for_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    // Three records of 50 warnings each: a batch of 128 takes two and 28 of the third.
+    store_records(
+        &svc,
+        &[
+            (Lane::Warning, 0..50),
+            (Lane::Warning, 50..100),
+            (Lane::Warning, 100..150),
+        ],
+    );
     let (chunk, mut held) = next_from_inbox(&svc, &mut [0; 3]).unwrap();
     assert_eq!(chunk.len(), BATCH);
     handle_batch(&svc, &chunk, &mut held).unwrap();
     let left = svc.store.scan(&lane_prefix(Some(Lane::Warning))).unwrap();
-    assert_eq!(left.len(), 1, "the third record, rewritten under its key");
-    let rest = inbox::decode(&left[0].1).unwrap();
-    assert_eq!(received(&rest), (128..150).collect::<Vec<_>>());
+    assert_eq!(left.len(), 1, "the third record, as it was written");
+    assert_eq!(
+        received(&inbox::decode(&left[0].1).unwrap()),
+        (100..150).collect::<Vec<_>>()
+    );
+    assert_eq!(inbox::handled_before(&svc.store, &left[0].0).unwrap(), 28);
     assert_eq!(inbox::depth(&svc.store).unwrap(), (22, [0, 22, 0]));
 
+    // The next batch starts at the cursor, and the record goes with its cursor.
+    let (chunk, _) = next_from_inbox(&svc, &mut [0; 3]).unwrap();
+    assert_eq!(chunk.len(), 22);
     drain(&svc).unwrap();
     assert_eq!(inbox::depth(&svc.store).unwrap().0, 0);
-    // Each alert became its incident, none twice and none lost.
-    let incidents = svc.store.scan(IncidentRecord::PREFIX).unwrap();
-    assert_eq!(incidents.len(), 150);
+    assert_eq!(keys(&svc, b"inbox"), 0, "no record and no cursor left");
+    assert_eq!(incidents_each_from_one_alert(&svc), 150);
+}
+
+#[test]
+fn batches_that_end_inside_records_of_two_lanes_keep_each_lanes_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    store_records(&svc, &[(Lane::Warning, 0..40), (Lane::Info, 1000..1040)]);
+    let (chunk, mut held) = next_from_inbox(&svc, &mut [0; 3]).unwrap();
+    assert_eq!(chunk.len(), 80, "both lanes, interleaved by weight");
+    // A critical alert acknowledged while the batch is handled cuts it after one alert.
+    svc.critical_waiting.store(true, Ordering::Release);
+    handle_batch(&svc, &chunk, &mut held).unwrap();
+    assert_eq!(inbox::depth(&svc.store).unwrap(), (79, [0, 39, 40]));
+
+    // A batch that ends inside both records: each gets a cursor of its own.
+    let (chunk, mut held) = next_from_inbox(&svc, &mut [0; 3]).unwrap();
+    assert_eq!(chunk.len(), 79);
+    let first_info = chunk.iter().position(|q| q.lane == Lane::Info).unwrap();
+    handle_batch(&svc, &chunk[..=first_info], &mut held).unwrap();
+    let key = |lane| {
+        svc.store.scan(&lane_prefix(Some(lane))).unwrap()[0]
+            .0
+            .clone()
+    };
+    let warnings = 1 + first_info;
+    assert_eq!(
+        inbox::handled_before(&svc.store, &key(Lane::Warning)).unwrap(),
+        warnings
+    );
+    assert_eq!(
+        inbox::handled_before(&svc.store, &key(Lane::Info)).unwrap(),
+        1
+    );
+    assert_eq!(
+        inbox::depth(&svc.store).unwrap(),
+        (79 - warnings, [0, 40 - warnings, 39])
+    );
+
+    drain(&svc).unwrap();
+    assert_eq!(keys(&svc, b"inbox"), 0, "no record and no cursor left");
+    assert_eq!(incidents_each_from_one_alert(&svc), 80);
+}
+
+#[test]
+fn an_unreadable_record_is_moved_aside_and_the_others_are_handled() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    let bad_key = crate::lanes::inbox_key(Lane::Warning, svc.store.next_id().unwrap());
+    let bad = vec![codec::FORMAT_VERSION, b'[', b'{'];
+    svc.store
+        .write(
+            vec![Op::Put(bad_key.clone(), bad.clone())],
+            Durability::Flush,
+        )
+        .unwrap();
+    store_records(&svc, &[(Lane::Warning, 0..3)]);
+    drain(&svc).unwrap();
+    assert_eq!(keys(&svc, b"inbox"), 0);
+    let dead = svc.store.scan(b"dead/").unwrap();
+    assert_eq!(dead, vec![([b"dead/".as_slice(), &bad_key].concat(), bad)]);
+    assert_eq!(incidents_each_from_one_alert(&svc), 3);
+    let metrics = svc.metrics.render(&[], &crate::metrics::Queues::default());
+    assert!(
+        metrics.contains("medic_inbox_items_total{state=\"dead\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("medic_inbox_items_total{state=\"handled\"} 3\n"),
+        "{metrics}"
+    );
 }

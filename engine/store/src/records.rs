@@ -7,6 +7,7 @@ use crate::SledStore;
 use crate::keys::{entry_key, meta_key};
 use medic_core::codec::{encode_entry, encode_meta};
 use medic_core::{Durability, Entry, RunMeta, StoreError};
+use std::ops::ControlFlow;
 
 /// One change in an atomic [`SledStore::write`].
 #[derive(Debug, Clone)]
@@ -213,6 +214,27 @@ impl SledStore {
         Ok(out)
     }
 
+    /// Calls `f` with each record under `prefix` (key without the `x/` prefix, value), in
+    /// key order, until it returns [`ControlFlow::Break`]: a queue read one record at a
+    /// time, without copying out the records it does not need.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when sled cannot read them.
+    pub fn visit(
+        &self,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        for kv in self.db()?.0.scan_prefix(key(prefix)) {
+            let (k, v) = kv.map_err(|e| self.io(e))?;
+            if f(&k[2..], &v).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Removes a run: its meta, its whole journal, its mailbox, and `also` (service
     /// records about it, keys without `x/`), in one atomic batch, not flushed: the caller
     /// flushes once after removing many. A run that does not exist removes nothing.
@@ -401,6 +423,29 @@ mod tests {
         assert_eq!(inbox, vec![(b"inbox/2".to_vec(), b"two".to_vec())]);
         assert_eq!(s.get(b"other").unwrap().as_deref(), Some(&b"x"[..]));
         assert!(s.next_id().unwrap() > 0);
+    }
+
+    #[test]
+    fn a_visit_reads_in_key_order_within_its_prefix_until_told_to_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let put = |k: &str| Op::Put(k.as_bytes().to_vec(), k.as_bytes().to_vec());
+        s.write(
+            vec![put("q/2"), put("q/1"), put("q/3"), put("qq"), put("r/1")],
+            Durability::Lazy,
+        )
+        .unwrap();
+        let mut seen = Vec::new();
+        s.visit(b"q/", |k, v| {
+            assert_eq!(k, v, "the key without x/, and its value");
+            seen.push(String::from_utf8(k.to_vec()).unwrap());
+            match seen.len() {
+                2 => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        })
+        .unwrap();
+        assert_eq!(seen, ["q/1", "q/2"]);
     }
 
     #[test]
