@@ -32,6 +32,7 @@ use medic_core::{Durability, StoreError};
 use medic_intake::Alert;
 use medic_store::{Op, SledStore};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -45,7 +46,7 @@ pub(crate) struct InboxItem {
 }
 
 /// Most alerts in one record: bounds a record's size (about 0.5 KB an alert) and what a
-/// partly handled record costs to rewrite.
+/// batch that needs only a few of its alerts decodes.
 const MAX_RECORD_ITEMS: usize = 64;
 
 /// Most alerts written in one batch: bounds the wait of the first request of a burst.
@@ -114,28 +115,51 @@ fn cursor_key(record: &[u8]) -> Vec<u8> {
     [CURSOR_PREFIX, record].concat()
 }
 
-/// How many of the record under `key` were handled by earlier batches (0 without a
-/// cursor, or with one that cannot be read: its alerts are then handled again, which
-/// finds their runs by id instead of starting new ones).
+/// The cursors of the records under `prefix` (a lane's): record key → how many of its
+/// alerts earlier batches handled, `None` for a cursor that cannot be read. Read before
+/// the records are visited, as [`SledStore::visit`]'s callback must not call the store;
+/// there is at most one live cursor per lane, so this is a short read.
 ///
 /// # Errors
 ///
 /// [`StoreError::Io`] when the store cannot be read.
-pub(crate) fn handled_before(store: &SledStore, key: &[u8]) -> Result<usize, StoreError> {
+pub(crate) fn cursors(
+    store: &SledStore,
+    prefix: &[u8],
+) -> Result<HashMap<Vec<u8>, Option<usize>>, StoreError> {
     Ok(store
-        .get(&cursor_key(key))?
-        .and_then(|v| codec::decode::<u64>(&v).ok())
-        .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX)))
+        .scan(&cursor_key(prefix))?
+        .into_iter()
+        .map(|(k, v)| {
+            let done = codec::decode::<u64>(&v)
+                .ok()
+                .and_then(|n| usize::try_from(n).ok());
+            (k[CURSOR_PREFIX.len()..].to_vec(), done)
+        })
+        .collect())
+}
+
+/// Where handling a record of `len` alerts resumes, given its cursor (from [`cursors`]).
+/// A cursor that cannot be read, or at or past the record's end (which no batch writes),
+/// is not trusted: the record's alerts are handled again from the first, which finds
+/// their incidents and runs by id instead of starting new ones.
+pub(crate) fn resume_at(cursor: Option<&Option<usize>>, len: usize) -> usize {
+    match cursor {
+        Some(&Some(done)) if done < len => done,
+        _ => 0,
+    }
 }
 
 /// One inbox record as the processor read it: its key, its alerts, and how many of them
-/// are handled, by earlier batches (`start`, its cursor) and by the batch being handled
-/// (`handled`, always the next ones in order: a lane is handled in order).
+/// are handled, by earlier batches (`start`, from its cursor) and by the batch being
+/// handled (`handled`, always the next ones in order: a lane is handled in order).
 pub(crate) struct Held {
     pub key: Vec<u8>,
     pub items: Vec<InboxItem>,
     pub start: usize,
     pub handled: usize,
+    /// Whether the record has a cursor, trusted or not: it goes with the record.
+    pub has_cursor: bool,
 }
 
 impl Held {
@@ -148,7 +172,7 @@ impl Held {
         }
         if self.handled >= self.items.len() {
             let mut ops = vec![Op::Remove(self.key.clone())];
-            if self.start > 0 {
+            if self.has_cursor {
                 ops.push(Op::Remove(cursor_key(&self.key)));
             }
             return ops;
@@ -158,20 +182,16 @@ impl Held {
             codec::encode(&(self.handled as u64)),
         )]
     }
+}
 
-    /// A record that cannot be read, moved to `dead/` with its cursor removed (kept
-    /// aside, not deleted: an operator can still read it); returns the writes and how
-    /// many alerts it held that were not yet handled, as far as that can be told.
-    pub(crate) fn dead(store: &SledStore, key: &[u8], value: &[u8]) -> (Vec<Op>, usize) {
-        let dead = [b"dead/".as_slice(), key].concat();
-        let handled = handled_before(store, key).unwrap_or(0);
-        let ops = vec![
-            Op::Put(dead, value.to_vec()),
-            Op::Remove(key.to_vec()),
-            Op::Remove(cursor_key(key)),
-        ];
-        (ops, count(value).saturating_sub(handled).max(1))
-    }
+/// The writes that move a record that cannot be read to `dead/` (kept aside, not
+/// deleted: an operator can still read it) and drop its cursor, if any.
+pub(crate) fn dead(key: &[u8], value: &[u8]) -> Vec<Op> {
+    vec![
+        Op::Put([b"dead/".as_slice(), key].concat(), value.to_vec()),
+        Op::Remove(key.to_vec()),
+        Op::Remove(cursor_key(key)),
+    ]
 }
 
 /// How many alerts wait in the inbox, in all and by lane (critical, warning, info;
@@ -184,9 +204,12 @@ impl Held {
 /// [`StoreError::Io`] when the store cannot be read.
 pub(crate) fn depth(store: &SledStore) -> Result<(usize, [usize; 3]), StoreError> {
     let sum = |prefix: &[u8]| -> Result<usize, StoreError> {
+        let cursors = cursors(store, prefix)?;
         let mut n = 0;
-        store.visit(prefix, |_, v| {
-            n += count(v);
+        store.visit(prefix, |k, v| {
+            let alerts = count(v);
+            // Less what its cursor says is handled, as the processor reads it.
+            n += alerts - resume_at(cursors.get(k), alerts);
             ControlFlow::Continue(())
         })?;
         Ok(n)
@@ -196,17 +219,6 @@ pub(crate) fn depth(store: &SledStore) -> Result<(usize, [usize; 3]), StoreError
         lanes[lane as usize] = sum(&crate::lanes::lane_prefix(Some(lane)))?;
     }
     lanes[Lane::Warning as usize] += sum(&crate::lanes::lane_prefix(None))?;
-    // Less what the cursors say is handled already, from the lane of each record.
-    store.visit(CURSOR_PREFIX, |k, v| {
-        let record = &k[CURSOR_PREFIX.len()..];
-        let lane = Lane::ALL
-            .into_iter()
-            .find(|&l| record.starts_with(&crate::lanes::lane_prefix(Some(l))))
-            .unwrap_or(Lane::Warning);
-        let done = codec::decode::<u64>(v).map_or(0, |n| n as usize);
-        lanes[lane as usize] = lanes[lane as usize].saturating_sub(done);
-        ControlFlow::Continue(())
-    })?;
     Ok((lanes.iter().sum(), lanes))
 }
 
@@ -361,6 +373,7 @@ pub(crate) mod tests {
             items: vec![item(1), item(2), item(3)],
             start,
             handled,
+            has_cursor: start > 0,
         };
         assert!(
             held(1, 1).settle().is_empty(),
@@ -401,7 +414,15 @@ pub(crate) mod tests {
                 Durability::Flush,
             )
             .unwrap();
-        assert_eq!(handled_before(&store, &key).unwrap(), 2);
         assert_eq!(depth(&store).unwrap(), (4, [0, 3, 1]));
+        // A cursor that cannot be read, or at the record's end, is not trusted.
+        for bad in [b"\x01x".to_vec(), codec::encode(&5u64)] {
+            store
+                .write(vec![Op::Put(cursor_key(&key), bad)], Durability::Flush)
+                .unwrap();
+            assert_eq!(depth(&store).unwrap(), (6, [0, 5, 1]));
+            let c = cursors(&store, &crate::lanes::lane_prefix(Some(Lane::Warning))).unwrap();
+            assert_eq!(resume_at(c.get(&key), 5), 0);
+        }
     }
 }

@@ -41,6 +41,10 @@ pub enum ProcessError {
         /// What is wrong with it.
         source: codec::CodecError,
     },
+    /// A batch took an inbox record's alerts out of their order (a defect in medic):
+    /// nothing of it was handled or written.
+    #[error("inbox alerts out of order: {0}")]
+    OutOfOrder(String),
     /// The blocking worker handling the inbox panicked or was cancelled.
     #[error("inbox worker failed: {0}")]
     Worker(String),
@@ -160,31 +164,24 @@ fn next_from_inbox(
         };
         for prefix in prefixes {
             let queue = &mut queues[lane as usize];
-            let mut failed = None;
+            // Read first: the visit's callback must not call the store.
+            let cursors = inbox::cursors(&svc.store, &prefix)?;
             // Records are read one at a time until the lane has a batch's worth: a record
             // can hold 64 alerts, and those a batch does not reach stay unread.
             svc.store.visit(&prefix, |key, value| {
                 if queue.len() >= BATCH {
                     return ControlFlow::Break(());
                 }
+                let cursor = cursors.get(key);
                 let items = match inbox::decode(value) {
                     Ok(items) => items,
                     Err(e) => {
-                        unreadable.push((key.to_vec(), value.to_vec(), e));
+                        let done = cursor.copied().flatten().unwrap_or(0);
+                        unreadable.push((key.to_vec(), value.to_vec(), done, e));
                         return ControlFlow::Continue(());
                     }
                 };
-                let start = match inbox::handled_before(&svc.store, key) {
-                    Ok(start) => start,
-                    Err(e) => {
-                        failed = Some(e);
-                        return ControlFlow::Break(());
-                    }
-                };
-                // A cursor past the record's end cannot be trusted: all its alerts are
-                // handled again, which finds their incidents and runs instead of
-                // starting new ones.
-                let start = if start < items.len() { start } else { 0 };
+                let start = inbox::resume_at(cursor, items.len());
                 let record = held.len();
                 queue.extend((start..items.len()).map(|index| Queued {
                     record,
@@ -196,22 +193,23 @@ fn next_from_inbox(
                     items,
                     start,
                     handled: start,
+                    has_cursor: cursor.is_some(),
                 });
                 ControlFlow::Continue(())
             })?;
-            if let Some(e) = failed {
-                return Err(e.into());
-            }
         }
     }
-    for (key, value, e) in unreadable {
-        let (ops, alerts) = Held::dead(&svc.store, &key, &value);
+    for (key, value, done, e) in unreadable {
         // One atomic write; made durable by the next flush, and done again should medic
         // stop before that.
-        svc.store.write(ops, Durability::Lazy)?;
+        svc.store
+            .write(inbox::dead(&key, &value), Durability::Lazy)?;
+        // How many it held cannot always be told; at least one, the first `done` handled.
+        let alerts = inbox::count(&value).saturating_sub(done).max(1);
         svc.metrics.inbox_dead(alerts);
         eprintln!(
-            "medic: unreadable inbox record {} ({alerts} alerts) moved to dead/: {e}",
+            "medic: unreadable inbox record {} moved to dead/ (about {alerts} alerts not yet \
+             handled; its first {done} were, if it held more): {e}",
             String::from_utf8_lossy(&key)
         );
     }
@@ -258,6 +256,7 @@ fn handle_batch(
     // without critical items is cut: in a storm of critical alerts every batch has some,
     // and cutting those would shrink every batch to one item (a flush each) and could
     // keep putting off the warnings the lanes' weights give a share.
+    in_order(chunk, held)?;
     let cuttable = !chunk.iter().any(|q| q.lane == Lane::Critical);
     for q in chunk {
         if cuttable && handled > 0 && svc.critical_waiting.load(Ordering::Acquire) {
@@ -265,11 +264,6 @@ fn handle_batch(
         }
         handled += 1;
         let record = &mut held[q.record];
-        // A lane's queue holds each record's alerts in order, and a batch takes from
-        // the front of each queue: what a record has handled is always its first items,
-        // which is all its cursor can say. Were that ever not so, this batch stops here
-        // (and is not written) rather than record the wrong alerts as handled.
-        assert_eq!(q.index, record.handled, "inbox alerts handled out of order");
         handle(svc, &mut batch, &record.items[q.index])?;
         record.handled += 1;
     }
@@ -347,6 +341,26 @@ impl Drop for Claims<'_> {
             release(self.svc, &id);
         }
     }
+}
+
+/// Checks that `chunk` takes each record's alerts in order from where it stands: a lane's
+/// queue holds them so, and a batch takes from the front of each queue, so what a record
+/// has handled is always its first alerts, all its cursor can say. Checked before any
+/// alert is handled, so that were it ever not so, nothing is handled or written.
+fn in_order(chunk: &[Queued], held: &[Held]) -> Result<(), ProcessError> {
+    let mut next: Vec<usize> = held.iter().map(|h| h.start).collect();
+    for q in chunk {
+        if q.index != next[q.record] {
+            return Err(ProcessError::OutOfOrder(format!(
+                "alert {} of inbox record {} came before alert {}",
+                q.index,
+                String::from_utf8_lossy(&held[q.record].key),
+                next[q.record]
+            )));
+        }
+        next[q.record] += 1;
+    }
+    Ok(())
 }
 
 fn handle(svc: &Arc<Service>, batch: &mut Batch, item: &InboxItem) -> Result<(), ProcessError> {

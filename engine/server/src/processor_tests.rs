@@ -81,6 +81,12 @@ fn incidents_each_from_one_alert(svc: &Service) -> usize {
     records.len()
 }
 
+/// How many of the record under `key` its cursor says are handled.
+fn cursor(svc: &Service, key: &[u8]) -> usize {
+    let cursors = inbox::cursors(&svc.store, key).unwrap();
+    cursors.get(key).copied().flatten().unwrap()
+}
+
 /// Keys left under a prefix.
 fn keys(svc: &Service, prefix: &[u8]) -> usize {
     svc.store.scan(prefix).unwrap().len()
@@ -108,7 +114,7 @@ fn a_batch_that_ends_inside_a_record_leaves_a_cursor_for_the_next() {
         received(&inbox::decode(&left[0].1).unwrap()),
         (100..150).collect::<Vec<_>>()
     );
-    assert_eq!(inbox::handled_before(&svc.store, &left[0].0).unwrap(), 28);
+    assert_eq!(cursor(&svc, &left[0].0), 28);
     assert_eq!(inbox::depth(&svc.store).unwrap(), (22, [0, 22, 0]));
 
     // The next batch starts at the cursor, and the record goes with its cursor.
@@ -143,14 +149,8 @@ fn batches_that_end_inside_records_of_two_lanes_keep_each_lanes_place() {
             .clone()
     };
     let warnings = 1 + first_info;
-    assert_eq!(
-        inbox::handled_before(&svc.store, &key(Lane::Warning)).unwrap(),
-        warnings
-    );
-    assert_eq!(
-        inbox::handled_before(&svc.store, &key(Lane::Info)).unwrap(),
-        1
-    );
+    assert_eq!(cursor(&svc, &key(Lane::Warning)), warnings);
+    assert_eq!(cursor(&svc, &key(Lane::Info)), 1);
     assert_eq!(
         inbox::depth(&svc.store).unwrap(),
         (79 - warnings, [0, 40 - warnings, 39])
@@ -188,4 +188,39 @@ fn an_unreadable_record_is_moved_aside_and_the_others_are_handled() {
         metrics.contains("medic_inbox_items_total{state=\"handled\"} 3\n"),
         "{metrics}"
     );
+}
+
+#[test]
+fn an_untrusted_cursor_is_handled_from_the_start_and_removed_with_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    store_records(&svc, &[(Lane::Warning, 0..3)]);
+    let key = svc.store.scan(&lane_prefix(Some(Lane::Warning))).unwrap()[0]
+        .0
+        .clone();
+    // A cursor at the record's end, which no batch writes.
+    let cursor_key = [b"inbox-cursor/".as_slice(), &key].concat();
+    svc.store
+        .write(
+            vec![Op::Put(cursor_key, codec::encode(&3u64))],
+            Durability::Flush,
+        )
+        .unwrap();
+    assert_eq!(inbox::depth(&svc.store).unwrap().0, 3);
+    drain(&svc).unwrap();
+    assert_eq!(keys(&svc, b"inbox"), 0, "no record and no cursor left");
+    assert_eq!(incidents_each_from_one_alert(&svc), 3);
+}
+
+#[test]
+fn a_batch_out_of_a_records_order_is_refused_before_anything_is_handled() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    store_records(&svc, &[(Lane::Warning, 0..3)]);
+    let (mut chunk, mut held) = next_from_inbox(&svc, &mut [0; 3]).unwrap();
+    chunk.swap(0, 1);
+    let e = handle_batch(&svc, &chunk, &mut held).unwrap_err();
+    assert!(matches!(e, ProcessError::OutOfOrder(_)), "{e}");
+    assert_eq!(inbox::depth(&svc.store).unwrap().0, 3);
+    assert_eq!(incidents_each_from_one_alert(&svc), 0);
 }

@@ -218,6 +218,11 @@ impl SledStore {
     /// key order, until it returns [`ControlFlow::Break`]: a queue read one record at a
     /// time, without copying out the records it does not need.
     ///
+    /// `f` must not call this store: the database handle is held until the visit ends, and
+    /// an online compaction swapping databases takes the handle's lock and then waits for
+    /// every holder to let go (`compact`), so a store call from `f` would stall both until
+    /// the compaction gives up.
+    ///
     /// # Errors
     ///
     /// [`StoreError::Io`] when sled cannot read them.
