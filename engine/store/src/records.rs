@@ -296,36 +296,6 @@ impl SledStore {
         Ok(n)
     }
 
-    /// The first `limit` records under `prefix`, in key order: a bounded read of a queue
-    /// however long it is.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Io`] when sled cannot read them.
-    pub fn scan_first(&self, prefix: &[u8], limit: usize) -> Result<Vec<Record>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.db()?.0.scan_prefix(key(prefix)).take(limit) {
-            let (k, v) = kv.map_err(|e| self.io(e))?;
-            out.push((k[2..].to_vec(), v.to_vec()));
-        }
-        Ok(out)
-    }
-
-    /// How many records are under `prefix` (keys only are compared; values are not
-    /// copied).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Io`] when sled cannot read them.
-    pub fn count(&self, prefix: &[u8]) -> Result<usize, StoreError> {
-        let mut n = 0;
-        for k in self.db()?.0.scan_prefix(key(prefix)).keys() {
-            k.map_err(|e| self.io(e))?;
-            n += 1;
-        }
-        Ok(n)
-    }
-
     /// Records under `prefix`, newest key first, strictly below `before` (a whole key
     /// without `x/`) when given. Lazy: a keyset page reads only the records it takes
     /// (64 at a time), however many the prefix holds.
