@@ -4,8 +4,9 @@
 //! **Records.** An inbox record is `x/inbox/<lane>/<id>` ([`crate::lanes::inbox_key`]),
 //! holding either one [`InboxItem`] (a JSON object after the version byte, as every
 //! medic has written) or several, up to 64 alerts of one lane that one flush stored (a
-//! JSON array; a PagerDuty delivery checked against its dedupe mark is written on its
-//! own, its alerts likewise). Under a storm one flush holds the alerts of many requests,
+//! JSON array). A PagerDuty delivery with an `X-Webhook-Id` skips the writer thread: its
+//! records are written in one transaction with its dedupe mark (`crate::intake`). Under a
+//! storm one flush holds the alerts of many requests,
 //! and one record for them instead of one each spares sled an insert per alert when it
 //! is written and a removal per alert when it is handled, with the leaf splits and
 //! merges those bring (docs/performance.md, seventh pass). A lone alert is still written
