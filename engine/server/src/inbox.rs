@@ -99,7 +99,7 @@ pub(crate) fn decode(value: &[u8]) -> Result<Vec<InboxItem>, CodecError> {
     }
 }
 
-/// How many alerts a record holds, without decoding them; an unreadable record counts
+/// How many alerts a record holds, without building them (a parse that keeps nothing); an unreadable record counts
 /// as one (it waits in the inbox until it is moved aside).
 pub(crate) fn count(value: &[u8]) -> usize {
     match value.get(1) {
@@ -112,7 +112,8 @@ pub(crate) fn count(value: &[u8]) -> usize {
 /// a lane never meets one.
 const CURSOR_PREFIX: &[u8] = b"inbox-cursor/";
 
-fn cursor_key(record: &[u8]) -> Vec<u8> {
+/// The key of the cursor of the inbox record under `record`.
+pub(crate) fn cursor_key(record: &[u8]) -> Vec<u8> {
     [CURSOR_PREFIX, record].concat()
 }
 
@@ -217,9 +218,10 @@ pub(crate) fn depth(store: &SledStore) -> Result<(usize, [usize; 3]), StoreError
     };
     let mut lanes = [0usize; 3];
     for lane in Lane::ALL {
-        lanes[lane as usize] = sum(&crate::lanes::lane_prefix(Some(lane)))?;
+        for prefix in crate::lanes::lane_prefixes(lane) {
+            lanes[lane as usize] += sum(&prefix)?;
+        }
     }
-    lanes[Lane::Warning as usize] += sum(&crate::lanes::lane_prefix(None))?;
     Ok((lanes.iter().sum(), lanes))
 }
 

@@ -119,6 +119,15 @@ pub(crate) fn inbox_key(lane: Lane, id: u64) -> Vec<u8> {
     k
 }
 
+/// Every inbox prefix a lane reads, oldest first: the warning lane also reads the keys
+/// written before lanes existed, which are older than any other.
+pub(crate) fn lane_prefixes(lane: Lane) -> Vec<Vec<u8>> {
+    match lane {
+        Lane::Warning => vec![lane_prefix(None), lane_prefix(Some(lane))],
+        _ => vec![lane_prefix(Some(lane))],
+    }
+}
+
 /// The inbox prefix of `lane`; `None`: the keys written before lanes existed.
 pub(crate) fn lane_prefix(lane: Option<Lane>) -> Vec<u8> {
     match lane {

@@ -9,7 +9,7 @@
 
 use crate::inbox::{self, Held, InboxItem};
 use crate::incident::{IncidentRecord, Update};
-use crate::lanes::lane_prefix;
+use crate::lanes::lane_prefixes;
 use crate::{LoadedWorkflow, Service};
 use medic_core::lanes::{self, Lane};
 use medic_core::{
@@ -157,12 +157,7 @@ fn next_from_inbox(
     let mut queues: [VecDeque<Queued>; 3] = Default::default();
     let mut unreadable = Vec::new();
     for lane in Lane::ALL {
-        // Alerts stored before lanes existed are older than any other: warnings, first.
-        let prefixes = match lane {
-            Lane::Warning => vec![lane_prefix(None), lane_prefix(Some(lane))],
-            _ => vec![lane_prefix(Some(lane))],
-        };
-        for prefix in prefixes {
+        for prefix in lane_prefixes(lane) {
             let queue = &mut queues[lane as usize];
             // Read first: the visit's callback must not call the store.
             let cursors = inbox::cursors(&svc.store, &prefix)?;

@@ -1,6 +1,7 @@
 //! The processor's tests: batches by lane weights, and inbox records handled across batches.
 use super::*;
 use crate::inbox::tests::{item, received};
+use crate::lanes::lane_prefix;
 use medic_store::Record;
 
 fn queue(lane: &str, n: usize) -> VecDeque<Record> {
@@ -87,6 +88,20 @@ fn cursor(svc: &Service, key: &[u8]) -> usize {
     cursors.get(key).copied().flatten().unwrap()
 }
 
+/// The key of the first inbox record of `lane`.
+fn first_record(svc: &Service, lane: Lane) -> Vec<u8> {
+    svc.store.scan(&lane_prefix(Some(lane))).unwrap()[0]
+        .0
+        .clone()
+}
+
+/// Writes `value` under `key` (without `x/`), as something other than the inbox writer.
+fn put(svc: &Service, key: Vec<u8>, value: Vec<u8>) {
+    svc.store
+        .write(vec![Op::Put(key, value)], Durability::Flush)
+        .unwrap();
+}
+
 /// Keys left under a prefix.
 fn keys(svc: &Service, prefix: &[u8]) -> usize {
     svc.store.scan(prefix).unwrap().len()
@@ -143,14 +158,9 @@ fn batches_that_end_inside_records_of_two_lanes_keep_each_lanes_place() {
     assert_eq!(chunk.len(), 79);
     let first_info = chunk.iter().position(|q| q.lane == Lane::Info).unwrap();
     handle_batch(&svc, &chunk[..=first_info], &mut held).unwrap();
-    let key = |lane| {
-        svc.store.scan(&lane_prefix(Some(lane))).unwrap()[0]
-            .0
-            .clone()
-    };
     let warnings = 1 + first_info;
-    assert_eq!(cursor(&svc, &key(Lane::Warning)), warnings);
-    assert_eq!(cursor(&svc, &key(Lane::Info)), 1);
+    assert_eq!(cursor(&svc, &first_record(&svc, Lane::Warning)), warnings);
+    assert_eq!(cursor(&svc, &first_record(&svc, Lane::Info)), 1);
     assert_eq!(
         inbox::depth(&svc.store).unwrap(),
         (79 - warnings, [0, 40 - warnings, 39])
@@ -167,12 +177,7 @@ fn an_unreadable_record_is_moved_aside_and_the_others_are_handled() {
     let svc = service(dir.path());
     let bad_key = crate::lanes::inbox_key(Lane::Warning, svc.store.next_id().unwrap());
     let bad = vec![codec::FORMAT_VERSION, b'[', b'{'];
-    svc.store
-        .write(
-            vec![Op::Put(bad_key.clone(), bad.clone())],
-            Durability::Flush,
-        )
-        .unwrap();
+    put(&svc, bad_key.clone(), bad.clone());
     store_records(&svc, &[(Lane::Warning, 0..3)]);
     drain(&svc).unwrap();
     assert_eq!(keys(&svc, b"inbox"), 0);
@@ -195,17 +200,9 @@ fn an_untrusted_cursor_is_handled_from_the_start_and_removed_with_its_record() {
     let dir = tempfile::tempdir().unwrap();
     let svc = service(dir.path());
     store_records(&svc, &[(Lane::Warning, 0..3)]);
-    let key = svc.store.scan(&lane_prefix(Some(Lane::Warning))).unwrap()[0]
-        .0
-        .clone();
+    let key = first_record(&svc, Lane::Warning);
     // A cursor at the record's end, which no batch writes.
-    let cursor_key = [b"inbox-cursor/".as_slice(), &key].concat();
-    svc.store
-        .write(
-            vec![Op::Put(cursor_key, codec::encode(&3u64))],
-            Durability::Flush,
-        )
-        .unwrap();
+    put(&svc, inbox::cursor_key(&key), codec::encode(&3u64));
     assert_eq!(inbox::depth(&svc.store).unwrap().0, 3);
     drain(&svc).unwrap();
     assert_eq!(keys(&svc, b"inbox"), 0, "no record and no cursor left");
